@@ -1,0 +1,285 @@
+"""Load and validate a configuration folder.
+
+A config folder holds one YAML file per concern plus a ``prompts/`` folder::
+
+    azure_config.yaml        services: which backend each stage uses, endpoints, timeouts
+    safety_thresholds.yaml   the screening policy
+    experiment_config.yaml   campaign, segmentation, content, experiment, report sections
+    prompts/                 generation prompt, tone files, control message
+
+The package ships defaults (``cpo/data/config``); ``cpo init DIR`` copies them
+for editing. Each file maps to one pydantic model in :data:`CONFIG_FILES`; each
+section of a file is a model owned by its stage package (``cpo/<stage>/settings.py``).
+Adding a section is one field on a file model plus its YAML in the defaults.
+
+Every problem becomes one :class:`~cpo.errors.ConfigError` naming the file, the
+key path, what was expected and what was found.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError
+
+from cpo.errors import ConfigError
+from cpo.generation.settings import GenerationServiceSettings
+from cpo.retrieval.settings import RetrievalServiceSettings
+from cpo.safety.settings import SafetyPolicySettings, SafetyServiceSettings
+from cpo.segmentation.settings import SegmentationSettings
+from cpo.settings_base import StrictModel
+
+
+class ServicesSettings(StrictModel):
+    """Backend selection per stage."""
+
+    retrieval: RetrievalServiceSettings = Field(default_factory=RetrievalServiceSettings)
+    generation: GenerationServiceSettings = Field(default_factory=GenerationServiceSettings)
+    safety: SafetyServiceSettings = Field(default_factory=SafetyServiceSettings)
+
+
+class AzureConfigFile(StrictModel):
+    """azure_config.yaml."""
+
+    services: ServicesSettings = Field(default_factory=ServicesSettings)
+
+
+class CampaignSettings(StrictModel):
+    """Campaign identity and the default random seed."""
+
+    name: str = "cpo-campaign"
+    seed: int = Field(default=42, ge=0)
+
+
+class ExperimentConfigFile(StrictModel):
+    """experiment_config.yaml."""
+
+    campaign: CampaignSettings = Field(default_factory=CampaignSettings)
+    segmentation: SegmentationSettings = Field(default_factory=SegmentationSettings)
+
+
+#: Each config file and the model that validates it.
+CONFIG_FILES: dict[str, type[StrictModel]] = {
+    "azure_config.yaml": AzureConfigFile,
+    "safety_thresholds.yaml": SafetyPolicySettings,
+    "experiment_config.yaml": ExperimentConfigFile,
+}
+PROMPTS_DIR = "prompts"
+
+
+@dataclass(frozen=True)
+class Config:
+    """A loaded, validated configuration folder.
+
+    Attributes:
+        source: The folder it was loaded from.
+        services: azure_config.yaml.
+        safety: safety_thresholds.yaml.
+        experiment: experiment_config.yaml.
+        prompts_dir: The prompts folder.
+    """
+
+    source: Path
+    services: AzureConfigFile
+    safety: SafetyPolicySettings
+    experiment: ExperimentConfigFile
+    prompts_dir: Path
+
+    def snapshot(self) -> dict[str, Any]:
+        """Return the effective configuration as a JSON-ready dict (prompts included)."""
+        return {
+            "azure_config.yaml": self.services.model_dump(mode="json"),
+            "safety_thresholds.yaml": self.safety.model_dump(mode="json"),
+            "experiment_config.yaml": self.experiment.model_dump(mode="json"),
+            "prompts": {
+                p.relative_to(self.prompts_dir).as_posix(): p.read_text(encoding="utf-8")
+                for p in sorted(self.prompts_dir.rglob("*"))
+                if p.is_file()
+            },
+        }
+
+    def sha256(self) -> str:
+        """Return the sha256 of the canonical JSON snapshot."""
+        return sha256_json(self.snapshot())
+
+    def prompt(self, relative: str) -> str:
+        """Read a prompt file, naming it clearly when it is missing."""
+        path = self.prompts_dir / relative
+        if not path.is_file():
+            raise ConfigError(
+                f"{path}: prompt file not found",
+                hint=f"add '{relative}' to the prompts folder (cpo init DIR writes the defaults)",
+            )
+        return path.read_text(encoding="utf-8")
+
+
+def sha256_json(data: Any) -> str:
+    """Return the sha256 hex digest of canonical JSON (sorted keys, no spaces)."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def default_config_dir() -> Path:
+    """Return the folder of the configuration shipped inside the package."""
+    return Path(str(resources.files("cpo") / "data" / "config"))
+
+
+def load_config(config_dir: Path | str | None = None) -> Config:
+    """Load and validate a config folder (the packaged defaults when ``None``).
+
+    Raises:
+        ConfigError: a file is missing, malformed, has an unknown key or a bad value.
+    """
+    folder = Path(config_dir) if config_dir is not None else default_config_dir()
+    if not folder.is_dir():
+        raise ConfigError(
+            f"{folder}: config folder not found",
+            hint="pass an existing folder to --config, or create one with `cpo init DIR`",
+        )
+    models = {name: load_file(folder / name, model) for name, model in CONFIG_FILES.items()}
+    prompts = folder / PROMPTS_DIR
+    if not prompts.is_dir():
+        raise ConfigError(
+            f"{prompts}: prompts folder not found",
+            hint="copy it from the defaults with `cpo init DIR`",
+        )
+    return Config(
+        source=folder.resolve(),
+        services=models["azure_config.yaml"],  # type: ignore[arg-type]
+        safety=models["safety_thresholds.yaml"],  # type: ignore[arg-type]
+        experiment=models["experiment_config.yaml"],  # type: ignore[arg-type]
+        prompts_dir=prompts.resolve(),
+    )
+
+
+def load_file(path: Path, model: type[StrictModel]) -> StrictModel:
+    """Parse one YAML file and validate it against ``model``."""
+    if not path.is_file():
+        raise ConfigError(
+            f"{path}: config file not found",
+            hint=f"every config folder needs {', '.join(CONFIG_FILES)}; "
+            "`cpo init DIR` writes a complete one",
+        )
+    data = _read_yaml(path)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe_validation_error(path, model, exc)) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping, turning syntax errors into a located ConfigError."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(
+            f"{path}: malformed YAML{where}: {problem}",
+            hint="check indentation, colons and quotes around that line",
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file", hint="save it as UTF-8") from None
+    if data is None:
+        raise ConfigError(
+            f"{path}: the file is empty; expected a YAML mapping",
+            hint="restore it with `cpo init DIR` or delete the keys you do not need instead",
+        )
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}: expected a YAML mapping at the top level, found {_type_name(data)}",
+        )
+    return data
+
+
+def _describe_validation_error(path: Path, model: type[BaseModel], exc: ValidationError) -> str:
+    """Turn pydantic's errors into one message: file, key path, expected, found."""
+    lines = [f"{path}: invalid configuration ({exc.error_count()} problem(s))"]
+    for error in exc.errors():
+        loc = [part for part in error["loc"] if not str(part).startswith("function-")]
+        key = ".".join(str(part) for part in loc) or "(top level)"
+        found = error.get("input")
+        if error["type"] == "extra_forbidden":
+            allowed = _allowed_keys(model, loc[:-1])
+            expected = f"one of: {', '.join(allowed)}" if allowed else "no extra keys"
+            lines.append(f"  key '{key}': unknown key; expected {expected}")
+            continue
+        if error["type"] == "missing":
+            lines.append(f"  key '{key}': required key is missing")
+            continue
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"  key '{key}': {message}; found {_show(found)}")
+    return "\n".join(lines)
+
+
+def _allowed_keys(model: type[BaseModel], loc: list[Any]) -> list[str]:
+    """Return the field names allowed at a key path of a model (best effort)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int) or current is None:
+            continue
+        field = getattr(current, "model_fields", {}).get(part)
+        current = _model_in(field.annotation) if field else None
+    if current is None or not hasattr(current, "model_fields"):
+        return []
+    return list(current.model_fields)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """Find a pydantic model inside an annotation such as ``list[Rule]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _show(value: Any) -> str:
+    """Show a found value briefly, with its YAML type."""
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{text} ({_type_name(value)})"
+
+
+def _type_name(value: Any) -> str:
+    """Name a parsed YAML value's type in YAML's words."""
+    names = {dict: "mapping", list: "list", str: "string", int: "integer", float: "number"}
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    return names.get(type(value), type(value).__name__)
+
+
+def init_config(target: Path | str, force: bool = False) -> list[Path]:
+    """Copy the packaged default config folder to ``target`` for editing.
+
+    Raises:
+        ConfigError: ``target`` exists and is not empty, and ``force`` is false.
+    """
+    destination = Path(target)
+    if destination.exists() and any(destination.iterdir()) and not force:
+        raise ConfigError(
+            f"{destination}: folder exists and is not empty",
+            hint="choose a new folder or pass --force to overwrite the config files in it",
+        )
+    source = default_config_dir()
+    written: list[Path] = []
+    for file in sorted(source.rglob("*")):
+        if file.is_file() and "__pycache__" not in file.parts:
+            out = destination / file.relative_to(source)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(file, out)
+            written.append(out)
+    return written
