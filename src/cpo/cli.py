@@ -1,0 +1,74 @@
+"""The ``cpo`` command line: parse flags, call the library, print.
+
+Errors derived from :class:`cpo.errors.CpoError` print one message and exit 1;
+set ``CPO_DEBUG=1`` to see the traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cpo import __version__
+from cpo.errors import CpoError
+
+DEBUG_ENV = "CPO_DEBUG"
+
+
+class CpoGroup(click.Group):
+    """A click group that turns CpoError into a clean message and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; report user errors without a traceback."""
+        try:
+            return super().invoke(ctx)
+        except CpoError as exc:
+            if os.environ.get(DEBUG_ENV):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+def common_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--version`` to a command (``--help`` comes with click)."""
+    return click.version_option(__version__, prog_name="cpo")(function)
+
+
+def config_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--config DIR``."""
+    return click.option(
+        "--config",
+        "config_dir",
+        type=click.Path(path_type=Path),
+        help="Config folder (from `cpo init`). Default: the packaged defaults.",
+    )(function)
+
+
+@click.group(cls=CpoGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@common_options
+def cli() -> None:
+    """cpo: the Customer Personalization Orchestrator.
+
+    Segments customers, retrieves approved brand content, generates cited
+    variants per segment, screens them for safety with a tamper-evident audit
+    log, runs an A/B/n experiment and writes a report. Runs offline by default.
+
+    Start with `cpo run --out runs/demo` on the bundled sample data.
+    """
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="cpo")
+
+
+from cpo import commands  # noqa: E402,F401  (registers the subcommands)
+
+__all__ = ["cli", "common_options", "config_option", "main"]

@@ -1,0 +1,110 @@
+"""``cpo run``: the whole campaign pipeline into a run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cpo.cli import cli, common_options, config_option
+from cpo.config import load_config
+from cpo.console import TerminalReporter
+from cpo.errors import RunDirError
+from cpo.pipeline import RunOptions, run_pipeline
+
+
+@cli.command("run")
+@click.option(
+    "--out", "out_dir", type=click.Path(path_type=Path), help="Run folder to create (empty or new)."
+)
+@config_option
+@click.option(
+    "--customers",
+    type=click.Path(path_type=Path),
+    help="Customer file (CSV or Parquet). Default: the bundled 500 sample customers.",
+)
+@click.option(
+    "--content",
+    type=click.Path(path_type=Path),
+    help="Approved-content folder (JSON documents). Default: the bundled sample content.",
+)
+@click.option(
+    "--engagement",
+    type=click.Path(path_type=Path),
+    help="Engagement file from a real send; without it engagement is simulated.",
+)
+@click.option("--seed", type=int, help="Random seed. Default: campaign.seed in the config.")
+@click.option(
+    "--on-invalid",
+    type=click.Choice(["error", "skip"]),
+    default="error",
+    show_default=True,
+    help="Fail on invalid customer rows, or set them aside in rejected.csv.",
+)
+@click.option("--force", is_flag=True, help="Overwrite an earlier run in a non-empty --out folder.")
+@click.option(
+    "--resume",
+    "resume_dir",
+    type=click.Path(path_type=Path),
+    help="Continue the failed or paused run in this folder, skipping unchanged stages.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="Print only warnings, errors and the result.")
+@common_options
+def run_command(
+    out_dir: Path | None,
+    config_dir: Path | None,
+    customers: Path | None,
+    content: Path | None,
+    engagement: Path | None,
+    seed: int | None,
+    on_invalid: str,
+    force: bool,
+    resume_dir: Path | None,
+    quiet: bool,
+) -> None:
+    """Run the campaign pipeline and write a run folder.
+
+    Stages: segment customers, then every later stage of the campaign. The run
+    folder gets manifest.json, segments.csv, segment_profiles.json and
+    logs/system.log (see README). Offline by default.
+    """
+    if (out_dir is None) == (resume_dir is None):
+        raise RunDirError("give exactly one of --out DIR (new run) or --resume DIR")
+    reporter = TerminalReporter(quiet=quiet)
+    if resume_dir is not None:
+        config = load_config(config_dir) if config_dir else None
+        options = _options(customers, content, engagement, seed, on_invalid)
+        manifest = run_pipeline(
+            resume_dir,
+            config,
+            options if _any_given(customers, content, engagement, seed) else None,
+            resume=True,
+            reporter=reporter,
+        )
+        run_dir = resume_dir
+    else:
+        config = load_config(config_dir)
+        options = _options(customers, content, engagement, seed, on_invalid)
+        manifest = run_pipeline(out_dir, config, options, force=force, reporter=reporter)
+        run_dir = out_dir
+    click.echo(f"run {manifest['run_id'][:12]} {manifest['status']}: {run_dir}")
+
+
+def _options(
+    customers: Path | None,
+    content: Path | None,
+    engagement: Path | None,
+    seed: int | None,
+    on_invalid: str,
+) -> RunOptions:
+    return RunOptions(
+        customers=customers,
+        content=content,
+        engagement=engagement,
+        seed=seed,
+        on_invalid=on_invalid,
+    )
+
+
+def _any_given(*values: object) -> bool:
+    return any(v is not None for v in values)
