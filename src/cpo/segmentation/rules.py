@@ -10,6 +10,8 @@ customer missed the closest rule.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -23,6 +25,9 @@ CONFIG_FILE = "experiment_config.yaml"
 
 def assign_by_rules(frame: pd.DataFrame, settings: SegmentationSettings) -> pd.DataFrame:
     """Assign every customer to the first rule it matches, else the fallback.
+
+    Masks and margins are computed for every rule over all rows (cheap numeric
+    work); reason text is built only for the rows each rule actually won.
 
     Returns:
         A DataFrame with :data:`ASSIGNMENT_COLUMNS`, in input order.
@@ -40,26 +45,31 @@ def assign_by_rules(frame: pd.DataFrame, settings: SegmentationSettings) -> pd.D
     margin = np.full(count, np.inf)
     unassigned = np.ones(count, dtype=bool)
     fallback_margin = np.full(count, np.inf)
-    reasons = pd.Series(
-        f"{settings.fallback.name}: no rule matched", index=frame.index, dtype=object
-    )
+    evaluations = []
     for index, rule in enumerate(settings.rules):
-        matched, rule_margin, reason = _evaluate_rule(frame, rule, index)
-        take = matched & unassigned
+        evaluation = _evaluate_rule(frame, rule, index)
+        take = evaluation.matched & unassigned
         chosen[take] = index
-        margin[take] = rule_margin[take]
-        reasons[take] = reason[take]
-        fallback_margin = np.minimum(fallback_margin, np.where(matched, np.inf, -rule_margin))
-        unassigned &= ~matched
+        margin[take] = evaluation.margin[take]
+        fallback_margin = np.minimum(
+            fallback_margin, np.where(evaluation.matched, np.inf, -evaluation.margin)
+        )
+        unassigned &= ~evaluation.matched
+        evaluations.append(evaluation)
     margin[unassigned] = fallback_margin[unassigned]
     names = [rule.name for rule in settings.rules] + [settings.fallback.name]
+    reasons = np.full(count, f"{settings.fallback.name}: no rule matched", dtype=object)
+    for index, (rule, evaluation) in enumerate(zip(settings.rules, evaluations, strict=True)):
+        rows = np.flatnonzero(chosen == index)
+        if rows.size:
+            reasons[rows] = _reason_text(frame, rows, rule, evaluation.masks)
     return pd.DataFrame(
         {
             "customer_id": frame["customer_id"].to_numpy(),
             "segment": np.asarray(names, dtype=object)[chosen],
             "segment_id": chosen,
             "confidence": np.round(margin_to_confidence(margin), 4),
-            "reason": reasons.to_numpy(),
+            "reason": reasons,
         },
         columns=ASSIGNMENT_COLUMNS,
     )
@@ -71,32 +81,33 @@ def margin_to_confidence(margin: np.ndarray) -> np.ndarray:
     return 0.5 + 0.5 * (1 - np.exp(-3 * clipped))
 
 
-def _evaluate_rule(
-    frame: pd.DataFrame, rule: Rule, index: int
-) -> tuple[np.ndarray, np.ndarray, pd.Series]:
-    """Return (matched mask, signed margin, reason text) for one rule."""
-    masks, margins, texts = [], [], []
+@dataclass(frozen=True)
+class _RuleEvaluation:
+    """Per-row outcome of one rule: matched, signed margin, each condition's mask."""
+
+    matched: np.ndarray
+    margin: np.ndarray
+    masks: list[np.ndarray]
+
+
+def _evaluate_rule(frame: pd.DataFrame, rule: Rule, index: int) -> _RuleEvaluation:
+    """Evaluate every condition of a rule and combine them by ``match``."""
+    masks, margins = [], []
     for position, condition in enumerate(rule.conditions):
         where = f"segmentation.rules[{index}].conditions[{position}]"
-        mask, cond_margin, text = _evaluate_condition(frame, condition, rule.name, where)
+        mask, cond_margin = _evaluate_condition(frame, condition, rule.name, where)
         masks.append(mask)
         margins.append(cond_margin)
-        texts.append(text)
     stacked = np.vstack(margins)
     if rule.match == "all":
-        matched = np.logical_and.reduce(masks)
-        rule_margin = stacked.min(axis=0)
-    else:
-        matched = np.logical_or.reduce(masks)
-        rule_margin = stacked.max(axis=0)
-    reason = _reason_text(frame.index, rule.name, masks, texts, rule.match)
-    return matched, rule_margin, reason
+        return _RuleEvaluation(np.logical_and.reduce(masks), stacked.min(axis=0), masks)
+    return _RuleEvaluation(np.logical_or.reduce(masks), stacked.max(axis=0), masks)
 
 
 def _evaluate_condition(
     frame: pd.DataFrame, condition: Condition, rule_name: str, where: str
-) -> tuple[np.ndarray, np.ndarray, pd.Series]:
-    """Evaluate one condition: mask, signed margin (positive = satisfied), text."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Evaluate one condition: mask and signed margin (positive = satisfied)."""
     if condition.column not in frame.columns:
         raise ConfigError(
             f"{CONFIG_FILE}: key '{where}.column' in rule '{rule_name}' names column "
@@ -105,13 +116,9 @@ def _evaluate_condition(
         )
     column = frame[condition.column]
     if condition.op in NUMERIC_OPS:
-        mask, margin = _numeric_condition(column, condition, rule_name, where)
-    else:
-        mask = _categorical_condition(column, condition)
-        margin = np.where(mask, np.inf, -np.inf)
-    shown = _format_values(column)
-    text = condition.column + "=" + shown + f" {_describe_test(condition)}"
-    return mask, margin, text
+        return _numeric_condition(column, condition, rule_name, where)
+    mask = _categorical_condition(column, condition)
+    return mask, np.where(mask, np.inf, -np.inf)
 
 
 def _numeric_condition(
@@ -153,21 +160,26 @@ def _describe_test(condition: Condition) -> str:
     return f"{condition.op} {condition.value}"
 
 
-def _format_values(column: pd.Series) -> pd.Series:
-    """Column values as short text (floats to at most 4 significant decimals)."""
-    if pd.api.types.is_float_dtype(column):
-        return column.round(4).astype(str).str.replace(r"\.0$", "", regex=True)
-    return column.astype(str)
+def _format_values(values: pd.Series) -> np.ndarray:
+    """Values as short text (floats rounded to 4 decimals, no trailing '.0')."""
+    if pd.api.types.is_float_dtype(values):
+        rounded = values.round(4).to_numpy()
+        whole = np.floor(rounded) == rounded
+        text = np.where(whole, rounded.astype(np.int64).astype(str), rounded.astype(str))
+        return text.astype(object)
+    return values.astype(str).to_numpy(dtype=object)
 
 
 def _reason_text(
-    index: pd.Index, name: str, masks: list[np.ndarray], texts: list[pd.Series], match: str
-) -> pd.Series:
-    """Join condition texts into ``"Rule: a=1 >= 0, b=x in [x]"`` per row."""
-    joined = pd.Series("", index=index, dtype=object)
-    for mask, text in zip(masks, texts, strict=True):
-        include = np.ones(len(index), dtype=bool) if match == "all" else mask
-        piece = text.where(include, "")
-        separator = np.where((joined != "") & (piece != ""), ", ", "")
+    frame: pd.DataFrame, rows: np.ndarray, rule: Rule, masks: list[np.ndarray]
+) -> np.ndarray:
+    """``"Rule: a=1 >= 0, b=x in [x]"`` for the given rows (object array)."""
+    joined = np.full(rows.size, "", dtype=object)
+    for condition, mask in zip(rule.conditions, masks, strict=True):
+        shown = _format_values(frame[condition.column].iloc[rows])
+        piece = condition.column + "=" + shown + f" {_describe_test(condition)}"
+        if rule.match == "any":
+            piece = np.where(mask[rows], piece, "").astype(object)
+        separator = np.where((joined != "") & (piece != ""), ", ", "").astype(object)
         joined = joined + separator + piece
-    return f"{name}: " + joined
+    return f"{rule.name}: " + joined
