@@ -1,0 +1,54 @@
+"""Settings of the analysis (the ``analysis`` section of experiment_config.yaml).
+
+Shared by the design (power and minimum detectable effect), the analysis
+(intervals, tests, multiplicity) and the report, so that one alpha and one
+confidence level apply everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from cpo.settings_base import StrictModel
+
+Metric = Literal["open_rate", "click_rate", "conversion_rate", "click_to_open_rate"]
+METRICS: tuple[str, ...] = ("open_rate", "click_rate", "conversion_rate", "click_to_open_rate")
+
+
+class AnalysisSettings(StrictModel):
+    """How results are judged.
+
+    Attributes:
+        primary_metric: The decision metric. Default ``click_rate``: opens are
+            inflated by mail privacy proxies (Apple Mail Privacy Protection
+            pre-fetches images), so open rate is a poor primary metric.
+        secondary_metrics: Reported with Benjamini-Hochberg correction.
+        alpha: Two-sided significance level (family-wise, Holm, for the primary
+            metric across treatment arms; false discovery rate, BH, elsewhere).
+        confidence_level: Level of every reported interval.
+        power: Target power for the design's minimum detectable effect.
+        srm_alpha: Sample-ratio mismatch alert threshold (p below it alerts).
+        min_segment_size: Segments with fewer recipients per arm get a warning.
+        bayesian_prior: Beta prior (alpha, beta) for the probability to beat control.
+    """
+
+    primary_metric: Metric = "click_rate"
+    secondary_metrics: list[Metric] = Field(
+        default_factory=lambda: ["open_rate", "conversion_rate", "click_to_open_rate"]
+    )
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    confidence_level: float = Field(default=0.95, gt=0.5, lt=1)
+    power: float = Field(default=0.8, gt=0.5, lt=1)
+    srm_alpha: float = Field(default=0.001, gt=0, lt=0.5)
+    min_segment_size: int = Field(default=30, ge=1)
+    bayesian_prior: tuple[float, float] = (1.0, 1.0)
+
+    @model_validator(mode="after")
+    def _primary_not_secondary(self) -> AnalysisSettings:
+        if self.primary_metric in self.secondary_metrics:
+            raise ValueError(
+                f"primary_metric '{self.primary_metric}' must not also be a secondary metric"
+            )
+        return self
