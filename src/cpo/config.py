@@ -22,6 +22,7 @@ import hashlib
 import json
 import shutil
 from dataclasses import dataclass
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,10 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError
 
 from cpo.errors import ConfigError
+from cpo.experiment.analysis_settings import AnalysisSettings
+from cpo.experiment.settings import ExperimentSettings
 from cpo.generation.settings import GenerationServiceSettings
-from cpo.retrieval.settings import RetrievalServiceSettings
+from cpo.retrieval.settings import ContentSettings, RetrievalServiceSettings
 from cpo.safety.settings import SafetyPolicySettings, SafetyServiceSettings
 from cpo.segmentation.settings import SegmentationSettings
 from cpo.settings_base import StrictModel
@@ -56,6 +59,7 @@ class CampaignSettings(StrictModel):
 
     name: str = "cpo-campaign"
     seed: int = Field(default=42, ge=0)
+    as_of: date | None = None  # content expiry is judged on this date; null = today
 
 
 class ExperimentConfigFile(StrictModel):
@@ -63,6 +67,9 @@ class ExperimentConfigFile(StrictModel):
 
     campaign: CampaignSettings = Field(default_factory=CampaignSettings)
     segmentation: SegmentationSettings = Field(default_factory=SegmentationSettings)
+    content: ContentSettings = Field(default_factory=ContentSettings)
+    experiment: ExperimentSettings = Field(default_factory=ExperimentSettings)
+    analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
 
 
 #: Each config file and the model that validates it.

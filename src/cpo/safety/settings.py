@@ -1,34 +1,192 @@
-"""Settings of the screening backend (``services.safety`` in azure_config.yaml)."""
+"""Settings of the safety stage.
+
+Two files configure screening:
+
+* ``services.safety`` in azure_config.yaml (:class:`SafetyServiceSettings`): which
+  screening backend runs and how to reach it.
+* safety_thresholds.yaml (:class:`SafetyPolicySettings`): what a severity means for
+  sending (per category) and the compliance rules applied on top of the scores.
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
+import re
+from typing import Literal
 
+from pydantic import Field, field_validator, model_validator
+
+from cpo.models import HARM_CATEGORIES
 from cpo.settings_base import StrictModel
+
+#: What a compliance rule does when it fires.
+RuleAction = Literal["block", "review", "off"]
 
 
 class SafetyServiceSettings(StrictModel):
-    """Which screening backend to use and how to reach it."""
+    """Which screening backend to use and how to reach it.
+
+    Attributes:
+        backend: Registered backend name: ``local`` (offline) or ``azure_content_safety``.
+        endpoint: Azure AI Content Safety endpoint, e.g.
+            ``https://<name>.cognitiveservices.azure.com`` (Azure only).
+        api_key_env: Environment variable holding the Azure key (never the key itself).
+        api_version: REST API version sent as ``api-version``.
+        blocklists: Names of custom Azure blocklists to apply (Azure only).
+        timeout_s: Read timeout of one request, in seconds.
+        connect_timeout_s: Connection timeout of one request, in seconds.
+        max_retries: Retries after the first attempt (connection errors, timeouts, 408/429/5xx).
+        concurrency: How many texts are screened at the same time.
+        lexicon_dir: Extra term lists for the ``local`` backend (relative paths are
+            resolved against the config folder); ``null`` uses the bundled lexicon only.
+    """
 
     backend: str = "local"
     endpoint: str | None = None
     api_key_env: str = "AZURE_CONTENT_SAFETY_KEY"
+    api_version: str = "2023-10-01"
+    blocklists: tuple[str, ...] = ()
     timeout_s: float = Field(default=10.0, gt=0)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
     max_retries: int = Field(default=3, ge=0, le=10)
+    concurrency: int = Field(default=4, ge=1, le=64)
+    lexicon_dir: str | None = None
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_is_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError(
+                "expected an http(s) URL such as https://<name>.cognitiveservices.azure.com"
+            )
+        return value.rstrip("/") if value else value
 
 
 class CategoryPolicy(StrictModel):
-    """Severity thresholds for one harm category (severities are 0-7)."""
+    """Severity thresholds for one harm category (severities are 0-7).
+
+    A severity ``>= block_at`` blocks; ``>= review_at`` needs human approval; lower
+    passes. A threshold of 8 switches that action off for the category.
+    """
 
     review_at: int = Field(default=4, ge=0, le=8)
     block_at: int = Field(default=6, ge=0, le=8)
 
+    @model_validator(mode="after")
+    def _review_not_above_block(self) -> CategoryPolicy:
+        if self.review_at > self.block_at:
+            raise ValueError(
+                f"review_at ({self.review_at}) must not be above block_at ({self.block_at})"
+            )
+        return self
+
+
+class RuleSettings(StrictModel):
+    """A compliance rule with only an action."""
+
+    action: RuleAction = "block"
+
+
+#: The phrases compliance reviews by default: absolute promises and medical claims.
+DEFAULT_BANNED_PHRASES: tuple[str, ...] = (
+    "guaranteed",
+    "guaranteed results",
+    "risk-free",
+    "risk free",
+    "no risk",
+    "100% safe",
+    "completely safe",
+    "cure",
+    "cures",
+    "miracle",
+    "clinically proven",
+    "no strings attached",
+)
+
+
+class BannedPhraseSettings(StrictModel):
+    """Phrases that must not appear in a message (whole words, any case)."""
+
+    action: RuleAction = "review"
+    phrases: tuple[str, ...] = DEFAULT_BANNED_PHRASES
+
+    @field_validator("phrases")
+    @classmethod
+    def _phrases_not_blank(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not p.strip() for p in value):
+            raise ValueError("banned phrases must not be empty strings")
+        return value
+
+
+class PiiSettings(StrictModel):
+    """Personal data in a message: email addresses, phone numbers, card numbers.
+
+    Attributes:
+        action: What finding PII does.
+        detect: Which kinds to look for (``email``, ``phone``, ``card``).
+        allow: Exact values that are not personal (e.g. the brand's support
+            address or phone number); compared after removing spaces, case-insensitive.
+    """
+
+    action: RuleAction = "block"
+    detect: tuple[Literal["email", "phone", "card"], ...] = ("email", "phone", "card")
+    allow: tuple[str, ...] = ()
+
+
+class FooterSettings(StrictModel):
+    """The footer every message body must contain (the unsubscribe line).
+
+    ``pattern`` is a Python regular expression searched in the body.
+    """
+
+    action: RuleAction = "block"
+    pattern: str = r"(?i)\bunsubscribe\b"
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression ({exc})") from None
+        return value
+
+
+class ComplianceSettings(StrictModel):
+    """Rules on top of the harm scores; each is ``block``, ``review`` or ``off``.
+
+    Attributes:
+        grounding: Invalid citations or unsupported claims reported by generation.
+        banned_phrases: Absolute promises and claims compliance does not allow.
+        pii: Personal data in a message.
+        footer: A missing unsubscribe footer.
+        blocklist: A hit on a custom Azure blocklist.
+    """
+
+    grounding: RuleSettings = Field(default_factory=lambda: RuleSettings(action="block"))
+    banned_phrases: BannedPhraseSettings = Field(default_factory=BannedPhraseSettings)
+    pii: PiiSettings = Field(default_factory=PiiSettings)
+    footer: FooterSettings = Field(default_factory=FooterSettings)
+    blocklist: RuleSettings = Field(default_factory=lambda: RuleSettings(action="block"))
+
 
 class SafetyPolicySettings(StrictModel):
-    """The whole of safety_thresholds.yaml: what each severity means for sending."""
+    """The whole of safety_thresholds.yaml: what each severity means for sending.
+
+    Categories left out of the file keep the defaults (review at 4, block at 6).
+    """
 
     categories: dict[str, CategoryPolicy] = Field(
-        default_factory=lambda: {
-            c: CategoryPolicy() for c in ("hate", "violence", "self_harm", "sexual")
-        }
+        default_factory=lambda: {c: CategoryPolicy() for c in HARM_CATEGORIES}
     )
+    compliance: ComplianceSettings = Field(default_factory=ComplianceSettings)
+
+    @field_validator("categories")
+    @classmethod
+    def _known_categories(cls, value: dict[str, CategoryPolicy]) -> dict[str, CategoryPolicy]:
+        unknown = sorted(set(value) - set(HARM_CATEGORIES))
+        if unknown:
+            raise ValueError(
+                f"unknown harm categor{'y' if len(unknown) == 1 else 'ies'} "
+                f"{', '.join(unknown)}; expected some of: {', '.join(HARM_CATEGORIES)}"
+            )
+        return {c: value.get(c, CategoryPolicy()) for c in HARM_CATEGORIES}
