@@ -201,9 +201,10 @@ StageFactory = Callable[[], list[Stage]]
 
 def default_stages() -> list[Stage]:
     """The stages of ``cpo run``, in order."""
+    from cpo.retrieval.stage import RetrieveStage
     from cpo.segmentation.stage import SegmentStage
 
-    return [SegmentStage()]
+    return [SegmentStage(), RetrieveStage()]
 
 
 def run_pipeline(
