@@ -122,7 +122,10 @@ class VariantsStage:
     outputs: tuple[str, ...] = ("variants.json",)
 
     def input_files(self, ctx: RunContext) -> list[Path]:
-        return []
+        """A copy of the variants beside the run folder, so a resume sees changes."""
+        source = ctx.run_dir.parent / f"{ctx.run_dir.name}.variants-source.json"
+        write_variants(source, self.variants)
+        return [source]
 
     def run(self, ctx: RunContext) -> StageOutcome:
         write_variants(ctx.path("variants.json"), self.variants)

@@ -354,6 +354,9 @@ class _ChainChecker:
                 f"prev_hash does not match the hash of line {number - 1}: that entry was "
                 "edited and re-hashed, or this entry was inserted"
             )
+        if isinstance(seq, int) and 1 <= seq < number:
+            # every earlier line passed, so seq s sits on line s
+            return f"duplicate entry: seq {seq} already appears at line {seq} (copied or moved)"
         if where is not None:
             return f"entries out of order: seq {seq} is here, seq {number} is at line {where}"
         if isinstance(seq, int) and seq > number:

@@ -229,7 +229,12 @@ def _phrase_pattern(phrase: str) -> re.Pattern[str]:
 def find_banned_phrases(text: str, phrases: tuple[str, ...]) -> list[str]:
     """The configured phrases found in ``text`` (whole words, case-insensitive)."""
     normalized = normalize_text(text)
-    return [phrase for phrase in phrases if _phrase_pattern(phrase).search(normalized)]
+    found: dict[str, str] = {}  # pattern -> first phrase; "no risk" and "no-risk" are one
+    for phrase in phrases:
+        pattern = _phrase_pattern(phrase)
+        if pattern.pattern not in found and pattern.search(normalized):
+            found[pattern.pattern] = phrase
+    return list(found.values())
 
 
 def find_pii(text: str, settings: PiiSettings) -> list[str]:

@@ -91,7 +91,6 @@ DEFAULT_BANNED_PHRASES: tuple[str, ...] = (
     "guaranteed",
     "guaranteed results",
     "risk-free",
-    "risk free",
     "no risk",
     "100% safe",
     "completely safe",
