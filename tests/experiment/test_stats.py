@@ -25,6 +25,7 @@ from cpo.experiment.stats import (
     mde_for_n,
     n_for_effect,
     newcombe_difference_interval,
+    power_for_n,
     prob_beat_control,
     relative_lift_interval,
     srm_check,
@@ -719,6 +720,29 @@ def test_mde_for_empty_arms_returns_reason(n):
 def test_n_for_effect_invalid_inputs_return_reason(effect, alpha, power, k):
     result = n_for_effect(0.1, effect, alpha=alpha, power=power, n_comparisons=k)
     assert result.n_per_arm is None and result.reason.startswith("invalid")
+
+
+def test_power_for_n_matches_r_power_prop_test():
+    # R ?power.prop.test: power.prop.test(n = 50, p1 = .50, p2 = .75) => power = 0.7401659.
+    result = power_for_n(50, 0.5, 0.25)
+    assert result.power == pytest.approx(0.7401659, abs=1e-6)
+    assert result.reason is None and result.alpha_per_comparison == 0.05
+
+
+def test_power_for_n_inverts_n_for_effect_and_mde():
+    # At the n that n_for_effect returns, the power is the target power (same formula).
+    n = n_for_effect(0.04, 0.01, alpha=0.05, power=0.8, n_comparisons=3).n_per_arm
+    assert power_for_n(n, 0.04, 0.01, alpha=0.05, n_comparisons=3).power == pytest.approx(0.8)
+    mde = mde_for_n(777, 0.2, power=0.9).mde_absolute
+    assert power_for_n(777, 0.2, mde).power == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize(
+    ("n", "baseline", "effect"), [(0, 0.1, 0.01), (100, 0.0, 0.01), (100, 0.9, 0.2)]
+)
+def test_power_for_n_invalid_inputs_return_reason(n, baseline, effect):
+    result = power_for_n(n, baseline, effect)
+    assert result.power is None and result.reason.startswith("invalid")
 
 
 def test_n_for_negative_effect_is_symmetric_in_arm_labels():

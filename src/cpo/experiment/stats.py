@@ -44,6 +44,7 @@ __all__ = [
     "Interval",
     "Lift",
     "MDEResult",
+    "PowerResult",
     "SRMResult",
     "SampleSizeResult",
     "TestResult",
@@ -54,6 +55,7 @@ __all__ = [
     "mde_for_n",
     "n_for_effect",
     "newcombe_difference_interval",
+    "power_for_n",
     "prob_beat_control",
     "relative_lift_interval",
     "srm_check",
@@ -224,6 +226,27 @@ class SampleSizeResult:
     effect_absolute: float
     alpha_per_comparison: float | None
     power: float
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PowerResult:
+    """Power of the two-sided two-sample test for a given effect and sample size.
+
+    Attributes:
+        power: Probability of rejecting at ``alpha_per_comparison``, or None.
+        n_per_arm: Units per arm.
+        baseline: Control rate p1.
+        effect_absolute: p2 - p1.
+        alpha_per_comparison: Two-sided alpha after Bonferroni adjustment.
+        reason: None when computed, else ``"code: explanation"``.
+    """
+
+    power: float | None
+    n_per_arm: float
+    baseline: float
+    effect_absolute: float
+    alpha_per_comparison: float | None
     reason: str | None = None
 
 
@@ -833,6 +856,45 @@ def n_for_effect(
     ) / abs(effect_absolute)
     n = float(root_n**2)
     return SampleSizeResult(n, math.ceil(n - 1e-9), baseline, effect_absolute, a, power)
+
+
+def power_for_n(
+    n_per_arm: float,
+    baseline: float,
+    effect_absolute: float,
+    alpha: float = 0.05,
+    n_comparisons: int = 1,
+) -> PowerResult:
+    """Power to detect ``effect_absolute`` with ``n_per_arm`` units per arm.
+
+    R's ``power.prop.test(n, p1 = baseline, p2 = baseline + effect)``
+    (``strict = FALSE``); ``alpha`` is two-sided and divided by
+    ``n_comparisons`` (Bonferroni). Use it for a pre-specified effect (the
+    effect the experiment was planned to detect), not for the observed one:
+    "observed power" is a function of the p-value and adds nothing to it
+    (Hoenig & Heisey 2001).
+
+    Args:
+        n_per_arm: Units per arm (> 0).
+        baseline: Control rate p1, strictly between 0 and 1.
+        effect_absolute: p2 - p1 (p2 must stay within [0, 1]).
+        alpha: Family-wise two-sided significance level.
+        n_comparisons: Number of treatment-vs-control comparisons.
+
+    Returns:
+        The power, or None with a reason.
+    """
+    problem = _power_problem(baseline, alpha, 0.5, n_comparisons)
+    p2 = baseline + effect_absolute
+    if problem is None and not 0.0 <= p2 <= 1.0:
+        problem = f"invalid: the effect must keep the rate in [0, 1], got {effect_absolute!r}"
+    if problem is None and not n_per_arm > 0:
+        problem = f"invalid: n_per_arm must be positive, got {n_per_arm!r}"
+    if problem:
+        return PowerResult(None, n_per_arm, baseline, effect_absolute, None, problem)
+    a = alpha / n_comparisons
+    value = _power_two_proportions(n_per_arm, baseline, p2, a)
+    return PowerResult(value, n_per_arm, baseline, effect_absolute, a)
 
 
 def mde_for_n(
