@@ -11,7 +11,7 @@ Two places configure retrieval:
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -31,6 +31,7 @@ class RetrievalServiceSettings(StrictModel):
         index_name: Azure AI Search index name (one content folder per index).
         api_key_env: Environment variable holding the Azure admin/query key.
         semantic_configuration: Name of the semantic configuration cpo creates and queries.
+        query_type: ``semantic`` (semantic ranker; needs a tier that has it) or ``simple``.
         batch_size: Documents per upload request (Azure accepts at most 1000).
         timeout_s: Read timeout of one request, in seconds.
         connect_timeout_s: Connection timeout of one request, in seconds.
@@ -43,6 +44,7 @@ class RetrievalServiceSettings(StrictModel):
     index_name: str = "cpo-approved-content"
     api_key_env: str = "AZURE_SEARCH_API_KEY"
     semantic_configuration: str = "cpo-semantic"
+    query_type: Literal["semantic", "simple"] = "semantic"
     batch_size: int = Field(default=100, ge=1, le=1000)
     timeout_s: float = Field(default=5.0, gt=0)
     connect_timeout_s: float = Field(default=5.0, gt=0)
