@@ -4,6 +4,6 @@ Each module registers its commands on :data:`cpo.cli.cli`; add a module and one
 import line here to add a command.
 """
 
-from cpo.commands import init, run, sample_data, segment
+from cpo.commands import approve, audit, init, run, sample_data, screen, segment
 
-__all__ = ["init", "run", "sample_data", "segment"]
+__all__ = ["approve", "audit", "init", "run", "sample_data", "screen", "segment"]

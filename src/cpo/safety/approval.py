@@ -37,6 +37,7 @@ from cpo.safety.audit import (
     KIND_REJECTION,
     KIND_SCREENING,
     AuditLog,
+    VerifyResult,
     read_entries,
     verify,
 )
@@ -134,16 +135,17 @@ def _reviewed(current: FinalDecision, status: str, entry: dict[str, Any]) -> Fin
     )
 
 
-def load_verified(target: Path | str) -> tuple[Path, list[dict[str, Any]], dict[str, Any] | None]:
-    """Verify and read the audit log of a run folder (or a .jsonl file).
+def verify_target(target: Path | str) -> tuple[Path, VerifyResult, dict[str, Any] | None]:
+    """Verify the audit log of a run folder (or a bare .jsonl file).
 
-    For a run folder the manifest's recorded entry count and head hash must match.
+    For a run folder, the entry count and head hash recorded in its manifest must
+    match too, which detects truncation and a replaced last entry.
 
     Returns:
-        The audit path, its entries and the run's manifest (``None`` for a bare file).
+        The audit path, the verification result and the manifest (``None`` for a file).
 
     Raises:
-        AuditError: the log is missing, tampered with or does not match the manifest.
+        AuditError: the audit log does not exist.
     """
     target = Path(target)
     manifest = None
@@ -154,7 +156,19 @@ def load_verified(target: Path | str) -> tuple[Path, list[dict[str, Any]], dict[
     else:
         path = target
     recorded = ((manifest or {}).get("safety") or {}).get("audit") or {}
-    result = verify(path, recorded.get("entries"), recorded.get("head_hash"))
+    return path, verify(path, recorded.get("entries"), recorded.get("head_hash")), manifest
+
+
+def load_verified(target: Path | str) -> tuple[Path, list[dict[str, Any]], dict[str, Any] | None]:
+    """Verify and read the audit log of a run folder (or a .jsonl file).
+
+    Returns:
+        The audit path, its entries and the run's manifest (``None`` for a bare file).
+
+    Raises:
+        AuditError: the log is missing, tampered with or does not match the manifest.
+    """
+    path, result, manifest = verify_target(target)
     if not result.ok:
         raise AuditError(
             f"{path}: the audit log failed verification: {result.message()}",

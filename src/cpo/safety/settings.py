@@ -36,8 +36,9 @@ class SafetyServiceSettings(StrictModel):
         connect_timeout_s: Connection timeout of one request, in seconds.
         max_retries: Retries after the first attempt (connection errors, timeouts, 408/429/5xx).
         concurrency: How many texts are screened at the same time.
-        lexicon_dir: Extra term lists for the ``local`` backend (relative paths are
-            resolved against the config folder); ``null`` uses the bundled lexicon only.
+        lexicon_dir: Lexicon folder for the ``local`` backend; it replaces the bundled
+            lexicon, so start from a copy of ``cpo/data/safety/lexicon``. Relative
+            paths are resolved against the config folder; ``null`` = the bundled lexicon.
     """
 
     backend: str = "local"

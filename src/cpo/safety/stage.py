@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from cpo.errors import DataValidationError, StageError
-from cpo.models import HARM_CATEGORIES, CategoryScores, Citation, Grounding, Variant
+from cpo.models import HARM_CATEGORIES, CategoryScores, Citation, Grounding, Variant, Verdict
 from cpo.pipeline import RunContext, StageOutcome
 from cpo.safety.approval import FinalDecision, final_decisions, final_summary, pending_review
 from cpo.safety.audit import AUDIT_CSV, AUDIT_FILE, AuditLog, export_csv, read_entries, verify
@@ -174,10 +174,9 @@ class ScreenStage:
         policy = ctx.config.safety
         policy_hash = policy_sha256(policy)
         analyzer, backend = self._backend(ctx, todo)
-        for done, (variant, screened) in enumerate(self._analyze(ctx, analyzer, todo), start=1):
-            verdict = decide(
-                screened.scores, variant, policy, backend=backend, error=screened.error
-            )
+        concurrency = ctx.config.services.services.safety.concurrency
+        screened = screen_variants(todo, analyzer, policy, backend=backend, concurrency=concurrency)
+        for done, (variant, verdict, error) in enumerate(screened, start=1):
             log.record_decision(
                 verdict,
                 variant,
@@ -185,12 +184,9 @@ class ScreenStage:
                 policy_sha256=policy_hash,
                 content_sha256=content_sha256(variant),
             )
-            if screened.error:
+            if error:
                 ctx.log.error(
-                    self.name,
-                    "screening_error",
-                    variant_id=variant.variant_id,
-                    error=screened.error,
+                    self.name, "screening_error", variant_id=variant.variant_id, error=error
                 )
             ctx.progress(done, len(todo))
 
@@ -205,21 +201,6 @@ class ScreenStage:
         if not any(is_sendable_content(v) for v in todo):
             return None, settings.backend
         return build_analyzer(settings, log=ctx.log, base_dir=ctx.config.source), settings.backend
-
-    def _analyze(
-        self, ctx: RunContext, analyzer: SafetyAnalyzer | None, todo: list[Variant]
-    ) -> Iterator[tuple[Variant, _Screened]]:
-        """Yield (variant, result) in input order; texts are analyzed concurrently."""
-        concurrency = ctx.config.services.services.safety.concurrency
-        with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(todo)))) as pool:
-            futures = [
-                pool.submit(analyze_safely, analyzer, screening_text(v))
-                if analyzer is not None and is_sendable_content(v)
-                else None
-                for v in todo
-            ]
-            for variant, future in zip(todo, futures, strict=True):
-                yield variant, future.result() if future else _Screened(None, None)
 
     def _summary(
         self,
@@ -303,6 +284,39 @@ class ScreenStage:
             text += f"; {len(waiting)} in review left out (require_approval is off)"
         facts = {k: summary[k] for k in ("total", "passed", "review", "blocked", "coverage")}
         return StageOutcome(summary=text, paused=paused, facts=facts)
+
+
+def screen_variants(
+    variants: list[Variant],
+    analyzer: SafetyAnalyzer | None,
+    policy: SafetyPolicySettings,
+    *,
+    backend: str,
+    concurrency: int = 1,
+) -> Iterator[tuple[Variant, Verdict, str | None]]:
+    """Screen variants and decide each one; yields (variant, verdict, error) in input order.
+
+    Texts are analyzed concurrently (up to ``concurrency``); failed generations
+    are not analyzed (their verdict is ``block`` / ``generation_failed``); any
+    backend failure becomes a ``block`` with ``screening_error`` (fail closed).
+    Nothing is recorded here: the caller writes each verdict where it must.
+    """
+    workers = max(1, min(concurrency, len(variants)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [
+            pool.submit(analyze_safely, analyzer, screening_text(v))
+            if analyzer is not None and is_sendable_content(v)
+            else None
+            for v in variants
+        ]
+        for variant, future in zip(variants, futures, strict=True):
+            screened = future.result() if future else _Screened(None, None)
+            if future is None and is_sendable_content(variant):
+                screened = _Screened(None, "no screening backend was available")
+            verdict = decide(
+                screened.scores, variant, policy, backend=backend, error=screened.error
+            )
+            yield variant, verdict, screened.error
 
 
 def analyze_safely(analyzer: SafetyAnalyzer, text: str) -> _Screened:
