@@ -32,8 +32,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from cpo.errors import ConfigError
 from cpo.experiment.analysis_settings import AnalysisSettings
-from cpo.experiment.settings import ExperimentSettings
-from cpo.generation.settings import GenerationServiceSettings
+from cpo.experiment.settings import ExperimentSettings, SimulationSettings
+from cpo.generation.settings import GenerationServiceSettings, GenerationSettings
 from cpo.retrieval.settings import ContentSettings, RetrievalServiceSettings
 from cpo.safety.settings import SafetyPolicySettings, SafetyServiceSettings
 from cpo.segmentation.settings import SegmentationSettings
@@ -67,9 +67,11 @@ class ExperimentConfigFile(StrictModel):
 
     campaign: CampaignSettings = Field(default_factory=CampaignSettings)
     segmentation: SegmentationSettings = Field(default_factory=SegmentationSettings)
+    generation: GenerationSettings = Field(default_factory=GenerationSettings)
     content: ContentSettings = Field(default_factory=ContentSettings)
     experiment: ExperimentSettings = Field(default_factory=ExperimentSettings)
     analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
+    simulation: SimulationSettings = Field(default_factory=SimulationSettings)
 
 
 #: Each config file and the model that validates it.

@@ -136,7 +136,8 @@ class Variant:
     """A generated message (or the control message) and its provenance.
 
     ``status`` is ``"generated"`` or ``"failed"``; a failed variant carries
-    ``error`` and is never screened as sendable content.
+    ``error`` and is never screened as sendable content. ``cached`` is true when
+    the text came from the response cache (no API call, no cost).
     """
 
     variant_id: str
@@ -157,6 +158,7 @@ class Variant:
     generated_at: str = ""
     status: str = "generated"
     error: str | None = None
+    cached: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -201,10 +201,12 @@ StageFactory = Callable[[], list[Stage]]
 
 def default_stages() -> list[Stage]:
     """The stages of ``cpo run``, in order."""
+    from cpo.generation.stage import GenerateStage
     from cpo.retrieval.stage import RetrieveStage
+    from cpo.safety.stage import ScreenStage
     from cpo.segmentation.stage import SegmentStage
 
-    return [SegmentStage(), RetrieveStage()]
+    return [SegmentStage(), RetrieveStage(), GenerateStage(), ScreenStage()]
 
 
 def run_pipeline(

@@ -1,19 +1,176 @@
-"""Settings of the generation backend (``services.generation`` in azure_config.yaml)."""
+"""Settings of the generation stage.
+
+Two sections, owned here and composed by :mod:`cpo.config`:
+
+* ``services.generation`` in azure_config.yaml (:class:`GenerationServiceSettings`):
+  which backend writes the variants and how to reach it.
+* ``generation:`` in experiment_config.yaml (:class:`GenerationSettings`): the
+  tones and the hard constraints every variant must meet, whatever the backend.
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated, Literal
 
+from pydantic import Field, field_validator, model_validator
+
+from cpo.models import CONTROL_TONE, GenerationConstraints
 from cpo.settings_base import StrictModel
+
+BackendName = Literal["grounded", "openai", "azure_openai"]
+
+#: Verbs that open a call to action (a line starting with one, or a link, counts).
+DEFAULT_CTA_VERBS: tuple[str, ...] = (
+    "shop",
+    "browse",
+    "visit",
+    "explore",
+    "discover",
+    "see",
+    "find",
+    "get",
+    "claim",
+    "use",
+    "redeem",
+    "order",
+    "book",
+    "reserve",
+    "join",
+    "sign up",
+    "start",
+    "try",
+    "check",
+    "take",
+    "grab",
+    "learn",
+    "read",
+    "call",
+    "contact",
+    "reply",
+    "enter",
+    "apply",
+    "register",
+    "upgrade",
+    "renew",
+    "come",
+    "stop by",
+    "drop by",
+    "pick",
+    "treat",
+    "plan",
+    "download",
+    "click",
+    "tap",
+    "view",
+    "compare",
+    "request",
+)
 
 
 class GenerationServiceSettings(StrictModel):
-    """Which generation backend to use and how to reach it."""
+    """Which generation backend to use and how to reach it.
 
-    backend: str = "grounded"
+    Attributes:
+        backend: ``grounded`` (offline composer), ``openai`` (any
+            OpenAI-compatible server) or ``azure_openai``.
+        base_url: OpenAI-compatible endpoint, e.g. ``http://127.0.0.1:8000/v1``
+            (``None`` = api.openai.com).
+        model: Model name sent to the server (``openai``); recorded on variants.
+        api_key_env: Environment variable holding the API key (never the key itself).
+        azure_endpoint: ``https://<name>.openai.azure.com`` (``azure_openai``).
+        deployment: Azure OpenAI deployment name (``azure_openai``).
+        api_version: Azure OpenAI REST API version.
+        concurrency: Requests in flight at once.
+        timeout_s: Per-request timeout in seconds.
+        max_retries: Retries after the first attempt on connection errors,
+            timeouts, 429 and 5xx (so 2 means up to 3 attempts).
+        backoff_base_s: First backoff wait; doubles on every retry (with jitter).
+        temperature: Sampling temperature.
+        max_tokens: Completion token limit per request.
+        price_per_1k_prompt: USD per 1,000 prompt tokens (cost accounting).
+        price_per_1k_completion: USD per 1,000 completion tokens.
+        cache_dir: Response cache folder; ``None`` = the user cache
+            (``$XDG_CACHE_HOME/cpo/generation`` or ``~/.cache/cpo/generation``).
+    """
+
+    backend: BackendName = "grounded"
     base_url: str | None = None
     model: str = "gpt-4o-mini"
     api_key_env: str = "OPENAI_API_KEY"
+    azure_endpoint: str | None = None
+    deployment: str | None = None
+    api_version: str = "2024-10-21"
     concurrency: int = Field(default=8, ge=1, le=256)
     timeout_s: float = Field(default=30.0, gt=0)
-    max_retries: int = Field(default=3, ge=0, le=10)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    backoff_base_s: float = Field(default=0.5, ge=0)
+    temperature: float = Field(default=0.4, ge=0, le=2)
+    max_tokens: int = Field(default=700, ge=64, le=16_000)
+    price_per_1k_prompt: float = Field(default=0.0, ge=0)
+    price_per_1k_completion: float = Field(default=0.0, ge=0)
+    cache_dir: str | None = None
+
+    @model_validator(mode="after")
+    def _azure_needs_endpoint(self) -> GenerationServiceSettings:
+        if self.backend == "azure_openai" and not (self.azure_endpoint and self.deployment):
+            raise ValueError(
+                "backend 'azure_openai' needs azure_endpoint (https://<name>.openai.azure.com) "
+                "and deployment"
+            )
+        return self
+
+
+class ConstraintSettings(StrictModel):
+    """Hard limits on every generated variant (see :class:`GenerationConstraints`)."""
+
+    subject_max_chars: int = Field(default=60, ge=10, le=200)
+    body_min_words: int = Field(default=100, ge=20)
+    body_max_words: int = Field(default=200, ge=30)
+    min_citations: int = Field(default=2, ge=1, le=10)
+    max_citations: int = Field(default=3, ge=1, le=10)
+
+    @model_validator(mode="after")
+    def _ranges_are_ordered(self) -> ConstraintSettings:
+        if self.body_min_words > self.body_max_words:
+            raise ValueError("body_min_words must not exceed body_max_words")
+        if self.min_citations > self.max_citations:
+            raise ValueError("min_citations must not exceed max_citations")
+        return self
+
+    def to_constraints(self) -> GenerationConstraints:
+        """Return the shared :class:`GenerationConstraints` record."""
+        return GenerationConstraints(**self.model_dump())
+
+
+class GenerationSettings(StrictModel):
+    """The ``generation:`` section of experiment_config.yaml.
+
+    Attributes:
+        tones: Tones to write per segment; each needs ``prompts/tones/<tone>.yaml``.
+        constraints: Limits every variant must meet.
+        cta_verbs: Verbs that open a call to action; a body needs a line or
+            sentence starting with one of them (or a link).
+        max_sentence_words: The grounded composer never quotes a longer sentence.
+    """
+
+    tones: Annotated[list[str], Field(min_length=1)] = Field(
+        default_factory=lambda: ["urgent", "informational", "friendly"]
+    )
+    constraints: ConstraintSettings = Field(default_factory=ConstraintSettings)
+    cta_verbs: Annotated[list[str], Field(min_length=1)] = Field(
+        default_factory=lambda: list(DEFAULT_CTA_VERBS)
+    )
+    max_sentence_words: int = Field(default=45, ge=8, le=200)
+
+    @field_validator("tones")
+    @classmethod
+    def _tones_are_names(cls, tones: list[str]) -> list[str]:
+        cleaned = [t.strip().lower() for t in tones]
+        for tone in cleaned:
+            if not tone or not tone.replace("_", "").replace("-", "").isalnum():
+                raise ValueError(f"tone '{tone}' must be a simple name such as 'urgent'")
+            if tone == CONTROL_TONE:
+                raise ValueError("'control' is reserved for the control message")
+        if len(set(cleaned)) != len(cleaned):
+            raise ValueError("tones must be unique")
+        return cleaned

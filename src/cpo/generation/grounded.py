@@ -1,0 +1,650 @@
+"""The ``grounded`` backend: a deterministic composer that quotes approved content.
+
+Every factual sentence of the body is copied verbatim from a paragraph that
+retrieval returned for the segment, followed by its ``[Source: Title, ¶N]``
+marker. Everything else (subject, greeting, opener, bridges, call to action,
+sign-off) comes from the tone file ``prompts/tones/<tone>.yaml`` and the footer
+from ``prompts/footer.txt``; a template that would state a fact the cited
+sources do not contain is skipped. So every claim is quoted from a source, and
+the limits hold by construction:
+
+* paragraphs are chosen by retrieval rank, relevance to the segment (its name,
+  traits and definition) and, for offer-led tones, fact density, preferring
+  different documents;
+* sentences are added (and never cut mid-sentence) until the body reaches the
+  tone's target length, always within the word limits; too little content
+  gives a ``failed`` variant with the reason, never a broken one;
+* the subject is the first template that fits the character limit, with the
+  title shortened at a word boundary when none does.
+
+Template choice is seeded by (segment, tone), so the same inputs always give the
+same text, and different segments get different wording.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from cpo.generation.base import (
+    GeneratorSetup,
+    Provenance,
+    failed_variant,
+    finish_variant,
+    sha256_text,
+)
+from cpo.generation.citations import (
+    SupportIndex,
+    extract_codes,
+    extract_facts,
+    extract_names,
+    format_citation,
+)
+from cpo.generation.prompts import ToneTemplates, fill, placeholders
+from cpo.generation.text import count_words, split_sentences, terms, truncate_words
+from cpo.models import GenerationRequest, SegmentProfile, Snippet, Variant
+
+COMPOSER_MODEL = "grounded-composer-1"
+#: First words that point back to an earlier sentence; such a sentence is quoted
+#: only right after the sentence it depends on.
+_DANGLING = frozenset(
+    "it its this these they them their that those he she his her such also however but and or "
+    "so both then plus which otherwise instead likewise additionally furthermore".split()
+)
+_URL_DIGITS = re.compile(r"\d+")
+_TERMINAL = (".", "!", "?", "…", '."', ".”", "!”", "?”")
+
+
+class ComposeError(Exception):
+    """The content retrieved for a segment cannot make a valid message."""
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """A quotable sentence of a retrieved paragraph."""
+
+    text: str
+    index: int
+    words: int
+    relevance: float
+    offers: int
+    needs_previous: bool
+
+
+@dataclass
+class Paragraph:
+    """A retrieved paragraph with its quotable sentences."""
+
+    snippet: Snippet
+    rank: int
+    sentences: list[Sentence]
+    chosen: set[int] = field(default_factory=set)
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """(document_id, paragraph_index)."""
+        return (self.snippet.document_id, self.snippet.paragraph_index)
+
+    def marker(self) -> str:
+        """Its citation marker."""
+        return format_citation(self.snippet.title, self.snippet.paragraph_index)
+
+    def chosen_text(self) -> str:
+        """The chosen sentences in source order."""
+        return " ".join(s.text for s in self.sentences if s.index in self.chosen)
+
+    def chosen_words(self) -> int:
+        """Words in the chosen sentences."""
+        return sum(s.words for s in self.sentences if s.index in self.chosen)
+
+
+@dataclass(frozen=True)
+class Composition:
+    """A composed message before validation."""
+
+    subject: str
+    body: str
+
+
+class GroundedGenerator:
+    """Offline backend: composes each tone from approved sentences (no network, no cost)."""
+
+    backend = "grounded"
+    model = COMPOSER_MODEL
+    concurrency = 1
+
+    def __init__(self, setup: GeneratorSetup) -> None:
+        self.setup = setup
+
+    def generate(self, request: GenerationRequest) -> Variant:
+        """Compose, validate and ground one variant (failed, with a reason, if impossible)."""
+        started = time.perf_counter()
+        tone = self.setup.prompts.tone(request.tone)
+        footer = self.setup.prompts.footer()
+        digest = composition_sha256(
+            request, self.setup.prompts.tone_source(request.tone), footer, self.setup
+        )
+        provenance = Provenance(self.backend, self.model, digest)
+        try:
+            composed = compose(
+                request,
+                tone,
+                footer,
+                max_sentence_words=self.setup.generation.max_sentence_words,
+            )
+        except ComposeError as exc:
+            elapsed = (time.perf_counter() - started) * 1000
+            return failed_variant(request, _with_latency(provenance, elapsed), str(exc))
+        elapsed = (time.perf_counter() - started) * 1000
+        variant, _ = finish_variant(
+            request,
+            composed.subject,
+            composed.body,
+            _with_latency(provenance, elapsed),
+            self.setup.generation.cta_verbs,
+        )
+        return variant
+
+
+def _with_latency(provenance: Provenance, latency_ms: float) -> Provenance:
+    """Copy of ``provenance`` with its latency set."""
+    return Provenance(
+        provenance.backend, provenance.model, provenance.prompt_sha256, 0, 0, 0.0, latency_ms
+    )
+
+
+def composition_sha256(
+    request: GenerationRequest, tone_source: str, footer: str, setup: GeneratorSetup
+) -> str:
+    """Hash of everything that decides the composed text (the composer's "prompt")."""
+    payload = {
+        "composer": COMPOSER_MODEL,
+        "tone": request.tone,
+        "tone_file": tone_source,
+        "footer": footer,
+        "cta_verbs": list(setup.generation.cta_verbs),
+        "max_sentence_words": setup.generation.max_sentence_words,
+        "constraints": list(vars_of(request.constraints)),
+        "segment": [request.segment.name, request.segment.definition, list(request.segment.traits)],
+        "snippets": [
+            [s.document_id, s.title, s.paragraph_index, s.text, s.source_url]
+            for s in request.snippets
+        ],
+    }
+    return sha256_text(json.dumps(payload, sort_keys=True, ensure_ascii=False))
+
+
+def vars_of(record: object) -> list[object]:
+    """Field values of a slotted dataclass, in order."""
+    return [getattr(record, name) for name in record.__slots__]  # type: ignore[attr-defined]
+
+
+# ----------------------------------------------------------------------------- composer
+
+
+def compose(
+    request: GenerationRequest,
+    tone: ToneTemplates,
+    footer: str,
+    *,
+    max_sentence_words: int = 45,
+) -> Composition:
+    """Write one message for a segment in a tone from the request's snippets.
+
+    Raises:
+        ComposeError: the snippets cannot make a message within the constraints
+            (too few paragraphs, too few words, every template unsupported).
+    """
+    constraints = request.constraints
+    wanted = max(constraints.min_citations, min(tone.style.citations, constraints.max_citations))
+    paragraphs = _quotable_paragraphs(
+        request, max_sentence_words, tone.style.prefer_short_sentences
+    )
+    if len(paragraphs) < constraints.min_citations:
+        raise ComposeError(
+            f"too little approved content retrieved for segment '{request.segment.name}': "
+            f"{len(paragraphs)} quotable paragraph(s), {constraints.min_citations} needed "
+            "(add approved content for this segment or widen retrieval)"
+        )
+    ranked = _rank_paragraphs(paragraphs, tone.style.sentence_order)
+    seed = _seed(request.segment.name, request.tone)
+    candidates = _citation_sets(ranked, wanted, constraints.max_citations)
+    # More cited facts beat padding: fillers are tried only when no set is long enough.
+    for use_fillers in (False, True):
+        for chosen in candidates:
+            frame = _Frame.build(request, tone, footer, chosen, seed)
+            total = _fill_sentences(chosen, frame, tone, constraints)
+            if total is not None and use_fillers:
+                total = frame.add_fillers(
+                    total, constraints.body_min_words, constraints.body_max_words
+                )
+            if total is not None and (
+                constraints.body_min_words <= total <= constraints.body_max_words
+            ):
+                quoted = sum(p.chosen_words() for p in chosen)
+                if quoted >= tone.style.min_quoted_share * total:
+                    return Composition(frame.subject, frame.render(chosen))
+    longest = candidates[-1]
+    frame = _Frame.build(request, tone, footer, longest, seed)
+    words = (
+        frame.fixed_words
+        + frame.add_fillers(0, 10**6, 10**6)
+        + sum(s.words for p in longest for s in p.sentences)
+    )
+    raise ComposeError(
+        f"too little approved content retrieved for segment '{request.segment.name}' "
+        f"(tone {request.tone}): the quotable sentences give a body of at most {words} words "
+        f"within {len(longest)} citations; {constraints.body_min_words}-"
+        f"{constraints.body_max_words} needed (add content, or change generation.constraints)"
+    )
+
+
+def _citation_sets(ranked: list[Paragraph], wanted: int, most: int) -> list[list[Paragraph]]:
+    """Paragraph sets to try: the best ``wanted``, then one more at a time, then the longest."""
+    most = min(most, len(ranked))
+    sets = [ranked[:n] for n in range(min(wanted, most), most + 1)]
+    by_words = sorted(ranked[: max(most * 3, 8)], key=lambda p: -sum(s.words for s in p.sentences))
+    longest = sorted(by_words[:most], key=ranked.index)
+    if longest not in sets:
+        sets.append(longest)
+    return sets
+
+
+def _seed(segment: str, tone: str) -> int:
+    """Deterministic seed of a (segment, tone) pair."""
+    return int(hashlib.sha256(f"{segment}\x1f{tone}".encode()).hexdigest()[:12], 16)
+
+
+def _query_weights(segment: SegmentProfile) -> dict[str, float]:
+    """Relevance terms of a segment: traits weigh most, then name, then definition."""
+    weights: dict[str, float] = {}
+    for text, weight in (
+        (segment.definition, 0.5),
+        (segment.name, 1.5),
+        (" ".join(segment.traits), 2.0),
+    ):
+        for term in terms(text):
+            weights[term] = max(weights.get(term, 0.0), weight)
+    return weights
+
+
+def _quotable_paragraphs(
+    request: GenerationRequest, max_sentence_words: int, prefer_short: bool
+) -> list[Paragraph]:
+    """Retrieved paragraphs that have at least one sentence the composer may quote."""
+    weights = _query_weights(request.segment)
+    seen: set[tuple[str, int]] = set()
+    paragraphs: list[Paragraph] = []
+    for rank, snippet in enumerate(request.snippets):
+        key = (snippet.title.strip().casefold(), snippet.paragraph_index)
+        if key in seen or "[" in snippet.title or "]" in snippet.title or not snippet.title.strip():
+            continue
+        seen.add(key)
+        sentences = _quotable_sentences(snippet.text, weights, max_sentence_words, prefer_short)
+        if any(not s.needs_previous for s in sentences):
+            paragraphs.append(Paragraph(snippet, rank, sentences))
+    return paragraphs
+
+
+def _quotable_sentences(
+    text: str, weights: dict[str, float], max_words: int, prefer_short: bool
+) -> list[Sentence]:
+    """Split a paragraph and keep sentences that can stand in an email."""
+    found: list[Sentence] = []
+    for index, raw in enumerate(split_sentences(text)):
+        sentence = " ".join(raw.split())
+        n_words = count_words(sentence)
+        if not 4 <= n_words <= max_words or "{" in sentence or "}" in sentence:
+            continue
+        if "[" in sentence or sentence.endswith(":"):
+            continue
+        if not sentence.endswith(_TERMINAL):
+            sentence += "."
+        first = re.sub(r"^[^\w]+", "", sentence).split(" ", 1)[0].lower().strip(",;:")
+        relevance = sum(weights.get(t, 0.0) for t in set(terms(sentence)))
+        relevance += 0.6 if index == 0 else 0.0
+        if prefer_short:
+            relevance -= n_words / 30.0
+        offers = len(extract_facts(sentence)) + 2 * len(extract_codes(sentence))
+        found.append(Sentence(sentence, index, n_words, relevance, offers, first in _DANGLING))
+    return found
+
+
+def _rank_paragraphs(paragraphs: list[Paragraph], order: str) -> list[Paragraph]:
+    """Order paragraphs for citation: best first, preferring distinct documents."""
+
+    def base(p: Paragraph) -> float:
+        best = max(s.relevance for s in p.sentences)
+        offers = min(sum(s.offers for s in p.sentences), 6)
+        score = 3.0 / (1 + p.rank) + 0.4 * best + 0.15 * offers
+        if order == "offers_first":
+            score += 0.65 * offers
+        return score
+
+    remaining = sorted(paragraphs, key=lambda p: (-base(p), p.rank))
+    ordered: list[Paragraph] = []
+    while remaining:
+        used = {p.snippet.document_id for p in ordered}
+        remaining.sort(
+            key=lambda p: (-(base(p) - (2.5 if p.snippet.document_id in used else 0)), p.rank)
+        )
+        ordered.append(remaining.pop(0))
+    return ordered
+
+
+def _sentence_key(order: str):
+    """Sort key of candidate sentences for a tone's ``sentence_order``."""
+    if order == "offers_first":
+        return lambda ps: (-ps[1].offers, -ps[1].relevance, ps[0].rank, ps[1].index)
+    if order == "source":
+        return lambda ps: (ps[0].rank, ps[1].index)
+    return lambda ps: (-ps[1].relevance, ps[0].rank, ps[1].index)
+
+
+def _fill_sentences(
+    chosen: list[Paragraph], frame: _Frame, tone: ToneTemplates, constraints
+) -> int | None:
+    """Choose sentences towards the tone's target length; the body's word count.
+
+    Returns None when a cited paragraph has no sentence that fits at all.
+    """
+    for paragraph in chosen:
+        paragraph.chosen = set()
+    low, high = constraints.body_min_words, constraints.body_max_words
+    target = min(max(tone.style.target_words, low + 5), high - 5)
+    total = frame.fixed_words
+    for paragraph in chosen:
+        lead = _lead_sentence(paragraph, high - total)
+        if lead is None:
+            return None
+        paragraph.chosen.add(lead.index)
+        total += lead.words
+    key = _sentence_key(tone.style.sentence_order)
+    per_source = tone.style.max_sentences_per_source
+    total = _add_sentences(chosen, total, target, high, key, per_source)
+    if total < low:
+        total = _add_sentences(chosen, total, low, high, key, per_source=10_000)
+    return total
+
+
+def _lead_sentence(paragraph: Paragraph, room: int) -> Sentence | None:
+    """The best standalone sentence of a paragraph that fits in ``room`` words."""
+    fitting = [s for s in paragraph.sentences if not s.needs_previous and s.words <= room]
+    if not fitting:
+        return None
+    return max(fitting, key=lambda s: (s.relevance + 0.3 * min(s.offers, 3), -s.index))
+
+
+def _add_sentences(
+    chosen: list[Paragraph], total: int, goal: int, high: int, key, per_source: int
+) -> int:
+    """Add the best-ranked sentences that fit until ``goal`` words are reached."""
+    changed = True
+    while changed and total < goal:
+        changed = False
+        candidates = sorted(
+            ((p, s) for p in chosen for s in p.sentences if s.index not in p.chosen), key=key
+        )
+        for paragraph, sentence in candidates:
+            if len(paragraph.chosen) >= per_source or total + sentence.words > high:
+                continue
+            if sentence.needs_previous and sentence.index - 1 not in paragraph.chosen:
+                continue
+            paragraph.chosen.add(sentence.index)
+            total += sentence.words
+            changed = True
+            break
+    return total
+
+
+# ----------------------------------------------------------------------------- the frame
+
+
+@dataclass
+class _Frame:
+    """The templated parts of a message around the quoted sentences."""
+
+    subject: str
+    greeting: str
+    opener: str
+    intro: str
+    bridges: list[str]
+    closer: str
+    cta: str
+    sign_off: str
+    footer: str
+    layout: str
+    filler_options: list[str] = field(default_factory=list)
+    fillers: list[str] = field(default_factory=list)
+
+    @classmethod
+    def build(
+        cls,
+        request: GenerationRequest,
+        tone: ToneTemplates,
+        footer: str,
+        chosen: list[Paragraph],
+        seed: int,
+    ) -> _Frame:
+        """Pick every template for this (segment, tone) and fill its placeholders."""
+        picker = _Picker(request, chosen, seed)
+        layout = tone.style.layout
+        bridges: list[str] = []
+        if layout == "conversational":
+            first = tone.lead_bridges or tone.bridges
+            bridges = [picker.pick("lead_bridge", first, required=False)]
+            bridges += [
+                picker.pick("bridge", tone.bridges, required=False, offset=i)
+                for i in range(len(chosen) - 1)
+            ]
+        return cls(
+            subject=picker.subject(tone.subjects, request.constraints.subject_max_chars),
+            greeting=picker.pick("greeting", tone.greetings),
+            opener=picker.pick("opener", picker.openers(tone)),
+            intro=picker.pick("intro", tone.fact_intros, required=False)
+            if layout == "bullets"
+            else "",
+            bridges=bridges,
+            closer=picker.pick("closer", tone.closers, required=False),
+            cta=picker.pick("cta", tone.ctas, prefer_specific=True),
+            sign_off=picker.pick("sign_off", tone.sign_offs),
+            footer=footer,
+            layout=layout,
+            filler_options=picker.usable_all("filler", tone.fillers),
+        )
+
+    @property
+    def fixed_words(self) -> int:
+        """Words outside the quoted sentences."""
+        parts = [
+            self.greeting,
+            self.opener,
+            self.intro,
+            *self.bridges,
+            self.closer,
+            self.cta,
+            self.sign_off,
+            self.footer,
+        ]
+        return sum(count_words(p) for p in parts)
+
+    def add_fillers(self, total: int, low: int, high: int) -> int:
+        """Add filler lines while the body is under ``low`` words; the new total."""
+        self.fillers = []
+        for line in self.filler_options:
+            if total >= low:
+                break
+            words = count_words(line)
+            if total + words <= high:
+                self.fillers.append(line)
+                total += words
+        return total
+
+    def render(self, chosen: list[Paragraph]) -> str:
+        """The body: greeting, opener, cited facts in the tone's layout, CTA, sign-off, footer."""
+        facts = [f"{p.chosen_text()} {p.marker()}" for p in chosen]
+        blocks = [self.greeting, self.opener]
+        if self.layout == "bullets":
+            lines = [self.intro] if self.intro else []
+            blocks.append("\n".join(lines + [f"- {fact}" for fact in facts]))
+        elif self.layout == "conversational":
+            for bridge, fact in zip(self.bridges, facts, strict=True):
+                blocks.append(f"{bridge} {fact}".strip())
+        else:
+            blocks.append(" ".join(facts))
+        blocks += [" ".join(self.fillers), self.closer, self.cta, self.sign_off, self.footer]
+        return "\n\n".join(block for block in blocks if block)
+
+
+class _Picker:
+    """Deterministic template choice, skipping templates the sources do not support."""
+
+    def __init__(self, request: GenerationRequest, chosen: list[Paragraph], seed: int) -> None:
+        self.request = request
+        self.seed = seed
+        cited = [p.snippet for p in chosen]
+        self.support = SupportIndex.of(cited)
+        self.names: set[str] = set()
+        for snippet in request.snippets:
+            self.names |= extract_names(snippet.text)
+        self.values = {
+            "title": cited[0].title.strip() if cited else "",
+            "offer": _first_code(cited),
+            "url": _safe_url(cited, self.support),
+        }
+
+    def _order(self, kind: str, options: Sequence[str], offset: int = 0) -> list[str]:
+        """Options rotated by a seed of (segment, tone, kind)."""
+        if not options:
+            return []
+        start = (
+            int(hashlib.sha256(f"{self.seed}:{kind}".encode()).hexdigest()[:8], 16) + offset
+        ) % len(options)
+        return list(options[start:]) + list(options[:start])
+
+    def _usable(self, template: str) -> str | None:
+        """The filled template, or None when a placeholder is empty or a fact unsupported."""
+        needed = placeholders(template) - {"first_name"}
+        if any(not self.values.get(name) for name in needed):
+            return None
+        text = fill(template, self.values)
+        _, missing = self.support.missing(text, self.names)
+        return None if missing else text
+
+    def pick(
+        self,
+        kind: str,
+        options: Sequence[str],
+        required: bool = True,
+        offset: int = 0,
+        prefer_specific: bool = False,
+    ) -> str:
+        """The first usable option in seeded order ("" when optional and none fits).
+
+        With ``prefer_specific``, options that fill more placeholders (a link, an
+        offer code) come before generic ones.
+        """
+        ordered = self._order(kind, options, offset)
+        if prefer_specific:
+            ordered.sort(key=lambda o: -len(placeholders(o) - {"first_name"}))
+        for option in ordered:
+            text = self._usable(option)
+            if text is not None:
+                return text
+        if required:
+            raise ComposeError(
+                f"no usable '{kind}' template for tone '{self.request.tone}': each one needs a "
+                "value the cited sources lack or states a fact they do not contain"
+            )
+        return ""
+
+    def usable_all(self, kind: str, options: Sequence[str]) -> list[str]:
+        """Every usable option, in seeded order."""
+        return [t for t in (self._usable(o) for o in self._order(kind, options)) if t]
+
+    def openers(self, tone: ToneTemplates) -> list[str]:
+        """Openers for the segment's traits when the tone has them, else the general ones."""
+        traits = {_norm(t) for t in self.request.segment.traits}
+        name = _norm(self.request.segment.name)
+        matched: list[str] = []
+        for key, lines in tone.trait_openers.items():
+            if _norm(key) in traits or _norm(key) in name:
+                matched.extend(lines)
+        return matched or list(tone.openers)
+
+    def subject(self, options: Sequence[str], max_chars: int) -> str:
+        """The first subject (in seeded order) that fits, trying shorter title forms.
+
+        A title such as ``"WELCOME15: 15% Off Your First Order"`` may also be
+        used as either side of its colon; only when nothing fits is the title
+        cut at a word boundary.
+        """
+        ordered = self._order("subject", options)
+        for option in ordered:
+            for title in self._title_forms(option):
+                text = self._usable_with(option, title)
+                if text is not None and len(text) <= max_chars:
+                    return text
+        for option in ordered:
+            if "{title}" not in option or self._usable(option) is None:
+                continue
+            room = max_chars - len(fill(option, {**self.values, "title": ""}))
+            short = truncate_words(self._title_forms(option)[0], room)
+            if len(short) >= 12:
+                return fill(option, {**self.values, "title": short})
+        usable = [t for t in (self._usable(o) for o in ordered) if t]
+        if usable:
+            return truncate_words(usable[0], max_chars)
+        raise ComposeError(f"no usable subject template for tone '{self.request.tone}'")
+
+    def _title_forms(self, template: str) -> list[str]:
+        """Forms of the title to try: whole, and each side of a colon in it."""
+        title = self.values["title"]
+        if "{title}" not in template or ":" not in title:
+            return [title]
+        head, _, tail = (part.strip() for part in title.partition(":"))
+        # The part before a colon is often just a code or a label: use it only
+        # when it is a phrase of its own.
+        sides = [tail] if len(tail.split()) >= 2 else []
+        head_forms = [head] if len(head.split()) >= 2 else []
+        # A template with its own colon reads badly with a second one from the title.
+        own_colon = ":" in template.replace("{title}", "")
+        return [*sides, *head_forms, title] if own_colon else [title, *sides, *head_forms]
+
+    def _usable_with(self, template: str, title: str) -> str | None:
+        """Like :meth:`_usable`, with a given form of the title."""
+        saved = self.values["title"]
+        self.values["title"] = title
+        try:
+            return self._usable(template)
+        finally:
+            self.values["title"] = saved
+
+
+def _norm(text: str) -> str:
+    """Lower-case, hyphens and underscores as spaces, single-spaced."""
+    return " ".join(text.lower().replace("-", " ").replace("_", " ").split())
+
+
+def _first_code(snippets: Sequence[Snippet]) -> str:
+    """The first offer code in the cited paragraphs ("" when none)."""
+    for snippet in snippets:
+        codes = sorted(extract_codes(snippet.text), key=snippet.text.find)
+        if codes:
+            return codes[0]
+    return ""
+
+
+def _safe_url(snippets: Sequence[Snippet], support: SupportIndex) -> str:
+    """The first cited source URL whose digits all appear in the cited text ("" if none)."""
+    for snippet in snippets:
+        url = snippet.source_url.strip()
+        if not url.lower().startswith(("http://", "https://")) or " " in url:
+            continue
+        if all(d in support.text for d in _URL_DIGITS.findall(url)):
+            return url
+    return ""

@@ -1,0 +1,492 @@
+"""LLM backends over the official ``openai`` SDK: ``openai`` and ``azure_openai``.
+
+* ``openai`` talks to any server that speaks the Chat Completions API:
+  OpenAI itself (``base_url: null``), vLLM, Ollama, the llama.cpp server, ...
+  (``base_url: http://host:port/v1``).
+* ``azure_openai`` uses ``AzureOpenAI`` (``azure_endpoint``, ``deployment``,
+  ``api_version``); the key comes from ``api_key_env`` or, when that variable
+  is unset, from ``DefaultAzureCredential`` (``azure-identity``).
+
+Per request: the prompt is ``prompts/generation_prompt.txt`` filled with the
+segment, the tone file's ``llm_guidance``, the retrieved paragraphs and the
+constraints. The reply (``Subject: ...`` / ``Body: ...``) is parsed, the footer
+appended, and the message validated and grounded like every backend's. When it
+breaks a rule, the model gets one repair request listing the exact problems;
+a message that still breaks a hard constraint is recorded as ``failed``.
+
+API discipline: the SDK's own retries are off (``max_retries=0``); the shared
+:func:`cpo.netclient.call_with_retries` retries connection errors, timeouts,
+429 and 5xx with exponential backoff, never 400/401/403. Replies are cached on
+disk by (model, prompt sha256): a re-run sends no request and costs nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import openai
+
+from cpo.errors import BackendError, ConfigError
+from cpo.generation.base import (
+    GeneratorSetup,
+    Provenance,
+    UsageCounter,
+    append_footer,
+    failed_variant,
+    finish_variant,
+    with_error,
+)
+from cpo.generation.citations import format_citation
+from cpo.generation.text import count_words
+from cpo.logs import RunLog
+from cpo.models import GenerationRequest, Variant
+from cpo.netclient import Failure, RetryPolicy, call_with_retries, status_is_retryable
+from cpo.runfiles import atomic_open
+
+STAGE = "generate"
+_SUBJECT_LINE = re.compile(r"^\W*subject\W*:\s*(?P<text>.*)$", re.IGNORECASE)
+_BODY_LINE = re.compile(r"^\W*body\W*:\s*(?P<text>.*)$", re.IGNORECASE)
+_FENCE = re.compile(r"^\s*```[\w-]*\s*$")
+#: Margin kept between the word range asked of the model and the hard limits.
+_WORD_MARGIN = 10
+
+
+class ReplyFormatError(ValueError):
+    """The model's reply is not ``Subject: ...`` followed by ``Body: ...``."""
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One chat completion (from the API or the cache)."""
+
+    content: str
+    tokens_prompt: int
+    tokens_completion: int
+    latency_ms: float
+    cached: bool
+    cost_usd: float
+
+
+# ----------------------------------------------------------------------------- prompt
+
+
+def build_messages(
+    request: GenerationRequest, setup: GeneratorSetup, footer: str
+) -> list[dict[str, str]]:
+    """The chat messages for one request (system + user) from the prompt files."""
+    system, user = setup.prompts.generation_prompt()
+    tone = setup.prompts.tone(request.tone)
+    constraints = request.constraints
+    footer_words = count_words(footer)
+    low = max(20, constraints.body_min_words - footer_words + _WORD_MARGIN)
+    high = max(low + 10, constraints.body_max_words - footer_words - _WORD_MARGIN)
+    verbs = [v.capitalize() for v in setup.generation.cta_verbs[:4]]
+    has_links = any(s.source_url for s in request.snippets)
+    values = {
+        "segment_name": request.segment.name,
+        "segment_definition": request.segment.definition or "(no description)",
+        "segment_traits": ", ".join(request.segment.traits) or "(none given)",
+        "tone": request.tone,
+        "tone_guidance": tone.llm_guidance.strip(),
+        "snippets": render_snippets(request),
+        "subject_max_chars": str(constraints.subject_max_chars),
+        "body_min_words": str(low),
+        "body_max_words": str(high),
+        "min_citations": str(constraints.min_citations),
+        "max_citations": str(constraints.max_citations),
+        "cta_examples": ", ".join(f"'{v}'" for v in verbs[:-1]) + f" or '{verbs[-1]}'",
+        "cta_link": " Include the link of a source you cite in it." if has_links else "",
+    }
+    return [
+        {"role": "system", "content": system.safe_substitute(values)},
+        {"role": "user", "content": user.safe_substitute(values)},
+    ]
+
+
+def render_snippets(request: GenerationRequest) -> str:
+    """The retrieved paragraphs as the prompt shows them: marker, link, text."""
+    blocks: list[str] = []
+    seen: set[tuple[str, int]] = set()
+    for snippet in request.snippets:
+        key = (snippet.title, snippet.paragraph_index)
+        if key in seen:
+            continue
+        seen.add(key)
+        header = format_citation(snippet.title, snippet.paragraph_index)
+        if snippet.source_url:
+            header += f" (link: {snippet.source_url})"
+        blocks.append(f"{header}\n{' '.join(snippet.text.split())}")
+    return "\n\n".join(blocks) if blocks else "(no approved content was retrieved)"
+
+
+def repair_message(problems: list[str]) -> dict[str, str]:
+    """The user message asking for one corrected version."""
+    listed = "\n".join(f"- {p}" for p in problems)
+    return {
+        "role": "user",
+        "content": (
+            "Your email breaks these rules:\n"
+            f"{listed}\n\n"
+            "Rewrite the whole email so it follows every rule, changing only what is needed. "
+            "Reply in exactly the same format:\nSubject: <subject line>\nBody:\n<email body>"
+        ),
+    }
+
+
+def request_sha256(model: str, messages: list[dict[str, str]], params: dict[str, Any]) -> str:
+    """sha256 of the canonical request (messages and sampling parameters)."""
+    payload = {"messages": messages, "params": params}
+    canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def parse_reply(text: str) -> tuple[str, str]:
+    """Split a reply into (subject, body).
+
+    Tolerates Markdown emphasis on the labels, code fences, and a body that
+    starts on the ``Body:`` line itself. Lines mentioning "unsubscribe" are
+    dropped from the body (the configured footer is appended instead).
+
+    Raises:
+        ReplyFormatError: no ``Subject:`` line, or no body.
+    """
+    lines = [line for line in text.replace("\r\n", "\n").split("\n") if not _FENCE.match(line)]
+    subject_at = next((i for i, line in enumerate(lines) if _SUBJECT_LINE.match(line)), None)
+    if subject_at is None:
+        raise ReplyFormatError("the reply has no 'Subject:' line")
+    subject = _SUBJECT_LINE.match(lines[subject_at]).group("text")  # type: ignore[union-attr]
+    subject = subject.strip().strip("*").strip().strip("\"'“”").strip()
+    rest = lines[subject_at + 1 :]
+    body_at = next((i for i, line in enumerate(rest) if _BODY_LINE.match(line)), None)
+    if body_at is not None:
+        first = _BODY_LINE.match(rest[body_at]).group("text")  # type: ignore[union-attr]
+        rest = ([first] if first.strip() else []) + rest[body_at + 1 :]
+    body_lines = [line.rstrip() for line in rest if "unsubscribe" not in line.lower()]
+    body = "\n".join(body_lines).strip()
+    if not body:
+        raise ReplyFormatError("the reply has no body after 'Body:'")
+    return subject, body
+
+
+# ----------------------------------------------------------------------------- cache
+
+
+class ResponseCache:
+    """Replies on disk, one JSON file per (model, prompt sha256).
+
+    Args:
+        folder: Cache folder (created on first write).
+        log: Where to report unreadable cache files (treated as misses).
+    """
+
+    def __init__(self, folder: Path, log: RunLog | None = None) -> None:
+        self.folder = folder
+        self.log = log
+
+    def _path(self, model: str, prompt_sha256: str) -> Path:
+        key = hashlib.sha256(f"{model}\x1f{prompt_sha256}".encode()).hexdigest()
+        return self.folder / key[:2] / f"{key}.json"
+
+    def get(self, model: str, prompt_sha256: str) -> dict[str, Any] | None:
+        """The cached reply, or None."""
+        path = self._path(model, prompt_sha256)
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("model") == model and data.get("prompt_sha256") == prompt_sha256:
+                return data
+        except (OSError, ValueError):
+            pass
+        if self.log is not None:
+            self.log.warning(STAGE, "cache_entry_ignored", path=str(path))
+        return None
+
+    def put(self, model: str, prompt_sha256: str, reply: dict[str, Any]) -> None:
+        """Store a reply atomically."""
+        path = self._path(model, prompt_sha256)
+        with atomic_open(path) as handle:
+            json.dump({"model": model, "prompt_sha256": prompt_sha256, **reply}, handle)
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/cpo/generation`` (or ``~/.cache/cpo/generation``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "cpo" / "generation"
+
+
+# ----------------------------------------------------------------------------- backend
+
+
+class OpenAIGenerator:
+    """Generation over an OpenAI-compatible Chat Completions endpoint."""
+
+    backend = "openai"
+
+    def __init__(self, setup: GeneratorSetup) -> None:
+        self.setup = setup
+        self.service = setup.service
+        self.model = self._model_name()
+        self.concurrency = self.service.concurrency
+        self.usage = UsageCounter()
+        self.policy = RetryPolicy(
+            max_retries=self.service.max_retries, backoff_base_s=self.service.backoff_base_s
+        )
+        folder = setup.cache_dir or (
+            Path(self.service.cache_dir).expanduser() if self.service.cache_dir else None
+        )
+        self.cache = ResponseCache(folder or default_cache_dir(), setup.log)
+        self.client = self._client()
+
+    def _model_name(self) -> str:
+        """The model sent with each request."""
+        return self.service.model
+
+    def _client(self) -> Any:
+        """The SDK client (retries off; timeout from settings)."""
+        key = os.environ.get(self.service.api_key_env)
+        if not key:
+            if self.service.base_url is None:
+                raise ConfigError(
+                    f"backend 'openai' needs an API key in the environment variable "
+                    f"{self.service.api_key_env}, which is not set",
+                    hint=f"export {self.service.api_key_env}=... , or set services.generation."
+                    "base_url to a local server (vLLM, Ollama, llama.cpp) in azure_config.yaml",
+                )
+            key = "not-needed"  # local OpenAI-compatible servers ignore the key
+        return openai.OpenAI(
+            api_key=key,
+            base_url=self.service.base_url,
+            timeout=self.service.timeout_s,
+            max_retries=0,
+        )
+
+    # -- one variant ----------------------------------------------------------------
+
+    def generate(self, request: GenerationRequest) -> Variant:
+        """Ask the model for one variant; repair once; never raises for a bad reply."""
+        footer = self.setup.prompts.footer()
+        messages = build_messages(request, self.setup, footer)
+        params = self._params()
+        prompt_sha = request_sha256(self.model, messages, params)
+        what = f"{self.backend} {self.model} ({request.segment.name} / {request.tone})"
+        spent: list[Completion] = []
+        try:
+            first = self._complete(messages, params, what)
+            spent.append(first)
+            variant, problems = self._finish(request, first.content, footer, prompt_sha, spent)
+            if not problems:
+                return variant
+            repair = [
+                *messages,
+                {"role": "assistant", "content": first.content},
+                repair_message(problems),
+            ]
+            second = self._complete(repair, params, what + " repair")
+            spent.append(second)
+            repaired, still = self._finish(request, second.content, footer, prompt_sha, spent)
+        except BackendError as exc:
+            return failed_variant(request, self._provenance(prompt_sha, spent), str(exc))
+        best = _better(variant, problems, repaired, still)
+        if best.status == "failed":
+            return with_error(best, f"still invalid after one repair attempt: {best.error}")
+        return best
+
+    def _params(self) -> dict[str, Any]:
+        """Sampling parameters sent with (and hashed into) every request."""
+        return {
+            "model": self.model,
+            "temperature": self.service.temperature,
+            "max_tokens": self.service.max_tokens,
+        }
+
+    def _finish(
+        self,
+        request: GenerationRequest,
+        content: str,
+        footer: str,
+        prompt_sha: str,
+        spent: list[Completion],
+    ) -> tuple[Variant, list[str]]:
+        """Parse, append the footer, validate and ground one reply."""
+        provenance = self._provenance(prompt_sha, spent)
+        try:
+            subject, body = parse_reply(content)
+        except ReplyFormatError as exc:
+            problem = f"{exc}; reply as 'Subject: ...' then 'Body:' and the email"
+            return failed_variant(request, provenance, problem), [problem]
+        return finish_variant(
+            request,
+            subject,
+            append_footer(body, footer),
+            provenance,
+            self.setup.generation.cta_verbs,
+        )
+
+    def _provenance(self, prompt_sha: str, spent: list[Completion]) -> Provenance:
+        """Tokens, cost and latency summed over the completions of one variant."""
+        return Provenance(
+            backend=self.backend,
+            model=self.model,
+            prompt_sha256=prompt_sha,
+            tokens_prompt=sum(c.tokens_prompt for c in spent),
+            tokens_completion=sum(c.tokens_completion for c in spent),
+            cost_usd=sum(c.cost_usd for c in spent),
+            latency_ms=sum(c.latency_ms for c in spent),
+            cached=bool(spent) and all(c.cached for c in spent),
+        )
+
+    # -- one completion ---------------------------------------------------------------
+
+    def _complete(
+        self, messages: list[dict[str, str]], params: dict[str, Any], what: str
+    ) -> Completion:
+        """A completion from the cache, or from the API with the shared retry policy."""
+        digest = request_sha256(self.model, messages, params)
+        started = time.perf_counter()
+        hit = self.cache.get(self.model, digest)
+        if hit is not None:
+            self.usage.add(cache_hits=1)
+            latency = (time.perf_counter() - started) * 1000
+            return Completion(hit["content"], 0, 0, latency, True, 0.0)
+
+        def call() -> Any:
+            self.usage.add(api_calls=1)
+            return self.client.chat.completions.create(messages=messages, **params)
+
+        response = call_with_retries(
+            call,
+            classify=classify_error,
+            policy=self.policy,
+            log=self.setup.log,
+            stage=STAGE,
+            what=what,
+        )
+        latency = (time.perf_counter() - started) * 1000
+        content = _content_of(response, what)
+        usage = getattr(response, "usage", None)
+        tokens_prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
+        tokens_completion = int(getattr(usage, "completion_tokens", 0) or 0)
+        cost = (
+            tokens_prompt / 1000 * self.service.price_per_1k_prompt
+            + tokens_completion / 1000 * self.service.price_per_1k_completion
+        )
+        self.usage.add(
+            tokens_prompt=tokens_prompt, tokens_completion=tokens_completion, cost_usd=cost
+        )
+        self.cache.put(
+            self.model,
+            digest,
+            {
+                "content": content,
+                "tokens_prompt": tokens_prompt,
+                "tokens_completion": tokens_completion,
+            },
+        )
+        return Completion(content, tokens_prompt, tokens_completion, latency, False, cost)
+
+
+class AzureOpenAIGenerator(OpenAIGenerator):
+    """Generation over Azure OpenAI (a deployment of a chat model)."""
+
+    backend = "azure_openai"
+
+    def _model_name(self) -> str:
+        """Azure routes by deployment; record the deployment as the model."""
+        return self.service.deployment or self.service.model
+
+    def _client(self) -> Any:
+        """``AzureOpenAI`` with a key from the environment, or Entra ID when unset."""
+        options: dict[str, Any] = {
+            "azure_endpoint": self.service.azure_endpoint,
+            "api_version": self.service.api_version,
+            "timeout": self.service.timeout_s,
+            "max_retries": 0,
+        }
+        key = os.environ.get(self.service.api_key_env)
+        if key:
+            options["api_key"] = key
+        else:
+            options["azure_ad_token_provider"] = _entra_token_provider(self.service.api_key_env)
+        return openai.AzureOpenAI(**options)
+
+
+def _entra_token_provider(api_key_env: str) -> Any:
+    """A bearer-token provider from DefaultAzureCredential (managed identity, az login)."""
+    try:
+        from azure.identity import DefaultAzureCredential, get_bearer_token_provider
+    except ModuleNotFoundError:
+        raise ConfigError(
+            f"backend 'azure_openai' needs an API key in {api_key_env}, which is not set "
+            "(and azure-identity, for keyless sign-in, is not installed)",
+            hint=f"export {api_key_env}=... , or pip install 'cpo[azure]' and sign in with "
+            "`az login` or a managed identity",
+        ) from None
+    return get_bearer_token_provider(
+        DefaultAzureCredential(), "https://cognitiveservices.azure.com/.default"
+    )
+
+
+def classify_error(exc: BaseException) -> Failure:
+    """Map ``openai`` SDK exceptions to the shared retry policy's :class:`Failure`."""
+    if isinstance(exc, openai.APITimeoutError):
+        return Failure(retryable=True, reason="request timed out")
+    if isinstance(exc, openai.APIConnectionError):
+        return Failure(retryable=True, reason=f"connection error: {exc}")
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        retry_after = _retry_after(exc.response.headers.get("retry-after"))
+        message = str(getattr(exc, "message", "") or exc)[:200]
+        return Failure(status_is_retryable(status), status, retry_after, message)
+    return Failure(retryable=False, reason=f"{type(exc).__name__}: {str(exc)[:200]}")
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (None when absent or not a number)."""
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _content_of(response: Any, what: str) -> str:
+    """The message text of the first choice."""
+    try:
+        content = response.choices[0].message.content
+    except (AttributeError, IndexError, TypeError):
+        content = None
+    if not content:
+        raise BackendError(f"{what}: the reply has no message content")
+    return str(content)
+
+
+def _better(
+    first: Variant, first_problems: list[str], second: Variant, second_problems: list[str]
+) -> Variant:
+    """The better of the original and the repaired variant.
+
+    A variant meeting the hard constraints beats one that does not; between two
+    that do (or two that do not), the one with fewer problems wins, the repair
+    on a tie. The repair's usage is always carried over.
+    """
+
+    def rank(variant: Variant, problems: list[str]) -> tuple[int, int]:
+        return (0 if variant.status == "generated" else 1, len(problems))
+
+    if rank(first, first_problems) < rank(second, second_problems):
+        return replace(
+            first,
+            tokens_prompt=second.tokens_prompt,
+            tokens_completion=second.tokens_completion,
+            cost_usd=second.cost_usd,
+            latency_ms=second.latency_ms,
+            cached=second.cached,
+        )
+    return second

@@ -1,0 +1,249 @@
+"""The prompts folder: tone files, footer, generation prompt, control message.
+
+These files are data that marketers edit, not code::
+
+    prompts/
+      tones/<tone>.yaml        subject lines, greetings, openers, calls to action,
+                               sign-offs and layout of one tone (grounded backend),
+                               plus ``llm_guidance`` (LLM backends)
+      footer.txt               unsubscribe footer appended to every generated body
+      generation_prompt.txt    LLM prompt: "### SYSTEM" and "### USER" sections with
+                               $placeholders
+      control_message.txt      "Subject: ..." line, blank line, body
+
+Every problem is a :class:`~cpo.errors.ConfigError` naming the file and key.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+from string import Template
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import Field, ValidationError, field_validator
+
+from cpo.errors import ConfigError
+from cpo.settings_base import StrictModel
+
+TONES_DIR = "tones"
+FOOTER_FILE = "footer.txt"
+GENERATION_PROMPT_FILE = "generation_prompt.txt"
+CONTROL_MESSAGE_FILE = "control_message.txt"
+_PLACEHOLDER = re.compile(r"\{(\w*)\}")
+_SYSTEM_HEADER = "### SYSTEM"
+_USER_HEADER = "### USER"
+
+Lines = Annotated[list[str], Field(min_length=1)]
+
+#: Placeholders each kind of template may use.
+ALLOWED_PLACEHOLDERS: dict[str, frozenset[str]] = {
+    "greetings": frozenset({"first_name"}),
+    "subjects": frozenset({"title", "offer"}),
+    "openers": frozenset({"first_name"}),
+    "trait_openers": frozenset({"first_name"}),
+    "fact_intros": frozenset({"title", "offer"}),
+    "lead_bridges": frozenset({"title", "offer"}),
+    "bridges": frozenset({"title", "offer"}),
+    "closers": frozenset({"title", "offer"}),
+    "fillers": frozenset(),
+    "ctas": frozenset({"url", "offer", "title"}),
+    "sign_offs": frozenset(),
+}
+
+
+class ToneStyle(StrictModel):
+    """How the grounded composer lays out a tone.
+
+    Attributes:
+        citations: Source paragraphs to cite (clipped to the constraints).
+        target_words: Body length to aim for (always kept inside the constraints).
+        layout: ``paragraph`` (facts in one block), ``bullets`` (one fact per
+            line) or ``conversational`` (a bridge line before each source).
+        sentence_order: ``offers_first`` (prices, codes, dates lead),
+            ``relevance`` (closest to the segment first) or ``source`` (as written).
+        max_sentences_per_source: Sentences quoted from one paragraph at most.
+        prefer_short_sentences: Favour short sentences (punchy tones).
+        min_quoted_share: Quoted sentences must make at least this share of the
+            body's words; with less content the variant fails rather than pad.
+    """
+
+    citations: int = Field(default=2, ge=1, le=10)
+    target_words: int = Field(default=140, ge=20, le=2000)
+    layout: Literal["paragraph", "bullets", "conversational"] = "paragraph"
+    sentence_order: Literal["offers_first", "relevance", "source"] = "relevance"
+    max_sentences_per_source: int = Field(default=3, ge=1, le=20)
+    prefer_short_sentences: bool = False
+    min_quoted_share: float = Field(default=0.3, ge=0, le=1)
+
+
+class ToneTemplates(StrictModel):
+    """One tone file (``prompts/tones/<tone>.yaml``)."""
+
+    description: str = ""
+    llm_guidance: Annotated[str, Field(min_length=1)]
+    greetings: Lines
+    subjects: Lines
+    openers: Lines
+    trait_openers: dict[str, Lines] = Field(default_factory=dict)
+    fact_intros: list[str] = Field(default_factory=list)
+    lead_bridges: list[str] = Field(default_factory=list)
+    bridges: list[str] = Field(default_factory=list)
+    closers: list[str] = Field(default_factory=list)
+    fillers: list[str] = Field(default_factory=list)
+    ctas: Lines
+    sign_offs: Lines
+    style: ToneStyle = Field(default_factory=ToneStyle)
+
+    @field_validator(
+        "greetings",
+        "subjects",
+        "openers",
+        "fact_intros",
+        "lead_bridges",
+        "bridges",
+        "closers",
+        "fillers",
+        "ctas",
+        "sign_offs",
+    )
+    @classmethod
+    def _no_blank_lines(cls, lines: list[str]) -> list[str]:
+        for line in lines:
+            if not isinstance(line, str) or not line.strip():
+                raise ValueError("entries must be non-empty text")
+        return [line.strip() for line in lines]
+
+
+class PromptLibrary:
+    """Reads and validates the files of one prompts folder (cached, thread-safe).
+
+    Args:
+        folder: The prompts folder (``Config.prompts_dir``).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self._tones: dict[str, tuple[ToneTemplates, str]] = {}
+        self._lock = threading.Lock()
+
+    def tone(self, name: str) -> ToneTemplates:
+        """The validated templates of a tone."""
+        return self._load_tone(name)[0]
+
+    def tone_source(self, name: str) -> str:
+        """The raw text of a tone file (part of the composer's input hash)."""
+        return self._load_tone(name)[1]
+
+    def footer(self) -> str:
+        """The unsubscribe footer (must contain the word "unsubscribe")."""
+        text = self._read(FOOTER_FILE).strip()
+        if "unsubscribe" not in text.lower():
+            raise ConfigError(
+                f"{self.folder / FOOTER_FILE}: the footer has no unsubscribe line",
+                hint="add a sentence such as 'Unsubscribe: https://...' (screening requires it)",
+            )
+        return text
+
+    def generation_prompt(self) -> tuple[Template, Template]:
+        """The (system, user) templates of the LLM prompt."""
+        path = self.folder / GENERATION_PROMPT_FILE
+        text = self._read(GENERATION_PROMPT_FILE)
+        if _USER_HEADER not in text:
+            raise ConfigError(
+                f"{path}: missing the '{_USER_HEADER}' section",
+                hint=f"start the instructions with '{_SYSTEM_HEADER}' and the data with "
+                f"'{_USER_HEADER}' on lines of their own",
+            )
+        system, _, user = text.partition(_USER_HEADER)
+        system = system.replace(_SYSTEM_HEADER, "", 1).strip()
+        return Template(system), Template(user.strip())
+
+    def control_message(self) -> tuple[str, str]:
+        """The control message as (subject, body)."""
+        path = self.folder / CONTROL_MESSAGE_FILE
+        lines = self._read(CONTROL_MESSAGE_FILE).replace("\r\n", "\n").split("\n")
+        first = lines[0].strip() if lines else ""
+        if not first.lower().startswith("subject:") or not first[8:].strip():
+            raise ConfigError(
+                f"{path}: the first line must be 'Subject: <subject line>'",
+                hint="write the subject on line 1, a blank line, then the body",
+            )
+        body = "\n".join(lines[1:]).strip()
+        if not body:
+            raise ConfigError(f"{path}: the control message has no body after the subject line")
+        return first[8:].strip(), body
+
+    def _read(self, relative: str) -> str:
+        """Read a prompt file, naming it when missing."""
+        path = self.folder / relative
+        if not path.is_file():
+            raise ConfigError(
+                f"{path}: prompt file not found",
+                hint=f"add '{relative}' to the prompts folder (`cpo init DIR` writes the defaults)",
+            )
+        try:
+            return path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not a UTF-8 text file", hint="save it as UTF-8") from None
+
+    def _load_tone(self, name: str) -> tuple[ToneTemplates, str]:
+        """Parse and validate ``tones/<name>.yaml`` once."""
+        with self._lock:
+            if name not in self._tones:
+                relative = f"{TONES_DIR}/{name}.yaml"
+                source = self._read(relative)
+                self._tones[name] = (_parse_tone(self.folder / relative, source), source)
+            return self._tones[name]
+
+
+def _parse_tone(path: Path, source: str) -> ToneTemplates:
+    """Validate a tone file's YAML, naming the key of every problem."""
+    try:
+        data = yaml.safe_load(source)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: malformed YAML{where}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a YAML mapping of template lists")
+    try:
+        tone = ToneTemplates.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            f"  key '{'.'.join(str(p) for p in e['loc'])}': {e['msg']}" for e in exc.errors()
+        ]
+        raise ConfigError(f"{path}: invalid tone file\n" + "\n".join(problems)) from None
+    _check_placeholders(path, tone)
+    return tone
+
+
+def _check_placeholders(path: Path, tone: ToneTemplates) -> None:
+    """Reject placeholders a template kind cannot fill (e.g. ``{url}`` in a subject)."""
+    groups: dict[str, list[str]] = {
+        key: list(getattr(tone, key)) for key in ALLOWED_PLACEHOLDERS if key != "trait_openers"
+    }
+    groups["trait_openers"] = [line for lines in tone.trait_openers.values() for line in lines]
+    for key, lines in groups.items():
+        allowed = ALLOWED_PLACEHOLDERS[key]
+        for line in lines:
+            unknown = set(_PLACEHOLDER.findall(line)) - allowed
+            if unknown:
+                names = ", ".join("{" + u + "}" for u in sorted(unknown))
+                fine = ", ".join("{" + a + "}" for a in sorted(allowed)) or "none"
+                raise ConfigError(
+                    f"{path}: key '{key}': unknown placeholder {names} in {line!r}",
+                    hint=f"placeholders allowed in {key}: {fine}",
+                )
+
+
+def fill(template: str, values: dict[str, str]) -> str:
+    """Fill ``{name}`` placeholders present in ``values``; leave the others."""
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+
+
+def placeholders(template: str) -> set[str]:
+    """The placeholder names a template uses."""
+    return set(_PLACEHOLDER.findall(template))

@@ -1,0 +1,91 @@
+"""The ``generate`` stage of ``cpo run``: cited variants per segment x tone, plus the control.
+
+Reads segment_profiles.json and retrieval.json, writes variants.json (schema in
+docs/generation.md). A variant that cannot meet the constraints is recorded as
+``failed`` with its reason and the run goes on; API usage is added to the run
+totals in the manifest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cpo.errors import DataValidationError
+from cpo.generation.prompts import PromptLibrary
+from cpo.generation.service import (
+    build_requests,
+    control_variant,
+    log_variant,
+    open_generator,
+    run_generation,
+    variants_document,
+)
+from cpo.pipeline import RunContext, StageOutcome
+from cpo.retrieval.base import load_snippets
+from cpo.retrieval.service import read_profiles
+from cpo.retrieval.stage import RETRIEVAL_FILE
+from cpo.runfiles import read_json, write_json
+from cpo.segmentation.stage import PROFILES_FILE
+
+VARIANTS_FILE = "variants.json"
+
+
+class GenerateStage:
+    """Write every segment x tone variant and the control message."""
+
+    name = "generate"
+    description = "Generating message variants"
+    outputs = (VARIANTS_FILE,)
+
+    def input_files(self, ctx: RunContext) -> list[Path]:
+        """Segment profiles, retrieval results and the prompts folder."""
+        return [ctx.path(PROFILES_FILE), ctx.path(RETRIEVAL_FILE), ctx.config.prompts_dir]
+
+    def run(self, ctx: RunContext) -> StageOutcome:
+        """Generate concurrently (per the backend), write variants.json, record usage."""
+        profiles = read_profiles(ctx.path(PROFILES_FILE))
+        retrieval = self._read_retrieval(ctx)
+        snippets = {p.name: load_snippets(retrieval, p.name) for p in profiles}
+        generator = open_generator(ctx.config, log=ctx.log)
+        requests = build_requests(ctx.config, profiles, snippets)
+        variants = run_generation(generator, requests, ctx.log, ctx.progress, self.name)
+        control = control_variant(PromptLibrary(ctx.config.prompts_dir))
+        log_variant(ctx.log, control, self.name)
+        document = variants_document(generator, variants, control, ctx.config)
+        write_json(ctx.path(VARIANTS_FILE), document)
+        usage = getattr(generator, "usage", None)
+        if usage is not None:
+            ctx.add_usage(
+                api_calls=usage.api_calls,
+                tokens_prompt=usage.tokens_prompt,
+                tokens_completion=usage.tokens_completion,
+                cost_usd=usage.cost_usd,
+            )
+        counts = document["counts"]
+        summary = (
+            f"{counts['generated']} variants for {len(profiles)} segments + control "
+            f"({generator.backend})"
+        )
+        if counts["failed"]:
+            summary += f"; {counts['failed']} failed"
+        return StageOutcome(
+            summary=summary,
+            facts={
+                "backend": generator.backend,
+                "model": generator.model,
+                **counts,
+                "grounding_min": min((v.grounding.score for v in variants), default=1.0),
+                "cost_usd": document["usage"]["cost_usd"],
+                "cache_hits": getattr(usage, "cache_hits", 0),
+            },
+        )
+
+    def _read_retrieval(self, ctx: RunContext) -> dict:
+        """retrieval.json, with a clear error when the retrieve stage has not run."""
+        path = ctx.path(RETRIEVAL_FILE)
+        if not path.is_file():
+            raise DataValidationError(
+                f"{path}: retrieval results not found",
+                hint="the retrieve stage writes it; rerun with `cpo run --resume RUN_DIR`",
+            )
+        return read_json(path)

@@ -1,0 +1,327 @@
+"""The grounded composer: constraints by construction, tones that differ, any brand."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from cpo.generation.citations import CITATION_PATTERN, strip_citations
+from cpo.generation.grounded import GroundedGenerator, compose
+from cpo.generation.prompts import PromptLibrary
+from cpo.generation.settings import ConstraintSettings, GenerationSettings
+from cpo.generation.text import count_words
+from cpo.models import GenerationConstraints, GenerationRequest, SegmentProfile, Snippet
+
+TONES = ("urgent", "informational", "friendly")
+
+
+def _generator(helpers, prompts, **generation) -> GroundedGenerator:
+    settings = GenerationSettings(**generation) if generation else None
+    return GroundedGenerator(helpers.make_setup(prompts, generation=settings))
+
+
+def _template_text(body: str, snippets) -> set[str]:
+    """Words of a body outside the quoted sentences, markers and footer."""
+    text = strip_citations(body)
+    for snippet in snippets:
+        for sentence in re.split(r"(?<=[.!?])\s+", snippet.text):
+            text = text.replace(sentence.strip(), " ")
+    text = text.split("You are receiving this email")[0]
+    return {w.lower().strip(".,:;!?") for w in text.split() if re.search(r"[A-Za-z]", w)}
+
+
+def _assert_valid(helpers, variant, snippets) -> None:
+    assert variant.status == "generated", variant.error
+    assert helpers.violations(variant.subject, variant.body, snippets) == []
+    assert variant.grounding.score == 1.0
+    assert variant.grounding.unsupported_claims == ()
+    assert variant.grounding.invalid_citations == ()
+    assert 2 <= len(variant.citations) <= 3
+    assert variant.body.count("{first_name}") == 1
+    assert "unsubscribe" in variant.body.lower()
+
+
+# ----------------------------------------------------------------------------- bundled data
+
+
+@pytest.mark.parametrize("tone", TONES)
+def test_every_sample_segment_and_tone_meets_the_constraints(
+    helpers, prompts, sample_profiles, bundled_folder, tone
+):
+    generator = _generator(helpers, prompts)
+    for profile in sample_profiles:
+        snippets = helpers.snippets_for(profile, bundled_folder)
+        variant = generator.generate(GenerationRequest(profile, snippets, tone))
+        _assert_valid(helpers, variant, snippets)
+        assert variant.backend == "grounded"
+        assert variant.retrieved_document_ids == tuple(
+            dict.fromkeys(s.document_id for s in snippets)
+        )
+        cited = {(c.title, c.paragraph_index) for c in variant.citations}
+        assert cited <= {(s.title, s.paragraph_index) for s in snippets}
+
+
+def test_tones_read_visibly_differently(helpers, prompts, sample_profiles, bundled_folder):
+    generator = _generator(helpers, prompts)
+    words = {tone: [] for tone in TONES}
+    for profile in sample_profiles:
+        snippets = helpers.snippets_for(profile, bundled_folder)
+        bodies = {t: generator.generate(GenerationRequest(profile, snippets, t)) for t in TONES}
+        subjects = {v.subject for v in bodies.values()}
+        assert len(subjects) == 3, subjects
+        # Layouts: bullets for informational, one fact block for urgent, bridges for friendly.
+        assert "\n- " in bodies["informational"].body
+        assert "\n- " not in bodies["urgent"].body + bodies["friendly"].body
+        fact_blocks = [b for b in bodies["friendly"].body.split("\n\n") if "[Source:" in b]
+        assert len(fact_blocks) >= 2
+        urgent_blocks = [b for b in bodies["urgent"].body.split("\n\n") if "[Source:" in b]
+        assert len(urgent_blocks) == 1
+        # The wording around the quotes is different, not one swapped word.
+        templates = {t: _template_text(v.body, snippets) for t, v in bodies.items()}
+        for a, b in (
+            ("urgent", "informational"),
+            ("urgent", "friendly"),
+            ("informational", "friendly"),
+        ):
+            overlap = len(templates[a] & templates[b]) / len(templates[a] | templates[b])
+            assert overlap < 0.4, (profile.name, a, b, overlap)
+        for tone, variant in bodies.items():
+            words[tone].append(count_words(strip_citations(variant.body)))
+    mean = {tone: sum(values) / len(values) for tone, values in words.items()}
+    assert mean["urgent"] < mean["friendly"] < mean["informational"], mean
+
+
+def test_segments_get_different_openers_for_their_traits(
+    helpers, prompts, sample_profiles, bundled_folder
+):
+    generator = _generator(helpers, prompts)
+    openers = set()
+    for profile in sample_profiles:
+        snippets = helpers.snippets_for(profile, bundled_folder)
+        body = generator.generate(GenerationRequest(profile, snippets, "friendly")).body
+        openers.add(body.split("\n\n")[1])
+    assert len(openers) == len(sample_profiles)
+
+
+def test_composition_is_deterministic(helpers, prompts, sample_profiles, bundled_folder):
+    profile = sample_profiles[1]
+    snippets = helpers.snippets_for(profile, bundled_folder)
+    request = GenerationRequest(profile, snippets, "urgent")
+    first = _generator(helpers, prompts).generate(request)
+    second = _generator(helpers, prompts).generate(request)
+    assert (first.variant_id, first.subject, first.body) == (
+        second.variant_id,
+        second.subject,
+        second.body,
+    )
+    assert first.prompt_sha256 == second.prompt_sha256
+    other = _generator(helpers, prompts).generate(GenerationRequest(profile, snippets, "friendly"))
+    assert other.variant_id != first.variant_id
+    assert re.fullmatch(r"v-[0-9a-f]{12}", first.variant_id)
+
+
+# ----------------------------------------------------------------------------- other brands
+
+
+@pytest.mark.parametrize("brand", ["northwind", "bakery"])
+def test_other_brands_meet_the_constraints(
+    helpers, prompts, brand, northwind_content, bakery_content
+):
+    folder = northwind_content if brand == "northwind" else bakery_content
+    generator = _generator(helpers, prompts)
+    bodies = {}
+    for profile in helpers.profiles[brand]:
+        snippets = helpers.snippets_for(profile, folder)
+        for tone in TONES:
+            variant = generator.generate(GenerationRequest(profile, snippets, tone))
+            _assert_valid(helpers, variant, snippets)
+            assert "Fernleaf" not in variant.subject
+            bodies[(profile.name, tone)] = variant.body
+    assert len(set(bodies.values())) == len(bodies)
+
+
+def test_other_brand_with_the_sample_segment_names(
+    helpers, prompts, sample_profiles, northwind_content
+):
+    generator = _generator(helpers, prompts)
+    for profile in sample_profiles:
+        snippets = helpers.snippets_for(profile, northwind_content)
+        for tone in TONES:
+            _assert_valid(
+                helpers, generator.generate(GenerationRequest(profile, snippets, tone)), snippets
+            )
+
+
+def test_a_sentence_longer_than_the_limit_is_never_quoted(helpers, prompts, northwind_content):
+    profile = helpers.profiles["northwind"][2]  # Dormant Accounts: gets NW-PRM-002 ¶2
+    snippets = helpers.snippets_for(profile, northwind_content, k=7)
+    assert any(s.document_id == "NW-PRM-002" and s.paragraph_index == 2 for s in snippets)
+    generator = _generator(helpers, prompts)
+    for tone in TONES:
+        body = generator.generate(GenerationRequest(profile, snippets, tone)).body
+        assert "archived projects remain" not in body
+
+
+def test_a_dependent_sentence_follows_the_sentence_it_needs(helpers, prompts):
+    profile = SegmentProfile("Campers", 0, 10, 1.0, "People who camp.", traits=("camping",))
+    paragraphs = [
+        "It costs $5 and lasts all weekend. The Ember Stove is our smallest camping stove. "
+        "It weighs 300 g and folds flat for camping trips.",
+        "The Pine Tarp shelters four campers from rain. The Pine Tarp packs into a bag the "
+        "size of a loaf of bread and sets up in minutes on any camping trip.",
+        "Camping gear rentals start every Friday morning at the shop. Rentals come back on "
+        "Monday, cleaned and checked by our staff before the next camping trip.",
+        "Our staff run free camping classes for beginners at the shop every month. Each class "
+        "covers pitching a tent, cooking outdoors and leaving no trace at the campsite.",
+    ]
+    snippets = tuple(
+        Snippet(f"D{i}", f"Doc {i}", 1, text, 1.0 - i / 10) for i, text in enumerate(paragraphs)
+    )
+    generator = _generator(helpers, prompts)
+    for tone in TONES:
+        variant = generator.generate(GenerationRequest(profile, snippets, tone))
+        assert variant.status == "generated", variant.error
+        assert "It costs $5" not in variant.body  # no antecedent before it
+        if "It weighs 300 g" in variant.body:
+            assert "The Ember Stove is our smallest camping stove. It weighs 300 g" in variant.body
+
+
+# ----------------------------------------------------------------------------- limits
+
+
+def test_too_little_content_fails_with_a_reason(helpers, prompts):
+    profile = SegmentProfile("Tiny", 0, 1, 1.0, "A tiny segment.", traits=("value",))
+    one = (Snippet("A", "Alpha", 1, "Alpha boots are waterproof and warm on winter walks.", 1.0),)
+    generator = _generator(helpers, prompts)
+    failed = generator.generate(GenerationRequest(profile, one, "urgent"))
+    assert failed.status == "failed"
+    assert "too little approved content" in failed.error and "Tiny" in failed.error
+    assert failed.body == "" and failed.subject == ""
+    short = (*one, Snippet("B", "Beta", 1, "Beta socks keep feet dry on long hikes.", 0.9))
+    failed = generator.generate(GenerationRequest(profile, short, "informational"))
+    assert failed.status == "failed"
+    assert "100-200 needed" in failed.error
+    empty = generator.generate(GenerationRequest(profile, (), "friendly"))
+    assert empty.status == "failed" and "0 quotable paragraph" in empty.error
+
+
+def test_custom_constraints_hold_by_construction(helpers, prompts, sample_profiles, bundled_folder):
+    constraints = GenerationConstraints(
+        subject_max_chars=32,
+        body_min_words=120,
+        body_max_words=150,
+        min_citations=3,
+        max_citations=3,
+    )
+    generator = _generator(helpers, prompts)
+    for profile in sample_profiles:
+        snippets = helpers.snippets_for(profile, bundled_folder, k=6)
+        for tone in TONES:
+            variant = generator.generate(GenerationRequest(profile, snippets, tone, constraints))
+            assert variant.status == "generated", variant.error
+            assert len(variant.subject) <= 32
+            assert 120 <= count_words(strip_citations(variant.body)) <= 150
+            assert len(variant.citations) == 3
+
+
+def test_long_titles_are_shortened_at_a_word_boundary(helpers, prompts):
+    title = "The Complete Field Guide to Lightweight Winter Camping in Northern Forests"
+    profile = SegmentProfile("Campers", 0, 10, 1.0, "People who camp.", traits=("camping",))
+    text = (
+        "The field guide explains how to choose a warm shelter for winter camping. It also "
+        "covers stoves, layering and safe routes for short winter days in the forest."
+    )
+    snippets = tuple(
+        Snippet(f"G{i}", f"{title} Part {i}", 1, text.replace("field", f"field {w}"), 1.0)
+        for i, w in enumerate(["one", "two", "three"], start=1)
+    )
+    generator = _generator(helpers, prompts)
+    for tone in TONES:
+        variant = generator.generate(GenerationRequest(profile, snippets, tone))
+        assert variant.status == "generated", variant.error
+        assert len(variant.subject) <= 60
+        assert not variant.subject.endswith((" and", " to", " in", ":", ","))
+        words_in_subject = variant.subject.split()
+        assert all(w in f"{title} Part 1 2 3 {variant.subject}" for w in words_in_subject)
+
+
+# ----------------------------------------------------------------------------- templates
+
+
+def _custom_prompts(tmp_path: Path, default: PromptLibrary, edit) -> PromptLibrary:
+    folder = tmp_path / "prompts"
+    for path in default.folder.rglob("*"):
+        if path.is_file():
+            target = folder / path.relative_to(default.folder)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    edit(folder)
+    return PromptLibrary(folder)
+
+
+def test_templates_stating_unsupported_facts_are_skipped(
+    helpers, prompts, tmp_path, sample_profiles, bundled_folder
+):
+    def edit(folder: Path) -> None:
+        path = folder / "tones" / "urgent.yaml"
+        text = path.read_text(encoding="utf-8")
+        text = re.sub(
+            r"subjects:\n(  - .*\n)+",
+            'subjects:\n  - "Save 50% today only"\n  - "Ends 1 January 2030: {title}"\n'
+            '  - "Use MEGA99 now"\n  - "Fresh picks for you"\n',
+            text,
+        )
+        path.write_text(text, encoding="utf-8")
+
+    library = _custom_prompts(tmp_path, prompts, edit)
+    generator = GroundedGenerator(helpers.make_setup(library))
+    for profile in sample_profiles:
+        snippets = helpers.snippets_for(profile, bundled_folder)
+        variant = generator.generate(GenerationRequest(profile, snippets, "urgent"))
+        assert variant.subject == "Fresh picks for you"
+
+
+def test_no_usable_call_to_action_fails_clearly(
+    helpers, prompts, tmp_path, sample_profiles, bundled_folder
+):
+    def edit(folder: Path) -> None:
+        path = folder / "tones" / "urgent.yaml"
+        text = path.read_text(encoding="utf-8")
+        text = re.sub(r"ctas:\n(  - .*\n)+", 'ctas:\n  - "Shop now and save 70%."\n', text)
+        path.write_text(text, encoding="utf-8")
+
+    library = _custom_prompts(tmp_path, prompts, edit)
+    generator = GroundedGenerator(helpers.make_setup(library))
+    profile = sample_profiles[0]
+    variant = generator.generate(
+        GenerationRequest(profile, helpers.snippets_for(profile, bundled_folder), "urgent")
+    )
+    assert variant.status == "failed"
+    assert "no usable 'cta' template" in variant.error
+
+
+def test_compose_uses_only_the_request_snippets_for_citations(
+    helpers, prompts, sample_profiles, bundled_folder
+):
+    profile = sample_profiles[2]
+    snippets = helpers.snippets_for(profile, bundled_folder)
+    composed = compose(
+        GenerationRequest(profile, snippets, "informational"),
+        prompts.tone("informational"),
+        prompts.footer(),
+    )
+    markers = CITATION_PATTERN.findall(composed.body)
+    assert markers and all(
+        (t, int(i)) in {(s.title, s.paragraph_index) for s in snippets} for t, i in markers
+    )
+
+
+def test_settings_reject_bad_constraints():
+    with pytest.raises(ValueError, match="body_min_words"):
+        ConstraintSettings(body_min_words=150, body_max_words=120)
+    with pytest.raises(ValueError, match="reserved"):
+        GenerationSettings(tones=["urgent", "control"])
+    with pytest.raises(ValueError, match="unique"):
+        GenerationSettings(tones=["urgent", "urgent"])
