@@ -24,8 +24,8 @@ from cpo import registry
 from cpo.errors import DataValidationError
 from cpo.logs import RunLog
 from cpo.models import SegmentProfile, Snippet
-from cpo.retrieval.base import Retriever, snippet_to_result
-from cpo.retrieval.content import Document, LoadedContent
+from cpo.retrieval.base import IndexReport, Retriever, snippet_to_result
+from cpo.retrieval.content import Document, LoadedContent, load_content
 from cpo.retrieval.query import SegmentQuery
 from cpo.retrieval.settings import ContentSettings, RetrievalServiceSettings
 
@@ -283,3 +283,58 @@ def _profile(entry: dict[str, Any]) -> SegmentProfile:
 def run_as_of(configured: date | None) -> date:
     """The run's as-of date: ``campaign.as_of`` when set, else today."""
     return configured or date.today()
+
+
+@dataclass(frozen=True)
+class PreparedIndex:
+    """A loaded content folder and a backend indexed with it.
+
+    Attributes:
+        content: The loaded content (usable documents, exclusions, hash).
+        retriever: The indexed backend, ready for :meth:`Retriever.search`.
+        report: What indexing did (built or reused).
+    """
+
+    content: LoadedContent
+    retriever: Retriever
+    report: IndexReport
+
+
+def prepare_index(
+    content_dir: Path,
+    service: RetrievalServiceSettings,
+    settings: ContentSettings,
+    *,
+    as_of: date,
+    db_path: Path | None = None,
+    log: RunLog | None = None,
+) -> PreparedIndex:
+    """Load ``content_dir`` as of a date and index it with the configured backend.
+
+    Raises:
+        DataValidationError: the content folder is invalid (see :func:`load_content`).
+        ConfigError: the backend is unknown or misconfigured.
+    """
+    content = load_content(content_dir, as_of=as_of, log=log)
+    retriever = open_retriever(service, settings, db_path=db_path, log=log)
+    report = retriever.index(content.documents)
+    return PreparedIndex(content, retriever, report)
+
+
+def find_profile(profiles: Sequence[SegmentProfile], name: str) -> SegmentProfile:
+    """The profile called ``name`` (exact, then case-insensitive).
+
+    Raises:
+        DataValidationError: no segment has that name (the message lists the names).
+    """
+    for profile in profiles:
+        if profile.name == name:
+            return profile
+    for profile in profiles:
+        if profile.name.lower() == name.lower():
+            return profile
+    names = ", ".join(f"'{p.name}'" for p in profiles) or "(none)"
+    raise DataValidationError(
+        f"no segment named '{name}'; the segments are: {names}",
+        hint="pass one of those names to --segment (quote names with spaces)",
+    )
