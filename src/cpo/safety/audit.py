@@ -38,7 +38,6 @@ from filelock import FileLock, Timeout
 from cpo.errors import AuditError
 from cpo.logs import utc_now
 from cpo.models import HARM_CATEGORIES, Variant, Verdict
-from cpo.runfiles import atomic_open
 
 AUDIT_FILE = "safety_audit.jsonl"
 AUDIT_CSV = "safety_audit.csv"
@@ -459,6 +458,8 @@ def export_csv(path: Path | str, out: Path | str) -> int:
     The export does not verify the chain: entries are exported as they are, so call
     :func:`verify` first to know whether the log is intact.
     """
+    from cpo.runfiles import atomic_open  # imported here: runfiles pulls in pandas
+
     rows = csv_rows(read_entries(path))
     with atomic_open(Path(out)) as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, lineterminator="\n")

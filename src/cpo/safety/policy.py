@@ -203,9 +203,11 @@ def normalize_text(text: str) -> str:
     Unicode compatibility forms (full-width letters, ligatures), accents removed,
     case folded, curly quotes and dashes made plain, runs of whitespace collapsed.
     """
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    text = text.translate(_PUNCTUATION).casefold()
+    if not text.isascii():  # ASCII text has no accents or compatibility forms
+        text = unicodedata.normalize("NFKD", text)
+        text = "".join(ch for ch in text if not unicodedata.combining(ch))
+        text = text.translate(_PUNCTUATION)
+    text = text.casefold()
     return re.sub(r"\s+", " ", text).strip()
 
 
