@@ -201,12 +201,20 @@ StageFactory = Callable[[], list[Stage]]
 
 def default_stages() -> list[Stage]:
     """The stages of ``cpo run``, in order."""
+    from cpo.experiment.stages import AssignStage, EngageStage
     from cpo.generation.stage import GenerateStage
     from cpo.retrieval.stage import RetrieveStage
     from cpo.safety.stage import ScreenStage
     from cpo.segmentation.stage import SegmentStage
 
-    return [SegmentStage(), RetrieveStage(), GenerateStage(), ScreenStage()]
+    return [
+        SegmentStage(),
+        RetrieveStage(),
+        GenerateStage(),
+        ScreenStage(),
+        AssignStage(),
+        EngageStage(),
+    ]
 
 
 def run_pipeline(

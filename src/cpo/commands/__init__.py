@@ -4,13 +4,25 @@ Each module registers its commands on :data:`cpo.cli.cli`; add a module and one
 import line here to add a command.
 """
 
-from cpo.commands import approve, audit, index, init, retrieve, run, sample_data, screen, segment
+from cpo.commands import (
+    approve,
+    audit,
+    index,
+    init,
+    power,
+    retrieve,
+    run,
+    sample_data,
+    screen,
+    segment,
+)
 
 __all__ = [
     "approve",
     "audit",
     "index",
     "init",
+    "power",
     "retrieve",
     "run",
     "sample_data",

@@ -119,7 +119,8 @@ class ExperimentSettings(StrictModel):
         for arm in self.allocation:
             if arm != CONTROL_ARM and not _is_treatment_name(arm):
                 raise ValueError(
-                    f"allocation key '{arm}' is not an arm; use control, treatment_1, treatment_2, ..."
+                    f"allocation key '{arm}' is not an arm; "
+                    "use control, treatment_1, treatment_2, ..."
                 )
         if self.tones is not None:
             known = {CONTROL_ARM, *(treatment_arm_name(i) for i in range(len(self.tones)))}

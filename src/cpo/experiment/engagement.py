@@ -1,0 +1,535 @@
+"""Import engagement from a real send and join it to the assignments.
+
+Two layouts are accepted, as CSV or Parquet (the layout is recognised by its
+columns):
+
+(a) **one row per recipient**: ``customer_id, opened, clicked, converted`` with
+    values 0/1/true/false (case-insensitive; Parquet booleans and 0.0/1.0 too);
+(b) **one row per event**: ``customer_id, event, timestamp`` with ``event`` in
+    delivered, open, click, conversion, unsubscribe, bounce (past forms such as
+    ``opened`` are accepted) and an ISO 8601 timestamp (no zone = UTC).
+
+What is checked, and what happens. Every case is counted in
+:attr:`EngagementImport.counts` and, when it changes the data, reported as a
+warning; nothing is dropped silently.
+
+==========================  =====================================================
+case                        handling
+==========================  =====================================================
+malformed value             error naming the file, column and lines
+unknown customer            not in the assignments: excluded, counted, warning
+holdout customer            received nothing, so its rows are excluded, counted,
+                            warning
+duplicate rows (a)          combined: a recipient opened if any of their rows
+                            says so (same for clicks, conversions); counted,
+                            warning, with how many disagreed
+duplicate events (b)        identical (customer, event, timestamp): one kept,
+                            counted; repeated opens at different times are
+                            normal and simply mean "opened"
+event before the send (b)   timestamp earlier than the customer's ``assigned_at``
+                            (or the given send time): excluded, counted, warning
+click without an open       counted as an open, warning (mail privacy proxies
+                            and image blocking hide opens, so the click is the
+                            better evidence)
+conversion without a click  kept as a conversion, no click invented, warning
+                            (attribution windows credit conversions made without
+                            a tracked click; inventing clicks would inflate the
+                            primary metric, click rate)
+missing recipient (a)       an assigned recipient without a row is *excluded*
+                            (unknown outcome, not "no engagement"), counted per
+                            arm, warning; the analysis' sample-ratio check then
+                            shows whether the loss differs between arms
+missing recipient (b)       no events means no engagement: 0/0/0
+==========================  =====================================================
+
+``bounce``, ``unsubscribe`` and ``delivered`` events are counted; bounced
+recipients stay in the denominator (the analysis is intent-to-treat: they were
+sent the message).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cpo.errors import DataValidationError
+from cpo.experiment.settings import HOLDOUT_ARM
+
+ENGAGEMENT_FILE = "engagement.csv"
+ENGAGEMENT_COLUMNS = (
+    "customer_id",
+    "experiment_arm",
+    "segment",
+    "opened",
+    "clicked",
+    "converted",
+    "engagement_source",
+)
+FLAG_COLUMNS = ("opened", "clicked", "converted")
+EVENT_TYPES = ("delivered", "open", "click", "conversion", "unsubscribe", "bounce")
+EVENT_ALIASES = {
+    "delivery": "delivered",
+    "opened": "open",
+    "opens": "open",
+    "clicked": "click",
+    "clicks": "click",
+    "converted": "conversion",
+    "convert": "conversion",
+    "conversions": "conversion",
+    "unsubscribed": "unsubscribe",
+    "bounced": "bounce",
+}
+_TRUE = frozenset({"1", "1.0", "true", "t"})
+_FALSE = frozenset({"0", "0.0", "false", "f"})
+MAX_EXAMPLES = 5
+SOURCE_IMPORTED = "imported"
+
+
+@dataclass(frozen=True)
+class EngagementImport:
+    """Engagement joined to the assignments, and what the import found.
+
+    Attributes:
+        frame: ``engagement.csv`` rows (recipients only), in assignment order.
+        layout: ``recipients`` (a) or ``events`` (b).
+        counts: Every validation count (zero when the case did not occur).
+        warnings: ``{code, message}`` records for the cases that changed the data.
+        source: ``imported``.
+    """
+
+    frame: pd.DataFrame
+    layout: str
+    counts: dict[str, int]
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    source: str = SOURCE_IMPORTED
+
+
+# --------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------
+
+
+def read_table(path: Path) -> tuple[pd.DataFrame, int, str]:
+    """Read a CSV or Parquet file as text columns.
+
+    Returns:
+        The frame, the line/row number of its first data row, and the unit
+        (``line`` for CSV, counting the header as line 1; ``row`` for Parquet).
+
+    Raises:
+        DataValidationError: missing, empty, unreadable or of another type.
+    """
+    if not path.is_file():
+        raise DataValidationError(f"{path}: engagement file not found")
+    if path.stat().st_size == 0:
+        raise DataValidationError(f"{path}: the engagement file is empty")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            frame = pd.read_parquet(path)
+            text = frame.astype(object).where(frame.notna(), "").astype(str)
+            return _strip_columns(text), 1, "row"
+        if suffix in (".csv", ".txt"):
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+            return _strip_columns(frame), 2, "line"
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
+        raise DataValidationError(f"{path}: cannot be read as {suffix[1:]}: {exc}") from None
+    raise DataValidationError(
+        f"{path}: unsupported engagement file type '{suffix}'", hint="use a .csv or .parquet file"
+    )
+
+
+def _strip_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    return frame.astype(object)
+
+
+def detect_layout(path: Path, columns: list[str]) -> str:
+    """``events`` when there is an ``event`` column, ``recipients`` when there are flags."""
+    if "event" in columns:
+        missing = [c for c in ("customer_id", "timestamp") if c not in columns]
+        layout = "events"
+    else:
+        missing = [c for c in ("customer_id", *FLAG_COLUMNS) if c not in columns]
+        layout = "recipients"
+    if missing:
+        raise DataValidationError(
+            f"{path}: missing column(s) {', '.join(missing)} for the {layout} layout",
+            hint="use either customer_id, opened, clicked, converted (one row per recipient) "
+            "or customer_id, event, timestamp (one row per event); "
+            f"found: {', '.join(columns) or '(none)'}",
+        )
+    return layout
+
+
+def _examples(
+    frame: pd.DataFrame, mask: np.ndarray, column: str, first: int, unit: str, show: bool = True
+) -> str:
+    """``line 3 value 'x'; line 9 value 'y' (+4 more)`` for the rows in ``mask``."""
+    positions = np.flatnonzero(mask)
+    shown = []
+    for pos in positions[:MAX_EXAMPLES]:
+        value = f" value {frame[column].iloc[pos]!r}" if show else ""
+        shown.append(f"{unit} {pos + first}{value}")
+    more = f" (+{len(positions) - MAX_EXAMPLES} more)" if len(positions) > MAX_EXAMPLES else ""
+    return "; ".join(shown) + more
+
+
+def _fail(path: Path, column: str, reason: str, detail: str, hint: str | None = None) -> None:
+    raise DataValidationError(f"{path}: column '{column}': {reason}: {detail}", hint=hint)
+
+
+def _check_ids(path: Path, frame: pd.DataFrame, first: int, unit: str) -> pd.Series:
+    ids = frame["customer_id"].astype(str).str.strip()
+    blank = ids.eq("").to_numpy()
+    if blank.any():
+        _fail(
+            path,
+            "customer_id",
+            f"missing value in {int(blank.sum())} row(s)",
+            _examples(frame, blank, "customer_id", first, unit, show=False),
+        )
+    return ids
+
+
+def parse_flags(path: Path, frame: pd.DataFrame, column: str, first: int, unit: str) -> np.ndarray:
+    """Parse a 0/1/true/false column into a boolean array, or fail naming the lines."""
+    text = frame[column].astype(str).str.strip().str.lower()
+    truthy, falsy = text.isin(_TRUE).to_numpy(), text.isin(_FALSE).to_numpy()
+    bad = ~(truthy | falsy)
+    if bad.any():
+        _fail(
+            path,
+            column,
+            f"not 0/1/true/false in {int(bad.sum())} row(s)",
+            _examples(frame, bad, column, first, unit),
+        )
+    return truthy
+
+
+def parse_events(path: Path, frame: pd.DataFrame, first: int, unit: str) -> pd.Series:
+    """Normalise event names, or fail naming the lines with unknown ones."""
+    events = frame["event"].astype(str).str.strip().str.lower().replace(EVENT_ALIASES)
+    bad = ~events.isin(EVENT_TYPES).to_numpy()
+    if bad.any():
+        _fail(
+            path,
+            "event",
+            f"unknown event in {int(bad.sum())} row(s)",
+            _examples(frame, bad, "event", first, unit),
+            hint=f"events must be one of: {', '.join(EVENT_TYPES)}",
+        )
+    return events
+
+
+def parse_timestamps(path: Path, frame: pd.DataFrame, first: int, unit: str) -> pd.Series:
+    """Parse ISO 8601 timestamps (naive = UTC), or fail naming the lines."""
+    text = frame["timestamp"].astype(str).str.strip()
+    parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        _fail(
+            path,
+            "timestamp",
+            f"not an ISO 8601 timestamp in {int(bad.sum())} row(s)",
+            _examples(frame, bad, "timestamp", first, unit),
+            hint="write timestamps like 2025-01-31T14:05:00Z",
+        )
+    return parsed
+
+
+# --------------------------------------------------------------------------
+# Joining to the assignments
+# --------------------------------------------------------------------------
+
+
+def _classify_ids(ids: pd.Series, assignments: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of rows whose customer is unknown, and whose customer is in the holdout."""
+    arm_of = pd.Series(
+        assignments["experiment_arm"].to_numpy(), index=assignments["customer_id"].astype(str)
+    )
+    arms = ids.map(arm_of)
+    unknown = arms.isna().to_numpy()
+    holdout = (arms == HOLDOUT_ARM).to_numpy()
+    return unknown, holdout
+
+
+def _exclusion_warnings(counts: dict[str, int], unit: str) -> list[dict[str, str]]:
+    warnings = []
+    if counts["unknown_customers"]:
+        warnings.append(
+            {
+                "code": "unknown_customers",
+                "message": f"{counts['unknown_customers']} customer(s) in the engagement file are "
+                f"not in the assignments; their {counts['unknown_customer_rows']} {unit} "
+                "were excluded",
+            }
+        )
+    if counts["holdout_customers"]:
+        warnings.append(
+            {
+                "code": "holdout_engagement",
+                "message": f"{counts['holdout_customers']} holdout customer(s) have engagement "
+                f"although they were sent nothing; their {counts['holdout_rows']} {unit} "
+                "were excluded",
+            }
+        )
+    return warnings
+
+
+def _consistency(frame: pd.DataFrame, counts: dict[str, int]) -> list[dict[str, str]]:
+    """Click without open -> open; conversion without click is kept. Count both."""
+    click_no_open = frame["clicked"] & ~frame["opened"]
+    conv_no_click = frame["converted"] & ~frame["clicked"]
+    counts["click_without_open"] = int(click_no_open.sum())
+    counts["conversion_without_click"] = int(conv_no_click.sum())
+    frame.loc[click_no_open, "opened"] = True
+    warnings = []
+    if counts["click_without_open"]:
+        warnings.append(
+            {
+                "code": "click_without_open",
+                "message": f"{counts['click_without_open']} recipient(s) clicked without a "
+                "recorded open; counted as opened "
+                "(mail privacy proxies and image blocking hide opens)",
+            }
+        )
+    if counts["conversion_without_click"]:
+        warnings.append(
+            {
+                "code": "conversion_without_click",
+                "message": f"{counts['conversion_without_click']} recipient(s) converted without a "
+                "recorded click; kept as conversions, no click was added",
+            }
+        )
+    return warnings
+
+
+def _finish(recipients: pd.DataFrame, flags: pd.DataFrame) -> pd.DataFrame:
+    """Recipients (assignment order) with their flags as 0/1 and the source column."""
+    out = recipients[["customer_id", "experiment_arm", "segment"]].merge(
+        flags, on="customer_id", how="inner", validate="one_to_one"
+    )
+    for column in FLAG_COLUMNS:
+        out[column] = out[column].astype(bool).astype("int8")
+    out["engagement_source"] = SOURCE_IMPORTED
+    return out[list(ENGAGEMENT_COLUMNS)].reset_index(drop=True)
+
+
+def _recipients(assignments: pd.DataFrame) -> pd.DataFrame:
+    frame = assignments.loc[assignments["experiment_arm"] != HOLDOUT_ARM].copy()
+    frame["customer_id"] = frame["customer_id"].astype(str)
+    return frame
+
+
+# --------------------------------------------------------------------------
+# The two layouts
+# --------------------------------------------------------------------------
+
+
+def _import_recipients(
+    path: Path, raw: pd.DataFrame, first: int, unit: str, assignments: pd.DataFrame
+) -> EngagementImport:
+    ids = _check_ids(path, raw, first, unit)
+    flags = pd.DataFrame({"customer_id": ids})
+    for column in FLAG_COLUMNS:
+        flags[column] = parse_flags(path, raw, column, first, unit)
+    unknown, holdout = _classify_ids(ids, assignments)
+    counts = _excluded_counts(ids, unknown, holdout)
+    kept = flags.loc[~(unknown | holdout)]
+    combined = kept.groupby("customer_id", sort=False)[list(FLAG_COLUMNS)].agg(["any", "all"])
+    disagree = np.zeros(len(combined), dtype=bool)
+    for column in FLAG_COLUMNS:
+        disagree |= (combined[(column, "any")] != combined[(column, "all")]).to_numpy()
+    merged = pd.DataFrame(
+        {c: combined[(c, "any")].to_numpy() for c in FLAG_COLUMNS}, index=combined.index
+    ).reset_index()
+    counts["rows"] = len(raw)
+    counts["duplicate_rows"] = int(len(kept) - len(merged))
+    counts["duplicate_conflicts"] = int(disagree.sum())
+    warnings = _exclusion_warnings(counts, "row(s)")
+    if counts["duplicate_rows"]:
+        warnings.append(
+            {
+                "code": "duplicate_rows",
+                "message": f"{counts['duplicate_rows']} duplicate row(s) combined (a recipient "
+                "engaged if any of their rows says so); "
+                f"{counts['duplicate_conflicts']} recipient(s) had rows that disagreed",
+            }
+        )
+    warnings += _consistency(merged, counts)
+    recipients = _recipients(assignments)
+    missing = ~recipients["customer_id"].isin(merged["customer_id"])
+    counts["missing_recipients"] = int(missing.sum())
+    if counts["missing_recipients"]:
+        by_arm = recipients.loc[missing, "experiment_arm"].value_counts().sort_index()
+        detail = ", ".join(f"{arm} {n}" for arm, n in by_arm.items())
+        warnings.append(
+            {
+                "code": "missing_recipients",
+                "message": f"{counts['missing_recipients']} recipient(s) have no row in the "
+                f"engagement file ({detail}); they are excluded from the analysis "
+                "(outcome unknown)",
+            }
+        )
+    frame = _finish(recipients, merged)
+    counts["recipients"] = len(frame)
+    return EngagementImport(frame, "recipients", counts, warnings)
+
+
+def _excluded_counts(ids: pd.Series, unknown: np.ndarray, holdout: np.ndarray) -> dict[str, int]:
+    return {
+        "unknown_customers": int(ids[unknown].nunique()),
+        "unknown_customer_rows": int(unknown.sum()),
+        "holdout_customers": int(ids[holdout].nunique()),
+        "holdout_rows": int(holdout.sum()),
+    }
+
+
+def _import_events(
+    path: Path,
+    raw: pd.DataFrame,
+    first: int,
+    unit: str,
+    assignments: pd.DataFrame,
+    send_time: pd.Timestamp | None,
+) -> EngagementImport:
+    ids = _check_ids(path, raw, first, unit)
+    events = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "event": parse_events(path, raw, first, unit),
+            "timestamp": parse_timestamps(path, raw, first, unit),
+        }
+    )
+    unknown, holdout = _classify_ids(ids, assignments)
+    counts = _excluded_counts(ids, unknown, holdout)
+    counts["rows"] = len(raw)
+    kept = events.loc[~(unknown | holdout)]
+    deduped = kept.drop_duplicates(["customer_id", "event", "timestamp"])
+    counts["duplicate_events"] = len(kept) - len(deduped)
+    deduped, early = _drop_before_send(deduped, assignments, send_time)
+    counts["events_before_send"] = early
+    warnings = _exclusion_warnings(counts, "event(s)")
+    if counts["duplicate_events"]:
+        warnings.append(
+            {
+                "code": "duplicate_events",
+                "message": f"{counts['duplicate_events']} identical duplicate event(s) "
+                "(same customer, event and timestamp) counted once",
+            }
+        )
+    if early:
+        warnings.append(
+            {
+                "code": "events_before_send",
+                "message": f"{early} event(s) are timestamped before the send and were excluded",
+            }
+        )
+    for event in EVENT_TYPES:
+        counts[f"{event}_events"] = int((deduped["event"] == event).sum())
+    recipients = _recipients(assignments)
+    flags = _event_flags(deduped, recipients["customer_id"])
+    counts["recipients_without_events"] = int((flags["_events"] == 0).sum())
+    counts["bounced_recipients"] = int(flags["_bounce"].sum())
+    counts["unsubscribed_recipients"] = int(flags["_unsubscribe"].sum())
+    warnings += _consistency(flags, counts)
+    frame = _finish(recipients, flags[["customer_id", *FLAG_COLUMNS]])
+    counts["recipients"] = len(frame)
+    return EngagementImport(frame, "events", counts, warnings)
+
+
+def _drop_before_send(
+    events: pd.DataFrame, assignments: pd.DataFrame, send_time: pd.Timestamp | None
+) -> tuple[pd.DataFrame, int]:
+    """Remove events timestamped before the send (per customer's ``assigned_at``)."""
+    if send_time is not None:
+        moment = pd.Timestamp(send_time)
+        sent: pd.Series | pd.Timestamp = (
+            moment.tz_localize("UTC") if moment.tzinfo is None else moment
+        )
+    else:
+        assigned = pd.to_datetime(
+            pd.Series(
+                assignments["assigned_at"].astype(str).to_numpy(),
+                index=assignments["customer_id"].astype(str).to_numpy(),
+            ),
+            utc=True,
+            errors="coerce",
+            format="ISO8601",
+        )
+        sent = events["customer_id"].map(assigned)
+    early = (events["timestamp"] < sent).to_numpy(dtype=bool)  # NaT compares False
+    return events.loc[~early], int(early.sum())
+
+
+def _event_flags(events: pd.DataFrame, recipient_ids: pd.Series) -> pd.DataFrame:
+    """Per recipient: opened/clicked/converted flags and bounce/unsubscribe/any-event flags."""
+    table = pd.crosstab(events["customer_id"], events["event"])
+    table = table.reindex(index=recipient_ids.to_numpy(), columns=list(EVENT_TYPES), fill_value=0)
+    table = table.fillna(0)
+    return pd.DataFrame(
+        {
+            "customer_id": recipient_ids.to_numpy(),
+            "opened": (table["open"] > 0).to_numpy(),
+            "clicked": (table["click"] > 0).to_numpy(),
+            "converted": (table["conversion"] > 0).to_numpy(),
+            "_bounce": (table["bounce"] > 0).to_numpy(),
+            "_unsubscribe": (table["unsubscribe"] > 0).to_numpy(),
+            "_events": table.sum(axis=1).to_numpy(),
+        }
+    )
+
+
+def import_engagement(
+    path: Path | str,
+    assignments: pd.DataFrame,
+    send_time: pd.Timestamp | str | None = None,
+) -> EngagementImport:
+    """Read an engagement file (either layout), validate it and join it to the assignments.
+
+    Args:
+        path: CSV or Parquet file.
+        assignments: ``assignments.csv`` rows (customer_id, segment, experiment_arm,
+            variant_id, assigned_at, ...).
+        send_time: Events before this moment are excluded; ``None`` = each
+            customer's ``assigned_at`` (events format only).
+
+    Returns:
+        The engagement of every recipient found, with counts and warnings.
+
+    Raises:
+        DataValidationError: a column is missing or a value is malformed (the
+            message names the file, column and lines), or no recipient matched.
+    """
+    path = Path(path)
+    raw, first, unit = read_table(path)
+    if raw.empty:
+        raise DataValidationError(f"{path}: the engagement file has a header but no rows")
+    layout = detect_layout(path, list(raw.columns))
+    if layout == "recipients":
+        result = _import_recipients(path, raw, first, unit, assignments)
+    else:
+        when = pd.Timestamp(send_time) if send_time is not None else None
+        result = _import_events(path, raw, first, unit, assignments, when)
+    if result.frame.empty:
+        raise DataValidationError(
+            f"{path}: no row matches a recipient of this experiment "
+            f"({result.counts['unknown_customers']} unknown customer(s))",
+            hint="is this the engagement export of this campaign's send?",
+        )
+    return result
+
+
+def summarize(result: EngagementImport) -> dict[str, Any]:
+    """The import report recorded in the manifest and engagement_report.json."""
+    return {
+        "engagement_source": result.source,
+        "layout": result.layout,
+        "counts": result.counts,
+        "warnings": result.warnings,
+    }

@@ -1,0 +1,329 @@
+"""Simulated engagement, for trying the pipeline before a real send.
+
+The response model (also in ``docs/experiment.md``, "Simulation model"):
+
+1. **Baselines.** Each customer's historical open and click rates are shrunk
+   toward the population mean::
+
+       w = history_emails / (history_emails + prior_strength)
+       base_open_i  = w * historical_open_rate_i  + (1 - w) * mean(historical_open_rate)
+       base_click_i = w * historical_click_rate_i + (1 - w) * mean(historical_click_rate)
+
+   i.e. the posterior mean under a Beta prior centred on the population mean
+   with ``prior_strength`` pseudo-emails, when the history summarizes
+   ``history_emails`` emails (defaults 10 and 20: ``w = 2/3``).
+2. **Effects.** A customer in an arm of tone ``t`` and segment ``s`` gets the
+   true relative lifts ``L = lifts_for(t, s)`` (the control has none)::
+
+       p_open_i  = min(1, base_open_i  * (1 + L.open_rate))
+       p_click_i = min(p_open_i, base_click_i * (1 + L.click_rate))
+       p_conv_i  = p_click_i * min(1, conversion_per_click * (1 + L.conversion_per_click))
+
+   Clicks are capped by opens, and conversion is conditional on a click.
+3. **Outcomes.** With independent uniforms ``u1, u2, u3`` (seeded)::
+
+       opened    = u1 < p_open_i
+       clicked   = opened  and u2 < p_click_i / p_open_i
+       converted = clicked and u3 < p_conv_i / p_click_i
+
+   so ``P(clicked) = p_click_i``, ``P(converted) = p_conv_i`` and
+   converted <= clicked <= opened for every customer.
+
+The simulator knows nothing of the analysis. :func:`expected_rates` exposes the
+true expected rates per arm (and per arm and segment) so a test can check that
+the analysis recovers them; the true effect of a treatment is
+``expected_rates`` of the treatment minus that of control for the assigned
+customers (the population-average difference given the assignment).
+Every output says ``engagement_source: simulated``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cpo.experiment.engagement import ENGAGEMENT_COLUMNS
+from cpo.experiment.settings import (
+    CONTROL_ARM,
+    HOLDOUT_ARM,
+    SimulationSettings,
+    treatment_arm_name,
+)
+from cpo.models import CONTROL_TONE, TONES
+
+SOURCE_SIMULATED = "simulated"
+RATE_COLUMNS = ("open_rate", "click_rate", "conversion_rate", "click_to_open_rate")
+
+
+@dataclass(frozen=True)
+class SimulatedEngagement:
+    """Simulated engagement and the model behind it.
+
+    Attributes:
+        frame: ``engagement.csv`` rows (recipients only), ``engagement_source`` simulated.
+        model: Parameters of the response model actually used (for the report).
+        warnings: ``{code, message}`` records (e.g. effects for segments that do not exist).
+        source: ``simulated``.
+    """
+
+    frame: pd.DataFrame
+    model: dict[str, Any]
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    source: str = SOURCE_SIMULATED
+
+
+def default_arm_tones(tones: tuple[str, ...] | list[str] = TONES) -> dict[str, str]:
+    """Arm -> tone for control plus one treatment arm per tone."""
+    return {CONTROL_ARM: CONTROL_TONE, **{treatment_arm_name(i): t for i, t in enumerate(tones)}}
+
+
+def customer_baselines(customers: pd.DataFrame, settings: SimulationSettings) -> pd.DataFrame:
+    """Per customer: baseline open and click probabilities, shrunk toward the population.
+
+    Args:
+        customers: ``customer_id``, ``historical_open_rate``, ``historical_click_rate``.
+        settings: The ``simulation`` section.
+
+    Returns:
+        customer_id, base_open, base_click.
+    """
+    weight = settings.history_emails / (settings.history_emails + settings.prior_strength)
+    opens = customers["historical_open_rate"].to_numpy(dtype=float)
+    clicks = customers["historical_click_rate"].to_numpy(dtype=float)
+    return pd.DataFrame(
+        {
+            "customer_id": customers["customer_id"].astype(str).to_numpy(),
+            "base_open": weight * opens + (1 - weight) * opens.mean(),
+            "base_click": weight * clicks + (1 - weight) * clicks.mean(),
+        }
+    )
+
+
+def _lift_columns(
+    frame: pd.DataFrame, arm_tones: Mapping[str, str], settings: SimulationSettings
+) -> pd.DataFrame:
+    """Per row: the true lifts of its arm's tone in its segment (vectorized over pairs)."""
+    pairs = frame[["experiment_arm", "segment"]].drop_duplicates()
+    rows = []
+    for arm, segment in pairs.itertuples(index=False):
+        tone = arm_tones.get(arm)
+        if tone is None:
+            raise ValueError(f"arm '{arm}' has no tone; arms known: {sorted(arm_tones)}")
+        lifts = settings.lifts_for(tone, segment) if tone != CONTROL_TONE else None
+        values = (
+            lifts.model_dump()
+            if lifts
+            else dict.fromkeys(("open_rate", "click_rate", "conversion_per_click"), 0.0)
+        )
+        rows.append({"experiment_arm": arm, "segment": segment, **values})
+    table = pd.DataFrame(
+        rows,
+        columns=["experiment_arm", "segment", "open_rate", "click_rate", "conversion_per_click"],
+    )
+    return frame[["experiment_arm", "segment"]].merge(
+        table, on=["experiment_arm", "segment"], how="left", validate="many_to_one"
+    )
+
+
+def response_probabilities(
+    customers: pd.DataFrame,
+    assignments: pd.DataFrame,
+    arm_tones: Mapping[str, str],
+    settings: SimulationSettings,
+) -> pd.DataFrame:
+    """Per recipient: the true probabilities of opening, clicking and converting.
+
+    Args:
+        customers: Customer records with historical rates.
+        assignments: customer_id, segment, experiment_arm (holdout rows are dropped).
+        arm_tones: Arm -> tone (``control`` for the control arm).
+        settings: The ``simulation`` section.
+
+    Returns:
+        customer_id, segment, experiment_arm, p_open, p_click, p_convert in
+        assignment order.
+
+    Raises:
+        ValueError: a recipient has no customer record, or an arm has no tone.
+    """
+    recipients = assignments.loc[assignments["experiment_arm"] != HOLDOUT_ARM]
+    frame = (
+        recipients[["customer_id", "segment", "experiment_arm"]]
+        .astype({"customer_id": str})
+        .reset_index(drop=True)
+    )
+    base = customer_baselines(customers, settings)
+    frame = frame.merge(base, on="customer_id", how="left", validate="one_to_one")
+    if frame["base_open"].isna().any():
+        missing = int(frame["base_open"].isna().sum())
+        raise ValueError(f"{missing} recipient(s) have no customer record with historical rates")
+    lifts = _lift_columns(frame, arm_tones, settings)
+    p_open = np.minimum(1.0, frame["base_open"].to_numpy() * (1 + lifts["open_rate"].to_numpy()))
+    p_click = np.minimum(
+        p_open, frame["base_click"].to_numpy() * (1 + lifts["click_rate"]).to_numpy()
+    )
+    per_click = np.minimum(
+        1.0, settings.conversion_per_click * (1 + lifts["conversion_per_click"].to_numpy())
+    )
+    frame["p_open"] = p_open
+    frame["p_click"] = p_click
+    frame["p_convert"] = p_click * per_click
+    return frame.drop(columns=["base_open", "base_click"])
+
+
+def simulate_engagement(
+    customers: pd.DataFrame,
+    assignments: pd.DataFrame,
+    arm_tones: Mapping[str, str],
+    settings: SimulationSettings,
+    seed: int,
+) -> SimulatedEngagement:
+    """Draw opens, clicks and conversions for every recipient (seeded, vectorized).
+
+    Args:
+        customers: Customer records with historical rates.
+        assignments: ``assignments.csv`` rows.
+        arm_tones: Arm -> tone.
+        settings: The ``simulation`` section.
+        seed: Random seed; the same seed and inputs give the same outcomes.
+
+    Returns:
+        The simulated engagement (holdout excluded).
+    """
+    probs = response_probabilities(customers, assignments, arm_tones, settings)
+    rng = np.random.default_rng(seed)
+    draws = rng.random((len(probs), 3))
+    p_open, p_click, p_convert = (probs[c].to_numpy() for c in ("p_open", "p_click", "p_convert"))
+    # u * p < q is u < q / p without dividing by zero when p is 0.
+    opened = draws[:, 0] < p_open
+    clicked = opened & (draws[:, 1] * p_open < p_click)
+    converted = clicked & (draws[:, 2] * p_click < p_convert)
+    frame = probs[["customer_id", "experiment_arm", "segment"]].copy()
+    frame["opened"] = opened.astype("int8")
+    frame["clicked"] = clicked.astype("int8")
+    frame["converted"] = converted.astype("int8")
+    frame["engagement_source"] = SOURCE_SIMULATED
+    return SimulatedEngagement(
+        frame[list(ENGAGEMENT_COLUMNS)],
+        model_description(customers, settings, arm_tones, seed),
+        simulation_warnings(assignments, arm_tones, settings),
+    )
+
+
+def model_description(
+    customers: pd.DataFrame,
+    settings: SimulationSettings,
+    arm_tones: Mapping[str, str],
+    seed: int,
+) -> dict[str, Any]:
+    """The response model's parameters as used, for the record."""
+    weight = settings.history_emails / (settings.history_emails + settings.prior_strength)
+    return {
+        "model": "shrunken historical baselines x relative lifts per tone and segment; "
+        "conversion conditional on click (docs/experiment.md, Simulation model)",
+        "seed": seed,
+        "history_emails": settings.history_emails,
+        "prior_strength": settings.prior_strength,
+        "shrinkage_weight": weight,
+        "population_open_rate": float(customers["historical_open_rate"].mean()),
+        "population_click_rate": float(customers["historical_click_rate"].mean()),
+        "conversion_per_click": settings.conversion_per_click,
+        "arm_tones": dict(arm_tones),
+        "effects": {t: lifts.model_dump() for t, lifts in settings.effects.items()},
+        "segment_effects": {
+            s: {t: o.model_dump(exclude_none=True) for t, o in tones.items()}
+            for s, tones in settings.segment_effects.items()
+        },
+    }
+
+
+def simulation_warnings(
+    assignments: pd.DataFrame, arm_tones: Mapping[str, str], settings: SimulationSettings
+) -> list[dict[str, str]]:
+    """Simulated data is always flagged; unused effect settings are reported."""
+    warnings = [
+        {
+            "code": "simulated_data",
+            "message": "engagement is SIMULATED from the configured response model, not measured; "
+            "results show what the analysis would report, not how customers behaved",
+        }
+    ]
+    segments = set(assignments["segment"].astype(str).unique())
+    unknown_segments = sorted(set(settings.segment_effects) - segments)
+    if unknown_segments:
+        warnings.append(
+            {
+                "code": "simulation_unknown_segments",
+                "message": f"simulation.segment_effects names segment(s) {unknown_segments} that "
+                "this run does not have; those settings were ignored",
+            }
+        )
+    tones = set(arm_tones.values())
+    configured = set(settings.effects) | {t for o in settings.segment_effects.values() for t in o}
+    unused = sorted(configured - tones)
+    if unused:
+        warnings.append(
+            {
+                "code": "simulation_unknown_tones",
+                "message": f"simulation effects name tone(s) {unused} that no arm uses; ignored",
+            }
+        )
+    return warnings
+
+
+def expected_rates(
+    customers: pd.DataFrame,
+    assignments: pd.DataFrame,
+    settings: SimulationSettings,
+    arm_tones: Mapping[str, str] | None = None,
+    by_segment: bool = False,
+) -> pd.DataFrame:
+    """True expected rates per arm (or arm and segment) for the assigned customers.
+
+    ``open_rate``, ``click_rate`` and ``conversion_rate`` are the means of the
+    recipients' true probabilities; ``click_to_open_rate`` is the ratio of
+    expected clicks to expected opens (what clicks / opens converges to). The
+    true effect of a treatment arm on a metric is its rate minus the control's
+    (see :func:`true_differences`).
+
+    Args:
+        customers: Customer records with historical rates.
+        assignments: ``assignments.csv`` rows.
+        settings: The ``simulation`` section.
+        arm_tones: Arm -> tone; ``None`` = control plus the default three tones.
+        by_segment: Group by arm and segment instead of arm only.
+
+    Returns:
+        One row per group: experiment_arm (, segment), n, and the four rates.
+    """
+    probs = response_probabilities(
+        customers, assignments, arm_tones or default_arm_tones(), settings
+    )
+    keys = ["experiment_arm", "segment"] if by_segment else ["experiment_arm"]
+    grouped = probs.groupby(keys, sort=True)
+    table = grouped.agg(
+        n=("customer_id", "size"),
+        open_rate=("p_open", "mean"),
+        click_rate=("p_click", "mean"),
+        conversion_rate=("p_convert", "mean"),
+        expected_clicks=("p_click", "sum"),
+        expected_opens=("p_open", "sum"),
+    ).reset_index()
+    opens = table["expected_opens"].to_numpy()
+    table["click_to_open_rate"] = np.divide(
+        table["expected_clicks"].to_numpy(), opens, out=np.full(len(table), np.nan), where=opens > 0
+    )
+    return table[[*keys, "n", *RATE_COLUMNS]]
+
+
+def true_differences(rates: pd.DataFrame, control: str = CONTROL_ARM) -> pd.DataFrame:
+    """Treatment minus control of each rate, from an arm-level :func:`expected_rates` table."""
+    indexed = rates.set_index("experiment_arm")[list(RATE_COLUMNS)]
+    if control not in indexed.index:
+        raise ValueError(f"no '{control}' arm in the rates table")
+    treatments = indexed.drop(index=control)
+    return (treatments - indexed.loc[control]).reset_index()

@@ -1,0 +1,279 @@
+"""The ``assign`` and ``engage`` stages of ``cpo run``.
+
+``assign`` reads segments.csv, variants.json, the final screening decisions from
+the verified audit log (approvals included) and the customers; it writes
+``experiment_design.json``, ``assignments.csv`` and ``sends.csv``.
+
+``engage`` reads the assignments and either imports the engagement file given
+with ``cpo run --engagement FILE`` or simulates engagement; it writes
+``engagement.csv`` and ``engagement_report.json`` (the import's validation
+counts, or the simulation model). Design, assignment and engagement events go
+to ``logs/experiment.log``; no email, name or raw customer id is logged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cpo.customers import load_customers
+from cpo.errors import StageError
+from cpo.experiment.assignment import ASSIGNMENTS_FILE, assign
+from cpo.experiment.design import (
+    DESIGN_FILE,
+    Design,
+    build_design,
+    estimate_baselines,
+    experiment_salt,
+    resolve_tones,
+)
+from cpo.experiment.engagement import ENGAGEMENT_FILE, import_engagement, summarize
+from cpo.experiment.sends import SENDS_FILE, build_send_list
+from cpo.experiment.settings import HOLDOUT_ARM
+from cpo.experiment.simulate import SOURCE_SIMULATED, simulate_engagement
+from cpo.logs import utc_now
+from cpo.pipeline import RunContext, StageOutcome
+from cpo.runfiles import read_json, sha256_file, write_csv, write_json
+from cpo.segmentation.stage import SEGMENTS_FILE, customers_path
+
+VARIANTS_FILE = "variants.json"
+AUDIT_FILE = "safety_audit.jsonl"
+ENGAGEMENT_REPORT_FILE = "engagement_report.json"
+CHANNEL = "experiment"
+
+
+def run_customers(ctx: RunContext) -> pd.DataFrame:
+    """The run's validated customers, reloaded from the file the segment stage read."""
+    recorded = (ctx.manifest.get("inputs") or {}).get("customers") or {}
+    path = Path(recorded["path"]) if recorded.get("path") else customers_path(ctx)
+    frame = load_customers(path, on_invalid=ctx.options.on_invalid).frame
+    frame["customer_id"] = frame["customer_id"].astype(str)
+    return frame
+
+
+def read_segments(ctx: RunContext) -> pd.DataFrame:
+    """segments.csv as text ids and names, ordered segment list by segment_id."""
+    path = ctx.path(SEGMENTS_FILE)
+    if not path.is_file():
+        raise StageError("assign", f"{path}: not found", hint="the segment stage writes it")
+    return pd.read_csv(path, dtype={"customer_id": str, "segment": str}, keep_default_na=False)
+
+
+def segment_sizes(segments: pd.DataFrame) -> dict[str, int]:
+    """Customers per segment, in segment_id order (name order when there is no id)."""
+    key = "segment_id" if "segment_id" in segments else "segment"
+    order = segments.groupby("segment", sort=False)[key].first().sort_values(kind="stable")
+    counts = segments["segment"].value_counts()
+    return {name: int(counts[name]) for name in order.index}
+
+
+class AssignStage:
+    """Design the experiment, assign customers and write the send list."""
+
+    name = "assign"
+    description = "Designing the experiment and assigning customers"
+    outputs = (DESIGN_FILE, ASSIGNMENTS_FILE, SENDS_FILE)
+
+    def input_files(self, ctx: RunContext) -> list[Path]:
+        """Segments, variants, the audit log (approvals change it) and the customer file."""
+        return [
+            ctx.path(SEGMENTS_FILE),
+            ctx.path(VARIANTS_FILE),
+            ctx.path(AUDIT_FILE),
+            customers_path(ctx),
+        ]
+
+    def run(self, ctx: RunContext) -> StageOutcome:
+        """Build the design, assign, render the send list, write the three artifacts."""
+        from cpo.safety.approval import sendable_variants
+        from cpo.safety.stage import load_variants
+
+        segments = read_segments(ctx)
+        variants = load_variants(ctx.path(VARIANTS_FILE))
+        decisions = sendable_variants(ctx.run_dir)
+        customers = run_customers(ctx)
+        design = self._design(ctx, segments, variants, decisions, customers)
+        write_json(ctx.path(DESIGN_FILE), design.to_dict())
+        self._log_design(ctx, design)
+        assignments = assign(segments, design, assigned_at=utc_now())
+        write_csv(ctx.path(ASSIGNMENTS_FILE), assignments)
+        by_id = {v.variant_id: v for v in variants}
+        used = {vid for plan in design.segments for vid in plan.variant_ids.values()}
+        send_list = build_send_list(assignments, customers, {vid: by_id[vid] for vid in used})
+        write_csv(ctx.path(SENDS_FILE), send_list.frame)
+        counts = assignments["experiment_arm"].value_counts().to_dict()
+        self._log_sends(ctx, send_list, counts)
+        ctx.manifest["experiment"] = {
+            "design": DESIGN_FILE,
+            "assignment_method": design.method,
+            "salt_sha256": design.salt_sha256,
+            "arms": {a.name: a.tone for a in design.arms},
+            "assigned": {k: int(v) for k, v in sorted(counts.items())},
+            "recipients": len(send_list.frame),
+        }
+        return StageOutcome(summary=self._summary(design, counts), facts=ctx.manifest["experiment"])
+
+    def _design(self, ctx, segments, variants, decisions, customers) -> Design:
+        settings = ctx.config.experiment.experiment
+        generation = getattr(ctx.config.experiment, "generation", None)
+        in_run = customers.loc[customers["customer_id"].isin(segments["customer_id"])]
+        return build_design(
+            experiment_name=ctx.config.experiment.campaign.name,
+            settings=settings,
+            tones=resolve_tones(settings, getattr(generation, "tones", None)),
+            segment_sizes=segment_sizes(segments),
+            variants=variants,
+            decisions=decisions,
+            salt=experiment_salt(settings, ctx.config.experiment.campaign.name, ctx.seed),
+            analysis=ctx.config.experiment.analysis,
+            baselines=estimate_baselines(in_run, settings.power),
+        )
+
+    def _log_design(self, ctx: RunContext, design: Design) -> None:
+        primary = design.power["primary_metric"]
+        ctx.log.info(
+            self.name,
+            "design",
+            channel=CHANNEL,
+            arms={a.name: a.tone for a in design.arms},
+            allocation={a.name: round(a.weight, 6) for a in design.arms},
+            holdout_share=design.holdout_share,
+            assignment_method=design.method,
+            salt_sha256=design.salt_sha256,
+            expected_counts=design.expected_counts(),
+            primary_metric=primary,
+            primary_mde_relative=design.power["metrics"][primary]["mde_relative"],
+        )
+        for plan in design.segments:
+            for arm, dropped in plan.dropped.items():
+                ctx.log.info(
+                    self.name,
+                    "arm_dropped",
+                    channel=CHANNEL,
+                    segment=plan.segment,
+                    arm=arm,
+                    code=dropped.code,
+                    variant_id=dropped.variant_id,
+                    shares=plan.shares,
+                )
+        for warning in design.warnings:
+            ctx.log.warning(self.name, warning["code"], channel=CHANNEL, message=warning["message"])
+
+    def _log_sends(self, ctx: RunContext, send_list, counts: dict[str, Any]) -> None:
+        ctx.log.info(
+            self.name,
+            "assigned",
+            channel=CHANNEL,
+            counts={k: int(v) for k, v in sorted(counts.items())},
+            recipients=len(send_list.frame),
+        )
+        if send_list.missing_names:
+            ctx.log.info(
+                self.name,
+                "blank_first_names",
+                channel=CHANNEL,
+                count=send_list.missing_names,
+                message=f"{send_list.missing_names} recipient(s) without a first name are "
+                "greeted as 'there'",
+            )
+        for variant_id, fields in send_list.unknown_fields.items():
+            ctx.log.warning(
+                self.name,
+                "unknown_merge_fields",
+                channel=CHANNEL,
+                variant_id=variant_id,
+                message=f"{variant_id}: merge field(s) {fields} are not supported and were "
+                "left as written",
+            )
+
+    def _summary(self, design: Design, counts: dict[str, Any]) -> str:
+        arms = ", ".join(f"{name} {int(counts.get(name, 0))}" for name in design.arm_names)
+        held = int(counts.get(HOLDOUT_ARM, 0))
+        primary = design.power["primary_metric"]
+        mde = design.power["metrics"][primary]["mde_relative"]
+        mde_text = f"MDE {primary} {mde:+.0%}" if mde is not None else f"MDE {primary} unreachable"
+        underpowered = any(w["code"] == "underpowered" for w in design.warnings)
+        return (
+            f"{arms}"
+            + (f", holdout {held}" if held else "")
+            + f"; {mde_text}"
+            + (" (underpowered)" if underpowered else "")
+        )
+
+
+class EngageStage:
+    """Import engagement from a real send, or simulate it."""
+
+    name = "engage"
+    description = "Collecting engagement"
+    outputs = (ENGAGEMENT_FILE, ENGAGEMENT_REPORT_FILE)
+
+    def input_files(self, ctx: RunContext) -> list[Path]:
+        """Assignments, design, customers (simulation baselines) and the engagement file."""
+        files = [ctx.path(ASSIGNMENTS_FILE), ctx.path(DESIGN_FILE), customers_path(ctx)]
+        if ctx.options.engagement is not None:
+            files.append(Path(ctx.options.engagement))
+        return files
+
+    def run(self, ctx: RunContext) -> StageOutcome:
+        """Write engagement.csv and engagement_report.json."""
+        assignments = pd.read_csv(ctx.path(ASSIGNMENTS_FILE), dtype=str, keep_default_na=False)
+        design = read_json(ctx.path(DESIGN_FILE))
+        if ctx.options.engagement is not None:
+            frame, report = self._import(ctx, assignments)
+        else:
+            frame, report = self._simulate(ctx, assignments, design)
+        write_csv(ctx.path(ENGAGEMENT_FILE), frame)
+        write_json(ctx.path(ENGAGEMENT_REPORT_FILE), report)
+        for warning in report["warnings"]:
+            ctx.log.warning(self.name, warning["code"], channel=CHANNEL, message=warning["message"])
+        totals = {c: int(frame[c].sum()) for c in ("opened", "clicked", "converted")}
+        source = report["engagement_source"]
+        ctx.log.info(
+            self.name,
+            "engagement",
+            channel=CHANNEL,
+            engagement_source=source,
+            recipients=len(frame),
+            **totals,
+        )
+        ctx.manifest.setdefault("experiment", {})["engagement_source"] = source
+        summary = (
+            f"{len(frame)} recipients: {totals['opened']} opened, {totals['clicked']} clicked, "
+            f"{totals['converted']} converted"
+            + (" (SIMULATED, not measured)" if source == SOURCE_SIMULATED else " (imported)")
+        )
+        return StageOutcome(
+            summary=summary,
+            facts={"engagement_source": source, "recipients": len(frame), **totals},
+        )
+
+    def _import(self, ctx: RunContext, assignments: pd.DataFrame):
+        path = Path(ctx.options.engagement)
+        result = import_engagement(path, assignments)
+        ctx.manifest["inputs"]["engagement"] = {
+            "path": str(path.resolve()),
+            "sha256": sha256_file(path),
+            "layout": result.layout,
+            "rows": result.counts.get("rows", 0),
+        }
+        report = {**summarize(result), "file": path.name}
+        return result.frame, report
+
+    def _simulate(self, ctx: RunContext, assignments: pd.DataFrame, design: dict[str, Any]):
+        arm_tones = {arm["name"]: arm["tone"] for arm in design["arms"]}
+        result = simulate_engagement(
+            run_customers(ctx), assignments, arm_tones, ctx.config.experiment.simulation, ctx.seed
+        )
+        counts = result.frame.groupby("experiment_arm")[["opened", "clicked", "converted"]].sum()
+        report = {
+            "engagement_source": result.source,
+            "layout": "simulated",
+            "counts": {"recipients": len(result.frame)},
+            "by_arm": {arm: {k: int(v) for k, v in row.items()} for arm, row in counts.iterrows()},
+            "warnings": result.warnings,
+            "model": result.model,
+        }
+        return result.frame, report
