@@ -176,7 +176,9 @@ class ChatServer:
     def __init__(self) -> None:
         self.httpd = _Server(("127.0.0.1", 0), _Handler)
         self.httpd.state = ChatServerState()
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def state(self) -> ChatServerState:

@@ -7,6 +7,7 @@ import line here to add a command.
 from cpo.commands import (
     approve,
     audit,
+    generate,
     index,
     init,
     power,
@@ -20,6 +21,7 @@ from cpo.commands import (
 __all__ = [
     "approve",
     "audit",
+    "generate",
     "index",
     "init",
     "power",

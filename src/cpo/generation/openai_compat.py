@@ -167,6 +167,7 @@ def parse_reply(text: str) -> tuple[str, str]:
     body_at = next((i for i, line in enumerate(rest) if _BODY_LINE.match(line)), None)
     if body_at is not None:
         first = _BODY_LINE.match(rest[body_at]).group("text")  # type: ignore[union-attr]
+        first = first.strip().strip("*_").strip()
         rest = ([first] if first.strip() else []) + rest[body_at + 1 :]
     body_lines = [line.rstrip() for line in rest if "unsubscribe" not in line.lower()]
     body = "\n".join(body_lines).strip()

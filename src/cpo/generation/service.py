@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cpo.config import Config
-from cpo.errors import ConfigError
+from cpo.errors import ConfigError, DataValidationError
 from cpo.generation.base import Generator, create_generator, generate_many, sha256_text
 from cpo.generation.citations import check_grounding, strip_citations
 from cpo.generation.prompts import PromptLibrary
@@ -198,50 +198,67 @@ def preview_variant(
     *,
     customers: Path | None = None,
     content: Path | None = None,
-    seed: int | None = None,
+    run_dir: Path | None = None,
 ) -> Preview:
-    """Segment the customers, retrieve for one segment and write one variant.
+    """Write one variant for one segment and tone, retrieving for it first (tuning).
+
+    With ``run_dir``, the segment profile and its snippets come from that run's
+    segment_profiles.json and retrieval.json; otherwise the customers are
+    segmented (the bundled sample by default) and the content folder indexed in
+    a temporary file, exactly as ``cpo run`` would.
 
     Raises:
-        ConfigError: unknown segment or tone.
-        DataValidationError: invalid customers or content.
+        ConfigError: unknown tone.
+        DataValidationError: unknown segment, invalid customers or content.
     """
-    profiles = _profiles(config, customers, seed)
-    profile = _find_segment(profiles, segment_name)
+    from cpo.retrieval.service import find_profile, read_profiles
+
     if tone not in config.experiment.generation.tones:
         raise ConfigError(
             f"unknown tone '{tone}'",
             hint="choose one of: " + ", ".join(config.experiment.generation.tones),
         )
-    snippets, query = _retrieve_one(config, profiles, profile, content)
+    if run_dir is not None:
+        profiles = read_profiles(run_dir / "segment_profiles.json")
+        profile = find_profile(profiles, segment_name)
+        snippets, query = _snippets_from_run(run_dir, profile.name)
+    else:
+        profiles = _profiles(config, customers)
+        profile = find_profile(profiles, segment_name)
+        snippets, query = _retrieve_one(config, profiles, profile, content)
     generator = open_generator(config)
     request = build_requests(config, [profile], {profile.name: snippets}, [tone])[0]
     return Preview(generator.generate(request), tuple(snippets), query)
 
 
-def _profiles(config: Config, customers: Path | None, seed: int | None) -> list[SegmentProfile]:
+def _profiles(config: Config, customers: Path | None) -> list[SegmentProfile]:
     """Segment profiles of the customer file (the bundled sample by default)."""
     from cpo.customers import load_customers
     from cpo.sample_data import bundled_customers
     from cpo.segmentation import segment
 
     loaded = load_customers(customers or bundled_customers(), on_invalid="skip")
-    chosen_seed = seed if seed is not None else config.experiment.campaign.seed
-    return list(segment(loaded.frame, config.experiment.segmentation, seed=chosen_seed).profiles)
+    settings = config.experiment.segmentation
+    return list(segment(loaded.frame, settings, seed=config.experiment.campaign.seed).profiles)
 
 
-def _find_segment(profiles: Sequence[SegmentProfile], name: str) -> SegmentProfile:
-    """The profile named ``name`` (exact, then case-insensitive)."""
-    for profile in profiles:
-        if profile.name == name:
-            return profile
-    for profile in profiles:
-        if profile.name.casefold() == name.casefold():
-            return profile
-    raise ConfigError(
-        f"unknown segment '{name}'",
-        hint="choose one of: " + ", ".join(f"'{p.name}'" for p in profiles),
+def _snippets_from_run(run_dir: Path, segment_name: str) -> tuple[list[Snippet], str]:
+    """A segment's snippets and query from a run folder's retrieval.json."""
+    from cpo.retrieval.base import load_snippets
+    from cpo.runfiles import read_json
+
+    path = run_dir / "retrieval.json"
+    if not path.is_file():
+        raise DataValidationError(
+            f"{path}: retrieval results not found",
+            hint="run `cpo run` (or --resume) until the retrieve stage has finished",
+        )
+    data = read_json(path)
+    query = next(
+        (e.get("query", "") for e in data.get("segments", []) if e.get("segment") == segment_name),
+        "",
     )
+    return load_snippets(data, segment_name), str(query)
 
 
 def _retrieve_one(
@@ -251,25 +268,28 @@ def _retrieve_one(
     content: Path | None,
 ) -> tuple[list[Snippet], str]:
     """Retrieve one segment's snippets with the configured backend (temporary index)."""
-    from cpo.retrieval.content import load_content
     from cpo.retrieval.query import build_segment_query, population_means
-    from cpo.retrieval.service import open_retriever, retrieve_segment, run_as_of
+    from cpo.retrieval.service import prepare_index, retrieve_segment, run_as_of
     from cpo.sample_data import bundled_content
 
     settings = config.experiment.content
-    loaded = load_content(
-        content or bundled_content(), as_of=run_as_of(config.experiment.campaign.as_of)
-    )
+    service = config.services.services.retrieval
     with tempfile.TemporaryDirectory(prefix="cpo-generate-") as folder:
-        retriever = open_retriever(
-            config.services.services.retrieval, settings, db_path=Path(folder) / "index.sqlite"
+        db_path = None if service.db_path else Path(folder) / "index.sqlite"
+        prepared = prepare_index(
+            content or bundled_content(),
+            service,
+            settings,
+            as_of=run_as_of(config.experiment.campaign.as_of),
+            db_path=db_path,
         )
         try:
-            retriever.index(loaded.documents)
             query = build_segment_query(profile, population_means(profiles), settings)
-            result = retrieve_segment(retriever, query, settings, loaded.documents)
+            result = retrieve_segment(
+                prepared.retriever, query, settings, prepared.content.documents
+            )
         finally:
-            close = getattr(retriever, "close", None)
+            close = getattr(prepared.retriever, "close", None)
             if close is not None:
                 close()
     return list(result.results), query.text
