@@ -1,0 +1,173 @@
+"""The original specification's functions: ``calculate_metrics`` and ``calculate_lift``.
+
+``calculate_metrics(records, config=None)`` takes per-recipient records (a
+list of dicts or a DataFrame with ``experiment_arm, opened, clicked,
+converted`` and optionally ``segment, customer_id, variant_id``) and returns
+the same dict ``metrics.json`` holds. ``calculate_lift(treatment, control)``
+returns the relative lift in percent.
+
+Both are thin: records go through :func:`cpo.experiment.aggregate.aggregate_records`
+and :func:`cpo.experiment.analysis.analyze`, exactly as in ``cpo analyze`` and
+the pipeline's ``analyze`` stage.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from pydantic import ValidationError
+
+from cpo.errors import ConfigError
+from cpo.experiment.aggregate import aggregate_records
+from cpo.experiment.analysis import AnalysisPlan, analyze, plan_from_design
+from cpo.experiment.analysis_settings import AnalysisSettings
+from cpo.experiment.settings import CONTROL_ARM, treatment_arm_name
+from cpo.models import TONES
+
+if TYPE_CHECKING:
+    from cpo.config import ExperimentConfigFile
+
+
+def calculate_metrics(
+    records: Iterable[Mapping[str, Any]] | pd.DataFrame,
+    config: Any = None,
+    *,
+    design: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Analyse per-recipient records and return the metrics dict (``metrics.json``).
+
+    Args:
+        records: Dicts (or a DataFrame) with ``experiment_arm``, ``opened``,
+            ``clicked``, ``converted`` (0/1 or booleans) and optionally
+            ``segment`` (without it every record is in segment ``"all"``),
+            ``customer_id``, ``variant_id``, ``engagement_source``.
+        config: A :class:`cpo.config.Config`, the ``experiment_config.yaml``
+            model, an :class:`AnalysisSettings`, a dict of either (for example
+            ``{"analysis": {"primary_metric": "conversion_rate"}}`` or
+            ``{"alpha": 0.01}``), or None for the packaged defaults.
+        design: ``experiment_design.json`` content, for expected shares, tones
+            and the planned power (optional).
+
+    Returns:
+        The metrics dict; see ``docs/statistics.md``.
+
+    Raises:
+        DataValidationError: a record lacks a column or has a non-binary flag.
+        ConfigError: ``config`` is not valid.
+    """
+    plan = plan_from_config(config, design=design)
+    return analyze(aggregate_records(records), plan)
+
+
+def calculate_lift(treatment: float, control: float) -> float:
+    """Relative lift of ``treatment`` over ``control`` in percent.
+
+    Args:
+        treatment: Treatment rate.
+        control: Control rate.
+
+    Returns:
+        ``(treatment - control) / control * 100``; NaN when ``control`` is 0
+        (or either value is not a finite number).
+    """
+    try:
+        t, c = float(treatment), float(control)
+    except (TypeError, ValueError):
+        return math.nan
+    if c == 0 or not (math.isfinite(t) and math.isfinite(c)):
+        return math.nan
+    return (t - c) / c * 100.0
+
+
+# --------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------
+
+
+def plan_from_config(
+    config: Any = None, *, design: Mapping[str, Any] | None = None
+) -> AnalysisPlan:
+    """An analysis plan from a configuration (and, when given, a design).
+
+    Without a design the arms are the ones found in the records plus
+    ``control``; when ``experiment.tones`` or ``experiment.allocation`` is set
+    explicitly the configured arms are expected too (one missing is flagged).
+    Expected shares are ``experiment.allocation`` (default equal).
+    """
+    experiment = experiment_config(config)
+    settings = experiment.analysis
+    lift = experiment.experiment.power.expected_relative_lift
+    if design is not None:
+        return plan_from_design(design, settings, expected_relative_lift=lift)
+    tones = _configured_tones(experiment)
+    arm_tones = {treatment_arm_name(i): tone for i, tone in enumerate(tones)}
+    explicit = experiment.experiment.tones is not None or experiment.experiment.allocation
+    arms = (CONTROL_ARM, *arm_tones) if explicit else ()
+    allocation = experiment.experiment.allocation
+    name = experiment.campaign.name
+    return AnalysisPlan(
+        settings=settings,
+        experiment_id=re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "experiment",
+        experiment_name=name,
+        arms=arms,
+        tones={CONTROL_ARM: "control", **arm_tones},
+        allocation=dict(allocation) if allocation else None,
+        expected_from="experiment.allocation" if allocation else "equal allocation",
+        expected_relative_lift=lift,
+    )
+
+
+def _configured_tones(experiment: ExperimentConfigFile) -> list[str]:
+    """experiment.tones, else the generation tones, else the default tones."""
+    if experiment.experiment.tones is not None:
+        return list(experiment.experiment.tones)
+    generation = getattr(experiment, "generation", None)
+    tones = getattr(generation, "tones", None)
+    return list(tones) if tones else list(TONES)
+
+
+def experiment_config(config: Any = None) -> ExperimentConfigFile:
+    """Resolve the accepted config forms to the ``experiment_config.yaml`` model.
+
+    Raises:
+        ConfigError: a dict does not validate, or ``config`` is of another type.
+    """
+    from cpo.config import Config, ExperimentConfigFile, load_config
+
+    if config is None:
+        return load_config().experiment
+    if isinstance(config, Config):
+        return config.experiment
+    if isinstance(config, ExperimentConfigFile):
+        return config
+    if isinstance(config, AnalysisSettings):
+        return ExperimentConfigFile(analysis=config)
+    if isinstance(config, Mapping):
+        sections = set(ExperimentConfigFile.model_fields)
+        model = ExperimentConfigFile if set(config) & sections else AnalysisSettings
+        try:
+            validated = model.model_validate(dict(config))
+        except ValidationError as exc:
+            raise ConfigError(_describe(model.__name__, exc)) from None
+        if isinstance(validated, AnalysisSettings):
+            return ExperimentConfigFile(analysis=validated)
+        return validated
+    raise ConfigError(
+        f"calculate_metrics: config must be a Config, AnalysisSettings, dict or None, "
+        f"got {type(config).__name__}",
+        hint="pass cpo.config.load_config(DIR) or a dict like {'analysis': {'alpha': 0.01}}",
+    )
+
+
+def _describe(model: str, exc: ValidationError) -> str:
+    """One line per problem: the key path, what is wrong and what was found."""
+    lines = [f"invalid {model} passed as config ({exc.error_count()} problem(s))"]
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"  key '{key}': {message}; found {error.get('input')!r}")
+    return "\n".join(lines)
