@@ -92,9 +92,7 @@ def retrieve_command(**options: Any) -> None:
             _show_segment(config, prepared, options)
         else:
             _show_query(config, prepared, options)
-        close = getattr(prepared.retriever, "close", None)
-        if close is not None:
-            close()
+        prepared.retriever.close()
 
 
 def _default_db(config: Config, scratch: Path) -> Path | None:

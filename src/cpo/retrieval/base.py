@@ -96,6 +96,9 @@ class Retriever(Protocol):
     ) -> list[Snippet]:
         """Return up to ``top_k`` paragraphs for ``query``, best first."""
 
+    def close(self) -> None:
+        """Release the connections and files the backend holds."""
+
 
 def index_units(documents: Sequence[Document]) -> list[IndexUnit]:
     """Every paragraph of every document as an :class:`IndexUnit` (¶ numbers from 1)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cpo.pipeline import RunContext, StageOutcome
+from cpo.retrieval.base import Retriever
 from cpo.retrieval.content import LoadedContent, load_content
 from cpo.retrieval.query import build_segment_query, population_means
 from cpo.retrieval.service import (
@@ -34,13 +35,13 @@ def content_path(ctx: RunContext) -> Path:
 
 
 def index_path(ctx: RunContext) -> Path:
-    """The SQLite index file: ``services.retrieval.db_path`` or one in the run folder."""
+    """The SQLite index file: ``services.retrieval.db_path`` or one in the run folder.
+
+    A relative ``db_path`` is relative to the current directory, as for every caller
+    (``cpo index``, ``cpo retrieve``, ``cpo generate``), so they all share one file.
+    """
     configured = ctx.config.services.services.retrieval.db_path
-    if not configured:
-        return ctx.path(INDEX_FILE)
-    path = Path(configured).expanduser()
-    # A relative db_path is relative to the config folder, like every other config path.
-    return path if path.is_absolute() else ctx.config.source / path
+    return Path(configured).expanduser() if configured else ctx.path(INDEX_FILE)
 
 
 class RetrieveStage:
@@ -60,16 +61,11 @@ class RetrieveStage:
         settings = ctx.config.experiment.content
         service = ctx.config.services.services.retrieval
         retriever = open_retriever(service, settings, db_path=index_path(ctx), log=ctx.log)
-        report = retriever.index(content.documents)
-        profiles = read_profiles(ctx.path(PROFILES_FILE))
-        population = population_means(profiles)
-        retrievals: list[SegmentRetrieval] = []
-        for number, profile in enumerate(profiles, start=1):
-            query = build_segment_query(profile, population, settings)
-            retrieval = retrieve_segment(retriever, query, settings, content.documents)
-            log_retrieval(ctx.log, retrieval, self.name)
-            retrievals.append(retrieval)
-            ctx.progress(number, len(profiles))
+        try:
+            report = retriever.index(content.documents)
+            retrievals = self._retrieve_all(ctx, retriever, content)
+        finally:
+            retriever.close()
         write_json(
             ctx.path(RETRIEVAL_FILE), retrieval_document(retriever.name, content, retrievals)
         )
@@ -91,6 +87,22 @@ class RetrieveStage:
                 "fallback_segments": fallbacks,
             },
         )
+
+    def _retrieve_all(
+        self, ctx: RunContext, retriever: Retriever, content: LoadedContent
+    ) -> list[SegmentRetrieval]:
+        """One query per segment, logged, in profile order."""
+        settings = ctx.config.experiment.content
+        profiles = read_profiles(ctx.path(PROFILES_FILE))
+        population = population_means(profiles)
+        retrievals: list[SegmentRetrieval] = []
+        for number, profile in enumerate(profiles, start=1):
+            query = build_segment_query(profile, population, settings)
+            retrieval = retrieve_segment(retriever, query, settings, content.documents)
+            log_retrieval(ctx.log, retrieval, self.name)
+            retrievals.append(retrieval)
+            ctx.progress(number, len(profiles))
+        return retrievals
 
     def _load(self, ctx: RunContext) -> LoadedContent:
         """Load the content folder and record it in the manifest."""
