@@ -793,6 +793,18 @@ def test_prob_beat_control_matches_evan_miller_closed_form(counts):
     assert prob_beat_control(*counts).prob_beat_control == pytest.approx(expected, abs=1e-9)
 
 
+def test_prob_beat_control_is_exact_and_quiet_when_one_arm_is_almost_surely_ahead():
+    # 122/140 vs 106/160: P(beat) = 0.99999; QUADPACK warns about roundoff
+    # here, yet the value matches Evan Miller's closed form.
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = prob_beat_control(122, 140, 106, 160)
+    expected = _evan_miller(1 + 122, 1 + 140 - 122, 1 + 106, 1 + 160 - 106)
+    assert result.prob_beat_control == pytest.approx(expected, abs=1e-9)
+
+
 @pytest.mark.parametrize("counts", [(10, 100, 10, 100), (0, 100, 0, 100), ALL_EVENTS, (1, 1, 1, 1)])
 def test_prob_beat_control_symmetric_data_is_one_half(counts):
     result = prob_beat_control(*counts)
