@@ -9,7 +9,9 @@ numbers), then runs the real :class:`~cpo.safety.stage.ScreenStage` through
 * ``null analyzer``: a backend that returns zeros instantly, isolating the
   stage's own cost (policy rules, one fsynced audit append per decision, CSV
   export, manifest summary);
-* ``audit append`` / ``audit verify``: the log alone.
+* ``policy rules only``, ``local analyzer only``: the CPU parts alone;
+* ``audit append`` / ``audit verify``: the log alone (each append takes the file
+  lock, writes one line and fsyncs it, so it measures the disk).
 
 Analyzer construction (loading the lexicon) is excluded from the stage timings
 and printed separately.
@@ -39,6 +41,7 @@ from cpo.pipeline import StageOutcome, run_pipeline
 from cpo.runfiles import write_json
 from cpo.safety.audit import AuditLog, verify
 from cpo.safety.local import LocalSafetyAnalyzer
+from cpo.safety.policy import decide, screening_text
 from cpo.safety.stage import ScreenStage
 
 EXTRA_SENTENCES = [
@@ -126,6 +129,23 @@ def time_audit(count: int, folder: Path) -> tuple[float, float]:
     return appended, time.perf_counter() - began
 
 
+def time_policy(variants: list[Variant]) -> float:
+    """Seconds to decide every variant with zero scores (the policy rules alone)."""
+    policy = load_config().safety
+    began = time.perf_counter()
+    for variant in variants:
+        decide(CategoryScores(), variant, policy)
+    return time.perf_counter() - began
+
+
+def time_analyzer(variants: list[Variant], analyzer) -> float:
+    """Seconds the analyzer alone needs for every variant's text (one thread)."""
+    began = time.perf_counter()
+    for variant in variants:
+        analyzer.analyze(screening_text(variant))
+    return time.perf_counter() - began
+
+
 def main() -> None:
     """Run the cases ``--repeat`` times and print the best and median of each."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -149,6 +169,8 @@ def main() -> None:
                         f"  {label}: pass {summary['passed']}, review {summary['review']}, "
                         f"block {summary['blocked']}, coverage {summary['coverage']}"
                     )
+            timings.setdefault("policy rules only", []).append(time_policy(variants))
+            timings.setdefault("local analyzer only", []).append(time_analyzer(variants, local))
             appended, verified = time_audit(args.variants, Path(tmp))
             timings.setdefault("audit append (fsync each)", []).append(appended)
             timings.setdefault("audit verify", []).append(verified)

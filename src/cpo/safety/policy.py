@@ -20,12 +20,12 @@ review makes it ``review``; otherwise ``pass``.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
-from cpo.config import sha256_json
 from cpo.models import HARM_CATEGORIES, CategoryScores, ScreeningStatus, Variant, Verdict
 from cpo.safety.settings import PiiSettings, SafetyPolicySettings
 
@@ -73,8 +73,14 @@ def content_sha256(variant: Variant) -> str:
 
 
 def policy_sha256(policy: SafetyPolicySettings) -> str:
-    """sha256 of the policy's canonical JSON (recorded with every decision)."""
-    return sha256_json(policy.model_dump(mode="json"))
+    """sha256 of the policy's canonical JSON (recorded with every decision).
+
+    Canonical JSON as everywhere in cpo: sorted keys, no spaces, UTF-8.
+    """
+    canonical = json.dumps(
+        policy.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def decide(
@@ -218,14 +224,15 @@ _PUNCTUATION = str.maketrans(
 
 
 @lru_cache(maxsize=256)
-def _phrase_pattern(phrase: str) -> re.Pattern[str]:
-    """Whole-word pattern for a phrase; its spaces and hyphens match spaces or hyphens.
+def _phrase_pattern(phrase: str) -> tuple[re.Pattern[str], str]:
+    """Whole-word pattern for a phrase, and its longest word (a cheap pre-check).
 
-    So "no risk" also finds "no-risk" and "risk-free" also finds "risk free".
+    Spaces and hyphens in the phrase match spaces or hyphens, so "no risk" also
+    finds "no-risk" and "risk-free" also finds "risk free".
     """
     words = re.split(r"[\s-]+", normalize_text(phrase))
     body = r"[\s-]+".join(re.escape(word) for word in words)
-    return re.compile(rf"(?<!\w){body}(?!\w)")
+    return re.compile(rf"(?<!\w){body}(?!\w)"), max(words, key=len)
 
 
 def find_banned_phrases(text: str, phrases: tuple[str, ...]) -> list[str]:
@@ -233,8 +240,10 @@ def find_banned_phrases(text: str, phrases: tuple[str, ...]) -> list[str]:
     normalized = normalize_text(text)
     found: dict[str, str] = {}  # pattern -> first phrase; "no risk" and "no-risk" are one
     for phrase in phrases:
-        pattern = _phrase_pattern(phrase)
-        if pattern.pattern not in found and pattern.search(normalized):
+        pattern, longest_word = _phrase_pattern(phrase)
+        if longest_word not in normalized or pattern.pattern in found:
+            continue  # a substring test is ~50x cheaper than the regex
+        if pattern.search(normalized):
             found[pattern.pattern] = phrase
     return list(found.values())
 
@@ -249,7 +258,7 @@ def find_pii(text: str, settings: PiiSettings) -> list[str]:
     allowed = {_compact(value) for value in settings.allow}
     found = []
     card_spans = []
-    if "email" in settings.detect and _any_match(EMAIL, text, allowed):
+    if "email" in settings.detect and "@" in text and _any_match(EMAIL, text, allowed):
         found.append("email")
     for match in CARD_CANDIDATE.finditer(text):
         digits = re.sub(r"\D", "", match.group())
