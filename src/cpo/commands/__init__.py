@@ -5,6 +5,7 @@ import line here to add a command.
 """
 
 from cpo.commands import (
+    analyze,
     approve,
     audit,
     generate,
@@ -19,6 +20,7 @@ from cpo.commands import (
 )
 
 __all__ = [
+    "analyze",
     "approve",
     "audit",
     "generate",

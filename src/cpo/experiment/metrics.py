@@ -13,16 +13,18 @@ the pipeline's ``analyze`` stage.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from pydantic import ValidationError
 
-from cpo.errors import ConfigError
-from cpo.experiment.aggregate import aggregate_records
+from cpo.errors import ConfigError, DataValidationError
+from cpo.experiment.aggregate import aggregate_file, aggregate_records
 from cpo.experiment.analysis import AnalysisPlan, analyze, plan_from_design
 from cpo.experiment.analysis_settings import AnalysisSettings
 from cpo.experiment.settings import CONTROL_ARM, treatment_arm_name
@@ -61,6 +63,72 @@ def calculate_metrics(
     """
     plan = plan_from_config(config, design=design)
     return analyze(aggregate_records(records), plan)
+
+
+def analyze_file(
+    path: Path | str,
+    *,
+    assignments: Path | str | None = None,
+    design: Path | str | None = None,
+    config: Any = None,
+) -> dict[str, Any]:
+    """Analyse an engagement file, as ``cpo analyze`` does.
+
+    Without ``assignments`` the file must hold per-recipient records with
+    ``experiment_arm`` (e.g. a run's ``engagement.csv``); it is streamed, so
+    it may be large. With ``assignments`` (a run's ``assignments.csv``) the
+    file may be a per-recipient export (``customer_id, opened, clicked,
+    converted``) or an event log (``customer_id, event, timestamp``); it is
+    validated and joined to the assignments by the engagement import, whose
+    warnings are carried into the result.
+
+    Args:
+        path: CSV or Parquet engagement file.
+        assignments: ``assignments.csv`` to join to (optional).
+        design: ``experiment_design.json`` for expected shares, tones and power.
+        config: As for :func:`calculate_metrics`.
+
+    Raises:
+        DataValidationError: a file is missing or invalid.
+        ConfigError: the configuration is invalid.
+    """
+    design_data = _read_design(Path(design)) if design is not None else None
+    plan = plan_from_config(config, design=design_data)
+    if assignments is None:
+        return analyze(aggregate_file(path), plan)
+    from cpo.experiment.engagement import import_engagement
+
+    imported = import_engagement(Path(path), _read_assignments(Path(assignments)))
+    return analyze(
+        aggregate_records(imported.frame, source=str(path)),
+        plan,
+        engagement_source=imported.source,
+        extra_warnings=imported.warnings,
+    )
+
+
+def _read_design(path: Path) -> dict[str, Any]:
+    """experiment_design.json, with a clear error when it is missing or not JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataValidationError(f"{path}: design file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataValidationError(f"{path}: not a valid JSON design file: {exc}") from None
+
+
+def _read_assignments(path: Path) -> pd.DataFrame:
+    """assignments.csv as text columns; it must name each customer's arm and segment."""
+    if not path.is_file():
+        raise DataValidationError(f"{path}: assignments file not found")
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [c for c in ("customer_id", "experiment_arm", "segment") if c not in frame.columns]
+    if missing:
+        raise DataValidationError(
+            f"{path}: missing column(s) {', '.join(missing)}",
+            hint="pass the assignments.csv written by `cpo run`",
+        )
+    return frame
 
 
 def calculate_lift(treatment: float, control: float) -> float:
