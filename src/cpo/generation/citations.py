@@ -20,6 +20,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from cpo.generation.text import STOPWORDS, split_sentences
 from cpo.models import Citation, Grounding, Snippet
@@ -348,8 +349,21 @@ def extract_facts(text: str, *, as_support: bool = False) -> set[str]:
         Facts such as ``money:329``, ``percent:20``, ``date:2027-12-31``,
         ``md:04-30``, ``number:1.8``.
     """
+    return set(_facts_cached(text, as_support))
+
+
+@lru_cache(maxsize=8192)
+def _facts_cached(text: str, as_support: bool) -> frozenset[str]:
+    """Memoised :func:`extract_facts` (the same snippets are checked many times)."""
+    return frozenset(_extract_facts(text, as_support=as_support))
+
+
+def _extract_facts(text: str, *, as_support: bool = False) -> set[str]:
+    """Uncached fact extraction (see :func:`extract_facts`)."""
     text = _MERGE_FIELD.sub(" ", _URL.sub(" ", text))
     text = _words_to_digits(text, include_one=as_support)
+    if not any(ch.isdigit() for ch in text):
+        return set()
     facts, text = _date_facts(text)
     for pattern, kind in [(p, "money") for p in _MONEY_PATTERNS] + [(_PERCENT, "percent")]:
         for match in list(pattern.finditer(text)):
@@ -365,8 +379,14 @@ def extract_facts(text: str, *, as_support: bool = False) -> set[str]:
 
 def extract_codes(text: str) -> set[str]:
     """Offer codes: words in capitals of 4+ characters (``WELCOME15``, ``FIRSTLIGHT``)."""
+    return set(_codes_cached(text))
+
+
+@lru_cache(maxsize=8192)
+def _codes_cached(text: str) -> frozenset[str]:
+    """Memoised :func:`extract_codes`."""
     text = _MERGE_FIELD.sub(" ", _URL.sub(" ", text))
-    return {m.group(0) for m in _CODE.finditer(text) if m.group(0) not in _NOT_CODES}
+    return frozenset(m.group(0) for m in _CODE.finditer(text) if m.group(0) not in _NOT_CODES)
 
 
 def extract_names(text: str) -> set[str]:
@@ -376,6 +396,12 @@ def extract_names(text: str) -> set[str]:
     ``{"Summit Ridge 2"}``. Leading and trailing common words (``The``, ``Your``)
     are dropped, and runs made only of month or weekday names are ignored.
     """
+    return set(_names_cached(text))
+
+
+@lru_cache(maxsize=8192)
+def _names_cached(text: str) -> frozenset[str]:
+    """Memoised :func:`extract_names`."""
     names: set[str] = set()
     for sentence in split_sentences(_URL.sub(" ", text)):
         tokens = [(m.group(0), m.start(), m.end()) for m in _NAME_TOKEN.finditer(sentence)]
@@ -389,7 +415,7 @@ def extract_names(text: str) -> set[str]:
             run.append(token)
             previous_end = end
         _add_name(run, names)
-    return names
+    return frozenset(names)
 
 
 def _add_name(run: list[str], names: set[str]) -> None:
@@ -406,6 +432,8 @@ def _add_name(run: list[str], names: set[str]) -> None:
 
 def _contains_phrase(haystack: str, phrase: str) -> bool:
     """Whole-word, case-insensitive phrase search."""
+    if phrase.casefold() not in haystack.casefold():
+        return False
     pattern = r"(?<![\w])" + re.escape(phrase) + r"(?![\w])"
     return re.search(pattern, haystack, re.IGNORECASE) is not None
 
