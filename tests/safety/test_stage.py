@@ -307,3 +307,54 @@ def test_may_send_refuses_changed_content(screen_run, kit):
     assert may_send(kit.make_variant("a", "original"), decisions)
     assert not may_send(kit.make_variant("a", "edited after screening"), decisions)
     assert not may_send(kit.make_variant("unknown"), decisions)
+
+
+class Interrupted(BaseException):
+    """Stands in for Ctrl-C or a killed process in the middle of screening."""
+
+
+class CrashingAnalyzer:
+    """Scores like the marker analyzer, then dies on the call numbered ``crash_at``."""
+
+    def __init__(self, kit, crash_at: int):
+        self.inner = kit.MarkerAnalyzer()
+        self.crash_at = crash_at
+
+    def analyze(self, text):
+        if self.inner.calls + 1 == self.crash_at:
+            raise Interrupted()
+        return self.inner.analyze(text)
+
+
+def test_a_crash_mid_screening_resumes_without_screening_twice(screen_run, kit):
+    kit.edit_config(  # one at a time, so the crash hits a known variant
+        screen_run.config_dir,
+        "azure_config.yaml",
+        lambda d: d["services"]["safety"].update(concurrency=1),
+    )
+    variants = [kit.make_variant(f"v{i}") for i in range(6)]
+    screen_run.analyzer = CrashingAnalyzer(kit, crash_at=4)
+    with pytest.raises(Interrupted):
+        screen_run.run(variants)
+    recorded = [e["variant_id"] for e in screen_run.entries()]
+    assert recorded == ["v0", "v1", "v2"]  # written in order, each before the next
+    screen_run.analyzer = kit.MarkerAnalyzer()
+    manifest = screen_run.resume(variants)
+    assert manifest["status"] == "completed"
+    assert screen_run.analyzer.calls == 3
+    counts = Counter(e["variant_id"] for e in screening_entries(screen_run))
+    assert counts == Counter({v.variant_id: 1 for v in variants})
+
+
+def test_lexicon_dir_is_resolved_against_the_config_folder(config_dir):
+    import shutil
+
+    from cpo.safety.base import build_analyzer
+    from cpo.safety.local import DEFAULT_LEXICON_DIR
+    from cpo.safety.settings import SafetyServiceSettings
+
+    shutil.copytree(DEFAULT_LEXICON_DIR, config_dir / "lexicon")
+    settings = SafetyServiceSettings(backend="local", lexicon_dir="lexicon")
+    analyzer = build_analyzer(settings, base_dir=config_dir)
+    assert analyzer.lexicon_dir == config_dir / "lexicon"
+    assert analyzer.analyze("I will kill you").violence >= 6

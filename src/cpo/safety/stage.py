@@ -50,14 +50,13 @@ def load_variants(path: Path) -> list[Variant]:
     """Read ``variants.json`` into :class:`Variant` records (unknown keys are ignored).
 
     Raises:
-        StageError: the file is missing (generation has not run).
-        DataValidationError: the file or a variant is malformed, or ids repeat.
+        DataValidationError: the file is missing or malformed, a variant is
+            invalid, or variant ids repeat.
     """
     if not path.is_file():
-        raise StageError(
-            "screen",
-            f"{path}: not found",
-            hint="the generate stage writes it; run `cpo run` (or --resume) from the start",
+        raise DataValidationError(
+            f"{path}: variants file not found",
+            hint="the generate stage of `cpo run` writes variants.json into the run folder",
         )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
