@@ -166,15 +166,13 @@ def agresti_counts():
 def test_stratified_estimate_matches_agresti_multicentre_trial():
     metrics = from_counts(agresti_counts())
     cmh = metrics["stratified"]["click_rate"]["treatment_1"]
-    significance = cmh["statistical_significance"]
-    assert (
-        round(significance["statistic"], 2) == 6.38 and round(significance["p_value"], 3) == 0.012
-    )
+    assert cmh["test"] == "cochran-mantel-haenszel"
+    assert round(cmh["statistic"], 2) == 6.38 and round(cmh["p_value"], 3) == 0.012
     assert round(cmh["risk_difference"], 3) == 0.130
-    ci = significance["confidence_interval"]
+    ci = cmh["confidence_interval"]
     assert (round(ci["lower"], 4), round(ci["upper"], 4)) == (0.0313, 0.2284)
     assert (cmh["strata_used"], cmh["strata_dropped"]) == (8, 0)
-    assert significance["adjustment"] == "holm"
+    assert cmh["adjustment"] == "holm" and cmh["p_value_adjusted"] == cmh["p_value"]
     assert len(metrics["segment_breakdown"]) == 8
 
 
@@ -465,7 +463,7 @@ def test_zero_events_everywhere():
         < significance["confidence_interval"]["upper"]
     )
     assert significance["relative_confidence_interval"]["reason"].startswith("undefined")
-    cmh = metrics["stratified"]["click_rate"]["treatment_1"]["statistical_significance"]
+    cmh = metrics["stratified"]["click_rate"]["treatment_1"]
     assert cmh["p_value"] is None and cmh["reason"]
 
 

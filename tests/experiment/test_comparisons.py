@@ -73,4 +73,4 @@ def test_stratified_record_drops_strata_without_an_arm():
     strata = [(arm(50, 10), arm(50, 5)), (arm(0, 0), arm(30, 3))]
     record = stratified_record("click_rate", "t", strata, SETTINGS)
     assert (record["strata_used"], record["strata_dropped"]) == (1, 1)
-    assert record["statistical_significance"]["confidence_interval"]["lower"] is not None
+    assert record["confidence_interval"]["lower"] is not None

@@ -199,7 +199,7 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
         + (f" ({srm['reason']})" if srm["reason"] else "")
     )
     for arm, record in metrics["stratified"].get(primary, {}).items():
-        significance = record["statistical_significance"]
+        significance = record
         difference = record["risk_difference"]
         lines.append(
             f"stratified by segment, {arm}: MH difference "
