@@ -89,14 +89,25 @@ def assign(customers: pd.DataFrame, design: Design, assigned_at: str = "") -> pd
     hashes = hash_ids(frame["customer_id"], design.salt)
     codes, names = pd.factorize(frame["segment"], sort=False)
     arm = np.empty(len(frame), dtype=object)
+    variant = np.empty(len(frame), dtype=object)
     for code, name in enumerate(names):
         rows = np.flatnonzero(codes == code)
         plan = plans[name]
         if design.method == "stratified_block":
-            arm[rows] = _deal_block(hashes[rows], plan)
+            group = _deal_block(hashes[rows], plan)
         else:
-            arm[rows] = _by_hash(unit_interval(hashes[rows]), plan, design.holdout_share)
-    return _assignment_frame(frame, arm, design, assigned_at)
+            group = _by_hash(unit_interval(hashes[rows]), plan, design.holdout_share)
+        groups = _groups(plan)
+        arm[rows] = np.array(groups, dtype=object)[group]
+        variant[rows] = np.array(["", *(plan.variant_ids[g] for g in groups[1:])], dtype=object)[
+            group
+        ]
+    out = frame.copy()
+    out["experiment_arm"] = arm
+    out["variant_id"] = variant
+    out["assigned_at"] = assigned_at
+    out["assignment_method"] = design.method
+    return out[list(ASSIGNMENT_COLUMNS)]
 
 
 def _groups(plan: SegmentPlan) -> list[str]:
@@ -105,48 +116,22 @@ def _groups(plan: SegmentPlan) -> list[str]:
 
 
 def _deal_block(hashes: np.ndarray, plan: SegmentPlan) -> np.ndarray:
-    """Order by hash and deal contiguous blocks of the apportioned sizes."""
+    """Order by hash and deal contiguous blocks of the apportioned sizes (group indices)."""
     groups = _groups(plan)
     counts = [int(plan.expected_counts.get(g, 0)) for g in groups]
     if sum(counts) != len(hashes):
         raise ValueError(
             f"segment '{plan.segment}': design expects {sum(counts)} customers, found {len(hashes)}"
         )
-    labels = np.repeat(np.array(groups, dtype=object), counts)
+    labels = np.repeat(np.arange(len(groups)), counts)
     order = np.argsort(hashes, kind="stable")
-    dealt = np.empty(len(hashes), dtype=object)
+    dealt = np.empty(len(hashes), dtype=np.intp)
     dealt[order] = labels
     return dealt
 
 
 def _by_hash(u: np.ndarray, plan: SegmentPlan, holdout_share: float) -> np.ndarray:
-    """Place each customer by their own uniform number in the cumulative allocation."""
-    groups = _groups(plan)
+    """Group index of each customer: where their own uniform number falls in the allocation."""
     weights = [holdout_share, *((1.0 - holdout_share) * s for s in plan.shares.values())]
     edges = np.cumsum(weights)[:-1]
-    index = np.searchsorted(edges, u, side="right")
-    return np.array(groups, dtype=object)[index]
-
-
-def _assignment_frame(
-    frame: pd.DataFrame, arm: np.ndarray, design: Design, assigned_at: str
-) -> pd.DataFrame:
-    """Attach variant ids and the fixed columns."""
-    out = frame.copy()
-    out["experiment_arm"] = arm
-    variant_of = {
-        (plan.segment, name): vid
-        for plan in design.segments
-        for name, vid in plan.variant_ids.items()
-    }
-    keys = pd.MultiIndex.from_arrays([out["segment"], out["experiment_arm"]])
-    lookup = pd.Series(variant_of, dtype=object)
-    if len(lookup):
-        lookup.index = pd.MultiIndex.from_tuples(lookup.index)
-        variants = lookup.reindex(keys).to_numpy()
-    else:
-        variants = np.full(len(out), None, dtype=object)
-    out["variant_id"] = pd.Series(variants, dtype=object).fillna("").to_numpy()
-    out["assigned_at"] = assigned_at
-    out["assignment_method"] = design.method
-    return out[list(ASSIGNMENT_COLUMNS)]
+    return np.searchsorted(edges, u, side="right")

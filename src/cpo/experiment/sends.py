@@ -96,12 +96,19 @@ def render(template: str, names: pd.Series) -> pd.Series:
     return result
 
 
-def display_names(first_names: pd.Series) -> tuple[pd.Series, int]:
-    """First names cleaned for insertion, with ``there`` for blank ones; and the blank count."""
+def display_names(first_names: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """First names cleaned for insertion (``there`` for blank ones), and the blank mask."""
     text = first_names.fillna("").astype(str)
     text = text.str.replace(_CONTROL_CHARS, " ", regex=True).str.strip()
-    blank = text.eq("")
-    return text.where(~blank, NAME_FALLBACK).astype(object), int(blank.sum())
+    blank = text.eq("").to_numpy(dtype=bool)
+    return text.where(~blank, NAME_FALLBACK).to_numpy(dtype=object), blank
+
+
+def _render_group(template: str, codes: np.ndarray, names: np.ndarray) -> np.ndarray:
+    """Render once per distinct name in the group, then spread to every recipient."""
+    distinct, position = np.unique(codes, return_inverse=True)
+    rendered = render(template, pd.Series(names[distinct], dtype=object)).to_numpy(dtype=object)
+    return rendered[position]
 
 
 def build_send_list(
@@ -131,7 +138,10 @@ def build_send_list(
     if frame["email"].isna().any():
         raise ValueError(f"{int(frame['email'].isna().sum())} recipients have no customer record")
     frame["first_name"] = frame["first_name"].fillna("").astype(str)
-    names, missing = display_names(frame["first_name"])
+    # First names repeat a lot: clean and render each distinct name once.
+    name_codes, distinct_names = pd.factorize(frame["first_name"])
+    names, blank = display_names(pd.Series(distinct_names, dtype=object))
+    missing = int(blank[name_codes].sum())
     subject = np.empty(len(frame), dtype=object)
     body = np.empty(len(frame), dtype=object)
     unknown: dict[str, list[str]] = {}
@@ -139,9 +149,8 @@ def build_send_list(
         variant = variants.get(variant_id)
         if variant is None:
             raise ValueError(f"variant '{variant_id}' is assigned but not sendable")
-        group_names = names.iloc[rows]
-        subject[rows] = render(variant.subject, group_names).to_numpy()
-        body[rows] = render(variant.body, group_names).to_numpy()
+        subject[rows] = _render_group(variant.subject, name_codes[rows], names)
+        body[rows] = _render_group(variant.body, name_codes[rows], names)
         fields = unknown_merge_fields(variant.subject + "\n" + variant.body)
         if fields:
             unknown[variant_id] = fields
