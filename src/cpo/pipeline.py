@@ -201,6 +201,7 @@ StageFactory = Callable[[], list[Stage]]
 
 def default_stages() -> list[Stage]:
     """The stages of ``cpo run``, in order."""
+    from cpo.experiment.analysis_stage import AnalyzeStage
     from cpo.experiment.stages import AssignStage, EngageStage
     from cpo.generation.stage import GenerateStage
     from cpo.retrieval.stage import RetrieveStage
@@ -214,6 +215,7 @@ def default_stages() -> list[Stage]:
         ScreenStage(),
         AssignStage(),
         EngageStage(),
+        AnalyzeStage(),
     ]
 
 

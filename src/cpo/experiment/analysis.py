@@ -89,19 +89,19 @@ def plan_from_design(
     design: Mapping[str, Any],
     settings: AnalysisSettings,
     *,
-    expected_relative_lift: float | None = None,
+    default_relative_lift: float = 0.10,
 ) -> AnalysisPlan:
     """An analysis plan from ``experiment_design.json``.
 
     Expected shares overall and per segment are the design's (holdout
-    excluded, renormalized where a segment lost an arm).
+    excluded, renormalized where a segment lost an arm). The planned lift for
+    the power section is the design's ``power.expected_relative_lift`` (what
+    the experiment was planned for), else ``default_relative_lift``.
     """
     arms = tuple(arm["name"] for arm in design.get("arms", []))
     segments = design.get("segments", [])
     power = design.get("power") or None
-    lift = expected_relative_lift
-    if lift is None:
-        lift = (power or {}).get("expected_relative_lift") or 0.10
+    lift = (power or {}).get("expected_relative_lift") or default_relative_lift
     name = str(design.get("experiment_name") or "experiment")
     return AnalysisPlan(
         settings=settings,
@@ -171,7 +171,9 @@ def analyze(
         **run.body(),
     }
     warnings = _leading_warnings(source, statistics, run)
-    warnings += [dict(w) for w in extra_warnings] + run.warnings
+    own = {w["code"] for w in warnings + run.warnings}
+    # Earlier steps' warnings are kept unless the analysis reports the same finding.
+    warnings += [dict(w) for w in extra_warnings if w.get("code") not in own] + run.warnings
     document["warnings"] = warnings
     return json_safe(document)
 

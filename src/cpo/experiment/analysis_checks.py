@@ -162,7 +162,7 @@ def power_section(
             arm: _arm_power(overall, arm, metric, baseline, comparisons, plan) for arm in treatments
         }
         metrics[metric] = _metric_power(baseline, source, by_arm)
-        _power_warning(metric, metrics[metric], plan, warnings)
+    _power_warnings(metrics, plan, warnings)
     return {
         "method": POWER_METHOD,
         "alpha": settings.alpha,
@@ -255,32 +255,39 @@ def _metric_power(
     }
 
 
-def _power_warning(
-    metric: str, record: dict[str, Any], plan: AnalysisPlan, warnings: list[dict[str, Any]]
+def _power_warnings(
+    metrics: Mapping[str, dict[str, Any]], plan: AnalysisPlan, warnings: list[dict[str, Any]]
 ) -> None:
-    """An ``underpowered`` warning for a metric whose power is below the target."""
-    if not record["underpowered"]:
-        return
-    role = " (primary metric)" if metric == plan.settings.primary_metric else ""
+    """``underpowered`` warnings: one for the primary metric, one for all secondary ones."""
+    primary = plan.settings.primary_metric
     lift = plan.expected_relative_lift
-    achieved = record["achieved_power"]
+    closing = ". A non-significant result is inconclusive, not evidence that there is no effect"
+    record = metrics.get(primary)
+    if record and record["underpowered"]:
+        text = f"{primary} (primary metric) is underpowered: with about "
+        text += f"{record['n_per_arm']:.0f} per arm"
+        if record["achieved_power"] is not None:
+            text += (
+                f", the power to detect a {lift:.0%} relative lift is "
+                f"{record['achieved_power']:.0%} (target {plan.settings.power:.0%})"
+            )
+        text += f"; {_mde_text(record)}"
+        warnings.append(make_warning("underpowered", text + closing, metric=primary))
+    weak = [m for m, r in metrics.items() if m != primary and r["underpowered"]]
+    if weak:
+        details = ", ".join(f"{m} ({_mde_text(metrics[m])})" for m in weak)
+        warnings.append(
+            make_warning(
+                "underpowered",
+                f"secondary metric(s) underpowered for a {lift:.0%} relative lift at power "
+                f"{plan.settings.power:.0%}: {details}" + closing,
+                metrics=weak,
+            )
+        )
+
+
+def _mde_text(record: Mapping[str, Any]) -> str:
     mde = record["mde_relative"]
-    text = f"{metric}{role} is underpowered: with about {record['n_per_arm']:.0f} per arm,"
-    if achieved is not None:
-        text += (
-            f" the power to detect a {lift:.0%} relative lift is {achieved:.0%} "
-            f"(target {plan.settings.power:.0%})"
-        )
-    text += (
-        f"; the smallest detectable lift is {mde:.1%} relative"
-        if mde is not None
-        else "; no rate up to 1 reaches the target power"
-    )
-    warnings.append(
-        make_warning(
-            "underpowered",
-            text + ". A non-significant result is inconclusive, "
-            "not evidence that there is no effect",
-            metric=metric,
-        )
-    )
+    if mde is None:
+        return "no rate up to 1 reaches the target power"
+    return f"smallest detectable lift {mde:.1%} relative"

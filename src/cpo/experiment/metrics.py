@@ -170,7 +170,7 @@ def plan_from_config(
     settings = experiment.analysis
     lift = experiment.experiment.power.expected_relative_lift
     if design is not None:
-        return plan_from_design(design, settings, expected_relative_lift=lift)
+        return plan_from_design(design, settings, default_relative_lift=lift)
     tones = _configured_tones(experiment)
     arm_tones = {treatment_arm_name(i): tone for i, tone in enumerate(tones)}
     explicit = experiment.experiment.tones is not None or experiment.experiment.allocation
