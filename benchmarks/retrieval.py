@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _machine import print_machine
 
-from cpo.retrieval.content import load_content
+from cpo.retrieval.content import LoadedContent, load_content
 from cpo.retrieval.query import SegmentQuery, format_query, parse_query
 from cpo.retrieval.service import retrieve_segment
 from cpo.retrieval.settings import ContentSettings
@@ -284,7 +284,49 @@ def match_share(retriever: SqliteFtsRetriever, queries: list[str]) -> float:
     return statistics.mean(matched) / total
 
 
+def time_queries(
+    retriever: SqliteFtsRetriever,
+    content: LoadedContent,
+    settings: ContentSettings,
+    rng: random.Random,
+    count: int,
+) -> None:
+    """Time each kind of query ``count`` times and print the latencies."""
+    seg = segment_queries(rng, count)
+    broad = broad_queries(rng, count)
+    free = free_queries(rng, count)
+    report(
+        "search, segment query (~10 terms), top 16",
+        timed(lambda q: retriever.search(q[1], 16, {"boost_audience": q[0]}), seg),
+    )
+    report(
+        "search, segment query + category filter",
+        timed(
+            lambda q: retriever.search(
+                q[1], 16, {"boost_audience": q[0], "category": ["promotion", "product"]}
+            ),
+            seg,
+        ),
+    )
+    report("search, free 2-word query, top 4", timed(lambda q: retriever.search(q, 4), free))
+    report(
+        "search, worst case (all themes), top 16",
+        timed(lambda q: retriever.search(q, 16), broad),
+    )
+    print(
+        f"  share of paragraphs matched: segment queries "
+        f"{match_share(retriever, [q for _, q in seg[:50]]):.0%}, worst case "
+        f"{match_share(retriever, broad[:50]):.0%} (FTS5 scores every match)"
+    )
+    queries = [SegmentQuery(a, 1, tuple(parse_query(q)), q, {"boost_audience": a}) for a, q in seg]
+    report(
+        "retrieve_segment (search+threshold+cap)",
+        timed(lambda q: retrieve_segment(retriever, q, settings, content.documents), queries),
+    )
+
+
 def main() -> None:
+    """Generate the corpus, then time loading, indexing and queries."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--documents", type=int, default=5000)
     parser.add_argument("--queries", type=int, default=300)
@@ -317,39 +359,7 @@ def main() -> None:
             f"index rebuild, content unchanged (skipped):  {again.seconds:7.3f} s "
             f"(built={again.built})\n"
         )
-        seg = segment_queries(rng, args.queries)
-        broad = broad_queries(rng, args.queries)
-        free = free_queries(rng, args.queries)
-        report(
-            "search, segment query (~10 terms), top 16",
-            timed(lambda q: retriever.search(q[1], 16, {"boost_audience": q[0]}), seg),
-        )
-        report(
-            "search, segment query + category filter",
-            timed(
-                lambda q: retriever.search(
-                    q[1], 16, {"boost_audience": q[0], "category": ["promotion", "product"]}
-                ),
-                seg,
-            ),
-        )
-        report("search, free 2-word query, top 4", timed(lambda q: retriever.search(q, 4), free))
-        report(
-            "search, worst case (all themes), top 16",
-            timed(lambda q: retriever.search(q, 16), broad),
-        )
-        print(
-            f"  share of paragraphs matched: segment queries "
-            f"{match_share(retriever, [q for _, q in seg[:50]]):.0%}, worst case "
-            f"{match_share(retriever, broad[:50]):.0%} (FTS5 scores every match)"
-        )
-        queries = [
-            SegmentQuery(a, 1, tuple(parse_query(q)), q, {"boost_audience": a}) for a, q in seg
-        ]
-        report(
-            "retrieve_segment (search+threshold+cap)",
-            timed(lambda q: retrieve_segment(retriever, q, settings, content.documents), queries),
-        )
+        time_queries(retriever, content, settings, rng, args.queries)
         retriever.close()
 
 
