@@ -233,3 +233,19 @@ def test_operator_words_are_searched_as_words(tmp_path: Path, make_doc, write_do
 
 def test_fts_match_quotes_every_term():
     assert fts_match(["win-back", 'say "hi"']) == '"win-back" OR "say ""hi"""'
+
+
+def test_filters_and_boost_fold_non_ascii_case(tmp_path: Path, make_doc, write_doc):
+    folder = tmp_path / "c"
+    write_doc(
+        folder,
+        make_doc("FR-1", category="Épicerie", audience="Élite", content="Café moulu du matin."),
+    )
+    write_doc(folder, make_doc("FR-2", category="Autre", content="Café en grains."))
+    retriever, _ = build(folder, tmp_path / "i.sqlite")
+    assert [s.document_id for s in retriever.search("café", 5, {"category": "ÉPICERIE"})] == [
+        "FR-1"
+    ]
+    assert [s.document_id for s in retriever.search("cafe", 5, {"audience": "élite"})] == ["FR-1"]
+    boosted = retriever.search("café", 5, {"boost_audience": "ÉLITE"})
+    assert boosted[0].document_id == "FR-1"

@@ -32,7 +32,7 @@ from cpo.retrieval.content import Document
 
 FILTER_KEYS = ("category", "audience", "boost_audience")
 #: Bumped when the shape of indexed units changes, so old indexes are rebuilt.
-INDEX_SCHEMA_VERSION = 1
+INDEX_SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)

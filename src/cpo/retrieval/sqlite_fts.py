@@ -3,7 +3,9 @@
 Each paragraph of each document is one row of an FTS5 table with the columns
 ``title``, ``keywords`` and ``content`` (searchable, ``porter unicode61`` tokenizer:
 English stemming, Unicode case folding, diacritics removed) plus unindexed
-``document_id``, ``paragraph_index``, ``category``, ``audience`` and ``source_url``.
+``document_id``, ``paragraph_index``, ``category``, ``audience`` and ``source_url``
+(and lower-cased ``category_key`` / ``audience_key`` for case-insensitive filters:
+Python lower-cases all of Unicode, SQLite's ``lower()`` only ASCII).
 
 Ranking is FTS5's BM25 with column weights (``content.field_weights``; title and
 keywords above body text, so a document *about* a theme beats one that mentions it
@@ -59,7 +61,7 @@ CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE VIRTUAL TABLE paragraphs USING fts5(
     title, keywords, content,
     document_id UNINDEXED, paragraph_index UNINDEXED, category UNINDEXED,
-    audience UNINDEXED, source_url UNINDEXED,
+    audience UNINDEXED, source_url UNINDEXED, category_key UNINDEXED, audience_key UNINDEXED,
     tokenize = '{TOKENIZER}'
 );
 """
@@ -189,7 +191,8 @@ class SqliteFtsRetriever:
                 connection.executescript(SCHEMA)
                 connection.executemany(
                     "INSERT INTO paragraphs (title, keywords, content, document_id, "
-                    "paragraph_index, category, audience, source_url) VALUES (?,?,?,?,?,?,?,?)",
+                    "paragraph_index, category, audience, source_url, category_key, "
+                    "audience_key) VALUES (?,?,?,?,?,?,?,?,?,?)",
                     [_row(unit) for unit in units],
                 )
                 meta = {
@@ -257,15 +260,18 @@ class SqliteFtsRetriever:
             self.content.general_audience_boost if boost else 1.0,
             fts_match(terms),
         ]
-        for column, values in (("category", filters.categories), ("audience", filters.audiences)):
+        for column, values in (
+            ("category_key", filters.categories),
+            ("audience_key", filters.audiences),
+        ):
             if values:
-                where.append(f"lower({column}) IN ({', '.join('?' for _ in values)})")
+                where.append(f"{column} IN ({', '.join('?' for _ in values)})")
                 params.extend(values)
         params.append(int(top_k))
         sql = (
             "SELECT document_id, title, paragraph_index, content, category, audience, source_url, "
-            "-bm25(paragraphs, ?, ?, ?) * (CASE WHEN lower(audience) = ? THEN ? "
-            "WHEN lower(audience) = ? THEN ? ELSE 1.0 END) AS score "
+            "-bm25(paragraphs, ?, ?, ?) * (CASE WHEN audience_key = ? THEN ? "
+            "WHEN audience_key = ? THEN ? ELSE 1.0 END) AS score "
             f"FROM paragraphs WHERE {' AND '.join(where)} "
             "ORDER BY score DESC, document_id, paragraph_index LIMIT ?"
         )
@@ -307,4 +313,6 @@ def _row(unit: IndexUnit) -> tuple[Any, ...]:
         unit.category,
         unit.audience,
         unit.source_url,
+        unit.category.lower(),
+        unit.audience.lower(),
     )
