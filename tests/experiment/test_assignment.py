@@ -213,9 +213,7 @@ def test_hash_method_arm_is_the_cumulative_allocation_interval_of_the_hash(xkit)
     assert out["experiment_arm"].tolist() == expected.tolist()
 
 
-def test_stratified_block_rerun_with_more_customers_can_move_customers(
-    synthetic_customers, xkit
-):
+def test_stratified_block_rerun_with_more_customers_can_move_customers(synthetic_customers, xkit):
     # The documented trade-off: block balance re-deals when the population changes.
     early = synthetic_customers.iloc[:1000]
     before = assign(early, make_design(early, xkit))

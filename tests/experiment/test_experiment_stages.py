@@ -228,3 +228,26 @@ def test_hash_method_and_weights_from_config(tmp_path, xkit):
     design = json.loads((tmp_path / "run" / "experiment_design.json").read_text())
     assert design["allocation"]["control"] == 0.5 and design["assignment_method"] == "hash"
     assert "fixed-salt" not in (tmp_path / "run" / "experiment_design.json").read_text()
+
+
+def test_default_pipeline_on_bundled_data_writes_the_experiment_artifacts(tmp_path):
+    # The real stages end to end: rules segments, grounded generation, local screening.
+    run = tmp_path / "run"
+    manifest = run_pipeline(run)
+    assert manifest["status"] == "completed"
+    names = list(manifest["stages"])
+    assert names.index("screen") < names.index("assign") < names.index("engage")
+    assignments = read(run, "assignments.csv")
+    sends = read(run, "sends.csv")
+    sendable = set(manifest["safety"]["sendable"])
+    assert set(sends["variant_id"]) <= sendable
+    assert len(assignments) == 500 and len(sends) == 500
+    for _, group in assignments.groupby("segment"):
+        counts = group["experiment_arm"].value_counts()
+        assert counts.max() - counts.min() <= 1
+    design = json.loads((run / "experiment_design.json").read_text())
+    assert design["tones"] == ["urgent", "informational", "friendly"]
+    assert design["power"]["metrics"]["click_rate"]["mde_relative"] > 0
+    engagement = read(run, "engagement.csv")
+    assert set(engagement["engagement_source"]) == {"simulated"}
+    assert (engagement["clicked"] <= engagement["opened"]).all()
