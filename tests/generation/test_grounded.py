@@ -202,7 +202,7 @@ def test_too_little_content_fails_with_a_reason(helpers, prompts):
     short = (*one, Snippet("B", "Beta", 1, "Beta socks keep feet dry on long hikes.", 0.9))
     failed = generator.generate(GenerationRequest(profile, short, "informational"))
     assert failed.status == "failed"
-    assert "100-200 needed" in failed.error
+    assert "100-200 words needed" in failed.error
     empty = generator.generate(GenerationRequest(profile, (), "friendly"))
     assert empty.status == "failed" and "0 quotable paragraph" in empty.error
 
@@ -325,3 +325,172 @@ def test_settings_reject_bad_constraints():
         GenerationSettings(tones=["urgent", "control"])
     with pytest.raises(ValueError, match="unique"):
         GenerationSettings(tones=["urgent", "urgent"])
+
+
+# ----------------------------------------------------------------------------- odd content
+
+
+def test_same_title_in_two_documents_cites_the_better_ranked_one(helpers, prompts):
+    profile = SegmentProfile("Hikers", 0, 10, 1.0, "People who hike.", traits=("hiking",))
+    text_a = (
+        "The Ridge Boot costs $150 and suits long hiking days. The Ridge Boot has a "
+        "grippy sole for wet rock on hiking trails."
+    )
+    text_b = "The Ridge Boot costs $90 in the outlet. Outlet boots are final sale for hikers."
+    text_c = (
+        "Our hiking socks cost $18 a pair and keep feet dry. Every pair of hiking socks "
+        "is knitted from merino wool for long hiking days in the hills."
+    )
+    text_d = (
+        "Hiking poles take strain off your knees on descents. Our hiking poles fold to "
+        "fit in a daypack between climbs on any hiking trip."
+    )
+    snippets = (
+        Snippet("A", "Ridge Boot", 1, text_a, 3.0),
+        Snippet("B", "Ridge Boot", 1, text_b, 2.0),
+        Snippet("C", "Hiking Socks", 1, text_c, 1.5),
+        Snippet("D", "Hiking Poles", 1, text_d, 1.0),
+    )
+    generator = _generator(helpers, prompts)
+    for tone in TONES:
+        variant = generator.generate(GenerationRequest(profile, snippets, tone))
+        assert variant.status == "generated", variant.error
+        assert "$90" not in variant.body
+        assert variant.grounding.score == 1.0
+        assert "B" not in {c.document_id for c in variant.citations}
+
+
+def test_links_with_numbers_the_sources_do_not_state_are_not_used(
+    helpers, prompts, sample_profiles, bundled_folder
+):
+    profile = sample_profiles[1]
+    snippets = tuple(
+        Snippet(
+            s.document_id,
+            s.title,
+            s.paragraph_index,
+            s.text,
+            s.score,
+            s.category,
+            s.audience,
+            f"https://example.test/offer-{9000 + i}",
+        )
+        for i, s in enumerate(helpers.snippets_for(profile, bundled_folder))
+    )
+    generator = _generator(helpers, prompts)
+    for tone in TONES:
+        variant = generator.generate(GenerationRequest(profile, snippets, tone))
+        assert variant.status == "generated", variant.error
+        assert "example.test" not in variant.body
+        assert helpers.violations(variant.subject, variant.body, snippets) == []
+
+
+def _random_corpus(seed: int, count: int = 24):
+    """Content of varied shapes: long and short sentences, fragments, numbers, no numbers."""
+    import random
+
+    rng = random.Random(seed)
+    nouns = [
+        "lantern",
+        "kettle",
+        "scarf",
+        "planner",
+        "headset",
+        "blender",
+        "bike lock",
+        "yoga mat",
+        "desk lamp",
+        "rain boot",
+        "travel mug",
+        "backpack",
+    ]
+    brands = ["Aurora", "Kestrel", "Marlow", "Quill", "Tidewater", "Juniper"]
+    shapes = [
+        lambda n, b: (
+            f"The {b} {n} costs ${rng.randint(9, 400)} and ships in {rng.randint(1, 9)} "
+            f"business days."
+        ),
+        lambda n, b: (
+            f"Save {rng.choice([5, 10, 15, 20, 25, 30])}% on the {b} {n} with code "
+            f"{b.upper()}{rng.randint(10, 99)} until {rng.choice(['March', 'June', 'October'])} "
+            f"{rng.randint(1, 28)}, 2027."
+        ),
+        lambda n, b: f"Customers love the {n}.",
+        lambda n, b: (
+            f"Every {b} {n} is tested by our team before it leaves the workshop, "
+            "packed in recycled paper and sent with a handwritten note that explains how to care "
+            "for it, how to return it and how to reach a real person if anything goes wrong "
+            "during the first year of use."
+        ),
+        lambda n, b: f"Warranty {rng.randint(1, 5)} years - free repairs - lifetime advice",
+        lambda n, b: f"Members get early access to new {n} colors and invitations to events.",
+        lambda n, b: f"It is light. It is warm. It is the {n} we reach for first.",
+    ]
+    audiences = ["All", "Loyal Fans", "Bargain Hunters", "Newcomers"]
+    documents = {}
+    for number in range(count):
+        noun, brand = rng.choice(nouns), rng.choice(brands)
+        paragraphs = [
+            " ".join(rng.choice(shapes)(noun, brand) for _ in range(rng.randint(1, 4)))
+            for _ in range(rng.randint(1, 4))
+        ]
+        title = rng.choice(
+            [
+                f"{brand} {noun.title()}",
+                f"{brand} {noun.title()}: Offer {number}",
+                f"Guide to the {noun} ({number})",
+            ]
+        )
+        documents[f"R-{seed}-{number:02d}"] = (
+            title,
+            rng.choice(["product", "promotion", "support"]),
+            rng.choice(audiences),
+            [noun, rng.choice(["value", "loyalty", "welcome", "seasonal"])],
+            paragraphs,
+        )
+    return documents
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_random_corpora_never_break_the_constraints(helpers, prompts, tmp_path, seed):
+    folder = helpers.write_content(
+        tmp_path / f"c{seed}", _random_corpus(seed), with_urls=seed % 2 == 0
+    )
+    profiles = [
+        SegmentProfile("Loyal Fans", 0, 10, 0.3, "Frequent buyers.", traits=("loyalty",)),
+        SegmentProfile("Bargain Hunters", 1, 10, 0.3, "Deal seekers.", traits=("value", "deals")),
+        SegmentProfile("Newcomers", 2, 10, 0.4, "New this month.", traits=("welcome",)),
+    ]
+    generator = _generator(helpers, prompts)
+    generated = 0
+    for profile in profiles:
+        snippets = helpers.snippets_for(profile, folder)
+        for tone in TONES:
+            variant = generator.generate(GenerationRequest(profile, snippets, tone))
+            if variant.status == "failed":
+                assert "too little approved content" in variant.error and not variant.body
+                continue
+            generated += 1
+            _assert_valid(helpers, variant, snippets)
+    assert generated >= 6
+
+
+def test_a_sentence_repeated_in_two_paragraphs_is_quoted_once(helpers, prompts):
+    profile = SegmentProfile("Readers", 0, 10, 1.0, "People who read.", traits=("reading",))
+    repeated = "Customers love the reading lamp."
+    snippets = tuple(
+        Snippet(
+            f"L{i}",
+            f"Lamp Guide {i}",
+            1,
+            f"{repeated} The reading lamp model {i} has a warm light for evening reading "
+            f"and folds flat for travel. Reading lamp {i} charges by cable in the evening.",
+            1.0 - i / 10,
+        )
+        for i in range(1, 5)
+    )
+    generator = _generator(helpers, prompts)
+    for tone in TONES:
+        variant = generator.generate(GenerationRequest(profile, snippets, tone))
+        assert variant.status == "generated", variant.error
+        assert variant.body.count(repeated) <= 1

@@ -257,7 +257,10 @@ def resolve_citations(
         The distinct valid citations with their snippets (in order of first use),
         and the raw text of each invalid marker.
     """
-    by_key = {(normalize_title(s.title), s.paragraph_index): s for s in snippets}
+    by_key: dict[tuple[str, int], Snippet] = {}
+    for snippet in snippets:
+        # Two documents with the same title: the better-ranked paragraph is the one cited.
+        by_key.setdefault((normalize_title(snippet.title), snippet.paragraph_index), snippet)
     valid: dict[tuple[str, int], tuple[Citation, Snippet]] = {}
     invalid: list[str] = []
     for marker in markers:

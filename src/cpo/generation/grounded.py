@@ -211,36 +211,45 @@ def compose(
             "(add approved content for this segment or widen retrieval)"
         )
     ranked = _rank_paragraphs(paragraphs, tone.style.sentence_order)
-    seed = _seed(request.segment.name, request.tone)
     candidates = _citation_sets(ranked, wanted, constraints.max_citations)
+    seed = _seed(request.segment.name, request.tone)
+    shortfalls: list[str] = []
     # More cited facts beat padding: fillers are tried only when no set is long enough.
     for use_fillers in (False, True):
         for chosen in candidates:
             frame = _Frame.build(request, tone, footer, chosen, seed)
-            total = _fill_sentences(chosen, frame, tone, constraints)
-            if total is not None and use_fillers:
-                total = frame.add_fillers(
-                    total, constraints.body_min_words, constraints.body_max_words
-                )
-            if total is not None and (
-                constraints.body_min_words <= total <= constraints.body_max_words
-            ):
-                quoted = sum(p.chosen_words() for p in chosen)
-                if quoted >= tone.style.min_quoted_share * total:
-                    return Composition(frame.subject, frame.render(chosen))
-    longest = candidates[-1]
-    frame = _Frame.build(request, tone, footer, longest, seed)
-    words = (
-        frame.fixed_words
-        + frame.add_fillers(0, 10**6, 10**6)
-        + sum(s.words for p in longest for s in p.sentences)
-    )
+            problem = _fit(chosen, frame, tone, constraints, use_fillers)
+            if problem is None:
+                return Composition(frame.subject, frame.render(chosen))
+            shortfalls.append(problem)
+    reason = max(shortfalls, key=lambda p: p.startswith("quoted"))
     raise ComposeError(
         f"too little approved content retrieved for segment '{request.segment.name}' "
-        f"(tone {request.tone}): the quotable sentences give a body of at most {words} words "
-        f"within {len(longest)} citations; {constraints.body_min_words}-"
-        f"{constraints.body_max_words} needed (add content, or change generation.constraints)"
+        f"(tone {request.tone}): {reason}; {constraints.body_min_words}-"
+        f"{constraints.body_max_words} words needed (add content, or change "
+        "generation.constraints)"
     )
+
+
+def _fit(
+    chosen: list[Paragraph], frame: _Frame, tone: ToneTemplates, constraints, use_fillers: bool
+) -> str | None:
+    """Fill ``chosen`` to the word range; None on success, else what fell short."""
+    low, high = constraints.body_min_words, constraints.body_max_words
+    total = _fill_sentences(chosen, frame, tone, constraints)
+    if total is None:
+        return f"a cited paragraph has no sentence that fits within {high} words"
+    if use_fillers:
+        total = frame.add_fillers(total, low, high)
+    if not low <= total <= high:
+        return f"the quotable sentences of {len(chosen)} paragraph(s) give {total} words"
+    quoted = sum(p.chosen_words() for p in chosen)
+    if quoted < tone.style.min_quoted_share * total:
+        return (
+            f"quoted sentences would be only {quoted} of {total} words (tone style "
+            f"min_quoted_share {tone.style.min_quoted_share:.0%})"
+        )
+    return None
 
 
 def _citation_sets(ranked: list[Paragraph], wanted: int, most: int) -> list[list[Paragraph]]:
@@ -350,37 +359,55 @@ def _fill_sentences(
 ) -> int | None:
     """Choose sentences towards the tone's target length; the body's word count.
 
-    Returns None when a cited paragraph has no sentence that fits at all.
+    A sentence repeated in two paragraphs is quoted once. Returns None when a
+    cited paragraph has no sentence that fits at all.
     """
     for paragraph in chosen:
         paragraph.chosen = set()
     low, high = constraints.body_min_words, constraints.body_max_words
     target = min(max(tone.style.target_words, low + 5), high - 5)
     total = frame.fixed_words
+    used: set[str] = set()
     for paragraph in chosen:
-        lead = _lead_sentence(paragraph, high - total)
+        lead = _lead_sentence(paragraph, high - total, used)
         if lead is None:
             return None
         paragraph.chosen.add(lead.index)
+        used.add(_key_text(lead.text))
         total += lead.words
     key = _sentence_key(tone.style.sentence_order)
     per_source = tone.style.max_sentences_per_source
-    total = _add_sentences(chosen, total, target, high, key, per_source)
+    total = _add_sentences(chosen, total, target, high, key, per_source, used)
     if total < low:
-        total = _add_sentences(chosen, total, low, high, key, per_source=10_000)
+        total = _add_sentences(chosen, total, low, high, key, 10_000, used)
     return total
 
 
-def _lead_sentence(paragraph: Paragraph, room: int) -> Sentence | None:
-    """The best standalone sentence of a paragraph that fits in ``room`` words."""
-    fitting = [s for s in paragraph.sentences if not s.needs_previous and s.words <= room]
+def _key_text(text: str) -> str:
+    """Comparison form of a sentence (case and spacing ignored)."""
+    return " ".join(text.casefold().split())
+
+
+def _lead_sentence(paragraph: Paragraph, room: int, used: set[str]) -> Sentence | None:
+    """The best standalone, not yet quoted sentence of a paragraph that fits in ``room``."""
+    fitting = [
+        s
+        for s in paragraph.sentences
+        if not s.needs_previous and s.words <= room and _key_text(s.text) not in used
+    ]
     if not fitting:
         return None
     return max(fitting, key=lambda s: (s.relevance + 0.3 * min(s.offers, 3), -s.index))
 
 
 def _add_sentences(
-    chosen: list[Paragraph], total: int, goal: int, high: int, key, per_source: int
+    chosen: list[Paragraph],
+    total: int,
+    goal: int,
+    high: int,
+    key,
+    per_source: int,
+    used: set[str],
 ) -> int:
     """Add the best-ranked sentences that fit until ``goal`` words are reached."""
     changed = True
@@ -394,7 +421,10 @@ def _add_sentences(
                 continue
             if sentence.needs_previous and sentence.index - 1 not in paragraph.chosen:
                 continue
+            if _key_text(sentence.text) in used:
+                continue
             paragraph.chosen.add(sentence.index)
+            used.add(_key_text(sentence.text))
             total += sentence.words
             changed = True
             break
@@ -514,7 +544,7 @@ class _Picker:
         self.values = {
             "title": cited[0].title.strip() if cited else "",
             "offer": _first_code(cited),
-            "url": _safe_url(cited, self.support),
+            "url": _safe_url(cited),
         }
 
     def _order(self, kind: str, options: Sequence[str], offset: int = 0) -> list[str]:
@@ -639,12 +669,17 @@ def _first_code(snippets: Sequence[Snippet]) -> str:
     return ""
 
 
-def _safe_url(snippets: Sequence[Snippet], support: SupportIndex) -> str:
-    """The first cited source URL whose digits all appear in the cited text ("" if none)."""
+def _safe_url(snippets: Sequence[Snippet]) -> str:
+    """The first cited source URL whose digits all appear in the cited text ("" if none).
+
+    A link such as ``/offers/spring-2031`` would otherwise put a number in the
+    body that no cited paragraph states.
+    """
+    cited_text = " ".join(s.text for s in snippets)
     for snippet in snippets:
         url = snippet.source_url.strip()
         if not url.lower().startswith(("http://", "https://")) or " " in url:
             continue
-        if all(d in support.text for d in _URL_DIGITS.findall(url)):
+        if all(d in cited_text for d in _URL_DIGITS.findall(url)):
             return url
     return ""
