@@ -296,3 +296,12 @@ def test_design_json_is_complete_and_finite(design_for):
     for plan in data["segments"]:
         assert set(plan) >= {"arms_available", "shares", "dropped", "expected_counts"}
         assert math.isclose(sum(plan["shares"].values()), 1.0)
+
+
+def test_only_control_everywhere_is_reported(design_for):
+    statuses = {f"s0-{tone}": "block" for tone in ("urgent", "informational", "friendly")}
+    design = design_for({"a": 50}, statuses=statuses)
+    assert design.segments[0].shares == {"control": 1.0}
+    assert design.expected_counts()["control"] == 50
+    assert "no_treatment_arm" in {w["code"] for w in design.warnings}
+    assert design.power["metrics"]["click_rate"]["mde_absolute"] is None

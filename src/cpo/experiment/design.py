@@ -612,6 +612,9 @@ def power_warnings(
     primary = analysis.primary_metric
     record = power["metrics"][primary]
     expected = settings.expected_relative_lift
+    if record["mde_relative"] is None and (record["reason"] or "").startswith("empty"):
+        message = "no treatment arm receives customers: there is nothing to compare with control"
+        return [{"code": "no_treatment_arm", "message": message}]
     if record["mde_relative"] is None:
         message = (
             f"the experiment cannot reach power {analysis.power:g} on the primary metric "

@@ -13,6 +13,7 @@ to ``logs/experiment.log``; no email, name or raw customer id is logged.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,11 @@ from cpo.experiment.design import (
     resolve_tones,
 )
 from cpo.experiment.engagement import ENGAGEMENT_FILE, import_engagement, summarize
-from cpo.experiment.sends import SENDS_FILE, build_send_list
+from cpo.experiment.sends import SENDS_FILE, SendList, build_send_list
 from cpo.experiment.settings import HOLDOUT_ARM
 from cpo.experiment.simulate import SOURCE_SIMULATED, simulate_engagement
 from cpo.logs import utc_now
+from cpo.models import Variant
 from cpo.pipeline import RunContext, StageOutcome
 from cpo.runfiles import read_json, sha256_file, write_csv, write_json
 from cpo.segmentation.stage import SEGMENTS_FILE, customers_path
@@ -115,7 +117,14 @@ class AssignStage:
         }
         return StageOutcome(summary=self._summary(design, counts), facts=ctx.manifest["experiment"])
 
-    def _design(self, ctx, segments, variants, decisions, customers) -> Design:
+    def _design(
+        self,
+        ctx: RunContext,
+        segments: pd.DataFrame,
+        variants: list[Variant],
+        decisions: Mapping[str, Any],
+        customers: pd.DataFrame,
+    ) -> Design:
         settings = ctx.config.experiment.experiment
         generation = getattr(ctx.config.experiment, "generation", None)
         in_run = customers.loc[customers["customer_id"].isin(segments["customer_id"])]
@@ -161,7 +170,7 @@ class AssignStage:
         for warning in design.warnings:
             ctx.log.warning(self.name, warning["code"], channel=CHANNEL, message=warning["message"])
 
-    def _log_sends(self, ctx: RunContext, send_list, counts: dict[str, Any]) -> None:
+    def _log_sends(self, ctx: RunContext, send_list: SendList, counts: dict[str, Any]) -> None:
         ctx.log.info(
             self.name,
             "assigned",
@@ -250,7 +259,9 @@ class EngageStage:
             facts={"engagement_source": source, "recipients": len(frame), **totals},
         )
 
-    def _import(self, ctx: RunContext, assignments: pd.DataFrame):
+    def _import(
+        self, ctx: RunContext, assignments: pd.DataFrame
+    ) -> tuple[pd.DataFrame, dict[str, Any]]:
         path = Path(ctx.options.engagement)
         result = import_engagement(path, assignments)
         ctx.manifest["inputs"]["engagement"] = {
@@ -262,7 +273,9 @@ class EngageStage:
         report = {**summarize(result), "file": path.name}
         return result.frame, report
 
-    def _simulate(self, ctx: RunContext, assignments: pd.DataFrame, design: dict[str, Any]):
+    def _simulate(
+        self, ctx: RunContext, assignments: pd.DataFrame, design: dict[str, Any]
+    ) -> tuple[pd.DataFrame, dict[str, Any]]:
         arm_tones = {arm["name"]: arm["tone"] for arm in design["arms"]}
         result = simulate_engagement(
             run_customers(ctx), assignments, arm_tones, ctx.config.experiment.simulation, ctx.seed
