@@ -356,3 +356,20 @@ def test_parse_reply_tolerates_common_formats(reply, subject, body_start):
 def test_parse_reply_rejects_replies_without_subject_or_body(reply):
     with pytest.raises(ReplyFormatError):
         parse_reply(reply)
+
+
+def test_missing_openai_package_is_a_clean_backend_unavailable(monkeypatch):
+    import sys
+
+    from cpo.errors import BackendUnavailable
+
+    monkeypatch.setitem(sys.modules, "openai", None)
+    monkeypatch.delitem(sys.modules, "cpo.generation.openai_compat")
+    monkeypatch.setitem(
+        registry._REGISTRY,
+        ("generation", "openai"),
+        "cpo.generation.openai_compat:OpenAIGenerator",
+    )
+    with pytest.raises(BackendUnavailable) as caught:
+        registry.get("generation", "openai")
+    assert "pip install 'cpo[openai]'" in str(caught.value)
