@@ -541,6 +541,20 @@ def test_recipients_in_an_arm_the_design_excluded_are_a_mismatch():
     assert srm["mismatch"] is True and srm["reason"].startswith("impossible")
 
 
+def test_arm_outside_the_design_is_analysed_and_flagged():
+    counts = {
+        ("control", "Loyal"): {"sent": 100, "opened": 30, "clicked": 5},
+        ("treatment_1", "Loyal"): {"sent": 100, "opened": 30, "clicked": 9},
+        ("treatment_9", "Loyal"): {"sent": 7, "opened": 2, "clicked": 1},
+    }
+    plan = plan_from_design(small_design(), AnalysisSettings())
+    metrics = analyze(SufficientStatistics.from_counts(counts), plan)
+    assert list(metrics["arms"]) == ["control", "treatment_1", "treatment_9"]
+    assert "unexpected_arm" in codes(metrics)
+    assert metrics["srm"]["mismatch"] is True and metrics["srm"]["reason"].startswith("impossible")
+    assert lift_record(metrics, arm="treatment_9")["treatment_value"] == pytest.approx(1 / 7)
+
+
 def test_small_segments_and_simulated_source_are_warned():
     records = recipients("control", 10, 1, segment="Tiny") + recipients(
         "treatment_1", 10, 2, segment="Tiny"

@@ -48,10 +48,10 @@ def analyze_command(
 ) -> None:
     """Analyse ENGAGEMENT_FILE (CSV or Parquet) and print the results.
 
-    FILE is per-recipient records (a run's engagement.csv, or any file with
-    experiment_arm, opened, clicked, converted and optionally segment,
-    customer_id), or, with --assignments, a per-recipient export or an event
-    log joined to the assignments. Prints rates with Wilson intervals, lifts
+    ENGAGEMENT_FILE holds per-recipient records (a run's engagement.csv, or
+    any file with experiment_arm, opened, clicked, converted and optionally
+    segment, customer_id), or, with --assignments, a per-recipient export or
+    an event log joined to the assignments. Prints rates with Wilson intervals, lifts
     with Newcombe intervals and multiplicity-adjusted p-values, the
     sample-ratio check, power and warnings; --json prints the full document.
     """
