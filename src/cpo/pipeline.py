@@ -204,6 +204,7 @@ def default_stages() -> list[Stage]:
     from cpo.experiment.analysis_stage import AnalyzeStage
     from cpo.experiment.stages import AssignStage, EngageStage
     from cpo.generation.stage import GenerateStage
+    from cpo.reporting.stage import ReportStage
     from cpo.retrieval.stage import RetrieveStage
     from cpo.safety.stage import ScreenStage
     from cpo.segmentation.stage import SegmentStage
@@ -216,6 +217,7 @@ def default_stages() -> list[Stage]:
         AssignStage(),
         EngageStage(),
         AnalyzeStage(),
+        ReportStage(),
     ]
 
 

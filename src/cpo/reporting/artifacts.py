@@ -1,0 +1,288 @@
+"""Read a run folder's artifacts for the report, defensively.
+
+The report is built only from files in the run folder (plus the customer file
+the manifest names, for explainability), never by re-running a stage. A run
+whose analysis has not finished is refused with the list of missing artifacts
+and the stage that writes each one. Customer personal data is never loaded:
+only ``customer_id`` and the attribute columns are read from the customer file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cpo.errors import DataValidationError, RunDirError
+from cpo.runfiles import sha256_file
+
+MANIFEST_FILE = "manifest.json"
+VARIANTS_FILE = "variants.json"
+AUDIT_FILE = "safety_audit.jsonl"
+DESIGN_FILE = "experiment_design.json"
+ENGAGEMENT_FILE = "engagement.csv"
+METRICS_FILE = "metrics.json"
+RETRIEVAL_FILE = "retrieval.json"
+ASSIGNMENTS_FILE = "assignments.csv"
+PROFILES_FILE = "segment_profiles.json"
+REPORT_STAGE = "report"
+
+#: Artifacts the report cannot do without, and what writes each one.
+REQUIRED_ARTIFACTS: dict[str, str] = {
+    MANIFEST_FILE: "`cpo run`",
+    VARIANTS_FILE: "the generate stage",
+    AUDIT_FILE: "the screen stage",
+    DESIGN_FILE: "the experiment design (assign stage)",
+    ENGAGEMENT_FILE: "the engagement stage (simulated or imported)",
+    METRICS_FILE: "the analysis stage",
+}
+#: Customer-file columns read for explainability (never names or emails).
+ATTRIBUTE_COLUMNS = (
+    "customer_id",
+    "age",
+    "tier",
+    "location",
+    "purchase_frequency",
+    "avg_order_value",
+    "last_engagement_days",
+    "historical_open_rate",
+    "historical_click_rate",
+)
+ENGAGEMENT_COLUMNS = ("customer_id", "experiment_arm", "opened", "clicked", "converted")
+
+
+@dataclass(frozen=True)
+class AuditCheck:
+    """The audit log as the report sees it.
+
+    Attributes:
+        ok: The hash chain verified (and matched the manifest's count and head).
+        message: The verifier's one-line verdict.
+        entries: Every entry of the log (screenings, approvals, rejections).
+        bad_line: First bad line when not ok.
+    """
+
+    ok: bool
+    message: str
+    entries: tuple[dict[str, Any], ...]
+    bad_line: int | None = None
+
+
+@dataclass(frozen=True)
+class RunArtifacts:
+    """Everything the report reads from a run folder.
+
+    Attributes:
+        run_dir: The run folder.
+        manifest: manifest.json (or the live manifest when called by the stage).
+        metrics: metrics.json.
+        design: experiment_design.json.
+        variants: The ``variants`` list of variants.json (the control included).
+        variants_meta: The rest of variants.json (backend, model, counts, usage).
+        audit: The verified safety audit log.
+        engagement: engagement.csv (customer_id as text).
+        retrieval: retrieval.json, or None when absent.
+        assignments: assignments.csv, or None when absent.
+        profiles: segment_profiles.json, or None when absent.
+        customers: Customer attributes (no PII), or None when unavailable.
+        notes: Why optional inputs are missing (shown in the report).
+    """
+
+    run_dir: Path
+    manifest: dict[str, Any]
+    metrics: dict[str, Any]
+    design: dict[str, Any]
+    variants: list[dict[str, Any]]
+    variants_meta: dict[str, Any]
+    audit: AuditCheck
+    engagement: pd.DataFrame
+    retrieval: dict[str, Any] | None = None
+    assignments: pd.DataFrame | None = None
+    profiles: dict[str, Any] | None = None
+    customers: pd.DataFrame | None = None
+    notes: dict[str, str] = field(default_factory=dict)
+
+
+def load_run(run_dir: Path | str, manifest: dict[str, Any] | None = None) -> RunArtifacts:
+    """Load a completed run's artifacts.
+
+    Args:
+        run_dir: The run folder.
+        manifest: The live manifest (the report stage passes it); when None the
+            folder's manifest.json is read and the run must be complete.
+
+    Raises:
+        RunDirError: the folder is not a completed run, or artifacts are missing.
+        DataValidationError: an artifact is not in the expected shape.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(
+            f"{run_dir}: no such run folder", hint="pass the --out folder of `cpo run`"
+        )
+    _check_required(run_dir, skip_manifest=manifest is not None)
+    if manifest is None:
+        manifest = _read_json(run_dir / MANIFEST_FILE)
+        check_complete(run_dir, manifest)
+    notes: dict[str, str] = {}
+    customers, note = _read_customers(manifest)
+    if note:
+        notes["customers"] = note
+    variants, variants_meta = _read_variants(run_dir / VARIANTS_FILE)
+    return RunArtifacts(
+        run_dir=run_dir,
+        manifest=manifest,
+        metrics=_read_json(run_dir / METRICS_FILE),
+        design=_read_json(run_dir / DESIGN_FILE),
+        variants=variants,
+        variants_meta=variants_meta,
+        audit=check_audit(run_dir / AUDIT_FILE, manifest),
+        engagement=_read_engagement(run_dir / ENGAGEMENT_FILE),
+        retrieval=_read_optional_json(run_dir / RETRIEVAL_FILE),
+        assignments=_read_optional_csv(run_dir / ASSIGNMENTS_FILE),
+        profiles=_read_optional_json(run_dir / PROFILES_FILE),
+        customers=customers,
+        notes=notes,
+    )
+
+
+def _check_required(run_dir: Path, *, skip_manifest: bool) -> None:
+    """Raise one error that lists every missing required artifact."""
+    missing = [
+        f"{name} (written by {writer})"
+        for name, writer in REQUIRED_ARTIFACTS.items()
+        if not (run_dir / name).is_file() and not (skip_manifest and name == MANIFEST_FILE)
+    ]
+    if missing:
+        raise RunDirError(
+            f"{run_dir}: cannot report on this run, missing: {'; '.join(missing)}",
+            hint="the report needs a completed run: finish it with "
+            f"`cpo run --resume {run_dir}` (or start one with `cpo run --out DIR`)",
+        )
+
+
+def check_complete(run_dir: Path, manifest: dict[str, Any]) -> None:
+    """Refuse a run that is paused or has an unfinished stage before the report.
+
+    Raises:
+        RunDirError: naming the status or the unfinished stage.
+    """
+    status = manifest.get("status")
+    if status == "awaiting_approval":
+        raise RunDirError(
+            f"{run_dir}: the run is paused awaiting approval; there are no results to report yet",
+            hint=f"`cpo approve {run_dir} --by NAME`, then `cpo run --resume {run_dir}`",
+        )
+    stages = manifest.get("stages") or {}
+    unfinished = [
+        f"{name} ({record.get('status', 'unknown')})"
+        for name, record in stages.items()
+        if name != REPORT_STAGE and record.get("status") != "completed"
+    ]
+    if unfinished:
+        raise RunDirError(
+            f"{run_dir}: the run is not complete; unfinished stage(s): {', '.join(unfinished)}",
+            hint=f"finish it with `cpo run --resume {run_dir}`",
+        )
+
+
+def _read_json(path: Path) -> Any:
+    """Parse a JSON artifact, naming the file when it is broken."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataValidationError(
+            f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})",
+            hint="the artifact is damaged; rerun the stage that writes it (`cpo run --resume`)",
+        ) from None
+
+
+def _read_optional_json(path: Path) -> Any:
+    return _read_json(path) if path.is_file() else None
+
+
+def _read_optional_csv(path: Path) -> pd.DataFrame | None:
+    if not path.is_file():
+        return None
+    return pd.read_csv(path, dtype={"customer_id": str}, keep_default_na=False)
+
+
+def _read_variants(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The variants list and the file's other keys (it is ``{"variants": [...], ...}``)."""
+    data = _read_json(path)
+    items = data.get("variants") if isinstance(data, dict) else data
+    meta = {k: v for k, v in data.items() if k != "variants"} if isinstance(data, dict) else {}
+    if not isinstance(items, list) or not all(
+        isinstance(v, dict) and "variant_id" in v for v in items
+    ):
+        raise DataValidationError(
+            f"{path}: expected {{'variants': [...]}} with a variant_id on every variant"
+        )
+    return items, meta
+
+
+def _read_engagement(path: Path) -> pd.DataFrame:
+    """engagement.csv with its required columns checked."""
+    frame = pd.read_csv(
+        path,
+        dtype={"customer_id": str, "experiment_arm": str, "segment": str},
+        keep_default_na=False,
+    )
+    absent = [c for c in ENGAGEMENT_COLUMNS if c not in frame.columns]
+    if absent:
+        raise DataValidationError(
+            f"{path}: missing column(s) {', '.join(absent)}",
+            hint="engagement.csv needs customer_id, experiment_arm, opened, clicked, converted",
+        )
+    return frame
+
+
+def check_audit(path: Path, manifest: dict[str, Any]) -> AuditCheck:
+    """Verify the audit chain against the count and head hash the manifest recorded."""
+    from cpo.safety.audit import read_entries, verify
+
+    recorded = (manifest.get("safety") or {}).get("audit") or {}
+    result = verify(path, recorded.get("entries"), recorded.get("head_hash"))
+    try:
+        entries = tuple(read_entries(path))
+    except Exception as exc:  # a broken log is reported in the report, not hidden
+        entries = ()
+        if result.ok:
+            return AuditCheck(False, f"entries unreadable: {exc}", entries)
+    return AuditCheck(result.ok, result.message(), entries, result.bad_line)
+
+
+def customers_path(manifest: dict[str, Any]) -> Path | None:
+    """The customer file the run used, from ``manifest["inputs"]["customers"]["path"]``."""
+    text = ((manifest.get("inputs") or {}).get("customers") or {}).get("path")
+    return Path(text) if text else None
+
+
+def _read_customers(manifest: dict[str, Any]) -> tuple[pd.DataFrame | None, str | None]:
+    """Customer attributes without PII, or None and why."""
+    path = customers_path(manifest)
+    if path is None:
+        return None, "the manifest does not name the customer file"
+    if not path.is_file():
+        return None, f"customer file {path} is no longer there"
+    recorded = manifest["inputs"]["customers"].get("sha256")
+    if recorded and sha256_file(path) != recorded:
+        return None, f"customer file {path} changed since the run (sha256 differs)"
+    try:
+        if path.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq
+
+            names = set(pq.read_schema(path).names)
+            columns = [c for c in ATTRIBUTE_COLUMNS if c in names]
+            frame = pd.read_parquet(path, columns=columns)
+        else:
+            frame = pd.read_csv(path, usecols=lambda c: c in ATTRIBUTE_COLUMNS)
+    except (OSError, ValueError) as exc:
+        return None, f"customer file {path} could not be read ({type(exc).__name__})"
+    if "customer_id" not in frame.columns:
+        return None, f"customer file {path} has no customer_id column"
+    frame["customer_id"] = frame["customer_id"].astype(str)
+    return frame.drop_duplicates("customer_id"), None

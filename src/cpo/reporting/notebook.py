@@ -1,0 +1,382 @@
+"""Build ``report.ipynb`` with nbformat and execute it offline with nbclient.
+
+The notebook lives in the run folder and reads the artifacts next to it with
+pandas (paths relative to the notebook), so a data scientist can re-run it,
+change it, and check every number of the report against the files. It is
+executed by the ipykernel of the running interpreter (never a kernel spec that
+happens to be installed for another Python), with a bounded timeout, and saved
+with its outputs. An execution error is reported with the failing cell.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from cpo.errors import StageError
+from cpo.runfiles import atomic_open
+
+#: Seconds each cell may run, and the kernel may take to start.
+CELL_TIMEOUT_S = 120
+STARTUP_TIMEOUT_S = 60
+KERNEL_NAME = "python3"
+
+_SETUP = """\
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+plt.rcParams["figure.dpi"] = 80
+pd.set_option("display.width", 160)
+pd.set_option("display.max_columns", 30)
+
+RUN = Path(".")  # this notebook sits in the run folder
+manifest = json.loads((RUN / "manifest.json").read_text(encoding="utf-8"))
+metrics = json.loads((RUN / "metrics.json").read_text(encoding="utf-8"))
+design = json.loads((RUN / "experiment_design.json").read_text(encoding="utf-8"))
+variants = json.loads((RUN / "variants.json").read_text(encoding="utf-8"))["variants"]
+engagement = pd.read_csv(RUN / "engagement.csv", dtype={"customer_id": str})
+PRIMARY = metrics["primary_metric"]
+print(f"run {manifest['run_id']}: {len(engagement):,} engagement rows, "
+      f"source {metrics['engagement_source']!r}, primary metric {PRIMARY}")
+"""
+
+_ARMS = """\
+arms = pd.DataFrame(
+    [
+        {"arm": name, "tone": arm["tone"], **arm["counts"], **arm["metrics"]}
+        for name, arm in metrics["arms"].items()
+    ]
+).set_index("arm")
+arms
+"""
+
+_RECOUNT = """\
+# Recount the arms from engagement.csv and compare with metrics.json.
+def as_flag(column):
+    if column.dtype == bool:
+        return column.astype(int)
+    text = column.astype(str).str.strip().str.lower()
+    return text.isin(["1", "true", "yes", "t", "y"]).astype(int)
+
+recipients = engagement[engagement["experiment_arm"] != "holdout"].copy()
+for name in ("opened", "clicked", "converted"):
+    recipients[name] = as_flag(recipients[name])
+recount = recipients.groupby("experiment_arm").agg(
+    sent=("customer_id", "size"),
+    opened=("opened", "sum"),
+    clicked=("clicked", "sum"),
+    converted=("converted", "sum"),
+)
+comparison = recount.merge(
+    arms[["sent", "opened", "clicked", "converted"]],
+    left_index=True, right_index=True, how="outer", suffixes=("", "_metrics_json"),
+)
+comparison["sent_matches"] = comparison["sent"] == comparison["sent_metrics_json"]
+comparison["clicked_matches"] = comparison["clicked"] == comparison["clicked_metrics_json"]
+comparison
+"""
+
+_LIFTS = """\
+lifts = pd.json_normalize(metrics["lift_analysis"])
+columns = {
+    "treatment_arm": "arm",
+    "metric": "metric",
+    "control_value": "control",
+    "treatment_value": "treatment",
+    "lift_absolute": "lift",
+    "statistical_significance.confidence_interval.lower": "ci_lower",
+    "statistical_significance.confidence_interval.upper": "ci_upper",
+    "lift_percent": "lift_percent",
+    "statistical_significance.test": "test",
+    "statistical_significance.p_value": "p",
+    "statistical_significance.p_value_adjusted": "p_adjusted",
+    "statistical_significance.adjustment": "adjustment",
+    "statistical_significance.significant": "significant",
+    "bayesian.prob_beat_control": "prob_beat_control",
+}
+lift_table = lifts[[c for c in columns if c in lifts.columns]].rename(columns=columns)
+lift_table
+"""
+
+_LIFT_CHART = """\
+metric_names = [PRIMARY] + [m for m in lift_table["metric"].unique() if m != PRIMARY]
+fig, axes = plt.subplots(1, len(metric_names), figsize=(3.2 * len(metric_names), 2.6), sharey=True)
+axes = list(axes) if len(metric_names) > 1 else [axes]
+for ax, metric in zip(axes, metric_names):
+    rows = lift_table[lift_table["metric"] == metric].sort_values("arm")
+    y = range(len(rows))
+    low = (rows["lift"] - rows["ci_lower"]).fillna(0) * 100
+    high = (rows["ci_upper"] - rows["lift"]).fillna(0) * 100
+    ax.errorbar(rows["lift"] * 100, y, xerr=[low, high], fmt="o", capsize=3)
+    ax.axvline(0, color="black", linestyle="--", linewidth=0.8)
+    ax.set_yticks(list(y), rows["arm"])
+    ax.set_title(metric + (" (primary)" if metric == PRIMARY else ""), fontsize=9)
+    ax.set_xlabel("lift (pp), 95% Newcombe CI", fontsize=8)
+fig.tight_layout()
+plt.show()
+"""
+
+_SEGMENTS = """\
+segment_rows = []
+for entry in metrics["segment_breakdown"]:
+    for record in entry["lift_analysis"]:
+        if record["metric"] != PRIMARY:
+            continue
+        sig = record["statistical_significance"]
+        segment_rows.append({
+            "segment": entry["segment"],
+            "n": entry["sample_size"],
+            "best_arm": entry["best_performing_arm"],
+            "arm": record["treatment_arm"],
+            "control": record["control_value"],
+            "treatment": record["treatment_value"],
+            "lift": record["lift_absolute"],
+            "ci_lower": sig["confidence_interval"]["lower"],
+            "ci_upper": sig["confidence_interval"]["upper"],
+            "p_adjusted_bh": sig["p_value_adjusted"],
+        })
+segments = pd.DataFrame(segment_rows)
+segments
+"""
+
+_SEGMENT_CHART = """\
+if len(segments):
+    names = list(dict.fromkeys(segments["segment"]))
+    fig, axes = plt.subplots(1, len(names), figsize=(3.0 * len(names), 2.4), sharex=True)
+    axes = list(axes) if len(names) > 1 else [axes]
+    for ax, name in zip(axes, names):
+        rows = segments[segments["segment"] == name].sort_values("arm")
+        y = range(len(rows))
+        low = (rows["lift"] - rows["ci_lower"]).fillna(0) * 100
+        high = (rows["ci_upper"] - rows["lift"]).fillna(0) * 100
+        ax.errorbar(rows["lift"] * 100, y, xerr=[low, high], fmt="o", capsize=3)
+        ax.axvline(0, color="black", linestyle="--", linewidth=0.8)
+        ax.set_yticks(list(y), rows["arm"])
+        ax.set_title(name, fontsize=9)
+    fig.supxlabel(f"{PRIMARY} lift (pp) by segment, exploratory", fontsize=8)
+    fig.tight_layout()
+    plt.show()
+"""
+
+_QUALITY = """\
+srm = metrics.get("srm", {})
+print("sample-ratio check:", srm.get("method"), "p =", srm.get("p_value"),
+      "mismatch:", srm.get("mismatch"))
+warnings_table = pd.DataFrame(metrics.get("warnings", []) + design.get("warnings", []))
+warnings_table
+"""
+
+_SAFETY = """\
+from cpo.safety.audit import verify
+
+recorded = manifest.get("safety", {}).get("audit", {})
+check = verify(RUN / "safety_audit.jsonl", recorded.get("entries"), recorded.get("head_hash"))
+print("audit chain:", "verified" if check.ok else "FAILED", "-", check.message())
+audit = pd.read_json(RUN / "safety_audit.jsonl", lines=True)
+screenings = audit[(audit["kind"] == "screening") & (audit["run_id"] == manifest["run_id"])]
+latest = screenings.drop_duplicates("variant_id", keep="last").set_index("variant_id")
+variant_ids = [v["variant_id"] for v in variants]
+covered = sum(vid in latest.index for vid in variant_ids)
+share = covered / len(variant_ids) if variant_ids else 0.0
+print(f"coverage: {covered} of {len(variant_ids)} variants screened ({share:.0%})")
+latest["status"].value_counts()
+"""
+
+_CITATIONS = """\
+citations = pd.DataFrame(
+    [
+        {"variant_id": v["variant_id"], "segment": v["segment"], "tone": v["tone"], **c}
+        for v in variants
+        if v.get("status", "generated") != "failed"
+        for c in v.get("citations", [])
+    ]
+)
+if len(citations):
+    cited = citations.groupby(["document_id", "title"]).size().sort_values(ascending=False)
+    display(cited.rename("citations").to_frame())
+else:
+    print("no citations")
+"""
+
+_EXPLAIN = """\
+from cpo.reporting.artifacts import ATTRIBUTE_COLUMNS
+from cpo.reporting.explain import explain_moderators
+
+customers_path = Path(manifest["inputs"]["customers"]["path"])
+if customers_path.is_file() and customers_path.suffix.lower() == ".csv":
+    # Only id and attribute columns: no names or emails are read.
+    customers = pd.read_csv(customers_path, usecols=lambda c: c in ATTRIBUTE_COLUMNS,
+                            dtype={"customer_id": str})
+elif customers_path.is_file():
+    customers = pd.read_parquet(customers_path)
+    customers = customers[[c for c in ATTRIBUTE_COLUMNS if c in customers.columns]]
+    customers["customer_id"] = customers["customer_id"].astype(str)
+else:
+    customers = None
+    print(f"customer file {customers_path} not found: explainability skipped")
+if customers is not None:
+    joined = engagement.merge(customers, on="customer_id", how="inner")
+    result = explain_moderators(joined, PRIMARY, seed=manifest.get("seed") or 0)
+    for line in result.narrative:
+        print("-", line)
+    ranking = pd.DataFrame([r.__dict__ for r in result.ranking]).set_index("rank")
+    display(ranking)
+    bins = pd.DataFrame([b.__dict__ for b in result.bins])
+    display(bins[["attribute", "bin", "n_control", "n_treatment", "rate_control",
+                  "rate_treatment", "lift_absolute", "lower", "upper"]])
+"""
+
+_EXPLAIN_CHART = """\
+if customers is not None:
+    keys = [a.key for a in result.attributes]
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.0 * len(keys), 2.8), sharex=True)
+    axes = list(axes) if len(keys) > 1 else [axes]
+    for ax, key in zip(axes, keys):
+        rows = bins[bins["attribute"] == key].sort_values("order")
+        y = range(len(rows))
+        low = (rows["lift_absolute"] - rows["lower"]).fillna(0) * 100
+        high = (rows["upper"] - rows["lift_absolute"]).fillna(0) * 100
+        ax.errorbar(rows["lift_absolute"] * 100, y, xerr=[low, high], fmt="o", capsize=3)
+        ax.axvline(0, color="black", linestyle="--", linewidth=0.8)
+        ax.set_yticks(list(y), rows["bin"], fontsize=7)
+        ax.set_title(key, fontsize=9)
+    fig.supxlabel("treatment - control (pp) by attribute bin, exploratory", fontsize=8)
+    fig.tight_layout()
+    plt.show()
+"""
+
+
+def build_notebook(run_id: str, simulated: bool) -> nbformat.NotebookNode:
+    """The report notebook (not yet executed)."""
+    banner = (
+        "\n\n**SIMULATED DATA**: the engagement in this run was simulated, not measured."
+        if simulated
+        else ""
+    )
+    cells = [
+        new_markdown_cell(
+            f"# Campaign report notebook\n\nRun `{run_id}`. This notebook reproduces the key "
+            "tables and charts of `report.html` from the artifacts in this folder; run it "
+            f"again with *Restart & Run All*.{banner}"
+        ),
+        new_code_cell(_SETUP),
+        new_markdown_cell("## Results by arm\n\nCounts and rates per arm from `metrics.json`."),
+        new_code_cell(_ARMS),
+        new_markdown_cell("Recount from `engagement.csv` as a check on the analysis."),
+        new_code_cell(_RECOUNT),
+        new_markdown_cell(
+            "## Lift against control\n\nNewcombe intervals for the difference; p-values "
+            "adjusted by Holm (primary metric) or Benjamini–Hochberg (secondary)."
+        ),
+        new_code_cell(_LIFTS),
+        new_code_cell(_LIFT_CHART),
+        new_markdown_cell("## Segment breakdown (exploratory)"),
+        new_code_cell(_SEGMENTS),
+        new_code_cell(_SEGMENT_CHART),
+        new_markdown_cell("## Data quality: sample-ratio check and warnings"),
+        new_code_cell(_QUALITY),
+        new_markdown_cell("## Safety audit: chain verification and coverage"),
+        new_code_cell(_SAFETY),
+        new_markdown_cell("## Citations"),
+        new_code_cell(_CITATIONS),
+        new_markdown_cell(
+            "## Explainability (exploratory)\n\nLift by attribute bin and the treatment × "
+            "attribute logistic regression, joined on `customer_id`."
+        ),
+        new_code_cell(_EXPLAIN),
+        new_code_cell(_EXPLAIN_CHART),
+    ]
+    notebook = new_notebook(cells=cells)
+    notebook.metadata["kernelspec"] = {
+        "name": KERNEL_NAME,
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+    }
+    notebook.metadata["language_info"] = {"name": "python"}
+    return notebook
+
+
+def _kernel_manager_class(ipc_dir: str | None) -> type:
+    """A kernel manager class that always starts this interpreter's ipykernel.
+
+    An empty kernel search path leaves only ipykernel's built-in ("native")
+    spec, whose command is ``sys.executable -m ipykernel_launcher``: a user's
+    own ``python3`` kernel spec for another Python cannot hijack execution.
+    On POSIX the kernel talks over Unix sockets in ``ipc_dir`` (private to
+    this process) rather than unencrypted TCP on localhost.
+    """
+    from jupyter_client import AsyncKernelManager
+    from jupyter_client.kernelspec import KernelSpecManager
+    from traitlets import default
+
+    class ThisPythonKernelManager(AsyncKernelManager):
+        @default("kernel_spec_manager")
+        def _default_specs(self) -> KernelSpecManager:
+            return KernelSpecManager(kernel_dirs=[], ensure_native_kernel=True)
+
+        @default("transport")
+        def _default_transport(self) -> str:
+            return "ipc" if ipc_dir else "tcp"
+
+        @default("ip")
+        def _default_ip(self) -> str:
+            return os.path.join(ipc_dir, "kernel") if ipc_dir else "127.0.0.1"
+
+    return ThisPythonKernelManager
+
+
+def execute_notebook(notebook: nbformat.NotebookNode, run_dir: Path) -> str | None:
+    """Run every cell in ``run_dir``, keeping outputs in ``notebook``.
+
+    Returns:
+        None on success, else the last line of the error of the failing cell
+        (execution stops there; the outputs up to it are kept).
+    """
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError
+
+    with tempfile.TemporaryDirectory(prefix="cpo-kernel-") as ipc_dir:
+        client = NotebookClient(
+            notebook,
+            kernel_manager_class=_kernel_manager_class(ipc_dir if os.name == "posix" else None),
+            timeout=CELL_TIMEOUT_S,
+            startup_timeout=STARTUP_TIMEOUT_S,
+            kernel_name=KERNEL_NAME,
+            allow_errors=False,
+            resources={"metadata": {"path": str(run_dir)}},
+        )
+        try:
+            client.execute()
+        except (CellExecutionError, CellTimeoutError) as exc:
+            text = str(exc).strip()
+            return text.splitlines()[-1] if text else type(exc).__name__
+    return None
+
+
+def write_notebook(run_dir: Path, run_id: str, simulated: bool, *, execute: bool = True) -> Path:
+    """Build, execute (by default) and save ``report.ipynb`` in ``run_dir``.
+
+    Raises:
+        StageError: a cell failed or timed out; the notebook is saved with the
+            error output so the failing cell can be inspected.
+    """
+    notebook = build_notebook(run_id, simulated)
+    error = execute_notebook(notebook, run_dir) if execute else None
+    target = run_dir / "report.ipynb"
+    with atomic_open(target) as handle:
+        nbformat.write(notebook, handle)
+    if error:
+        raise StageError(
+            "report",
+            f"{target}: a notebook cell failed: {error}",
+            hint="report.html and report.pdf were written; open report.ipynb to see the "
+            "failing cell, then run `cpo report RUN_DIR` again",
+        )
+    return target

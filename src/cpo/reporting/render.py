@@ -1,0 +1,128 @@
+"""Write the three reports of a run folder: report.html, report.pdf, report.ipynb.
+
+Used by the ``report`` stage (last stage of ``cpo run``) and by
+``cpo report RUN_DIR``, which regenerates the reports from the artifacts without
+re-running anything.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cpo.reporting import context
+from cpo.reporting.artifacts import RunArtifacts, load_run
+from cpo.reporting.explain import ExplainResult, explain_moderators
+from cpo.reporting.html import render_html
+from cpo.reporting.notebook import write_notebook
+from cpo.reporting.pdf import render_pdf
+from cpo.runfiles import atomic_open
+
+HTML_FILE = "report.html"
+PDF_FILE = "report.pdf"
+NOTEBOOK_FILE = "report.ipynb"
+REPORT_FILES = (HTML_FILE, PDF_FILE, NOTEBOOK_FILE)
+
+
+@dataclass
+class ReportResult:
+    """What :func:`render_report` wrote.
+
+    Attributes:
+        run_dir: The run folder.
+        files: Report file name -> size in bytes.
+        seconds: Time per step (explain, html, pdf, notebook).
+        simulated: The engagement was simulated (the reports say so).
+        explain_note: Why explainability was skipped, if it was.
+    """
+
+    run_dir: Path
+    files: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    simulated: bool = False
+    explain_note: str | None = None
+
+
+def run_explain(art: RunArtifacts) -> tuple[ExplainResult | None, str | None]:
+    """Moderator analysis on engagement joined with the customer attributes."""
+    if art.customers is None:
+        return None, art.notes.get("customers", "the customer file is not available")
+    joined = art.engagement.merge(art.customers, on="customer_id", how="inner")
+    if joined.empty:
+        return None, "no engagement row matches a customer in the customer file"
+    result = explain_moderators(
+        joined,
+        context.primary_metric(art),
+        confidence=context.confidence(art),
+        alpha=context.alpha(art),
+        seed=int(art.manifest.get("seed") or 0),
+    )
+    return result, None
+
+
+def render_report(
+    run_dir: Path | str,
+    *,
+    manifest: dict[str, Any] | None = None,
+    notebook: bool = True,
+    pdf: bool = True,
+) -> ReportResult:
+    """Write report.html (and report.pdf, report.ipynb) for a completed run.
+
+    Args:
+        run_dir: The run folder.
+        manifest: The live manifest (the report stage passes it); None reads
+            manifest.json and requires a completed run.
+        notebook: Also build and execute report.ipynb.
+        pdf: Also render report.pdf.
+
+    Raises:
+        RunDirError: the run is incomplete or artifacts are missing.
+        StageError: the PDF is too large or a notebook cell failed.
+    """
+    run_dir = Path(run_dir)
+    art = load_run(run_dir, manifest=manifest)
+    result = ReportResult(run_dir=run_dir, simulated=context.is_simulated(art))
+    # The notebook runs in its own kernel process: start it first so that it
+    # overlaps with the explainability, HTML and PDF work done here.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cpo-notebook") as pool:
+        pending = pool.submit(_timed_notebook, art, result.simulated) if notebook else None
+        _write_html_and_pdf(art, result, pdf=pdf)
+        if pending is not None:
+            path, seconds = pending.result()
+            result.files[NOTEBOOK_FILE] = path.stat().st_size
+            result.seconds["notebook"] = seconds
+    return result
+
+
+def _write_html_and_pdf(art: RunArtifacts, result: ReportResult, *, pdf: bool) -> None:
+    """Explainability, then report.html, then report.pdf from the same HTML."""
+    began = time.perf_counter()
+    explain, result.explain_note = run_explain(art)
+    result.seconds["explain"] = _lap(began)
+    began = time.perf_counter()
+    html = render_html(art, explain, explain_note=result.explain_note)
+    with atomic_open(art.run_dir / HTML_FILE) as handle:
+        handle.write(html)
+    result.files[HTML_FILE] = len(html.encode("utf-8"))
+    result.seconds["html"] = _lap(began)
+    if pdf:
+        began = time.perf_counter()
+        result.files[PDF_FILE] = render_pdf(html, art.run_dir / PDF_FILE)
+        result.seconds["pdf"] = _lap(began)
+
+
+def _timed_notebook(art: RunArtifacts, simulated: bool) -> tuple[Path, float]:
+    began = time.perf_counter()
+    path = write_notebook(art.run_dir, str(art.manifest.get("run_id", "")), simulated)
+    return path, _lap(began)
+
+
+def _lap(since: float) -> float:
+    return round(time.perf_counter() - since, 3)
+
+
+__all__ = ["REPORT_FILES", "ReportResult", "render_report", "run_explain"]

@@ -1,0 +1,57 @@
+"""The ``report`` stage of ``cpo run`` (the last one): HTML, PDF and notebook.
+
+Reads only artifacts of the run folder (and the customer file, for
+explainability) and writes report.html, report.pdf and report.ipynb. The same
+work is available without re-running the pipeline as ``cpo report RUN_DIR``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cpo.pipeline import RunContext, StageOutcome
+from cpo.reporting.artifacts import (
+    ASSIGNMENTS_FILE,
+    PROFILES_FILE,
+    REQUIRED_ARTIFACTS,
+    RETRIEVAL_FILE,
+    customers_path,
+)
+
+REPORT_OUTPUTS = ("report.html", "report.pdf", "report.ipynb")
+
+
+class ReportStage:
+    """Write the three reports from the run's artifacts."""
+
+    name = "report"
+    description = "Writing the report"
+    outputs = REPORT_OUTPUTS
+
+    def input_files(self, ctx: RunContext) -> list[Path]:
+        """Every artifact the report reads, and the customer file."""
+        names = [n for n in REQUIRED_ARTIFACTS if n != "manifest.json"]
+        names += [RETRIEVAL_FILE, ASSIGNMENTS_FILE, PROFILES_FILE]
+        files = [ctx.path(name) for name in names]
+        customers = customers_path(ctx.manifest)
+        return files + ([customers] if customers else [])
+
+    def run(self, ctx: RunContext) -> StageOutcome:
+        """Render the reports with the live manifest."""
+        from cpo.reporting.render import render_report  # heavy imports only when reporting
+
+        result = render_report(ctx.run_dir, manifest=ctx.manifest)
+        if result.explain_note:
+            ctx.log.warning(self.name, "explain_skipped", message=result.explain_note)
+        ctx.log.info(
+            self.name,
+            "report_written",
+            files=result.files,
+            seconds=result.seconds,
+            simulated=result.simulated,
+        )
+        sizes = ", ".join(f"{name} {size / 1024:.0f} KB" for name, size in result.files.items())
+        return StageOutcome(
+            summary=sizes + (" (SIMULATED engagement)" if result.simulated else ""),
+            facts={"files": result.files, "seconds": result.seconds},
+        )

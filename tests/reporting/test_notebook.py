@@ -1,0 +1,58 @@
+"""report.ipynb: built with nbformat, executed offline, outputs saved, no errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell
+
+from cpo.errors import StageError
+from cpo.reporting import notebook as nb_module
+
+
+def test_notebook_executed_without_errors(sim_report) -> None:
+    notebook = nbformat.read(sim_report.run_dir / "report.ipynb", as_version=4)
+    nbformat.validate(notebook)
+    assert notebook.metadata["kernelspec"]["name"] == "python3"
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert len(code) >= 10
+    assert all(c.execution_count for c in code), "every cell ran"
+    outputs = [o for c in code for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert not [o for o in outputs if o.output_type == "stream" and o.name == "stderr"]
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) >= 3, "lift, segment and explainability charts"
+    text = "\n".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "audit chain: verified" in text
+    assert "Exploratory analysis of click rate" in text
+
+
+def test_notebook_recount_matches_metrics_json(sim_report) -> None:
+    notebook = nbformat.read(sim_report.run_dir / "report.ipynb", as_version=4)
+    recount = next(c for c in notebook.cells if "sent_matches" in c.source)
+    html = recount.outputs[0]["data"]["text/html"]
+    assert "False" not in html and html.count("True") >= 8
+
+
+def test_failing_cell_is_reported_and_saved(tmp_path: Path, monkeypatch) -> None:
+    def broken(run_id: str, simulated: bool):
+        notebook = nbformat.v4.new_notebook(cells=[new_code_cell("1 / 0")])
+        notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+        return notebook
+
+    monkeypatch.setattr(nb_module, "build_notebook", broken)
+    with pytest.raises(StageError, match="ZeroDivisionError"):
+        nb_module.write_notebook(tmp_path, "run", False)
+    saved = nbformat.read(tmp_path / "report.ipynb", as_version=4)
+    assert saved.cells[0].outputs[0].output_type == "error"
+
+
+def test_kernel_is_this_interpreter() -> None:
+    import sys
+
+    manager = nb_module._kernel_manager_class(None)(kernel_name="python3")
+    spec = manager.kernel_spec
+    assert spec.argv[0] in (sys.executable, "python")
+    assert spec.argv[1:3] == ["-m", "ipykernel_launcher"]
