@@ -9,12 +9,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from cpo.errors import DataValidationError
+from cpo.experiment import aggregate
 from cpo.experiment.aggregate import (
     DEFAULT_SEGMENT,
     STAT_COLUMNS,
     SufficientStatistics,
     aggregate_file,
     aggregate_records,
+    id_hashes,
 )
 
 
@@ -202,6 +204,62 @@ def test_duplicates_across_batches_are_found(tmp_path):
     with pytest.raises(DataValidationError, match="'C000005'"):
         aggregate_file(path, batch_rows=100)
     assert aggregate_file(path, check_duplicates=False, batch_rows=100).records == 1000
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        pa.array(["C001", "C002", "C001", "C010"]),  # equal lengths: 64-bit word path
+        pa.array(["a", "bb", "a", "", "ccc", "bb"]),  # mixed lengths: byte path
+        pa.array(["x" * 37, "y" * 37, "x" * 37], pa.large_string()),
+        pa.array(["é", "e", "é"]),  # UTF-8 bytes
+    ],
+)
+def test_id_hashes_are_equal_exactly_for_equal_strings(ids):
+    hashes = id_hashes(ids)
+    values = ids.to_pylist()
+    for i, a in enumerate(values):
+        for j, b in enumerate(values):
+            assert (hashes[i] == hashes[j]) == (a == b)
+    # A slice of a larger array (non-zero offset) hashes the same.
+    assert list(id_hashes(ids.slice(1))) == list(hashes[1:])
+
+
+@pytest.mark.parametrize(
+    "column",
+    [pa.array([7, 8, 7, 9]), pa.array(["A", "B", "A", "C"]).dictionary_encode()],
+)
+def test_numeric_and_dictionary_ids_are_checked(tmp_path, column):
+    table = pa.table({"customer_id": column, "experiment_arm": ["control"] * 4,
+                      "opened": [0] * 4, "clicked": [0] * 4, "converted": [0] * 4})  # fmt: skip
+    path = tmp_path / "ids.parquet"
+    pq.write_table(table, path)
+    with pytest.raises(DataValidationError, match="1 customer_id value"):
+        aggregate_file(path)
+
+
+def test_hash_collisions_are_not_reported_as_duplicates(tmp_path, monkeypatch):
+    # Force every id to the same hash: the strings must be compared before
+    # anything is reported.
+    monkeypatch.setattr(aggregate, "id_hashes", lambda ids: np.zeros(len(ids), np.uint64))
+    frame = _random_records(300)
+    path = tmp_path / "unique.parquet"
+    frame.to_parquet(path)
+    assert aggregate_file(path, batch_rows=100).records == 300
+    frame.loc[299, "customer_id"] = frame.loc[0, "customer_id"]
+    frame.to_parquet(path)
+    with pytest.raises(DataValidationError, match="'C000000'"):
+        aggregate_file(path, batch_rows=100)
+
+
+def test_missing_ids_are_not_duplicates(tmp_path):
+    frame = _random_records(10)
+    frame["customer_id"] = frame["customer_id"].astype(object)
+    frame.loc[[2, 5], "customer_id"] = None
+    path = tmp_path / "gaps.parquet"
+    frame.to_parquet(path)
+    assert aggregate_file(path).records == 10
+    assert aggregate_records(frame).records == 10
 
 
 def test_bad_value_in_a_later_batch_names_its_row(tmp_path):

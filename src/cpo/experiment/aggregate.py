@@ -179,7 +179,7 @@ def aggregate_records(
     frame = records if isinstance(records, pd.DataFrame) else _records_frame(records, source)
     _check_columns(frame.columns, source)
     if check_duplicates and ID_COLUMN in frame.columns:
-        _check_unique_ids(pd.Series(frame[ID_COLUMN]).astype("string"), source)
+        _check_unique_ids(pd.Series(frame[ID_COLUMN]).astype("string").dropna(), source)
     partial = _reduce_frame(frame, source, first_row=1)
     sources = _sources(frame)
     return SufficientStatistics(_combine([partial]), sources, len(frame))
@@ -398,15 +398,20 @@ def _aggregate_batches(
     partials: list[pd.DataFrame] = []
     sources: set[str] = set()
     ids: list[pa.Array] = []
+    hashes: list[np.ndarray] = []
     rows = 0
     for batch, batch_ids in batches:
         if batch_ids is not None:
+            batch_ids = _as_text(batch_ids)
+            if batch_ids.null_count:  # a missing id cannot be a duplicate
+                batch_ids = batch_ids.drop_null()
             ids.append(batch_ids)
+            hashes.append(id_hashes(batch_ids))
         partials.append(_reduce_frame(batch, source, first_row=rows + 1))
         sources.update(_sources(batch))
         rows += len(batch)
     if check_duplicates and ids:
-        _check_unique_arrow_ids(pa.chunked_array(ids), source)
+        _check_unique_hashed_ids(ids, hashes, source)
     return SufficientStatistics(_combine(partials), tuple(sorted(sources)), rows)
 
 
@@ -453,24 +458,91 @@ def _csv_batches(path: Path, with_ids: bool, batch_rows: int) -> Iterator[Batch]
         yield chunk, ids
 
 
-def _check_unique_arrow_ids(ids: pa.ChunkedArray, source: str) -> None:
-    """Sort the ids with Arrow and compare neighbours; on a repeat name examples.
+def _as_text(ids: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Customer ids as one Arrow string array (numbers and dictionaries are cast)."""
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    if pa.types.is_dictionary(ids.type):
+        ids = ids.dictionary_decode()
+    if not (pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type)):
+        ids = pc.cast(ids, pa.string())
+    return ids
 
-    Sorting is several times faster than Arrow's hash-based distinct count on
-    ten million strings, and the neighbours that match are the duplicates.
+
+#: Multiplier of the polynomial string hash (odd, so the map mod 2**64 is a bijection).
+_HASH_MULTIPLIER = np.uint64(0x100000001B3)
+
+
+def id_hashes(ids: pa.Array) -> np.ndarray:
+    """A 64-bit hash of every string in an Arrow string array, vectorized over rows.
+
+    A polynomial hash over the UTF-8 bytes taken eight at a time as 64-bit
+    words (ids of equal length, the usual case) or one byte at a time (mixed
+    lengths), mixed with the length and finished with the splitmix64
+    avalanche. Equal strings get equal hashes; distinct strings collide with
+    probability about 2**-64 per pair, and every candidate duplicate is
+    verified on the strings themselves (:func:`_check_unique_hashed_ids`).
     """
-    if len(ids) < 2:
+    offset_type = np.int64 if pa.types.is_large_string(ids.type) else np.int32
+    offsets = np.frombuffer(ids.buffers()[1], dtype=offset_type)
+    offsets = offsets[ids.offset : ids.offset + len(ids) + 1].astype(np.int64)
+    buffer = ids.buffers()[2]
+    data = np.frombuffer(buffer, dtype=np.uint8) if buffer is not None else np.zeros(0, np.uint8)
+    lengths = offsets[1:] - offsets[:-1]
+    hashed = lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    if len(ids) == 0 or lengths.max() == 0:
+        return _splitmix64(hashed)
+    if lengths.min() == lengths.max():
+        words = _fixed_width_words(data[offsets[0] : offsets[-1]], len(ids), int(lengths[0]))
+        for column in range(words.shape[1]):
+            hashed = hashed * _HASH_MULTIPLIER + words[:, column]
+        return _splitmix64(hashed)
+    starts = offsets[:-1]
+    for position in range(int(lengths.max())):
+        present = lengths > position
+        byte = np.where(present, data[np.minimum(starts + position, len(data) - 1)], 0)
+        hashed = hashed * _HASH_MULTIPLIER + (byte.astype(np.uint64) + present)
+    return _splitmix64(hashed)
+
+
+def _fixed_width_words(data: np.ndarray, rows: int, width: int) -> np.ndarray:
+    """Rows of ``width`` bytes as rows of 64-bit words (zero padded)."""
+    padded_width = -(-width // 8) * 8
+    matrix = np.zeros((rows, padded_width), dtype=np.uint8)
+    matrix[:, :width] = data.reshape(rows, width)
+    return matrix.view(np.uint64)
+
+
+def _splitmix64(values: np.ndarray) -> np.ndarray:
+    """The splitmix64 finalizer: spreads every input bit over the output."""
+    values = (values ^ (values >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    values = (values ^ (values >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return values ^ (values >> np.uint64(31))
+
+
+def _check_unique_hashed_ids(ids: list[pa.Array], hashes: list[np.ndarray], source: str) -> None:
+    """Find repeated customer ids: sort the 64-bit hashes, verify equal ones on the strings.
+
+    Sorting ten million integers takes about a second, where sorting (or
+    hashing into a table) ten million strings takes several.
+    """
+    every = np.concatenate(hashes) if hashes else np.zeros(0, np.uint64)
+    ordered = np.sort(every)
+    repeated_hashes = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+    if len(repeated_hashes) == 0:
         return
-    ordered = ids.take(pc.sort_indices(ids))
-    ordered = ordered.combine_chunks() if isinstance(ordered, pa.ChunkedArray) else ordered
-    repeats = pc.equal(ordered[1:], ordered[:-1])
-    extra = pc.sum(repeats).as_py() or 0
-    if extra == 0:
-        return
-    repeated = pc.unique(pc.filter(ordered[1:], repeats))
-    examples = ", ".join(repr(v) for v in repeated[:MAX_EXAMPLES].to_pylist())
+    rows = np.flatnonzero(np.isin(every, repeated_hashes))
+    candidates = pa.chunked_array(ids).take(pa.array(rows)).to_pylist()
+    seen: dict[Any, int] = {}
+    for value in candidates:
+        seen[value] = seen.get(value, 0) + 1
+    duplicated = [value for value, count in seen.items() if count > 1]
+    if not duplicated:
+        return  # 64-bit hash collisions between distinct ids
+    extra = sum(seen[value] - 1 for value in duplicated)
+    examples = ", ".join(repr(v) for v in sorted(duplicated, key=str)[:MAX_EXAMPLES])
     raise DataValidationError(
-        f"{source}: {len(repeated)} customer_id value(s) occur more than once "
+        f"{source}: {len(duplicated)} customer_id value(s) occur more than once "
         f"({extra} extra rows), e.g. {examples}",
         hint="keep one row per recipient, or import events with "
         "`cpo analyze EVENTS --assignments assignments.csv`",

@@ -1,0 +1,193 @@
+"""Benchmark: the experiment analysis of 10 million per-recipient records from Parquet.
+
+Measures, each case in a fresh subprocess so that its peak memory (max RSS) is
+its own:
+
+- ``vectorized``: :func:`cpo.experiment.aggregate.aggregate_file` (streamed
+  Parquet batches, only the needed columns, duplicate customer check on) and
+  :func:`cpo.experiment.analysis.analyze` (the whole metrics.json document);
+- ``vectorized-no-dup-check``: the same without the duplicate customer check;
+- ``python-loop``: the straightforward baseline, a per-record Python loop over
+  the rows (``to_pylist``) with the same validation and duplicate check (a
+  set of ids), then the same ``analyze``. It runs on the first
+  ``--loop-rows`` rows and its time is extrapolated linearly to the full file
+  (reported as such).
+
+Data generation is not timed. The file is kept (``--data``) and reused.
+
+    python benchmarks/analysis.py                   # 10M rows
+    python benchmarks/analysis.py --rows 1000000    # smaller
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _machine import print_machine
+
+ARMS = ("control", "treatment_1", "treatment_2", "treatment_3")
+SEGMENTS = ("High-Value Recent", "At-Risk", "New Customer", "Standard")
+FLAGS = ("opened", "clicked", "converted")
+
+
+def generate(path: Path, rows: int, seed: int = 1) -> None:
+    """Write ``rows`` per-recipient records (1M-row groups), as a run's engagement would be."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    # Customer ids in random order, as an export would have them: the duplicate
+    # check sorts the ids, and sorted input would flatter it.
+    numbers = rng.permutation(rows)
+    writer = None
+    for start in range(0, rows, 1_000_000):
+        n = min(1_000_000, rows - start)
+        opened = rng.random(n) < 0.30
+        clicked = opened & (rng.random(n) < 0.12)
+        converted = clicked & (rng.random(n) < 0.10)
+        ids = np.char.add("C", np.char.zfill(numbers[start : start + n].astype(str), 9))
+        table = pa.table(
+            {
+                "customer_id": pa.array(ids.tolist(), pa.string()),
+                "experiment_arm": pa.array(np.array(ARMS)[rng.integers(0, 4, n)]),
+                "segment": pa.array(np.array(SEGMENTS)[rng.integers(0, 4, n)]),
+                "opened": opened.astype(np.int8),
+                "clicked": clicked.astype(np.int8),
+                "converted": converted.astype(np.int8),
+                "engagement_source": pa.array(["simulated"] * n),
+            }
+        )
+        writer = writer or pq.ParquetWriter(path, table.schema)
+        writer.write_table(table, row_group_size=1_000_000)
+    writer.close()
+
+
+def run_vectorized(path: Path, check_duplicates: bool) -> dict[str, float]:
+    """Aggregate the file and build the metrics document."""
+    from cpo.experiment.aggregate import aggregate_file
+    from cpo.experiment.analysis import analyze
+    from cpo.experiment.metrics import plan_from_config
+
+    plan = plan_from_config(None)
+    started = time.perf_counter()
+    statistics = aggregate_file(path, check_duplicates=check_duplicates)
+    aggregated = time.perf_counter()
+    metrics = analyze(statistics, plan)
+    finished = time.perf_counter()
+    return {
+        "rows": statistics.records,
+        "rows_timed": statistics.records,
+        "aggregate_s": aggregated - started,
+        "analyze_s": finished - aggregated,
+        "total_s": finished - started,
+        "recipients": metrics["total_customers"],
+    }
+
+
+def run_loop(path: Path, limit: int) -> dict[str, float]:
+    """The per-record Python loop on the first ``limit`` rows, then the same analysis."""
+    import pyarrow.parquet as pq
+
+    from cpo.experiment.aggregate import SufficientStatistics
+    from cpo.experiment.analysis import analyze
+    from cpo.experiment.metrics import plan_from_config
+
+    plan = plan_from_config(None)
+    total_rows = pq.ParquetFile(path).metadata.num_rows
+    started = time.perf_counter()
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    seen: set[str] = set()
+    rows = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=100_000):
+        for record in batch.to_pylist():
+            for flag in FLAGS:
+                if record[flag] not in (0, 1):
+                    raise ValueError(f"row {rows + 1}: {flag} is not 0/1")
+            if record["customer_id"] in seen:
+                raise ValueError(f"duplicate customer {record['customer_id']}")
+            seen.add(record["customer_id"])
+            key = (record["experiment_arm"], record["segment"])
+            cell = counts.setdefault(key, {"sent": 0, "opened": 0, "clicked": 0, "converted": 0})
+            cell["sent"] += 1
+            cell["opened"] += record["opened"] or record["clicked"]
+            cell["clicked"] += record["clicked"]
+            cell["converted"] += record["converted"]
+            rows += 1
+            if rows >= limit:
+                break
+        if rows >= limit:
+            break
+    aggregated = time.perf_counter()
+    metrics = analyze(SufficientStatistics.from_counts(counts), plan)
+    finished = time.perf_counter()
+    loop_s = aggregated - started
+    return {
+        "rows": total_rows,
+        "rows_timed": rows,
+        "aggregate_s": loop_s,
+        "analyze_s": finished - aggregated,
+        "total_s": loop_s * total_rows / rows + (finished - aggregated),
+        "recipients": metrics["total_customers"],
+    }
+
+
+def run_case(case: str, path: Path, loop_rows: int) -> dict[str, float]:
+    """One case in this process, with its peak RSS."""
+    if case == "python-loop":
+        result = run_loop(path, loop_rows)
+    else:
+        result = run_vectorized(path, check_duplicates=case == "vectorized")
+    result["case"] = case
+    result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result
+
+
+def main() -> None:
+    """Generate the data if needed, run every case in a subprocess, print a table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--loop-rows", type=int, default=1_000_000)
+    parser.add_argument("--data", type=Path, help="Parquet file to create or reuse.")
+    parser.add_argument(
+        "--cases", nargs="+", default=["vectorized", "vectorized-no-dup-check", "python-loop"]
+    )
+    parser.add_argument("--case", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    data = args.data or Path(tempfile.gettempdir()) / f"cpo-analysis-{args.rows}.parquet"
+    if args.case:
+        print(json.dumps(run_case(args.case, data, args.loop_rows)))
+        return
+    print_machine()
+    if not data.exists():
+        print(f"generating {args.rows:,} records into {data} ...", flush=True)
+        generate(data, args.rows)
+    print(f"data: {data} ({data.stat().st_size / 2**20:.0f} MiB)")
+    header = f"{'case':<24} {'rows timed':>11} {'aggregate s':>12} {'analyze s':>10} "
+    print(header + f"{'total s':>9} {'rows/s':>11} {'peak RSS MiB':>13}")
+    for case in args.cases:
+        output = subprocess.run(
+            [sys.executable, __file__, "--case", case, "--data", str(data),
+             "--loop-rows", str(args.loop_rows)],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        row = json.loads(output.strip().splitlines()[-1])
+        note = " (extrapolated)" if row["rows_timed"] < row["rows"] else ""
+        print(
+            f"{row['case']:<24} {row['rows_timed']:>11,} {row['aggregate_s']:>12.2f} "
+            f"{row['analyze_s']:>10.2f} {row['total_s']:>9.2f} "
+            f"{row['rows'] / row['total_s']:>11,.0f} {row['peak_rss_mib']:>13.0f}{note}"
+        )
+
+
+if __name__ == "__main__":
+    main()
