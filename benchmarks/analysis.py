@@ -147,8 +147,12 @@ def run_case(case: str, path: Path, loop_rows: int) -> dict[str, float]:
         result = run_loop(path, loop_rows)
     else:
         result = run_vectorized(path, check_duplicates=case == "vectorized")
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     result["case"] = case
-    result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mib"] = usage.ru_maxrss / 1024
+    # CPU time of the whole process (imports included): robust when other jobs
+    # share the machine and stretch the wall-clock numbers.
+    result["process_cpu_s"] = usage.ru_utime + usage.ru_stime
     return result
 
 
@@ -173,7 +177,7 @@ def main() -> None:
         generate(data, args.rows)
     print(f"data: {data} ({data.stat().st_size / 2**20:.0f} MiB)")
     header = f"{'case':<24} {'rows timed':>11} {'aggregate s':>12} {'analyze s':>10} "
-    print(header + f"{'total s':>9} {'rows/s':>11} {'peak RSS MiB':>13}")
+    print(header + f"{'total s':>9} {'rows/s':>11} {'peak RSS MiB':>13} {'process CPU s':>14}")
     for case in args.cases:
         output = subprocess.run(
             [sys.executable, __file__, "--case", case, "--data", str(data),
@@ -185,7 +189,8 @@ def main() -> None:
         print(
             f"{row['case']:<24} {row['rows_timed']:>11,} {row['aggregate_s']:>12.2f} "
             f"{row['analyze_s']:>10.2f} {row['total_s']:>9.2f} "
-            f"{row['rows'] / row['total_s']:>11,.0f} {row['peak_rss_mib']:>13.0f}{note}"
+            f"{row['rows'] / row['total_s']:>11,.0f} {row['peak_rss_mib']:>13.0f} "
+            f"{row['process_cpu_s']:>14.2f}{note}"
         )
 
 
