@@ -91,3 +91,9 @@ def test_retrieve_argument_errors():
     unknown = invoke("retrieve", "--segment", "Nobody")
     assert unknown.exit_code == 1
     assert "no segment named 'Nobody'" in unknown.output
+
+
+def test_retrieve_any_content_folder(content_dir: Path):
+    result = invoke("retrieve", "--query", "express shipping", "--content", str(content_dir))
+    assert result.exit_code == 0, result.output
+    assert "GEN-1 ¶2  Shipping" in result.output

@@ -185,3 +185,20 @@ def test_stage_with_the_azure_backend(tmp_path: Path, azure_search, monkeypatch)
     log = (tmp_path / "run" / "logs" / "system.log").read_text("utf-8")
     assert "test-key" not in log
     assert '"event": "api_call"' in log
+
+
+def test_a_small_unrelated_content_folder_falls_back_with_warnings(
+    tmp_path: Path, content_dir: Path
+):
+    manifest = run(tmp_path / "run", content=content_dir)
+    assert manifest["status"] == "completed"
+    data = json.loads((tmp_path / "run" / "retrieval.json").read_text(encoding="utf-8"))
+    assert data["documents"] == 3
+    for entry in data["segments"]:
+        assert entry["results"], entry["segment"]
+        if entry["fallback"]:
+            assert entry["warnings"]
+            assert {r["audience"] for r in entry["results"]} <= {"All"} | {entry["segment"]}
+    assert manifest["stages"]["retrieve"]["facts"]["fallback_segments"]
+    log = (tmp_path / "run" / "logs" / "system.log").read_text("utf-8")
+    assert '"event": "retrieval_fallback"' in log
