@@ -178,6 +178,8 @@ def test_approve_list_then_approve_with_rejection(paused_run):
     ]
     assert cpo("audit", "verify", run_dir).exit_code == 0
     assert "nothing awaits review" in cpo("approve", run_dir, "--list").output
+    exported = (run_dir / "safety_audit.csv").read_text(encoding="utf-8")
+    assert "approved by Dana Reviewer: checked" in exported
 
 
 def test_approve_needs_by_and_a_real_variant(paused_run):

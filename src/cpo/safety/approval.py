@@ -32,12 +32,14 @@ from filelock import FileLock, Timeout
 from cpo.errors import AuditError, RunDirError
 from cpo.runfiles import read_json, write_json
 from cpo.safety.audit import (
+    AUDIT_CSV,
     AUDIT_FILE,
     KIND_APPROVAL,
     KIND_REJECTION,
     KIND_SCREENING,
     AuditLog,
     VerifyResult,
+    export_csv,
     read_entries,
     verify,
 )
@@ -244,7 +246,8 @@ def approve_run(
     """Approve every variant awaiting review except those in ``reject`` (rejected).
 
     Each decision is a hash-chained audit entry naming ``by``; the manifest's
-    audit head and send list are updated so ``cpo run --resume`` can continue.
+    audit head and send list, and ``safety_audit.csv``, are updated so
+    ``cpo run --resume`` can continue.
 
     Raises:
         RunDirError: not a run folder, the run is busy, nothing to decide, or a
@@ -291,6 +294,7 @@ def _approve_locked(run_dir: Path, by: str, reject: list[str], note: str) -> App
                 content_sha256=decisions[variant_id].content_sha256,
             )
     _update_manifest(run_dir, manifest, final_decisions(read_entries(path), run_id), last)
+    export_csv(path, run_dir / AUDIT_CSV)  # keep the compliance export in step with the log
     return ApprovalResult(tuple(to_approve), tuple(reject), last["seq"], last["hash"])
 
 
