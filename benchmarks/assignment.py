@@ -7,7 +7,8 @@ Cases, each in a fresh subprocess so peak memory (max RSS) is its own:
 * ``loop``: the straightforward baseline: for each customer, sha256 of
   ``salt:id`` with hashlib, append to the segment's list, sort each list and
   deal arms in a Python loop (the same apportioned sizes);
-* ``sends``: rendering the send list (merge fields) for the assigned customers.
+* ``sends``: rendering the send list (merge fields, 150-word bodies) for the
+  assigned customers and writing ``sends.csv`` (about 1 GB).
 
 Timing covers assignment (or rendering) only, not data generation or design.
 
@@ -24,6 +25,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,6 +33,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _machine import print_machine
 
+# About 150 words, like a real variant body.
+FILLER = "Our trail-tested gear is ready for the season ahead. " * 17
 SEGMENT_SHARES = {"High-Value Recent": 0.15, "At-Risk": 0.30, "New Customer": 0.2, "Standard": 0.35}
 
 
@@ -71,7 +75,7 @@ def make_design(customers, method: str):
     variants = [Variant("control", "all", "control", "Hello {first_name}", "Hi {first_name},")]
     for s, name in enumerate(SEGMENT_SHARES):
         for tone in tones:
-            body = f"Hi {{first_name}}, {tone} news for {name}."
+            body = f"Hi {{first_name}},\n\n{tone} news for {name}. " + FILLER
             variants.append(Variant(f"s{s}-{tone}", name, tone, f"{tone} {{first_name}}", body))
     decisions = {
         v.variant_id: FinalDecision(
@@ -120,11 +124,12 @@ def loop_assign(ids: list[str], segments: list[str], design) -> list[str]:
 def run_case(case: str, size: int) -> dict[str, object]:
     """Run one case in this process and return its measurements."""
     from cpo.experiment.assignment import assign
-    from cpo.experiment.sends import build_send_list
+    from cpo.experiment.sends import build_send_list, write_send_list
 
     customers = make_customers(size)
     method = "hash" if case == "hash" else "stratified_block"
     design, variants = make_design(customers, method)
+    size_mb = 0.0
     started = time.perf_counter()
     if case == "loop":
         ids, segments = customers["customer_id"].tolist(), customers["segment"].tolist()
@@ -134,7 +139,11 @@ def run_case(case: str, size: int) -> dict[str, object]:
     elif case == "sends":
         assignments = assign(customers, design)
         started = time.perf_counter()
-        rows = len(build_send_list(assignments, customers, variants).frame)
+        frame = build_send_list(assignments, customers, variants).frame
+        with tempfile.TemporaryDirectory() as folder:
+            write_send_list(Path(folder) / "sends.csv", frame)
+            size_mb = (Path(folder) / "sends.csv").stat().st_size / 1e6
+        rows = len(frame)
     else:
         rows = len(assign(customers, design, "2026-01-01T00:00:00Z"))
     seconds = time.perf_counter() - started
@@ -145,6 +154,7 @@ def run_case(case: str, size: int) -> dict[str, object]:
         "seconds": round(seconds, 3),
         "customers_per_s": round(size / seconds),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "file_mb": round(size_mb),
     }
 
 
@@ -170,6 +180,7 @@ def main() -> None:
         print(
             f"{case:<17} {args.size:>10} {times[0]:>7.2f} {statistics.median(times):>9.2f} "
             f"{round(args.size / times[0]):>13} {max(r['peak_rss_mib'] for r in rows):>13}"
+            + (f"   sends.csv {rows[0]['file_mb']} MB" if rows[0]["file_mb"] else "")
         )
 
 
