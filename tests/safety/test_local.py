@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import codecs
 import json
-import random
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -390,6 +388,3 @@ def test_registered_as_the_local_backend() -> None:
 
 
 # ------------------------------------------------------------------------ speed
-
-
-@pytest.mark.slow
