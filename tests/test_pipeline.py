@@ -124,3 +124,37 @@ def test_skip_invalid_rows_writes_rejected_and_counts_them(
     rejected = pd.read_csv(run / "rejected.csv")
     assert list(rejected["line"]) == [2]
     assert "historical_open_rate" in rejected.loc[0, "reason"]
+
+
+class DatedStage:
+    """A stage whose result depends on a non-file fact (like today's date)."""
+
+    name = "dated"
+    description = "Depends on a date"
+    outputs = ("dated.txt",)
+
+    def __init__(self, as_of: str) -> None:
+        self.as_of = as_of
+        self.calls = 0
+
+    def input_files(self, ctx):
+        return []
+
+    def fingerprint_extra(self, ctx):
+        return {"as_of": self.as_of}
+
+    def run(self, ctx):
+        self.calls += 1
+        ctx.path("dated.txt").write_text(self.as_of)
+        return StageOutcome()
+
+
+def test_resume_reruns_a_stage_whose_extra_fingerprint_changed(tmp_path: Path):
+    run = tmp_path / "run"
+    run_pipeline(run, stages=[DatedStage("2026-11-26")])
+    same = DatedStage("2026-11-26")
+    run_pipeline(run, resume=True, stages=[same])
+    assert same.calls == 0
+    later = DatedStage("2026-12-01")
+    run_pipeline(run, resume=True, stages=[later])
+    assert later.calls == 1 and (run / "dated.txt").read_text() == "2026-12-01"

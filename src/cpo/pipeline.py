@@ -143,6 +143,9 @@ class Stage(Protocol):
     def run(self, ctx: RunContext) -> StageOutcome:
         """Do the work and write ``outputs`` into ``ctx.run_dir``."""
 
+    # Optional: ``fingerprint_extra(ctx) -> dict`` adds facts that are not files
+    # (e.g. the as-of date when it defaults to today) to the resume fingerprint.
+
 
 @dataclass
 class RunContext:
@@ -339,7 +342,15 @@ def _fingerprint(ctx: RunContext, stage: Stage) -> str:
     files = {}
     for path in stage.input_files(ctx):
         files[str(path)] = sha256_path(path) if path.exists() else None
-    return sha256_json({"files": files, "config": ctx.manifest["config_sha256"], "seed": ctx.seed})
+    extra = getattr(stage, "fingerprint_extra", None)
+    return sha256_json(
+        {
+            "files": files,
+            "config": ctx.manifest["config_sha256"],
+            "seed": ctx.seed,
+            "extra": extra(ctx) if extra is not None else None,
+        }
+    )
 
 
 def _run_stage(ctx: RunContext, stage: Stage, previous: dict[str, Any] | None) -> bool:

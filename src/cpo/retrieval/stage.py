@@ -55,6 +55,10 @@ class RetrieveStage:
         """The segment profiles and the content folder."""
         return [ctx.path(PROFILES_FILE), content_path(ctx)]
 
+    def fingerprint_extra(self, ctx: RunContext) -> dict[str, str]:
+        """The effective as-of date: a resume on a later day re-checks expiry."""
+        return {"as_of": run_as_of(ctx.config.experiment.campaign.as_of).isoformat()}
+
     def run(self, ctx: RunContext) -> StageOutcome:
         """Load content, index it, query per segment, write retrieval.json."""
         content = self._load(ctx)
