@@ -8,7 +8,10 @@ Cases, each in a fresh subprocess so peak memory (max RSS) is its own:
   ``salt:id`` with hashlib, append to the segment's list, sort each list and
   deal arms in a Python loop (the same apportioned sizes);
 * ``sends``: rendering the send list (merge fields, 150-word bodies) for the
-  assigned customers and writing ``sends.csv`` (about 1 GB).
+  assigned customers and writing ``sends.csv`` (about 1 GB);
+* ``import_recipients`` / ``import_events``: importing engagement from Parquet,
+  one row per recipient (1M rows) or one row per event (about 2M events:
+  delivered, open, click with 1% duplicates and 1% before the send).
 
 Timing covers assignment (or rendering) only, not data generation or design.
 
@@ -121,9 +124,38 @@ def loop_assign(ids: list[str], segments: list[str], design) -> list[str]:
     return arms
 
 
+def engagement_file(assignments, case: str):
+    """A synthetic engagement export for the assigned recipients."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(2)
+    ids = assignments["customer_id"].to_numpy(dtype=object)
+    if case == "import_recipients":
+        opened = rng.random(len(ids)) < 0.3
+        clicked = opened & (rng.random(len(ids)) < 0.2)
+        return pd.DataFrame(
+            {"customer_id": ids, "opened": opened, "clicked": clicked, "converted": False}
+        )
+    events = pd.DataFrame(
+        {
+            "customer_id": np.repeat(ids, 3),
+            "event": np.tile(["delivered", "open", "click"], len(ids)),
+            "timestamp": pd.Timestamp("2026-01-02T10:00:00Z"),
+        }
+    )
+    events = events.loc[rng.random(len(events)) < np.tile([1.0, 0.35, 0.08], len(ids))]
+    early = events.sample(frac=0.01, random_state=1).assign(
+        timestamp=pd.Timestamp("2025-12-31T10:00:00Z")
+    )
+    duplicates = events.sample(frac=0.01, random_state=2)
+    return pd.concat([events, early, duplicates], ignore_index=True)
+
+
 def run_case(case: str, size: int) -> dict[str, object]:
     """Run one case in this process and return its measurements."""
     from cpo.experiment.assignment import assign
+    from cpo.experiment.engagement import import_engagement
     from cpo.experiment.sends import build_send_list, write_send_list
 
     customers = make_customers(size)
@@ -144,6 +176,13 @@ def run_case(case: str, size: int) -> dict[str, object]:
             write_send_list(Path(folder) / "sends.csv", frame)
             size_mb = (Path(folder) / "sends.csv").stat().st_size / 1e6
         rows = len(frame)
+    elif case.startswith("import"):
+        assignments = assign(customers, design, "2026-01-01T00:00:00Z")
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "engagement.parquet"
+            engagement_file(assignments, case).to_parquet(path)
+            started = time.perf_counter()
+            rows = len(import_engagement(path, assignments).frame)
     else:
         rows = len(assign(customers, design, "2026-01-01T00:00:00Z"))
     seconds = time.perf_counter() - started
@@ -162,7 +201,11 @@ def main() -> None:
     """Run every case in a subprocess and print a table."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", type=int, default=1_000_000)
-    parser.add_argument("--cases", nargs="+", default=["stratified_block", "hash", "loop", "sends"])
+    parser.add_argument(
+        "--cases",
+        nargs="+",
+        default=["stratified_block", "hash", "loop", "sends", "import_recipients", "import_events"],
+    )
     parser.add_argument("--repeat", type=int, default=3, help="Runs per case (min and median).")
     parser.add_argument("--case", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()

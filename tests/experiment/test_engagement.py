@@ -248,3 +248,33 @@ def test_event_errors_name_column_and_line(tmp_path, assignments, row, column):
     with pytest.raises(DataValidationError) as info:
         import_engagement(path, assignments)
     assert f"column '{column}'" in str(info.value) and "line 3" in str(info.value)
+
+
+def test_parquet_nulls_are_errors_naming_the_row(tmp_path, assignments):
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["c1", "c2"],
+            "opened": pd.array([1, None], dtype="Int64"),
+            "clicked": [0, 0],
+            "converted": [0, 0],
+        }
+    )
+    path = tmp_path / "nulls.parquet"
+    frame.to_parquet(path)
+    with pytest.raises(DataValidationError, match="column 'opened'.*row 2"):
+        import_engagement(path, assignments)
+    events = pd.DataFrame(
+        {
+            "customer_id": ["c1", None],
+            "event": ["open", "open"],
+            "timestamp": pd.to_datetime(["2025-03-01 10:00", "2025-03-01 10:00"]),
+        }
+    )
+    events.to_parquet(path)
+    with pytest.raises(DataValidationError, match="column 'customer_id'.*row 2"):
+        import_engagement(path, assignments)
+    events["customer_id"] = ["c1", "c2"]
+    events["timestamp"] = pd.to_datetime(["2025-03-01 10:00", None])
+    events.to_parquet(path)
+    with pytest.raises(DataValidationError, match="column 'timestamp'.*row 2"):
+        import_engagement(path, assignments)

@@ -55,6 +55,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from cpo.errors import DataValidationError
 from cpo.experiment.settings import HOLDOUT_ARM
@@ -114,7 +116,7 @@ class EngagementImport:
 
 
 def read_table(path: Path) -> tuple[pd.DataFrame, int, str]:
-    """Read a CSV or Parquet file as text columns.
+    """Read a CSV (as text columns) or a Parquet file (with its own column types).
 
     Returns:
         The frame, the line/row number of its first data row, and the unit
@@ -130,9 +132,7 @@ def read_table(path: Path) -> tuple[pd.DataFrame, int, str]:
     suffix = path.suffix.lower()
     try:
         if suffix == ".parquet":
-            frame = pd.read_parquet(path)
-            text = frame.astype(object).where(frame.notna(), "").astype(str)
-            return _strip_columns(text), 1, "row"
+            return _strip_columns(pd.read_parquet(path)), 1, "row"
         if suffix in (".csv", ".txt"):
             frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
             return _strip_columns(frame), 2, "line"
@@ -145,7 +145,7 @@ def read_table(path: Path) -> tuple[pd.DataFrame, int, str]:
 
 def _strip_columns(frame: pd.DataFrame) -> pd.DataFrame:
     frame.columns = [str(c).strip().lower() for c in frame.columns]
-    return frame.astype(object)
+    return frame
 
 
 def detect_layout(path: Path, columns: list[str]) -> str:
@@ -184,8 +184,9 @@ def _fail(path: Path, column: str, reason: str, detail: str, hint: str | None = 
 
 
 def _check_ids(path: Path, frame: pd.DataFrame, first: int, unit: str) -> pd.Series:
-    ids = frame["customer_id"].astype(str).str.strip()
-    blank = ids.eq("").to_numpy()
+    raw = frame["customer_id"]
+    ids = raw.astype(str).str.strip()
+    blank = (raw.isna() | ids.eq("")).to_numpy()
     if blank.any():
         _fail(
             path,
@@ -198,9 +199,15 @@ def _check_ids(path: Path, frame: pd.DataFrame, first: int, unit: str) -> pd.Ser
 
 def parse_flags(path: Path, frame: pd.DataFrame, column: str, first: int, unit: str) -> np.ndarray:
     """Parse a 0/1/true/false column into a boolean array, or fail naming the lines."""
-    text = frame[column].astype(str).str.strip().str.lower()
-    truthy, falsy = text.isin(_TRUE).to_numpy(), text.isin(_FALSE).to_numpy()
-    bad = ~(truthy | falsy)
+    values = frame[column]
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+        # Parquet booleans and integers: no text round trip; nulls are errors.
+        number = values.astype("float64").to_numpy()
+        truthy, bad = number == 1, ~np.isin(number, (0.0, 1.0))
+    else:
+        text = values.astype(str).str.strip().str.lower()
+        truthy = text.isin(_TRUE).to_numpy()
+        bad = ~(truthy | text.isin(_FALSE).to_numpy())
     if bad.any():
         _fail(
             path,
@@ -228,8 +235,13 @@ def parse_events(path: Path, frame: pd.DataFrame, first: int, unit: str) -> pd.S
 
 def parse_timestamps(path: Path, frame: pd.DataFrame, first: int, unit: str) -> pd.Series:
     """Parse ISO 8601 timestamps (naive = UTC), or fail naming the lines."""
-    text = frame["timestamp"].astype(str).str.strip()
-    parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+    values = frame["timestamp"]
+    if pd.api.types.is_datetime64_any_dtype(values):  # Parquet timestamps
+        zone = values.dt.tz
+        parsed = values.dt.tz_localize("UTC") if zone is None else values.dt.tz_convert("UTC")
+    else:
+        text = values.astype(str).str.strip()
+        parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
     bad = parsed.isna().to_numpy()
     if bad.any():
         _fail(
@@ -243,19 +255,48 @@ def parse_timestamps(path: Path, frame: pd.DataFrame, first: int, unit: str) -> 
 
 
 # --------------------------------------------------------------------------
-# Joining to the assignments
+# Joining to the assignments (integer positions, no per-row Python)
 # --------------------------------------------------------------------------
 
 
-def _classify_ids(ids: pd.Series, assignments: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Masks of rows whose customer is unknown, and whose customer is in the holdout."""
-    arm_of = pd.Series(
-        assignments["experiment_arm"].to_numpy(), index=assignments["customer_id"].astype(str)
-    )
-    arms = ids.map(arm_of)
-    unknown = arms.isna().to_numpy()
-    holdout = (arms == HOLDOUT_ARM).to_numpy()
-    return unknown, holdout
+@dataclass(frozen=True)
+class _Located:
+    """Where each file row's customer is in the assignments.
+
+    Attributes:
+        position: Row of the customer in the assignments, -1 when unknown.
+        unknown: The customer is not in the assignments.
+        holdout: The customer is in the holdout.
+    """
+
+    position: np.ndarray
+    unknown: np.ndarray
+    holdout: np.ndarray
+
+    @property
+    def kept(self) -> np.ndarray:
+        """Rows of recipients (known and not held out)."""
+        return ~(self.unknown | self.holdout)
+
+
+def _locate(ids: pd.Series, assignments: pd.DataFrame) -> _Located:
+    # Arrow's hash join: much faster than pandas get_indexer on millions of strings.
+    known = pa.array(assignments["customer_id"].astype(str), type=pa.large_string())
+    found = pc.index_in(pa.array(ids, type=pa.large_string()), value_set=known)
+    position = found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    unknown = position < 0
+    in_holdout = assignments["experiment_arm"].to_numpy(dtype=object) == HOLDOUT_ARM
+    holdout = ~unknown & in_holdout[np.where(unknown, 0, position)]
+    return _Located(position, unknown, holdout)
+
+
+def _excluded_counts(ids: pd.Series, located: _Located) -> dict[str, int]:
+    return {
+        "unknown_customers": int(pd.unique(ids.to_numpy(dtype=object)[located.unknown]).size),
+        "unknown_customer_rows": int(located.unknown.sum()),
+        "holdout_customers": int(np.unique(located.position[located.holdout]).size),
+        "holdout_rows": int(located.holdout.sum()),
+    }
 
 
 def _exclusion_warnings(counts: dict[str, int], unit: str) -> list[dict[str, str]]:
@@ -281,13 +322,13 @@ def _exclusion_warnings(counts: dict[str, int], unit: str) -> list[dict[str, str
     return warnings
 
 
-def _consistency(frame: pd.DataFrame, counts: dict[str, int]) -> list[dict[str, str]]:
+def _consistency(flags: dict[str, np.ndarray], counts: dict[str, int]) -> list[dict[str, str]]:
     """Click without open -> open; conversion without click is kept. Count both."""
-    click_no_open = frame["clicked"] & ~frame["opened"]
-    conv_no_click = frame["converted"] & ~frame["clicked"]
+    click_no_open = flags["clicked"] & ~flags["opened"]
+    conv_no_click = flags["converted"] & ~flags["clicked"]
     counts["click_without_open"] = int(click_no_open.sum())
     counts["conversion_without_click"] = int(conv_no_click.sum())
-    frame.loc[click_no_open, "opened"] = True
+    flags["opened"] = flags["opened"] | click_no_open
     warnings = []
     if counts["click_without_open"]:
         warnings.append(
@@ -309,21 +350,21 @@ def _consistency(frame: pd.DataFrame, counts: dict[str, int]) -> list[dict[str, 
     return warnings
 
 
-def _finish(recipients: pd.DataFrame, flags: pd.DataFrame) -> pd.DataFrame:
-    """Recipients (assignment order) with their flags as 0/1 and the source column."""
-    out = recipients[["customer_id", "experiment_arm", "segment"]].merge(
-        flags, on="customer_id", how="inner", validate="one_to_one"
-    )
+def _finish(
+    assignments: pd.DataFrame, include: np.ndarray, flags: dict[str, np.ndarray]
+) -> pd.DataFrame:
+    """The included assignment rows (in order) with their flags as 0/1 and the source."""
+    out = assignments.loc[include, ["customer_id", "experiment_arm", "segment"]]
+    out = out.reset_index(drop=True)
+    out["customer_id"] = out["customer_id"].astype(str)
     for column in FLAG_COLUMNS:
-        out[column] = out[column].astype(bool).astype("int8")
+        out[column] = flags[column][include].astype("int8")
     out["engagement_source"] = SOURCE_IMPORTED
-    return out[list(ENGAGEMENT_COLUMNS)].reset_index(drop=True)
+    return out[list(ENGAGEMENT_COLUMNS)]
 
 
-def _recipients(assignments: pd.DataFrame) -> pd.DataFrame:
-    frame = assignments.loc[assignments["experiment_arm"] != HOLDOUT_ARM].copy()
-    frame["customer_id"] = frame["customer_id"].astype(str)
-    return frame
+def _is_recipient(assignments: pd.DataFrame) -> np.ndarray:
+    return assignments["experiment_arm"].to_numpy(dtype=object) != HOLDOUT_ARM
 
 
 # --------------------------------------------------------------------------
@@ -331,25 +372,38 @@ def _recipients(assignments: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------
 
 
+def _combine_rows(
+    position: np.ndarray, values: dict[str, np.ndarray], size: int
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Combine repeated rows per customer: a flag is set if any row sets it.
+
+    Returns:
+        The flags per assignment row, the rows-per-customer count, and the mask of
+        customers whose rows disagree on some flag.
+    """
+    rows = np.bincount(position, minlength=size)
+    flags, disagree = {}, np.zeros(size, dtype=bool)
+    for column, value in values.items():
+        trues = np.bincount(position, weights=value, minlength=size)
+        flags[column] = trues > 0
+        disagree |= (trues > 0) & (trues < rows)
+    return flags, rows, disagree
+
+
 def _import_recipients(
     path: Path, raw: pd.DataFrame, first: int, unit: str, assignments: pd.DataFrame
 ) -> EngagementImport:
     ids = _check_ids(path, raw, first, unit)
-    flags = pd.DataFrame({"customer_id": ids})
-    for column in FLAG_COLUMNS:
-        flags[column] = parse_flags(path, raw, column, first, unit)
-    unknown, holdout = _classify_ids(ids, assignments)
-    counts = _excluded_counts(ids, unknown, holdout)
-    kept = flags.loc[~(unknown | holdout)]
-    combined = kept.groupby("customer_id", sort=False)[list(FLAG_COLUMNS)].agg(["any", "all"])
-    disagree = np.zeros(len(combined), dtype=bool)
-    for column in FLAG_COLUMNS:
-        disagree |= (combined[(column, "any")] != combined[(column, "all")]).to_numpy()
-    merged = pd.DataFrame(
-        {c: combined[(c, "any")].to_numpy() for c in FLAG_COLUMNS}, index=combined.index
-    ).reset_index()
+    values = {c: parse_flags(path, raw, c, first, unit) for c in FLAG_COLUMNS}
+    located = _locate(ids, assignments)
+    kept = located.kept
+    counts = _excluded_counts(ids, located)
+    flags, rows, disagree = _combine_rows(
+        located.position[kept], {c: v[kept] for c, v in values.items()}, len(assignments)
+    )
+    present = rows > 0
     counts["rows"] = len(raw)
-    counts["duplicate_rows"] = int(len(kept) - len(merged))
+    counts["duplicate_rows"] = int(kept.sum() - present.sum())
     counts["duplicate_conflicts"] = int(disagree.sum())
     warnings = _exclusion_warnings(counts, "row(s)")
     if counts["duplicate_rows"]:
@@ -361,12 +415,12 @@ def _import_recipients(
                 f"{counts['duplicate_conflicts']} recipient(s) had rows that disagreed",
             }
         )
-    warnings += _consistency(merged, counts)
-    recipients = _recipients(assignments)
-    missing = ~recipients["customer_id"].isin(merged["customer_id"])
+    warnings += _consistency(flags, counts)
+    recipient = _is_recipient(assignments)
+    missing = recipient & ~present
     counts["missing_recipients"] = int(missing.sum())
     if counts["missing_recipients"]:
-        by_arm = recipients.loc[missing, "experiment_arm"].value_counts().sort_index()
+        by_arm = assignments.loc[missing, "experiment_arm"].value_counts().sort_index()
         detail = ", ".join(f"{arm} {n}" for arm, n in by_arm.items())
         warnings.append(
             {
@@ -376,18 +430,9 @@ def _import_recipients(
                 "(outcome unknown)",
             }
         )
-    frame = _finish(recipients, merged)
+    frame = _finish(assignments, recipient & present, flags)
     counts["recipients"] = len(frame)
     return EngagementImport(frame, "recipients", counts, warnings)
-
-
-def _excluded_counts(ids: pd.Series, unknown: np.ndarray, holdout: np.ndarray) -> dict[str, int]:
-    return {
-        "unknown_customers": int(ids[unknown].nunique()),
-        "unknown_customer_rows": int(unknown.sum()),
-        "holdout_customers": int(ids[holdout].nunique()),
-        "holdout_rows": int(holdout.sum()),
-    }
 
 
 def _import_events(
@@ -399,21 +444,43 @@ def _import_events(
     send_time: pd.Timestamp | None,
 ) -> EngagementImport:
     ids = _check_ids(path, raw, first, unit)
-    events = pd.DataFrame(
-        {
-            "customer_id": ids,
-            "event": parse_events(path, raw, first, unit),
-            "timestamp": parse_timestamps(path, raw, first, unit),
-        }
-    )
-    unknown, holdout = _classify_ids(ids, assignments)
-    counts = _excluded_counts(ids, unknown, holdout)
+    codes = pd.Categorical(parse_events(path, raw, first, unit), categories=EVENT_TYPES).codes
+    stamps = parse_timestamps(path, raw, first, unit).to_numpy(dtype="datetime64[ns]")
+    located = _locate(ids, assignments)
+    counts = _excluded_counts(ids, located)
     counts["rows"] = len(raw)
-    kept = events.loc[~(unknown | holdout)]
-    deduped = kept.drop_duplicates(["customer_id", "event", "timestamp"])
-    counts["duplicate_events"] = len(kept) - len(deduped)
-    deduped, early = _drop_before_send(deduped, assignments, send_time)
-    counts["events_before_send"] = early
+    kept = np.flatnonzero(located.kept)
+    events = pd.DataFrame(
+        {"p": located.position[kept], "e": codes[kept], "t": stamps[kept].view("int64")}
+    )
+    unique = ~events.duplicated().to_numpy()
+    counts["duplicate_events"] = int((~unique).sum())
+    early = _before_send(events, assignments, send_time) & unique
+    counts["events_before_send"] = int(early.sum())
+    events = events.loc[unique & ~early]
+    warnings = _event_warnings(counts)
+    table = np.zeros((len(assignments), len(EVENT_TYPES)), dtype=bool)
+    table[events["p"].to_numpy(), events["e"].to_numpy()] = True
+    for index, event in enumerate(EVENT_TYPES):
+        counts[f"{event}_events"] = int((events["e"] == index).sum())
+    recipient = _is_recipient(assignments)
+    has_events = np.bincount(events["p"].to_numpy(), minlength=len(assignments)) > 0
+    column = {event: table[:, i] for i, event in enumerate(EVENT_TYPES)}
+    counts["recipients_without_events"] = int((recipient & ~has_events).sum())
+    counts["bounced_recipients"] = int((recipient & column["bounce"]).sum())
+    counts["unsubscribed_recipients"] = int((recipient & column["unsubscribe"]).sum())
+    flags = {
+        "opened": column["open"],
+        "clicked": column["click"],
+        "converted": column["conversion"],
+    }
+    warnings += _consistency(flags, counts)
+    frame = _finish(assignments, recipient, flags)
+    counts["recipients"] = len(frame)
+    return EngagementImport(frame, "events", counts, warnings)
+
+
+def _event_warnings(counts: dict[str, int]) -> list[dict[str, str]]:
     warnings = _exclusion_warnings(counts, "event(s)")
     if counts["duplicate_events"]:
         warnings.append(
@@ -423,66 +490,31 @@ def _import_events(
                 "(same customer, event and timestamp) counted once",
             }
         )
-    if early:
+    if counts["events_before_send"]:
         warnings.append(
             {
                 "code": "events_before_send",
-                "message": f"{early} event(s) are timestamped before the send and were excluded",
+                "message": f"{counts['events_before_send']} event(s) are timestamped before the "
+                "send and were excluded",
             }
         )
-    for event in EVENT_TYPES:
-        counts[f"{event}_events"] = int((deduped["event"] == event).sum())
-    recipients = _recipients(assignments)
-    flags = _event_flags(deduped, recipients["customer_id"])
-    counts["recipients_without_events"] = int((flags["_events"] == 0).sum())
-    counts["bounced_recipients"] = int(flags["_bounce"].sum())
-    counts["unsubscribed_recipients"] = int(flags["_unsubscribe"].sum())
-    warnings += _consistency(flags, counts)
-    frame = _finish(recipients, flags[["customer_id", *FLAG_COLUMNS]])
-    counts["recipients"] = len(frame)
-    return EngagementImport(frame, "events", counts, warnings)
+    return warnings
 
 
-def _drop_before_send(
+def _before_send(
     events: pd.DataFrame, assignments: pd.DataFrame, send_time: pd.Timestamp | None
-) -> tuple[pd.DataFrame, int]:
-    """Remove events timestamped before the send (per customer's ``assigned_at``)."""
+) -> np.ndarray:
+    """Mask of events timestamped before the send (each customer's ``assigned_at``)."""
     if send_time is not None:
-        moment = pd.Timestamp(send_time)
-        sent: pd.Series | pd.Timestamp = (
-            moment.tz_localize("UTC") if moment.tzinfo is None else moment
-        )
-    else:
-        assigned = pd.to_datetime(
-            pd.Series(
-                assignments["assigned_at"].astype(str).to_numpy(),
-                index=assignments["customer_id"].astype(str).to_numpy(),
-            ),
-            utc=True,
-            errors="coerce",
-            format="ISO8601",
-        )
-        sent = events["customer_id"].map(assigned)
-    early = (events["timestamp"] < sent).to_numpy(dtype=bool)  # NaT compares False
-    return events.loc[~early], int(early.sum())
-
-
-def _event_flags(events: pd.DataFrame, recipient_ids: pd.Series) -> pd.DataFrame:
-    """Per recipient: opened/clicked/converted flags and bounce/unsubscribe/any-event flags."""
-    table = pd.crosstab(events["customer_id"], events["event"])
-    table = table.reindex(index=recipient_ids.to_numpy(), columns=list(EVENT_TYPES), fill_value=0)
-    table = table.fillna(0)
-    return pd.DataFrame(
-        {
-            "customer_id": recipient_ids.to_numpy(),
-            "opened": (table["open"] > 0).to_numpy(),
-            "clicked": (table["click"] > 0).to_numpy(),
-            "converted": (table["conversion"] > 0).to_numpy(),
-            "_bounce": (table["bounce"] > 0).to_numpy(),
-            "_unsubscribe": (table["unsubscribe"] > 0).to_numpy(),
-            "_events": table.sum(axis=1).to_numpy(),
-        }
-    )
+        moment = send_time.tz_localize("UTC") if send_time.tzinfo is None else send_time
+        return events["t"].to_numpy() < moment.value
+    # assigned_at repeats (one value per run): parse each distinct text once.
+    codes, texts = pd.factorize(assignments["assigned_at"].astype(str))
+    parsed = pd.to_datetime(pd.Series(texts), utc=True, errors="coerce", format="ISO8601")
+    sent = parsed.to_numpy(dtype="datetime64[ns]").view("int64")[codes]
+    sent_for_event = sent[events["p"].to_numpy()]
+    valid = sent_for_event != np.iinfo(np.int64).min  # NaT: no send time, no check
+    return valid & (events["t"].to_numpy() < sent_for_event)
 
 
 def import_engagement(
