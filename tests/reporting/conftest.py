@@ -427,7 +427,7 @@ def build_run(
     run_dir: Path,
     *,
     source: str = "simulated",
-    n: int = 1200,
+    n: int = 800,
     seed: int = 5,
     with_customers: bool = True,
 ) -> Path:
@@ -539,6 +539,21 @@ def sim_report(fixture_run: Path):
     from cpo.reporting.render import render_report
 
     return render_report(fixture_run)
+
+
+@pytest.fixture(scope="session")
+def pdf_text():
+    """Text of each page of a PDF, extracted once per file and session (pypdf is slow)."""
+    from pypdf import PdfReader
+
+    cache: dict[Path, list[str]] = {}
+
+    def pages(path: Path) -> list[str]:
+        if path not in cache:
+            cache[path] = [page.extract_text() or "" for page in PdfReader(str(path)).pages]
+        return cache[path]
+
+    return pages
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from pypdf import PdfReader
 
 from cpo.pipeline import default_stages, run_pipeline
 from cpo.reporting.html import SECTIONS
@@ -46,9 +45,9 @@ def test_real_report_numbers_equal_metrics_json(real_run, report_checks) -> None
     assert ("simulated-banner" in page.ids) == simulated
 
 
-def test_real_report_pdf_and_notebook(real_run) -> None:
+def test_real_report_pdf_and_notebook(real_run, pdf_text) -> None:
     run_dir, _ = real_run
-    pages = [p.extract_text() or "" for p in PdfReader(str(run_dir / "report.pdf")).pages]
+    pages = pdf_text(run_dir / "report.pdf")
     assert len(pages) >= 10
     assert all("SIMULATED DATA" in text for text in pages)
     notebook = nbformat.read(run_dir / "report.ipynb", as_version=4)

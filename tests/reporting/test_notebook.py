@@ -49,10 +49,33 @@ def test_failing_cell_is_reported_and_saved(tmp_path: Path, monkeypatch) -> None
     assert saved.cells[0].outputs[0].output_type == "error"
 
 
-def test_kernel_is_this_interpreter() -> None:
+def test_kernel_is_this_interpreter_even_with_a_broken_user_spec(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # A user's own "python3" kernel spec (here: for a Python that does not exist)
+    # takes precedence for plain nbclient; the report must still run in this Python.
+    import json
     import sys
 
-    manager = nb_module._kernel_manager_class(None)(kernel_name="python3")
-    spec = manager.kernel_spec
-    assert spec.argv[0] in (sys.executable, "python")
-    assert spec.argv[1:3] == ["-m", "ipykernel_launcher"]
+    spec_dir = tmp_path / "data" / "kernels" / "python3"
+    spec_dir.mkdir(parents=True)
+    (spec_dir / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [
+                    "/nonexistent/python",
+                    "-m",
+                    "ipykernel_launcher",
+                    "-f",
+                    "{connection_file}",
+                ],
+                "display_name": "Broken",
+                "language": "python",
+            }
+        )
+    )
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("JUPYTER_PREFER_ENV_PATH", "0")
+    notebook = nbformat.v4.new_notebook(cells=[new_code_cell("import sys; print(sys.executable)")])
+    assert nb_module.execute_notebook(notebook, tmp_path) is None
+    assert notebook.cells[0].outputs[0].text.strip() == sys.executable

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from pypdf import PdfReader
 
 from cpo.reporting.html import SECTIONS
 from cpo.reporting.pdf import MAX_PDF_BYTES, offline_fetcher
 
 
-def _pages(path: Path) -> list[str]:
-    return [page.extract_text() or "" for page in PdfReader(str(path)).pages]
-
-
-def test_pdf_opens_with_text_and_every_section(sim_report) -> None:
+def test_pdf_opens_with_text_and_every_section(sim_report, pdf_text) -> None:
     path = sim_report.run_dir / "report.pdf"
     assert path.stat().st_size < MAX_PDF_BYTES
-    pages = _pages(path)
+    pages = pdf_text(path)
     assert len(pages) >= 8
     assert all(len(text.strip()) > 50 for text in pages)
     text = "\n".join(pages)
@@ -29,16 +22,16 @@ def test_pdf_opens_with_text_and_every_section(sim_report) -> None:
     assert "page 1 of" in pages[0]
 
 
-def test_every_page_says_simulated_when_simulated(sim_report, imported_report) -> None:
-    simulated = _pages(sim_report.run_dir / "report.pdf")
+def test_every_page_says_simulated_when_simulated(sim_report, imported_report, pdf_text) -> None:
+    simulated = pdf_text(sim_report.run_dir / "report.pdf")
     assert all("SIMULATED DATA" in text for text in simulated)
-    imported = _pages(imported_report.run_dir / "report.pdf")
+    imported = pdf_text(imported_report.run_dir / "report.pdf")
     assert not any("SIMULATED" in text for text in imported)
 
 
-def test_charts_are_in_the_pdf(sim_report) -> None:
+def test_charts_are_in_the_pdf(sim_report, pdf_text) -> None:
     # Chart axis labels are SVG text, so they are extractable from the PDF.
-    text = "\n".join(_pages(sim_report.run_dir / "report.pdf"))
+    text = "\n".join(pdf_text(sim_report.run_dir / "report.pdf"))
     assert "lift vs control (percentage points)" in text
     assert "treatment − control (pp)" in text
 

@@ -361,8 +361,16 @@ def _power_statement(art: RunArtifacts, metric: str, best: dict[str, Any]) -> st
             f"detected with {fmt.pct(_power_level(art), 0)} power; smaller true effects are "
             "likely to go unseen, so this result is not evidence that there is no effect."
         )
+    elif mde and str(mde.get("reason") or "").startswith("unreachable"):
+        n = mde.get("n_per_arm")
+        size = f"about {float(n):,.0f}" if n is not None else "so few"
+        text += (
+            f" With {size} recipients per arm, no lift in {label}, however large, could be "
+            f"detected with {fmt.pct(_power_level(art), 0)} power: the test was too small to "
+            "tell anything."
+        )
     elif mde and mde.get("reason"):
-        text += f" The design could not reach the target power: {mde['reason']}."
+        text += f" The power could not be computed ({mde['reason']})."
     needed = next_sample_size(art, metric, best)
     if needed:
         text += " " + needed["sentence"]
@@ -377,13 +385,22 @@ def _power_level(art: RunArtifacts) -> float:
 def next_sample_size(
     art: RunArtifacts, metric: str, best: dict[str, Any] | None
 ) -> dict[str, Any] | None:
-    """Customers per arm needed to detect the observed (or planned) lift next time."""
-    if best is None or best.get("control_value") in (None, 0, 1):
+    """Customers per arm needed to detect the observed (or planned) lift next time.
+
+    The baseline is the observed control rate, or the power section's baseline
+    (the design's) when the control rate is 0, 1 or missing.
+    """
+    if best is None:
         return None
-    baseline = float(best["control_value"])
+    baseline = best.get("control_value")
+    if baseline is None or not 0 < baseline < 1:
+        baseline = (mde_for(art, metric) or {}).get("baseline")
+    if baseline is None or not 0 < baseline < 1:
+        return None
+    baseline = float(baseline)
     observed = best.get("lift_absolute")
     planned = (art.design.get("power") or {}).get("expected_relative_lift")
-    if observed is not None and observed > 0:
+    if observed is not None and 0 < observed < 1 - baseline:
         effect, basis = float(observed), "the observed lift"
     elif planned:
         effect, basis = baseline * float(planned), f"the planned {float(planned):.0%} relative lift"

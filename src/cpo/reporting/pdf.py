@@ -10,6 +10,7 @@ never touches the network or the file system even if a reference slipped in.
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 from cpo.errors import StageError
@@ -45,7 +46,11 @@ def render_pdf(html: str, target: Path) -> int:
     Raises:
         StageError: the PDF is larger than :data:`MAX_PDF_BYTES`.
     """
-    from weasyprint import HTML
+    with warnings.catch_warnings():
+        # WeasyPrint warns at import when the system lacks libharfbuzz-subset; it then
+        # subsets fonts with fontTools, which works (slower). Not the user's concern here.
+        warnings.filterwarnings("ignore", message="HarfBuzz-Subset", category=DeprecationWarning)
+        from weasyprint import HTML
 
     # WeasyPrint logs every CSS property it ignores at WARNING; they are not errors here.
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
