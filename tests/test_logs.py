@@ -82,3 +82,26 @@ def test_full_run_leaks_no_pii_to_logs_or_terminal(tmp_path: Path, customers_csv
     ids = set(frame["customer_id"])
     logged_tokens = set(logs.replace('"', " ").replace(",", " ").split())
     assert not ids & logged_tokens, "raw customer ids reached the log"
+
+
+def test_failed_run_masks_customer_ids_in_log_and_manifest(tmp_path: Path, customers_csv: Path):
+    from cpo.errors import StageError
+    from cpo.pipeline import RunOptions, run_pipeline
+    from cpo.segmentation.stage import SegmentStage
+
+    frame = pd.read_csv(customers_csv, dtype=str, keep_default_na=False)
+    frame.loc[5, "customer_id"] = "CUSTX-4242"
+    frame.loc[6, "customer_id"] = "CUSTX-4242"
+    frame.to_csv(customers_csv, index=False)
+    run = tmp_path / "run"
+    try:
+        run_pipeline(run, options=RunOptions(customers=customers_csv), stages=[SegmentStage()])
+    except StageError as error:
+        assert "CUSTX-4242" in str(error)  # the user sees which row to fix
+    else:
+        raise AssertionError("the duplicate id did not fail the run")
+    log = (run / "logs/system.log").read_text()
+    manifest = (run / "manifest.json").read_text()
+    assert "duplicate id" in log and "duplicate id" in manifest
+    assert "CUSTX-4242" not in log and "CUSTX-4242" not in manifest
+    assert "<id:" in log

@@ -74,7 +74,10 @@ def load_customers(path: Path | str, on_invalid: str = "error") -> LoadedCustome
     for problem in problems:
         bad |= problem.mask
     if bad.any() and on_invalid == "error":
-        raise DataValidationError(_describe(path, raw, lines, problems, first_line))
+        raise DataValidationError(
+            _describe(path, raw, lines, problems, first_line),
+            sensitive=_shown_ids(raw, problems),
+        )
     rejected = _rejected_rows(raw, lines, problems, bad)
     valid = _typed(raw.loc[~bad]).reset_index(drop=True)
     if valid.empty:
@@ -203,6 +206,15 @@ def _describe(
         )
     message = "\n".join(parts)
     return message + "\n  fix: correct these rows, or pass --on-invalid skip to set them aside"
+
+
+def _shown_ids(raw: pd.DataFrame, problems: list[_Problem]) -> list[str]:
+    """The customer ids an error message names (logs mask them)."""
+    shown: list[str] = []
+    for problem in problems:
+        for pos in np.flatnonzero(problem.mask)[:MAX_EXAMPLES]:
+            shown.append(str(raw["customer_id"].iloc[pos]).strip())
+    return shown
 
 
 def _customer_ref(raw: pd.DataFrame, position: int) -> str:

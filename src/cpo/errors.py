@@ -20,6 +20,8 @@ Hierarchy::
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class CpoError(Exception):
     """Base class for every error cpo reports to a user.
@@ -29,9 +31,14 @@ class CpoError(Exception):
         hint: How to fix it (optional; appended to the message).
     """
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, hint: str | None = None, sensitive: Iterable[str] = ()
+    ) -> None:
         self.message = message
         self.hint = hint
+        #: Values in the message (e.g. customer ids) that a log must mask; the
+        #: terminal shows them so the user can find the rows.
+        self.sensitive = tuple(str(v) for v in sensitive if str(v))
         super().__init__(self.__str__())
 
     def __str__(self) -> str:
@@ -55,9 +62,11 @@ class RunDirError(CpoError):
 class StageError(CpoError):
     """A pipeline stage failed; ``stage`` names it."""
 
-    def __init__(self, stage: str, message: str, hint: str | None = None) -> None:
+    def __init__(
+        self, stage: str, message: str, hint: str | None = None, sensitive: Iterable[str] = ()
+    ) -> None:
         self.stage = stage
-        super().__init__(f"stage '{stage}' failed: {message}", hint)
+        super().__init__(f"stage '{stage}' failed: {message}", hint, sensitive)
 
 
 class BackendError(CpoError):

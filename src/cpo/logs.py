@@ -16,7 +16,7 @@ import hashlib
 import json
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,13 @@ def utc_now() -> str:
 def hash_customer_id(customer_id: str, salt: str) -> str:
     """Return a 12-hex-character salted hash of a customer id, safe for logs."""
     return hashlib.sha256(f"{salt}:{customer_id}".encode()).hexdigest()[:12]
+
+
+def mask_values(text: str, values: Iterable[str], salt: str) -> str:
+    """Replace each listed value (e.g. a customer id) in ``text`` by ``<id:HASH>``."""
+    for value in sorted(set(values), key=len, reverse=True):
+        text = text.replace(value, f"<id:{hash_customer_id(value, salt)}>")
+    return text
 
 
 def redact(value: Any) -> Any:

@@ -26,7 +26,7 @@ from filelock import FileLock, Timeout
 from cpo import __version__
 from cpo.config import Config, load_config, sha256_json
 from cpo.errors import CpoError, RunDirError, StageError
-from cpo.logs import RunLog, utc_now
+from cpo.logs import RunLog, mask_values, utc_now
 from cpo.runfiles import read_json, sha256_path, write_json
 
 MANIFEST = "manifest.json"
@@ -375,7 +375,8 @@ def _run_stage(ctx: RunContext, stage: Stage, previous: dict[str, Any] | None) -
             raise
         message = exc.message if isinstance(exc, CpoError) else f"{type(exc).__name__}: {exc}"
         hint = exc.hint if isinstance(exc, CpoError) else None
-        raise StageError(stage.name, message, hint) from exc
+        sensitive = exc.sensitive if isinstance(exc, CpoError) else ()
+        raise StageError(stage.name, message, hint, sensitive) from exc
     seconds = time.perf_counter() - began
     status = "paused" if outcome.paused else "completed"
     record.update(
@@ -408,6 +409,8 @@ def _record_failure(
 ) -> None:
     """Mark the stage and the run as failed, with the error, in manifest and log."""
     message = str(exc) if isinstance(exc, CpoError) else f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, CpoError) and exc.sensitive:
+        message = mask_values(message, exc.sensitive, ctx.salt)
     record.update(status="failed", finished_at=utc_now(), duration_s=round(seconds, 3))
     record["error"] = message
     ctx.manifest["status"] = "failed"

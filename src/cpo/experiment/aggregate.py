@@ -234,6 +234,7 @@ def _check_unique_ids(ids: pd.Series, source: str) -> None:
         f"({int(duplicated.sum())} rows), e.g. {examples}",
         hint="keep one row per recipient (per-recipient files), or import events with "
         "`cpo analyze EVENTS --assignments assignments.csv`",
+        sensitive=[str(v) for v in repeated.drop_duplicates().head(MAX_EXAMPLES)],
     )
 
 
