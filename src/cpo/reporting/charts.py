@@ -15,10 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import matplotlib
-
-matplotlib.use("Agg", force=False)  # never open a window; the report runs headless
-
-from matplotlib.figure import Figure
+from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend needed
+from matplotlib.ticker import MaxNLocator
 
 _RC = {
     "svg.fonttype": "none",
@@ -174,6 +172,7 @@ def bar_chart(
         ax.set_yticks(ys, [_shorten(label, 58) for label in labels], fontsize=7.5)
         ax.set_xlabel(xlabel, fontsize=8)
         ax.set_xlim(0, max(values) * 1.12 if max(values) > 0 else 1)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.tick_params(axis="y", length=0)
         return _to_svg(fig, description or xlabel)
 

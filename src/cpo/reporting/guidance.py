@@ -6,6 +6,7 @@ outcomes, segment sizes, cost) rather than written once for every run.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ from cpo.reporting.context import (
     significance,
 )
 
+#: The config snapshot's key for prompt files (listed, not printed in full).
+PROMPTS_KEY = "prompts"
 #: Methods named in the appendix: (name, what it is used for, reference).
 METHODS: tuple[tuple[str, str, str], ...] = (
     (
@@ -244,6 +247,24 @@ def _small_segments(art: RunArtifacts) -> list[str]:
     return small
 
 
+def _prompt_rows(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The prompt files of the snapshot: name, size, sha256 and first line (not the full text)."""
+    prompts = config.get(PROMPTS_KEY) or {}
+    rows = []
+    for name, text in prompts.items():
+        text = str(text)
+        first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+        rows.append(
+            {
+                "name": name,
+                "chars": len(text),
+                "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+                "first_line": first if len(first) <= 90 else first[:89] + "…",
+            }
+        )
+    return rows
+
+
 def appendix_section(art: RunArtifacts) -> dict[str, Any]:
     """Methods, the configuration snapshot and a manifest summary."""
     manifest = art.manifest
@@ -271,8 +292,9 @@ def appendix_section(art: RunArtifacts) -> dict[str, Any]:
     ]
     return {
         "methods": [{"name": n, "use": u, "reference": r} for n, u, r in METHODS],
+        "prompts": _prompt_rows(manifest.get("config") or {}),
         "config_yaml": yaml.safe_dump(
-            manifest.get("config") or {},
+            {k: v for k, v in (manifest.get("config") or {}).items() if k != PROMPTS_KEY},
             sort_keys=False,
             allow_unicode=True,
             default_flow_style=None,  # lists and maps of scalars inline: a shorter appendix
