@@ -291,7 +291,7 @@ def _headline(
     numbers = (
         f"{fmt.pct(best.get('treatment_value'))} against {fmt.pct(best.get('control_value'))} "
         f"in control, a lift of {fmt.pp(best.get('lift_absolute'))} "
-        f"(95% CI {fmt.interval(lower, upper, 'pp')})"
+        f"({fmt.pct(confidence(art), 0)} CI {fmt.interval(lower, upper, 'pp')})"
     )
     adjusted = (
         f"{_adjustment_name(sig.get('adjustment'))}-adjusted p = "

@@ -33,7 +33,7 @@ PROMPTS_KEY = "prompts"
 METHODS: tuple[tuple[str, str, str], ...] = (
     (
         "Wilson score interval",
-        "95% interval of every rate (per arm, per segment, per attribute bin)",
+        "interval of every rate (per arm, per segment, per attribute bin)",
         "Wilson (1927); Newcombe (1998a)",
     ),
     (

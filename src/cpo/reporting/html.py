@@ -152,7 +152,7 @@ def _lift_chart(art: RunArtifacts) -> str:
     return charts.forest_chart(
         panels,
         xlabel="lift vs control (percentage points)",
-        description="Lift of each treatment arm over control per metric, 95% Newcombe intervals",
+        description="Lift of each treatment arm over control per metric, with Newcombe intervals",
     )
 
 
@@ -168,7 +168,8 @@ def _rate_chart(art: RunArtifacts) -> str:
         values,
         [i[0] for i in intervals],
         [i[1] for i in intervals],
-        title=f"{fmt.metric_label(metric)} by arm (95% Wilson intervals)",
+        title=f"{fmt.metric_label(metric)} by arm "
+        f"({fmt.pct(context.confidence(art), 0)} Wilson intervals)",
         emphasis=[a != context.CONTROL_ARM for a in names],
     )
 
@@ -203,7 +204,7 @@ def _segment_chart(art: RunArtifacts) -> str:
     return charts.forest_chart(
         panels,
         xlabel=f"{fmt.metric_label(metric).lower()} lift (pp)",
-        description="Primary-metric lift per arm within each segment, 95% Newcombe intervals",
+        description="Primary-metric lift per arm within each segment, with Newcombe intervals",
     )
 
 
@@ -235,7 +236,7 @@ def _bins_chart(result: ExplainResult | None) -> str:
     return charts.forest_chart(
         panels,
         xlabel="treatment − control (pp)",
-        description="Lift by bin of each customer attribute, 95% Newcombe intervals",
+        description="Lift by bin of each customer attribute, with Newcombe intervals",
     )
 
 
@@ -253,7 +254,7 @@ def _terms_chart(result: ExplainResult | None) -> str:
         xlabel="change in the treatment log-odds ratio (0 = no moderation)",
         scale=1.0,
         columns=1,
-        description="Interaction estimates of the logistic regression with 95% Wald intervals",
+        description="Interaction estimates of the logistic regression with Wald intervals",
     )
 
 
