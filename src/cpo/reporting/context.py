@@ -632,74 +632,60 @@ def arm_rows(art: RunArtifacts, block: dict[str, Any], segment: str | None = Non
     return rows
 
 
+#: Lift-record fields shown in the lift tables: (row key, field path, formatter).
+_LIFT_FIELDS: tuple[tuple[str, str, Any], ...] = (
+    ("control", "control_value", fmt.pct),
+    ("treatment", "treatment_value", fmt.pct),
+    ("lift", "lift_absolute", fmt.pp),
+    ("lift_percent", "lift_percent", fmt.signed_pct),
+    ("p", "statistical_significance.p_value", fmt.pval),
+    ("p_adj", "statistical_significance.p_value_adjusted", fmt.pval),
+    ("prob_beat", "bayesian.prob_beat_control", fmt.prob),
+    ("loss", "bayesian.expected_loss", lambda value: fmt.pp(value, 3)),
+)
+
+
+def _field(record: dict[str, Any], dotted: str) -> Any:
+    """A nested value by dotted path, None when any part is missing."""
+    value: Any = record
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
 def lift_rows(
     art: RunArtifacts, block: dict[str, Any], metric: str, segment: str | None = None
 ) -> list[dict[str, Any]]:
     """Per treatment arm: the full comparison with control for one metric."""
-    rows = []
-    for record in sorted(lift_records(block, metric), key=lambda r: r.get("treatment_arm", "")):
-        arm = record.get("treatment_arm", "")
-        sig = significance(record)
-        lower, upper = interval_of(sig.get("confidence_interval"))
-        rel_lower, rel_upper = relative_interval(record)
-        bayes = record.get("bayesian") or {}
+    records = sorted(lift_records(block, metric), key=lambda r: r.get("treatment_arm", ""))
+    return [_lift_row(art, record, metric, segment) for record in records]
 
-        def c(field: str, value: Any, text: str, note: str = "", arm: str = arm) -> dict:
-            return cell(lift_key(arm, metric, field, segment), value, text, note)
 
-        rows.append(
-            {
-                "arm": arm,
-                "tone": arm_tone(art, arm),
-                "control": c(
-                    "control_value",
-                    record.get("control_value"),
-                    fmt.pct(record.get("control_value")),
-                ),
-                "treatment": c(
-                    "treatment_value",
-                    record.get("treatment_value"),
-                    fmt.pct(record.get("treatment_value")),
-                ),
-                "lift": c(
-                    "lift_absolute",
-                    record.get("lift_absolute"),
-                    fmt.pp(record.get("lift_absolute")),
-                    fmt.interval(lower, upper, "pp"),
-                ),
-                "lift_percent": c(
-                    "lift_percent",
-                    record.get("lift_percent"),
-                    fmt.signed_pct(record.get("lift_percent")),
-                    _percent_interval(rel_lower, rel_upper),
-                ),
-                "test": sig.get("test") or "not computed",
-                "p": c(
-                    "statistical_significance.p_value",
-                    sig.get("p_value"),
-                    fmt.pval(sig.get("p_value")),
-                ),
-                "p_adj": c(
-                    "statistical_significance.p_value_adjusted",
-                    sig.get("p_value_adjusted"),
-                    fmt.pval(sig.get("p_value_adjusted")),
-                ),
-                "adjustment": _adjustment_name(sig.get("adjustment")),
-                "significant": bool(sig.get("significant")),
-                "prob_beat": c(
-                    "bayesian.prob_beat_control",
-                    bayes.get("prob_beat_control"),
-                    fmt.prob(bayes.get("prob_beat_control")),
-                ),
-                "loss": c(
-                    "bayesian.expected_loss",
-                    bayes.get("expected_loss"),
-                    fmt.pp(bayes.get("expected_loss"), 3),
-                ),
-                "reason": sig.get("reason") or "",
-            }
+def _lift_row(
+    art: RunArtifacts, record: dict[str, Any], metric: str, segment: str | None
+) -> dict[str, Any]:
+    """One arm's cells (each traceable to metrics.json) with intervals as notes."""
+    arm = record.get("treatment_arm", "")
+    row: dict[str, Any] = {
+        name: cell(
+            lift_key(arm, metric, path, segment), _field(record, path), show(_field(record, path))
         )
-    return rows
+        for name, path, show in _LIFT_FIELDS
+    }
+    sig = significance(record)
+    row["lift"]["note"] = fmt.interval(*interval_of(sig.get("confidence_interval")), "pp")
+    row["lift_percent"]["note"] = _percent_interval(*relative_interval(record))
+    prob_best = _field(record, "bayesian.prob_best")
+    row["prob_beat"]["note"] = f"P(best) {fmt.prob(prob_best)}" if prob_best is not None else ""
+    row.update(
+        arm=arm,
+        tone=arm_tone(art, arm),
+        test=sig.get("test") or "not computed",
+        adjustment=_adjustment_name(sig.get("adjustment")),
+        significant=bool(sig.get("significant")),
+        reason=sig.get("reason") or "",
+    )
+    return row
 
 
 def results_section(art: RunArtifacts) -> dict[str, Any]:

@@ -342,31 +342,30 @@ def explain_moderators(
         for a in attributes
         if a.column not in frame.columns
     }
-    binned = {a.key: _bin_labels(frame[a.column], a) for a in present}
     bins = tuple(
-        b for a in present for b in _bin_lifts(frame, outcome, a.key, binned[a.key], confidence)
+        b
+        for a in present
+        for b in _bin_lifts(frame, outcome, a.key, _bin_labels(frame[a.column], a), confidence)
     )
     regression = fit_interaction_model(
         frame, outcome, present, confidence=confidence, max_rows=max_regression_rows, seed=seed
     )
-    ranking = _rank(present, bins, regression)
-    arms = tuple(sorted(a for a in frame["experiment_arm"].unique() if a != control_arm))
     treated = int(frame["treated"].sum())
     result = ExplainResult(
         metric=metric,
         outcome=outcome,
-        treatment_arms=arms,
+        treatment_arms=tuple(sorted(set(frame["experiment_arm"]) - {control_arm})),
         n_control=len(frame) - treated,
         n_treatment=treated,
         attributes=tuple(present),
         missing_attributes=missing,
         bins=bins,
         regression=regression,
-        ranking=ranking,
+        ranking=_rank(present, bins, regression),
         narrative=(),
         confidence=confidence,
     )
-    return _with_narrative(result, alpha)
+    return replace(result, narrative=tuple(narrate(result, alpha)))
 
 
 def _analysis_frame(
@@ -767,11 +766,6 @@ def _rank(
         )
         for position, (row, p_holm) in enumerate(ordered, start=1)
     )
-
-
-def _with_narrative(result: ExplainResult, alpha: float) -> ExplainResult:
-    """Attach plain sentences that state the finding and its uncertainty."""
-    return replace(result, narrative=tuple(narrate(result, alpha)))
 
 
 def narrate(result: ExplainResult, alpha: float = 0.05) -> list[str]:
