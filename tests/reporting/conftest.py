@@ -660,7 +660,7 @@ def expected_text(key: str, value: Any) -> str:
     if field == "bayesian.prob_beat_control":
         return fmt.prob(value)
     if field == "bayesian.expected_loss":
-        return fmt.pp(value, 3)
+        return fmt.loss(value)
     raise AssertionError(f"no rule for {key}")
 
 

@@ -641,7 +641,7 @@ _LIFT_FIELDS: tuple[tuple[str, str, Any], ...] = (
     ("p", "statistical_significance.p_value", fmt.pval),
     ("p_adj", "statistical_significance.p_value_adjusted", fmt.pval),
     ("prob_beat", "bayesian.prob_beat_control", fmt.prob),
-    ("loss", "bayesian.expected_loss", lambda value: fmt.pp(value, 3)),
+    ("loss", "bayesian.expected_loss", fmt.loss),
 )
 
 

@@ -57,6 +57,13 @@ def pp(value: Any, digits: int = 2) -> str:
     return f"{100 * float(value):+.{digits}f} pp"
 
 
+def loss(value: Any) -> str:
+    """An expected loss (never negative) in percentage points: 0.02355 -> '2.355 pp'."""
+    if is_missing(value):
+        return MISSING
+    return f"{100 * float(value):.3f} pp"
+
+
 def pval(value: Any) -> str:
     """A p-value: '0.034', '< 0.001'."""
     if is_missing(value):
@@ -127,6 +134,7 @@ FILTERS = {
     "signed_pct": signed_pct,
     "rel": rel,
     "pp": pp,
+    "loss": loss,
     "pval": pval,
     "num": num,
     "dec": dec,
