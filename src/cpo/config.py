@@ -27,8 +27,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from cpo.errors import ConfigError
 from cpo.experiment.analysis_settings import AnalysisSettings
@@ -38,6 +37,7 @@ from cpo.retrieval.settings import ContentSettings, RetrievalServiceSettings
 from cpo.safety.settings import SafetyPolicySettings, SafetyServiceSettings
 from cpo.segmentation.settings import SegmentationSettings
 from cpo.settings_base import StrictModel
+from cpo.yamlio import describe_validation_error, read_yaml_mapping
 
 
 class ServicesSettings(StrictModel):
@@ -176,99 +176,11 @@ def load_file(path: Path, model: type[StrictModel]) -> StrictModel:
             hint=f"every config folder needs {', '.join(CONFIG_FILES)}; "
             "`cpo init DIR` writes a complete one",
         )
-    data = _read_yaml(path)
+    data = read_yaml_mapping(path)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe_validation_error(path, model, exc)) from None
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    """Read a YAML mapping, turning syntax errors into a located ConfigError."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(
-            f"{path}: malformed YAML{where}: {problem}",
-            hint="check indentation, colons and quotes around that line",
-        ) from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a UTF-8 text file", hint="save it as UTF-8") from None
-    if data is None:
-        raise ConfigError(
-            f"{path}: the file is empty; expected a YAML mapping",
-            hint="restore it with `cpo init DIR` or delete the keys you do not need instead",
-        )
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"{path}: expected a YAML mapping at the top level, found {_type_name(data)}",
-        )
-    return data
-
-
-def _describe_validation_error(path: Path, model: type[BaseModel], exc: ValidationError) -> str:
-    """Turn pydantic's errors into one message: file, key path, expected, found."""
-    lines = [f"{path}: invalid configuration ({exc.error_count()} problem(s))"]
-    for error in exc.errors():
-        loc = [part for part in error["loc"] if not str(part).startswith("function-")]
-        key = ".".join(str(part) for part in loc) or "(top level)"
-        found = error.get("input")
-        if error["type"] == "extra_forbidden":
-            allowed = _allowed_keys(model, loc[:-1])
-            expected = f"one of: {', '.join(allowed)}" if allowed else "no extra keys"
-            lines.append(f"  key '{key}': unknown key; expected {expected}")
-            continue
-        if error["type"] == "missing":
-            lines.append(f"  key '{key}': required key is missing")
-            continue
-        message = error["msg"].removeprefix("Value error, ")
-        lines.append(f"  key '{key}': {message}; found {_show(found)}")
-    return "\n".join(lines)
-
-
-def _allowed_keys(model: type[BaseModel], loc: list[Any]) -> list[str]:
-    """Return the field names allowed at a key path of a model (best effort)."""
-    current: Any = model
-    for part in loc:
-        if isinstance(part, int) or current is None:
-            continue
-        field = getattr(current, "model_fields", {}).get(part)
-        current = _model_in(field.annotation) if field else None
-    if current is None or not hasattr(current, "model_fields"):
-        return []
-    return list(current.model_fields)
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    """Find a pydantic model inside an annotation such as ``list[Rule]``."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()) or ():
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _show(value: Any) -> str:
-    """Show a found value briefly, with its YAML type."""
-    text = repr(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{text} ({_type_name(value)})"
-
-
-def _type_name(value: Any) -> str:
-    """Name a parsed YAML value's type in YAML's words."""
-    names = {dict: "mapping", list: "list", str: "string", int: "integer", float: "number"}
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    return names.get(type(value), type(value).__name__)
+        raise ConfigError(describe_validation_error(path, model, exc)) from None
 
 
 def init_config(target: Path | str, force: bool = False) -> list[Path]:

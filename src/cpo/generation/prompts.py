@@ -22,11 +22,11 @@ from pathlib import Path
 from string import Template
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from cpo.errors import ConfigError
 from cpo.settings_base import StrictModel
+from cpo.yamlio import describe_validation_error, read_yaml_mapping
 
 TONES_DIR = "tones"
 FOOTER_FILE = "footer.txt"
@@ -201,21 +201,13 @@ class PromptLibrary:
 
 def _parse_tone(path: Path, source: str) -> ToneTemplates:
     """Validate a tone file's YAML, naming the key of every problem."""
-    try:
-        data = yaml.safe_load(source)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}: malformed YAML{where}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a YAML mapping of template lists")
+    data = read_yaml_mapping(path, source)
     try:
         tone = ToneTemplates.model_validate(data)
     except ValidationError as exc:
-        problems = [
-            f"  key '{'.'.join(str(p) for p in e['loc'])}': {e['msg']}" for e in exc.errors()
-        ]
-        raise ConfigError(f"{path}: invalid tone file\n" + "\n".join(problems)) from None
+        raise ConfigError(
+            describe_validation_error(path, ToneTemplates, exc, "tone file")
+        ) from None
     _check_placeholders(path, tone)
     return tone
 

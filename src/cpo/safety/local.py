@@ -36,13 +36,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from cpo.errors import ConfigError
 from cpo.models import HARM_CATEGORIES, CategoryScores
 from cpo.safety.normalize import TextNormalizer, fold
 from cpo.settings_base import StrictModel
+from cpo.yamlio import describe_validation_error, read_yaml_mapping
 
 __all__ = ["DEFAULT_LEXICON_DIR", "LocalSafetyAnalyzer"]
 
@@ -396,13 +396,14 @@ def _read_lexicon_dir(lexicon_dir: Path) -> _Loaded:
     if not paths:
         raise ConfigError(f"{lexicon_dir}: no *.yaml files in the safety lexicon folder")
     for path in paths:
-        data = _read_yaml(path)
+        data = read_yaml_mapping(path, allow_empty=True)
         if data is None:  # comment-only file such as README.yaml
             continue
         try:
             spec = LexiconFile.model_validate(data)
         except ValidationError as exc:
-            raise ConfigError(_describe(path, exc)) from None
+            message = describe_validation_error(path, LexiconFile, exc, "safety lexicon file")
+            raise ConfigError(message) from None
         if spec.encoding == "rot13":
             spec = _decode_rot13(spec)
         for name, values in spec.slots.items():
@@ -416,38 +417,6 @@ def _read_lexicon_dir(lexicon_dir: Path) -> _Loaded:
             settings_file, loaded.settings = path, spec.settings
         loaded.files.append((path, spec))
     return loaded
-
-
-def _read_yaml(path: Path) -> dict[str, Any] | None:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(
-            f"{path}: malformed YAML{where}: {problem}",
-            hint="check indentation, colons and quotes; quote phrases containing ':' or '{'",
-        ) from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a UTF-8 text file", hint="save it as UTF-8") from None
-    if data is not None and not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a YAML mapping at the top level")
-    return data
-
-
-def _describe(path: Path, exc: ValidationError) -> str:
-    lines = [f"{path}: invalid safety lexicon file ({exc.error_count()} problem(s))"]
-    for error in exc.errors():
-        key = ".".join(str(p) for p in error["loc"] if not str(p).startswith("function-"))
-        if error["type"] == "extra_forbidden":
-            lines.append(f"  key '{key}': unknown key")
-        elif error["type"] == "missing":
-            lines.append(f"  key '{key}': required key is missing")
-        else:
-            message = error["msg"].removeprefix("Value error, ")
-            lines.append(f"  key '{key or '(top level)'}': {message}; found {error.get('input')!r}")
-    return "\n".join(lines)
 
 
 def _decode_rot13(spec: LexiconFile) -> LexiconFile:

@@ -1,0 +1,118 @@
+"""Reading YAML files and explaining validation errors, for every YAML file cpo reads.
+
+Config files, tone files and the safety lexicon all go through these two
+functions, so every malformed file or bad key is reported the same way: the
+file, the key path, what was expected and what was found.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from cpo.errors import ConfigError
+
+
+def read_yaml_mapping(
+    path: Path, text: str | None = None, *, allow_empty: bool = False
+) -> dict[str, Any] | None:
+    """Read a YAML mapping, turning every problem into a located ConfigError.
+
+    Args:
+        path: The file (read unless ``text`` is given; always named in errors).
+        text: The file's content when the caller already has it.
+        allow_empty: Return ``None`` for an empty or comment-only file instead of failing.
+    """
+    try:
+        source = path.read_text(encoding="utf-8") if text is None else text
+        data = yaml.safe_load(source)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(
+            f"{path}: malformed YAML{where}: {problem}",
+            hint="check indentation, colons and quotes around that line; "
+            "quote text containing ':' or '{'",
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file", hint="save it as UTF-8") from None
+    if data is None:
+        if allow_empty:
+            return None
+        raise ConfigError(
+            f"{path}: the file is empty; expected a YAML mapping",
+            hint="restore it with `cpo init DIR` or delete the keys you do not need instead",
+        )
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}: expected a YAML mapping at the top level, found {_type_name(data)}",
+        )
+    return data
+
+
+def describe_validation_error(
+    path: Path, model: type[BaseModel], exc: ValidationError, what: str = "configuration"
+) -> str:
+    """Turn pydantic's errors into one message: file, key path, expected, found."""
+    lines = [f"{path}: invalid {what} ({exc.error_count()} problem(s))"]
+    for error in exc.errors():
+        loc = [part for part in error["loc"] if not str(part).startswith("function-")]
+        key = ".".join(str(part) for part in loc) or "(top level)"
+        found = error.get("input")
+        if error["type"] == "extra_forbidden":
+            allowed = _allowed_keys(model, loc[:-1])
+            expected = f"one of: {', '.join(allowed)}" if allowed else "no extra keys"
+            lines.append(f"  key '{key}': unknown key; expected {expected}")
+            continue
+        if error["type"] == "missing":
+            lines.append(f"  key '{key}': required key is missing")
+            continue
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"  key '{key}': {message}; found {_show(found)}")
+    return "\n".join(lines)
+
+
+def _allowed_keys(model: type[BaseModel], loc: list[Any]) -> list[str]:
+    """Return the field names allowed at a key path of a model (best effort)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int) or current is None:
+            continue
+        field = getattr(current, "model_fields", {}).get(part)
+        current = _model_in(field.annotation) if field else None
+    if current is None or not hasattr(current, "model_fields"):
+        return []
+    return list(current.model_fields)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """Find a pydantic model inside an annotation such as ``list[Rule]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _show(value: Any) -> str:
+    """Show a found value briefly, with its YAML type."""
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{text} ({_type_name(value)})"
+
+
+def _type_name(value: Any) -> str:
+    """Name a parsed YAML value's type in YAML's words."""
+    names = {dict: "mapping", list: "list", str: "string", int: "integer", float: "number"}
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    return names.get(type(value), type(value).__name__)
