@@ -103,11 +103,22 @@ class _Handler(BaseHTTPRequestHandler):
             )
             state.in_flight += 1
             state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        self._counted = True
         try:
             self._answer(state, parsed.path, body)
         finally:
-            with state.lock:
-                state.in_flight -= 1
+            self._release()
+
+    def _release(self) -> None:
+        """Leave the in-flight count once, before the response goes out.
+
+        Releasing before writing matters: the client may send its next request as
+        soon as it reads this response, before a ``finally`` here would run.
+        """
+        if getattr(self, "_counted", False):
+            self._counted = False
+            with self.server.state.lock:
+                self.server.state.in_flight -= 1
 
     def _answer(self, state: ChatServerState, path: str, body: dict[str, Any]) -> None:
         if path != "/v1/chat/completions" and not AZURE_PATH.match(path):
@@ -152,6 +163,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None):
         data = json.dumps(payload).encode()
+        self._release()
         try:
             self.send_response(status)
             self.send_header("content-type", "application/json")
