@@ -106,18 +106,24 @@ lift_table
 """
 
 _LIFT_CHART = """\
-metric_names = [PRIMARY] + [m for m in lift_table["metric"].unique() if m != PRIMARY]
-fig, axes = plt.subplots(1, len(metric_names), figsize=(3.2 * len(metric_names), 2.6), sharey=True)
-axes = list(axes) if len(metric_names) > 1 else [axes]
-for ax, metric in zip(axes, metric_names):
-    rows = lift_table[lift_table["metric"] == metric].sort_values("arm")
+def plot_lifts(ax, rows, title):
+    \"\"\"Lift per arm (percentage points) with its interval bars on one axis.\"\"\"
+    rows = rows.sort_values("arm")
     y = range(len(rows))
     low = (rows["lift"] - rows["ci_lower"]).fillna(0) * 100
     high = (rows["ci_upper"] - rows["lift"]).fillna(0) * 100
     ax.errorbar(rows["lift"] * 100, y, xerr=[low, high], fmt="o", capsize=3)
     ax.axvline(0, color="black", linestyle="--", linewidth=0.8)
     ax.set_yticks(list(y), rows["arm"])
-    ax.set_title(metric + (" (primary)" if metric == PRIMARY else ""), fontsize=9)
+    ax.set_title(title, fontsize=9)
+
+
+metric_names = [PRIMARY] + [m for m in lift_table["metric"].unique() if m != PRIMARY]
+fig, axes = plt.subplots(1, len(metric_names), figsize=(3.2 * len(metric_names), 2.6), sharey=True)
+axes = list(axes) if len(metric_names) > 1 else [axes]
+for ax, metric in zip(axes, metric_names):
+    rows = lift_table[lift_table["metric"] == metric]
+    plot_lifts(ax, rows, metric + (" (primary)" if metric == PRIMARY else ""))
     ax.set_xlabel("lift (pp), 95% Newcombe CI", fontsize=8)
 fig.tight_layout()
 plt.show()
@@ -152,14 +158,7 @@ if len(segments):
     fig, axes = plt.subplots(1, len(names), figsize=(3.0 * len(names), 2.4), sharex=True)
     axes = list(axes) if len(names) > 1 else [axes]
     for ax, name in zip(axes, names):
-        rows = segments[segments["segment"] == name].sort_values("arm")
-        y = range(len(rows))
-        low = (rows["lift"] - rows["ci_lower"]).fillna(0) * 100
-        high = (rows["ci_upper"] - rows["lift"]).fillna(0) * 100
-        ax.errorbar(rows["lift"] * 100, y, xerr=[low, high], fmt="o", capsize=3)
-        ax.axvline(0, color="black", linestyle="--", linewidth=0.8)
-        ax.set_yticks(list(y), rows["arm"])
-        ax.set_title(name, fontsize=9)
+        plot_lifts(ax, segments[segments["segment"] == name], name)
     fig.supxlabel(f"{PRIMARY} lift (pp) by segment, exploratory", fontsize=8)
     fig.tight_layout()
     plt.show()
