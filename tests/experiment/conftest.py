@@ -7,36 +7,16 @@ makes the real screening policy block it, ``[violence:4]`` sends it to review
 
 from __future__ import annotations
 
-import re
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
-
 import pandas as pd
 import pytest
+from cpo_testkit import FOOTER, MarkerAnalyzer, VariantsStage
 
 from cpo.experiment.design import CONTROL_VARIANT_ID
-from cpo.models import CategoryScores, Grounding, Variant
-from cpo.pipeline import RunContext, StageOutcome
-from cpo.runfiles import write_json
+from cpo.models import Grounding, Variant
 from cpo.safety.approval import FinalDecision
 from cpo.safety.policy import content_sha256
 
 EXPERIMENT_TONES = ("urgent", "informational", "friendly")
-FOOTER = "You are receiving this email because you subscribed. Unsubscribe: https://x.example/u"
-_MARKER = re.compile(r"\[(hate|violence|self_harm|sexual):(\d)\]")
-
-
-class MarkerAnalyzer:
-    """A safety backend scoring ``[category:n]`` markers in the text (0 otherwise)."""
-
-    name = "marker"
-
-    def analyze(self, text: str) -> CategoryScores:
-        scores = dict.fromkeys(("hate", "violence", "self_harm", "sexual"), 0)
-        for category, value in _MARKER.findall(text):
-            scores[category] = max(scores[category], int(value))
-        return CategoryScores(**scores)
 
 
 def make_variant(
@@ -87,24 +67,6 @@ def decisions_for(variants: list[Variant], statuses: dict[str, str] | None = Non
         )
         for v in variants
     }
-
-
-@dataclass
-class VariantsStage:
-    """Stands in for ``generate``: writes the given variants to variants.json."""
-
-    variants: list[Variant]
-    name: str = "generate"
-    description: str = "Writing test variants"
-    outputs: tuple[str, ...] = ("variants.json",)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def input_files(self, ctx: RunContext) -> list[Path]:
-        return []
-
-    def run(self, ctx: RunContext) -> StageOutcome:
-        write_json(ctx.path("variants.json"), {"variants": [asdict(v) for v in self.variants]})
-        return StageOutcome(summary=f"{len(self.variants)} variants")
 
 
 class ExperimentKit:

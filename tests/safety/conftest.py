@@ -8,11 +8,9 @@ scores in the text itself.
 from __future__ import annotations
 
 import json
-import re
 import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -20,59 +18,14 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 import yaml
+from cpo_testkit import FOOTER, MarkerAnalyzer, VariantsStage, marker_scores, write_variants
 
-from cpo import registry
 from cpo.config import init_config, load_config
-from cpo.models import CategoryScores, Grounding, Variant
-from cpo.pipeline import RunContext, StageOutcome, run_pipeline
-from cpo.runfiles import write_json
+from cpo.models import Grounding, Variant
+from cpo.pipeline import run_pipeline
 from cpo.safety.stage import ScreenStage
 
-MARKER = re.compile(r"\[(hate|violence|self_harm|sexual):(\d)\]")
 AZURE_NAMES = {"hate": "Hate", "violence": "Violence", "self_harm": "SelfHarm", "sexual": "Sexual"}
-FOOTER = "You are receiving this email because you subscribed. Unsubscribe: https://x.example/u"
-
-
-def marker_scores(text: str) -> dict[str, int]:
-    """Severities named by ``[category:n]`` markers in a text (highest wins)."""
-    scores = dict.fromkeys(AZURE_NAMES, 0)
-    for category, value in MARKER.findall(text):
-        scores[category] = max(scores[category], int(value))
-    return scores
-
-
-class MarkerAnalyzer:
-    """A thread-safe backend scoring markers; ``[error]`` raises, ``[slow]`` sleeps.
-
-    Counts calls and the highest number of calls in flight at the same time.
-    """
-
-    name = "marker"
-
-    def __init__(self, delay_s: float = 0.0) -> None:
-        self.delay_s = delay_s
-        self.calls = 0
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self._lock = threading.Lock()
-
-    def analyze(self, text: str) -> CategoryScores:
-        with self._lock:
-            self.calls += 1
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            if self.delay_s or "[slow]" in text:
-                time.sleep(self.delay_s or 0.05)
-            if "[error]" in text:
-                raise ConnectionError("backend unreachable")
-            return CategoryScores(**marker_scores(text))
-        finally:
-            with self._lock:
-                self.in_flight -= 1
-
-
-registry.register("safety", "marker", MarkerAnalyzer)
 
 
 def make_variant(
@@ -104,32 +57,6 @@ def make_variant(
 def control_variant() -> Variant:
     """The control message as the generation stage writes it."""
     return make_variant("control", "Browse the latest gear.", segment="all", tone="control")
-
-
-def write_variants(path: Path, variants: list[Variant]) -> Path:
-    """Write variants.json as the generation stage does."""
-    write_json(path, {"variants": [asdict(v) for v in variants]})
-    return path
-
-
-@dataclass
-class VariantsStage:
-    """Stands in for ``generate``: writes the given variants to variants.json."""
-
-    variants: list[Variant]
-    name: str = "generate"
-    description: str = "Writing test variants"
-    outputs: tuple[str, ...] = ("variants.json",)
-
-    def input_files(self, ctx: RunContext) -> list[Path]:
-        """A copy of the variants beside the run folder, so a resume sees changes."""
-        source = ctx.run_dir.parent / f"{ctx.run_dir.name}.variants-source.json"
-        write_variants(source, self.variants)
-        return [source]
-
-    def run(self, ctx: RunContext) -> StageOutcome:
-        write_variants(ctx.path("variants.json"), self.variants)
-        return StageOutcome(summary=f"{len(self.variants)} variants")
 
 
 def edit_config(folder: Path, filename: str, edit: Callable[[dict[str, Any]], None]) -> None:

@@ -1,0 +1,92 @@
+"""Test doubles shared by several test areas (importable: ``tests/support`` is on pytest's path).
+
+Texts steer the fake safety backend with markers: ``[violence:6]`` scores violence 6,
+``[error]`` makes the backend raise, ``[slow]`` makes it sleep, so a test states each
+variant's fate in its own text.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from cpo import registry
+from cpo.models import HARM_CATEGORIES, CategoryScores, Variant
+from cpo.pipeline import RunContext, StageOutcome
+from cpo.runfiles import write_json
+
+FOOTER = "You are receiving this email because you subscribed. Unsubscribe: https://x.example/u"
+MARKER = re.compile(r"\[(hate|violence|self_harm|sexual):(\d)\]")
+
+
+def marker_scores(text: str) -> dict[str, int]:
+    """Severities named by ``[category:n]`` markers in a text (highest wins)."""
+    scores = dict.fromkeys(HARM_CATEGORIES, 0)
+    for category, value in MARKER.findall(text):
+        scores[category] = max(scores[category], int(value))
+    return scores
+
+
+class MarkerAnalyzer:
+    """A thread-safe backend scoring markers; ``[error]`` raises, ``[slow]`` sleeps.
+
+    Counts calls and the highest number of calls in flight at the same time.
+    """
+
+    name = "marker"
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.delay_s = delay_s
+        self.calls = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+
+    def analyze(self, text: str) -> CategoryScores:
+        """Score the markers in ``text``."""
+        with self._lock:
+            self.calls += 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.delay_s or "[slow]" in text:
+                time.sleep(self.delay_s or 0.05)
+            if "[error]" in text:
+                raise ConnectionError("backend unreachable")
+            return CategoryScores(**marker_scores(text))
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+
+registry.register("safety", "marker", MarkerAnalyzer)
+
+
+def write_variants(path: Path, variants: list[Variant]) -> Path:
+    """Write variants.json as the generation stage does."""
+    write_json(path, {"variants": [asdict(v) for v in variants]})
+    return path
+
+
+@dataclass
+class VariantsStage:
+    """Stands in for ``generate``: writes the given variants to variants.json."""
+
+    variants: list[Variant]
+    name: str = "generate"
+    description: str = "Writing test variants"
+    outputs: tuple[str, ...] = ("variants.json",)
+
+    def input_files(self, ctx: RunContext) -> list[Path]:
+        """A copy of the variants beside the run folder, so a resume sees changes."""
+        source = ctx.run_dir.parent / f"{ctx.run_dir.name}.variants-source.json"
+        write_variants(source, self.variants)
+        return [source]
+
+    def run(self, ctx: RunContext) -> StageOutcome:
+        """Write variants.json."""
+        write_variants(ctx.path("variants.json"), self.variants)
+        return StageOutcome(summary=f"{len(self.variants)} variants")
