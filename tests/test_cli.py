@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -158,3 +159,32 @@ def test_sample_data_command_is_deterministic(tmp_path: Path):
         tmp_path / "b/customers.csv"
     ).read_bytes()
     assert len(list((tmp_path / "a/content").glob("*.json"))) >= 30
+
+
+def test_resume_with_engagement_keeps_the_stored_customer_file(tmp_path: Path, customers_csv: Path):
+    frame = pd.read_csv(customers_csv, dtype=str, keep_default_na=False).head(300)
+    frame.to_csv(customers_csv, index=False)
+    run = tmp_path / "run"
+    first = CliRunner().invoke(
+        cli, ["run", "--out", str(run), "--customers", str(customers_csv), "-q"]
+    )
+    assert first.exit_code == 0, first.output
+    measured = pd.read_csv(run / "engagement.csv")[
+        ["customer_id", "opened", "clicked", "converted"]
+    ]
+    measured["clicked"] = 0  # a real send in which nobody clicked
+    measured["converted"] = 0
+    events = tmp_path / "measured.csv"
+    measured.to_csv(events, index=False)
+    resumed = CliRunner().invoke(
+        cli, ["run", "--resume", str(run), "--engagement", str(events), "-q"]
+    )
+    assert resumed.exit_code == 0, resumed.output
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["options"]["customers"] == str(customers_csv.resolve())
+    assert manifest["options"]["engagement"] == str(events.resolve())
+    assert manifest["inputs"]["customers"]["rows"] == 300
+    assert manifest["stages"]["segment"]["status"] == "completed"
+    engagement = pd.read_csv(run / "engagement.csv")
+    assert len(engagement) == 300 and engagement["clicked"].sum() == 0
+    assert set(engagement["engagement_source"]) != {"simulated"}

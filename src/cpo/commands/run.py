@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -10,7 +11,8 @@ from cpo.cli import cli, common_options, config_option
 from cpo.config import load_config
 from cpo.console import TerminalReporter
 from cpo.errors import RunDirError
-from cpo.pipeline import RunOptions, run_pipeline
+from cpo.pipeline import MANIFEST, RunOptions, run_pipeline
+from cpo.runfiles import read_json
 
 
 @cli.command("run")
@@ -73,14 +75,8 @@ def run_command(
     reporter = TerminalReporter(quiet=quiet)
     if resume_dir is not None:
         config = load_config(config_dir) if config_dir else None
-        options = _options(customers, content, engagement, seed, on_invalid)
-        manifest = run_pipeline(
-            resume_dir,
-            config,
-            options if _any_given(customers, content, engagement, seed) else None,
-            resume=True,
-            reporter=reporter,
-        )
+        options = _resume_options(resume_dir, customers, content, engagement, seed, on_invalid)
+        manifest = run_pipeline(resume_dir, config, options, resume=True, reporter=reporter)
         run_dir = resume_dir
     else:
         config = load_config(config_dir)
@@ -106,5 +102,29 @@ def _options(
     )
 
 
-def _any_given(*values: object) -> bool:
-    return any(v is not None for v in values)
+def _resume_options(
+    run_dir: Path,
+    customers: Path | None,
+    content: Path | None,
+    engagement: Path | None,
+    seed: int | None,
+    on_invalid: str,
+) -> RunOptions | None:
+    """The run's stored options, with only the flags given now replaced.
+
+    ``None`` (no flag given) lets the pipeline reuse the stored options as they are.
+    """
+    given = {
+        "customers": customers,
+        "content": content,
+        "engagement": engagement,
+        "seed": seed,
+    }
+    given = {key: value for key, value in given.items() if value is not None}
+    if on_invalid != "error":
+        given["on_invalid"] = on_invalid
+    manifest_path = run_dir / MANIFEST
+    if not given or not manifest_path.is_file():
+        return None
+    stored = RunOptions.from_dict(read_json(manifest_path).get("options", {}))
+    return replace(stored, **given)
