@@ -1,0 +1,98 @@
+"""Generate the key reference of docs/configuration.md from the config models.
+
+The reference is derived from the same pydantic models that validate the files, so
+it cannot drift: a test regenerates it and compares it with the docs.
+Run ``python -m cpo.configdoc`` to print it.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from typing import Any
+
+from pydantic import BaseModel
+
+from cpo.config import CONFIG_FILES
+
+BEGIN = "<!-- BEGIN GENERATED KEY REFERENCE -->"
+END = "<!-- END GENERATED KEY REFERENCE -->"
+MAX_DEFAULT = 60
+
+
+def reference_markdown() -> str:
+    """One table per config file: key path, type, default."""
+    parts = [BEGIN]
+    for file_name, model in CONFIG_FILES.items():
+        parts.append(f"\n### `{file_name}`\n")
+        parts.append("| key | type | default |")
+        parts.append("| --- | --- | --- |")
+        parts.extend(_rows(model, prefix=""))
+    parts.append("\n" + END)
+    return "\n".join(parts)
+
+
+def _rows(model: type[BaseModel], prefix: str) -> list[str]:
+    """Table rows for every field of ``model``, recursing into nested models."""
+    rows: list[str] = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        nested = _nested_model(field.annotation)
+        if nested is not None and not _is_container(field.annotation):
+            rows.extend(_rows(nested, prefix=f"{key}."))
+            continue
+        default = field.get_default(call_default_factory=True)
+        rows.append(f"| `{key}` | {_type_text(field.annotation)} | {_default_text(default)} |")
+    return rows
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _is_container(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (list, dict, tuple)
+
+
+def _type_text(annotation: Any) -> str:
+    """A short, readable type name (``list[Rule]``, ``float | null``, ``one of a, b``)."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(f"`{a}`" for a in args)
+    if origin is typing.Annotated:
+        return _type_text(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return " \\| ".join(_type_text(a) for a in args)
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        return f"list[{_type_text(args[0])}]"
+    if origin is not None:
+        inner = ", ".join(_type_text(a) for a in args)
+        return f"{origin.__name__}[{inner}]"
+    if annotation is type(None):
+        return "null"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _default_text(default: Any) -> str:
+    """The default as compact JSON, shortened when long."""
+    if isinstance(default, BaseModel):
+        default = default.model_dump(mode="json")
+    elif isinstance(default, dict):
+        default = {
+            k: v.model_dump(mode="json") if isinstance(v, BaseModel) else v
+            for k, v in default.items()
+        }
+    elif isinstance(default, list):
+        default = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in default]
+    text = json.dumps(default, default=str, ensure_ascii=False)
+    if len(text) > MAX_DEFAULT:
+        text = text[: MAX_DEFAULT - 3] + "..."
+    return f"`{text}`".replace("|", "\\|")
+
+
+if __name__ == "__main__":
+    print(reference_markdown())
