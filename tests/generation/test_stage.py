@@ -122,6 +122,19 @@ def test_run_on_another_brands_content(helpers, tmp_path, brand, northwind_conte
     assert all("Fernleaf" not in r["subject"] for r in variants["variants"][1:])
 
 
+def _link_warnings(run: Path) -> list[dict]:
+    lines = (run / "logs/system.log").read_text().splitlines()
+    return [e for e in map(json.loads, lines) if e["event"] == "prompt_links_elsewhere"]
+
+
+def test_the_sample_brands_footer_on_other_content_is_flagged(tmp_path, northwind_content):
+    _run(tmp_path / "other", content=northwind_content)
+    flagged = {e["prompt"] for e in _link_warnings(tmp_path / "other")}
+    assert flagged == {"control_message.txt", "footer.txt"}
+    _run(tmp_path / "own")
+    assert _link_warnings(tmp_path / "own") == []
+
+
 def test_a_segment_with_too_little_content_fails_and_the_run_goes_on(helpers, tmp_path):
     content = helpers.write_content(
         tmp_path / "thin",

@@ -8,7 +8,9 @@ totals in the manifest.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from urllib.parse import urlparse
 
 from cpo.errors import DataValidationError
 from cpo.generation.prompts import PromptLibrary
@@ -28,6 +30,7 @@ from cpo.runfiles import read_json, write_json
 from cpo.segmentation.stage import PROFILES_FILE
 
 VARIANTS_FILE = "variants.json"
+URL = re.compile(r"https?://[^\s)\]>\"']+")
 
 
 class GenerateStage:
@@ -41,6 +44,32 @@ class GenerateStage:
         """Segment profiles, retrieval results and the prompts folder."""
         return [ctx.path(PROFILES_FILE), ctx.path(RETRIEVAL_FILE), ctx.config.prompts_dir]
 
+    def _warn_about_foreign_links(
+        self, ctx: RunContext, retrieval: dict, control_body: str, library: PromptLibrary
+    ) -> None:
+        """Warn when the control message or footer link to a site no content comes from.
+
+        The packaged prompts are the sample brand's; a user who brings their own
+        content but keeps them would send another brand's footer and control email.
+        """
+        content_domains = {
+            urlparse(result.get("source_url") or "").hostname
+            for segment in retrieval.get("segments", [])
+            for result in segment.get("results", [])
+        } - {None, ""}
+        texts = {"control_message.txt": control_body, "footer.txt": library.footer()}
+        for name, text in texts.items():
+            linked = {urlparse(url).hostname for url in URL.findall(text)} - {None, ""}
+            if content_domains and linked and not linked & content_domains:
+                ctx.log.warning(
+                    self.name,
+                    "prompt_links_elsewhere",
+                    prompt=name,
+                    message=f"prompts/{name} links to {', '.join(sorted(linked))}, but the "
+                    f"approved content comes from {', '.join(sorted(content_domains))}; edit "
+                    f"prompts/{name} for this brand (cpo init DIR writes an editable copy)",
+                )
+
     def run(self, ctx: RunContext) -> StageOutcome:
         """Generate concurrently (per the backend), write variants.json, record usage."""
         profiles = read_profiles(ctx.path(PROFILES_FILE))
@@ -49,8 +78,10 @@ class GenerateStage:
         generator = open_generator(ctx.config, log=ctx.log)
         requests = build_requests(ctx.config, profiles, snippets)
         variants = run_generation(generator, requests, ctx.log, ctx.progress, self.name)
-        control = control_variant(PromptLibrary(ctx.config.prompts_dir))
+        library = PromptLibrary(ctx.config.prompts_dir)
+        control = control_variant(library)
         log_variant(ctx.log, control, self.name)
+        self._warn_about_foreign_links(ctx, retrieval, control.body, library)
         document = variants_document(generator, variants, control, ctx.config)
         write_json(ctx.path(VARIANTS_FILE), document)
         usage = getattr(generator, "usage", None)
