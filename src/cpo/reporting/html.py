@@ -8,6 +8,7 @@ The Jinja2 environment escapes everything by default; only the SVG charts
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -130,23 +131,8 @@ def _lift_chart(art: RunArtifacts) -> str:
     primary = context.primary_metric(art)
     panels = []
     for metric in context.metric_names(art):
-        rows = []
-        for record in sorted(
-            context.lift_records(art.metrics, metric), key=lambda r: r.get("treatment_arm", "")
-        ):
-            lower, upper = context.interval_of(
-                context.significance(record).get("confidence_interval")
-            )
-            arm = record.get("treatment_arm", "")
-            rows.append(
-                charts.ForestRow(
-                    f"{arm} ({context.arm_tone(art, arm)})",
-                    record.get("lift_absolute"),
-                    lower,
-                    upper,
-                    emphasis=metric == primary,
-                )
-            )
+        records = context.lift_records(art.metrics, metric)
+        rows = _forest_rows(art, records, lambda _arm, metric=metric: metric == primary)
         title = fmt.metric_label(metric) + (" (primary)" if metric == primary else "")
         panels.append(charts.ForestPanel(title, tuple(rows)))
     return charts.forest_chart(
@@ -154,6 +140,21 @@ def _lift_chart(art: RunArtifacts) -> str:
         xlabel="lift vs control (percentage points)",
         description="Lift of each treatment arm over control per metric, with Newcombe intervals",
     )
+
+
+def _forest_rows(
+    art: RunArtifacts, records: list[dict[str, Any]], emphasize: Callable[[str], bool]
+) -> tuple[charts.ForestRow, ...]:
+    """One forest-plot row per lift record (sorted by arm): lift and its interval."""
+    rows = []
+    for record in sorted(records, key=lambda r: r.get("treatment_arm", "")):
+        lower, upper = context.interval_of(context.significance(record).get("confidence_interval"))
+        arm = record.get("treatment_arm", "")
+        label = f"{arm} ({context.arm_tone(art, arm)})"
+        rows.append(
+            charts.ForestRow(label, record.get("lift_absolute"), lower, upper, emphasize(arm))
+        )
+    return tuple(rows)
 
 
 def _rate_chart(art: RunArtifacts) -> str:
@@ -179,23 +180,10 @@ def _segment_chart(art: RunArtifacts) -> str:
     metric = context.primary_metric(art)
     panels = []
     for entry in art.metrics.get("segment_breakdown") or []:
-        rows = []
-        for record in sorted(
-            context.lift_records(entry, metric), key=lambda r: r.get("treatment_arm", "")
-        ):
-            lower, upper = context.interval_of(
-                context.significance(record).get("confidence_interval")
-            )
-            arm = record.get("treatment_arm", "")
-            rows.append(
-                charts.ForestRow(
-                    f"{arm} ({context.arm_tone(art, arm)})",
-                    record.get("lift_absolute"),
-                    lower,
-                    upper,
-                    emphasis=arm == entry.get("best_performing_arm"),
-                )
-            )
+        best = entry.get("best_performing_arm")
+        rows = _forest_rows(
+            art, context.lift_records(entry, metric), lambda arm, best=best: arm == best
+        )
         panels.append(
             charts.ForestPanel(
                 f"{entry.get('segment')} (n = {entry.get('sample_size')})", tuple(rows)
