@@ -255,13 +255,7 @@ def finish_variant(
     constraint_problems = validate_message(subject, body, request.constraints, cta_verbs)
     report = check_grounding(body, request.snippets, subject=subject)
     variant = Variant(
-        variant_id=variant_id(
-            request.segment.name,
-            request.tone,
-            provenance.backend,
-            provenance.model,
-            provenance.prompt_sha256,
-        ),
+        variant_id=_request_variant_id(request, provenance),
         segment=request.segment.name,
         tone=request.tone,
         subject=subject,
@@ -284,16 +278,21 @@ def finish_variant(
     return variant, constraint_problems + report.problems()
 
 
+def _request_variant_id(request: GenerationRequest, provenance: Provenance) -> str:
+    """The deterministic id of the variant a request and its provenance produce."""
+    return variant_id(
+        request.segment.name,
+        request.tone,
+        provenance.backend,
+        provenance.model,
+        provenance.prompt_sha256,
+    )
+
+
 def failed_variant(request: GenerationRequest, provenance: Provenance, reason: str) -> Variant:
     """A variant that could not be written (no text; ``error`` says why)."""
     return Variant(
-        variant_id=variant_id(
-            request.segment.name,
-            request.tone,
-            provenance.backend,
-            provenance.model,
-            provenance.prompt_sha256,
-        ),
+        variant_id=_request_variant_id(request, provenance),
         segment=request.segment.name,
         tone=request.tone,
         subject="",
