@@ -255,27 +255,34 @@ def finish_variant(
     constraint_problems = validate_message(subject, body, request.constraints, cta_verbs)
     report = check_grounding(body, request.snippets, subject=subject)
     variant = Variant(
-        variant_id=_request_variant_id(request, provenance),
-        segment=request.segment.name,
-        tone=request.tone,
         subject=subject,
         body=body,
         citations=report.citations,
         grounding=report.grounding,
-        backend=provenance.backend,
-        model=provenance.model,
-        prompt_sha256=provenance.prompt_sha256,
-        retrieved_document_ids=retrieved_document_ids(request),
-        tokens_prompt=provenance.tokens_prompt,
-        tokens_completion=provenance.tokens_completion,
-        cost_usd=round(provenance.cost_usd, 8),
-        latency_ms=round(provenance.latency_ms, 1),
-        generated_at=utc_now(),
+        **_provenance_fields(request, provenance),
         status="failed" if constraint_problems else "generated",
         error="; ".join(constraint_problems) if constraint_problems else None,
-        cached=provenance.cached,
     )
     return variant, constraint_problems + report.problems()
+
+
+def _provenance_fields(request: GenerationRequest, provenance: Provenance) -> dict[str, Any]:
+    """The Variant fields that say who wrote it, from what, and at what cost."""
+    return {
+        "variant_id": _request_variant_id(request, provenance),
+        "segment": request.segment.name,
+        "tone": request.tone,
+        "backend": provenance.backend,
+        "model": provenance.model,
+        "prompt_sha256": provenance.prompt_sha256,
+        "retrieved_document_ids": retrieved_document_ids(request),
+        "tokens_prompt": provenance.tokens_prompt,
+        "tokens_completion": provenance.tokens_completion,
+        "cost_usd": round(provenance.cost_usd, 8),
+        "latency_ms": round(provenance.latency_ms, 1),
+        "generated_at": utc_now(),
+        "cached": provenance.cached,
+    }
 
 
 def _request_variant_id(request: GenerationRequest, provenance: Provenance) -> str:
@@ -292,24 +299,12 @@ def _request_variant_id(request: GenerationRequest, provenance: Provenance) -> s
 def failed_variant(request: GenerationRequest, provenance: Provenance, reason: str) -> Variant:
     """A variant that could not be written (no text; ``error`` says why)."""
     return Variant(
-        variant_id=_request_variant_id(request, provenance),
-        segment=request.segment.name,
-        tone=request.tone,
         subject="",
         body="",
         grounding=check_grounding("", request.snippets).grounding,
-        backend=provenance.backend,
-        model=provenance.model,
-        prompt_sha256=provenance.prompt_sha256,
-        retrieved_document_ids=retrieved_document_ids(request),
-        tokens_prompt=provenance.tokens_prompt,
-        tokens_completion=provenance.tokens_completion,
-        cost_usd=round(provenance.cost_usd, 8),
-        latency_ms=round(provenance.latency_ms, 1),
-        generated_at=utc_now(),
+        **_provenance_fields(request, provenance),
         status="failed",
         error=reason,
-        cached=provenance.cached,
     )
 
 
