@@ -198,7 +198,9 @@ def prob_best(
     numerator, denominator = METRIC_DEFINITIONS[metric]
     usable = [arm for arm, c in counts.items() if c[denominator] > 0]
     result: dict[str, float | None] = dict.fromkeys(counts)
-    if not usable:
+    if len(usable) <= 1:
+        # One arm with data is best with certainty; the grid sum would give 1 - ulp.
+        result.update(dict.fromkeys(usable, 1.0))
         return result
     a0, b0 = settings.bayesian_prior
     params = [
