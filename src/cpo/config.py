@@ -29,6 +29,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
+from cpo.customer_settings import CustomerSettings
 from cpo.errors import ConfigError
 from cpo.experiment.analysis_settings import AnalysisSettings
 from cpo.experiment.settings import ExperimentSettings, SimulationSettings
@@ -66,6 +67,7 @@ class ExperimentConfigFile(StrictModel):
     """experiment_config.yaml."""
 
     campaign: CampaignSettings = Field(default_factory=CampaignSettings)
+    customers: CustomerSettings = Field(default_factory=CustomerSettings)
     segmentation: SegmentationSettings = Field(default_factory=SegmentationSettings)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     content: ContentSettings = Field(default_factory=ContentSettings)
