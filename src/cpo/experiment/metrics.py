@@ -17,6 +17,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ from cpo.errors import ConfigError, DataValidationError
 from cpo.experiment.aggregate import aggregate_file, aggregate_records
 from cpo.experiment.analysis import AnalysisPlan, analyze, plan_from_design
 from cpo.experiment.analysis_settings import AnalysisSettings
+from cpo.experiment.original_config import Translation, translate
 from cpo.experiment.settings import CONTROL_ARM, treatment_arm_name
 from cpo.models import TONES
 
@@ -50,7 +52,12 @@ def calculate_metrics(
         config: A :class:`cpo.config.Config`, the ``experiment_config.yaml``
             model, an :class:`AnalysisSettings`, a dict of either (for example
             ``{"analysis": {"primary_metric": "conversion_rate"}}`` or
-            ``{"alpha": 0.01}``), or None for the packaged defaults.
+            ``{"alpha": 0.01}``), the original specification's
+            ``experiment_config`` dict (``{"experiment": {"name": ...},
+            "metrics": {"primary": ...}, "statistical_testing": {"alpha": ...}}``;
+            keys cpo does not use are listed in a ``config_keys_ignored``
+            warning, see :mod:`cpo.experiment.original_config`), or None for
+            the packaged defaults.
         design: ``experiment_design.json`` content, for expected shares, tones
             and the planned power (optional).
 
@@ -61,8 +68,8 @@ def calculate_metrics(
         DataValidationError: a record lacks a column or has a non-binary flag.
         ConfigError: ``config`` is not valid.
     """
-    plan = plan_from_config(config, design=design)
-    return analyze(aggregate_records(records), plan)
+    plan, warnings = _plan_and_warnings(config, design)
+    return analyze(aggregate_records(records), plan, extra_warnings=warnings)
 
 
 def analyze_file(
@@ -166,7 +173,15 @@ def plan_from_config(
     explicitly the configured arms are expected too (one missing is flagged).
     Expected shares are ``experiment.allocation`` (default equal).
     """
-    experiment = experiment_config(config)
+    translation = translate(config) if isinstance(config, Mapping) else None
+    experiment = experiment_config(translation.config if translation else config)
+    if translation is not None and translation.is_original and design is None:
+        return _original_plan(_plan(experiment, design), translation)
+    return _plan(experiment, design)
+
+
+def _plan(experiment: ExperimentConfigFile, design: Mapping[str, Any] | None) -> AnalysisPlan:
+    """The plan of a validated ``experiment_config.yaml`` model (and a design)."""
     settings = experiment.analysis
     lift = experiment.experiment.power.expected_relative_lift
     if design is not None:
@@ -179,7 +194,7 @@ def plan_from_config(
     name = experiment.campaign.name
     return AnalysisPlan(
         settings=settings,
-        experiment_id=re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "experiment",
+        experiment_id=_slug(name),
         experiment_name=name,
         arms=arms,
         tones={CONTROL_ARM: "control", **arm_tones},
@@ -187,6 +202,40 @@ def plan_from_config(
         expected_from="experiment.allocation" if allocation else "equal allocation",
         expected_relative_lift=lift,
     )
+
+
+def _original_plan(plan: AnalysisPlan, translation: Translation) -> AnalysisPlan:
+    """Apply the original's name, experiment id and sample allocation to a plan.
+
+    Only without a design: a run's experiment_design.json names its own arms and shares.
+    """
+    changes: dict[str, Any] = {}
+    if translation.name is not None:
+        changes["experiment_name"] = translation.name
+        changes["experiment_id"] = _slug(translation.name)
+    if translation.experiment_id is not None:
+        changes["experiment_id"] = translation.experiment_id
+    if translation.allocation is not None:
+        arms = sorted(translation.allocation, key=lambda arm: (arm != CONTROL_ARM, arm))
+        changes.update(
+            arms=tuple(arms),
+            allocation=translation.allocation,
+            expected_from="sample_allocation",
+        )
+    return replace(plan, **changes)
+
+
+def _plan_and_warnings(
+    config: Any, design: Mapping[str, Any] | None
+) -> tuple[AnalysisPlan, list[dict[str, str]]]:
+    """The plan, plus the ``config_keys_ignored`` warning of an original config dict."""
+    plan = plan_from_config(config, design=design)
+    warning = translate(config).warning() if isinstance(config, Mapping) else None
+    return plan, [warning] if warning else []
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "experiment"
 
 
 def _configured_tones(experiment: ExperimentConfigFile) -> list[str]:
@@ -220,7 +269,12 @@ def experiment_config(config: Any = None) -> ExperimentConfigFile:
         try:
             validated = model.model_validate(dict(config))
         except ValidationError as exc:
-            raise ConfigError(_describe(model.__name__, exc)) from None
+            raise ConfigError(
+                _describe(model.__name__, exc),
+                hint="use experiment_config.yaml sections (campaign, experiment, analysis, ...), "
+                "analysis keys (alpha, primary_metric, ...) or the original specification's "
+                "experiment / metrics / statistical_testing keys; see docs/api.md",
+            ) from None
         if isinstance(validated, AnalysisSettings):
             return ExperimentConfigFile(analysis=validated)
         return validated
