@@ -30,6 +30,7 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from cpo.customer_settings import CustomerSettings
+from cpo.configcheck import check_config
 from cpo.errors import ConfigError
 from cpo.experiment.analysis_settings import AnalysisSettings
 from cpo.experiment.settings import ExperimentSettings, SimulationSettings
@@ -38,7 +39,7 @@ from cpo.retrieval.settings import ContentSettings, RetrievalServiceSettings
 from cpo.safety.settings import SafetyPolicySettings, SafetyServiceSettings
 from cpo.segmentation.settings import SegmentationSettings
 from cpo.settings_base import StrictModel
-from cpo.yamlio import describe_validation_error, read_yaml_mapping
+from cpo.yamlio import describe_validation_error, expand_env_vars, read_yaml_mapping
 
 
 class ServicesSettings(StrictModel):
@@ -161,13 +162,15 @@ def load_config(config_dir: Path | str | None = None) -> Config:
             f"{prompts}: prompts folder not found",
             hint="copy it from the defaults with `cpo init DIR`",
         )
-    return Config(
+    config = Config(
         source=folder.resolve(),
         services=models["azure_config.yaml"],  # type: ignore[arg-type]
         safety=models["safety_thresholds.yaml"],  # type: ignore[arg-type]
         experiment=models["experiment_config.yaml"],  # type: ignore[arg-type]
         prompts_dir=prompts.resolve(),
     )
+    check_config(config)
+    return config
 
 
 def load_file(path: Path, model: type[StrictModel]) -> StrictModel:
@@ -178,7 +181,7 @@ def load_file(path: Path, model: type[StrictModel]) -> StrictModel:
             hint=f"every config folder needs {', '.join(CONFIG_FILES)}; "
             "`cpo init DIR` writes a complete one",
         )
-    data = read_yaml_mapping(path)
+    data = expand_env_vars(read_yaml_mapping(path), path)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -7,6 +7,9 @@ file, the key path, what was expected and what was found.
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +119,45 @@ def _type_name(value: Any) -> str:
     if isinstance(value, bool):
         return "boolean"
     return names.get(type(value), type(value).__name__)
+
+
+_ENV_REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env_vars(data: Any, path: Path, environ: Mapping[str, str] | None = None) -> Any:
+    """Replace ``${NAME}`` (or ``${NAME:-default}``) in every string value from the environment.
+
+    ``$$`` stands for a literal dollar sign. Keys are never expanded, only values.
+
+    Raises:
+        ConfigError: a referenced variable is unset and has no default; the message
+            names the file, the key path and the variable.
+    """
+    env = os.environ if environ is None else environ
+    return _expand(data, path, env, [])
+
+
+def _expand(value: Any, path: Path, env: Mapping[str, str], loc: list[str]) -> Any:
+    """Walk a parsed YAML value, expanding strings (see :func:`expand_env_vars`)."""
+    if isinstance(value, dict):
+        return {k: _expand(v, path, env, [*loc, str(k)]) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, path, env, [*loc, str(i)]) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "$" not in value:
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        raise ConfigError(
+            f"{path}: key '{'.'.join(loc)}' refers to environment variable {name}, which is not set",
+            hint=f"export {name}=... before running cpo, or write ${{{name}:-default}} "
+            "to give a default",
+        )
+
+    return _ENV_REFERENCE.sub(replace, value)

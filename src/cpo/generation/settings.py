@@ -91,6 +91,8 @@ class GenerationServiceSettings(StrictModel):
         price_per_1k_completion: USD per 1,000 completion tokens.
         cache_dir: Response cache folder; ``None`` = the user cache
             (``$XDG_CACHE_HOME/cpo/generation`` or ``~/.cache/cpo/generation``).
+        allow_insecure_http: Allow a plain ``http://`` endpoint on a host other than
+            loopback (the key then crosses the network unencrypted).
     """
 
     backend: BackendName = "grounded"
@@ -109,6 +111,7 @@ class GenerationServiceSettings(StrictModel):
     price_per_1k_prompt: float = Field(default=0.0, ge=0)
     price_per_1k_completion: float = Field(default=0.0, ge=0)
     cache_dir: str | None = None
+    allow_insecure_http: bool = False
 
     @model_validator(mode="after")
     def _azure_needs_endpoint(self) -> GenerationServiceSettings:

@@ -36,6 +36,8 @@ class RetrievalServiceSettings(StrictModel):
         timeout_s: Read timeout of one request, in seconds.
         connect_timeout_s: Connection timeout of one request, in seconds.
         max_retries: Retries after the first attempt (connection errors, timeouts, 408/429/5xx).
+        allow_insecure_http: Allow a plain ``http://`` endpoint on a host other than
+            loopback (the key then crosses the network unencrypted).
     """
 
     backend: str = "sqlite_fts"
@@ -49,6 +51,7 @@ class RetrievalServiceSettings(StrictModel):
     timeout_s: float = Field(default=5.0, gt=0)
     connect_timeout_s: float = Field(default=5.0, gt=0)
     max_retries: int = Field(default=3, ge=0, le=10)
+    allow_insecure_http: bool = False
 
     @field_validator("endpoint")
     @classmethod

@@ -39,6 +39,8 @@ class SafetyServiceSettings(StrictModel):
         lexicon_dir: Lexicon folder for the ``local`` backend; it replaces the bundled
             lexicon, so start from a copy of ``cpo/data/safety/lexicon``. Relative
             paths are resolved against the config folder; ``null`` = the bundled lexicon.
+        allow_insecure_http: Allow a plain ``http://`` endpoint on a host other than
+            loopback (the key then crosses the network unencrypted).
     """
 
     backend: str = "local"
@@ -51,6 +53,7 @@ class SafetyServiceSettings(StrictModel):
     max_retries: int = Field(default=3, ge=0, le=10)
     concurrency: int = Field(default=4, ge=1, le=64)
     lexicon_dir: str | None = None
+    allow_insecure_http: bool = False
 
     @field_validator("endpoint")
     @classmethod
