@@ -155,7 +155,8 @@ def _expand(value: Any, path: Path, env: Mapping[str, str], loc: list[str]) -> A
         if default is not None:
             return default
         raise ConfigError(
-            f"{path}: key '{'.'.join(loc)}' refers to environment variable {name}, which is not set",
+            f"{path}: key '{'.'.join(loc)}' refers to environment variable {name}, "
+            "which is not set",
             hint=f"export {name}=... before running cpo, or write ${{{name}:-default}} "
             "to give a default",
         )
