@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from filelock import FileLock
 
-from cpo.errors import RunDirError, StageError
-from cpo.pipeline import RunOptions, StageOutcome, run_pipeline
+from cpo.errors import OutputPathError, RunDirError, StageError
+from cpo.pipeline import (
+    LOCK_FILE,
+    RunOptions,
+    StageOutcome,
+    lock_holder,
+    run_dir_lock,
+    run_pipeline,
+)
 from cpo.segmentation.stage import SegmentStage
 
 
@@ -158,3 +169,94 @@ def test_resume_reruns_a_stage_whose_extra_fingerprint_changed(tmp_path: Path):
     later = DatedStage("2026-12-01")
     run_pipeline(run, resume=True, stages=[later])
     assert later.calls == 1 and (run / "dated.txt").read_text() == "2026-12-01"
+
+
+def cpo_process(*args: str) -> subprocess.CompletedProcess:
+    """Run the real console entry point in a second process."""
+    return subprocess.run(
+        [sys.executable, "-c", "from cpo.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+#: Files of an earlier run; safety_audit.jsonl is the compliance evidence that must survive.
+EARLIER_RUN = {
+    "manifest.json": '{"run_id": "earlier", "status": "running", "options": {}}\n',
+    "safety_audit.jsonl": '{"seq": 1, "entry_hash": "ab12"}\n{"seq": 2, "entry_hash": "cd34"}\n',
+    "segments.csv": "customer_id,segment\nK-1,Loyal Gardeners\n",
+    "notes.txt": "the user's own file",
+}
+
+
+def _earlier_run(run: Path) -> dict[str, tuple[bytes, int]]:
+    run.mkdir()
+    (run / "logs").mkdir()
+    (run / "logs" / "system.log").write_text('{"event": "run_started"}\n')
+    for name, text in EARLIER_RUN.items():
+        (run / name).write_text(text)
+    return _snapshot(run)
+
+
+def _snapshot(run: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file except the lock: bytes and modification time."""
+    return {
+        str(p.relative_to(run)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(run.rglob("*"))
+        if p.is_file() and p.name != LOCK_FILE
+    }
+
+
+@pytest.mark.parametrize("mode", ["--force", "--resume"])
+def test_second_process_never_touches_a_run_folder_another_process_holds(tmp_path: Path, mode: str):
+    run = tmp_path / "run"
+    before = _earlier_run(run)
+    args = (
+        ["run", "--out", str(run), "--force"]
+        if mode == "--force"
+        else ["run", "--resume", str(run)]
+    )
+    with run_dir_lock(run):
+        assert lock_holder(run)["pid"] == os.getpid()
+        second = cpo_process(*args)
+        assert _snapshot(run) == before  # checked while the first holder still holds it
+    assert second.returncode == 1, second.stderr
+    assert "Traceback" not in second.stderr
+    assert f"{run}: run folder is in use by process {os.getpid()}" in second.stderr
+    assert "nothing in it was changed" in second.stderr
+    assert sorted(p.name for p in run.iterdir()) == sorted([*EARLIER_RUN, "logs", LOCK_FILE])
+    assert lock_holder(run) is None  # released: the holder record is cleared
+
+
+def test_lock_held_without_a_holder_record_still_refuses(tmp_path: Path):
+    """A process that locks the folder without writing its pid (e.g. an older cpo)."""
+    run = tmp_path / "run"
+    before = _earlier_run(run)
+    unknown = r"in use by another cpo process \(pid unknown\)"
+    with FileLock(str(run / LOCK_FILE), timeout=0), pytest.raises(RunDirError, match=unknown):
+        segment_only(run, force=True)
+    assert _snapshot(run) == before
+
+
+def test_force_after_the_holder_finished_replaces_only_cpo_files(tmp_path: Path):
+    run = tmp_path / "run"
+    _earlier_run(run)
+    with run_dir_lock(run):
+        pass
+    manifest = run_pipeline(run, force=True, stages=[DatedStage("2026-11-30")])
+    assert manifest["run_id"] != "earlier" and manifest["status"] == "completed"
+    assert json.loads((run / "manifest.json").read_text())["run_id"] == manifest["run_id"]
+    assert (run / "dated.txt").read_text() == "2026-11-30"
+    assert (run / "notes.txt").read_text() == EARLIER_RUN["notes.txt"]  # not cpo's file
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_run_folder_under_a_file_is_one_clear_error(tmp_path: Path, resume: bool):
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file")
+    with pytest.raises((OutputPathError, RunDirError), match=str(blocker)):
+        segment_only(blocker / "run", resume=resume)
+    with pytest.raises((OutputPathError, RunDirError), match="is a file"):
+        segment_only(blocker)
+    assert blocker.read_text() == "a file"

@@ -11,6 +11,7 @@ Hierarchy::
     ├── ConfigError           a config file is missing, malformed or invalid
     ├── DataValidationError   customer, content or engagement data is invalid
     ├── RunDirError           the run folder cannot be used (not empty, missing, locked)
+    ├── OutputPathError       a file or folder a command writes cannot be written there
     ├── StageError            a pipeline stage failed (wraps the cause)
     ├── BackendError          a backend failed (network, protocol, auth)
     │   └── BackendUnavailable  a backend's optional dependency is not installed
@@ -57,6 +58,14 @@ class DataValidationError(CpoError):
 
 class RunDirError(CpoError):
     """The run directory cannot be used as asked."""
+
+
+class OutputPathError(CpoError):
+    """A file or folder a command writes is misplaced or cannot be written.
+
+    For example a file where a folder is needed (or the reverse), a parent
+    that is a file, or a folder without write permission.
+    """
 
 
 class StageError(CpoError):

@@ -12,11 +12,15 @@ which the CLI (or a web app) supplies.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import shutil
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,6 +31,7 @@ from cpo import __version__
 from cpo.config import Config, load_config, sha256_json
 from cpo.errors import CpoError, RunDirError, StageError
 from cpo.logs import RunLog, mask_values, utc_now
+from cpo.outpaths import check_writable, os_error, output_dir
 from cpo.runfiles import read_json, sha256_path, write_json
 
 MANIFEST = "manifest.json"
@@ -77,6 +82,10 @@ class RunOptions:
         engagement: Engagement file to import instead of simulating.
         seed: Overrides ``campaign.seed`` when set.
         on_invalid: ``"error"`` or ``"skip"`` for invalid customer rows.
+        column_map: ``--map`` pairs (their column, our column), merged over
+            ``customers.columns`` of the config.
+        encoding: ``--encoding`` of the customer file (``None`` = the config's).
+        delimiter: ``--delimiter`` of the customer file (``None`` = the config's).
     """
 
     customers: Path | None = None
@@ -84,6 +93,9 @@ class RunOptions:
     engagement: Path | None = None
     seed: int | None = None
     on_invalid: str = "error"
+    column_map: tuple[tuple[str, str], ...] = ()
+    encoding: str | None = None
+    delimiter: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (paths as absolute strings)."""
@@ -93,6 +105,9 @@ class RunOptions:
             "engagement": _path_text(self.engagement),
             "seed": self.seed,
             "on_invalid": self.on_invalid,
+            "column_map": dict(self.column_map),
+            "encoding": self.encoding,
+            "delimiter": self.delimiter,
         }
 
     @classmethod
@@ -104,6 +119,9 @@ class RunOptions:
             engagement=_path_or_none(data.get("engagement")),
             seed=data.get("seed"),
             on_invalid=data.get("on_invalid", "error"),
+            column_map=tuple((data.get("column_map") or {}).items()),
+            encoding=data.get("encoding"),
+            delimiter=data.get("delimiter"),
         )
 
 
@@ -253,15 +271,74 @@ def run_pipeline(
     run_dir = Path(run_dir)
     reporter = reporter or NullReporter()
     stage_list = list(stages) if stages is not None else default_stages()
-    _prepare_run_dir(run_dir, force=force, resume=resume, stage_list=stage_list)
-    try:
-        with FileLock(str(run_dir / LOCK_FILE), timeout=0):
+    _open_run_dir(run_dir, resume=resume)
+    # The lock comes before anything in the folder is read, deleted or written:
+    # a second `--force` or `--resume` must never touch a run that is still going.
+    with run_dir_lock(run_dir):
+        _prepare_run_dir(run_dir, force=force, resume=resume, stage_list=stage_list)
+        try:
             return _run_locked(run_dir, config, options, resume, reporter, stage_list)
+        except OSError as exc:
+            # A stage's own errors become StageError; this is the folder itself
+            # failing (e.g. made read-only while the run was going).
+            raise os_error(run_dir, exc, "write the run folder") from None
+
+
+@contextmanager
+def run_dir_lock(run_dir: Path | str) -> Iterator[None]:
+    """Hold the run folder's lock (``.cpo.lock``) while the body runs.
+
+    Every cpo process that changes a run folder takes this lock first; the
+    holder's pid is written into the lock file (and cleared on release) so a
+    process that is refused can say who holds it.
+
+    Raises:
+        RunDirError: another process holds the lock; nothing in the folder was changed.
+        OutputPathError: the lock file cannot be created (e.g. a read-only folder).
+    """
+    run_dir = Path(run_dir)
+    lock_path = run_dir / LOCK_FILE
+    lock = FileLock(str(lock_path), timeout=0)
+    try:
+        lock.acquire()
     except Timeout:
-        raise RunDirError(
-            f"{run_dir}: another cpo process is using this run folder",
-            hint="wait for it to finish, or choose another --out folder",
-        ) from None
+        raise _busy_error(run_dir) from None
+    except OSError as exc:
+        raise os_error(run_dir, exc, "lock the run folder") from None
+    try:
+        _write_holder(lock_path, {"pid": os.getpid(), "since": utc_now()})
+        yield
+    finally:
+        _write_holder(lock_path, None)
+        lock.release()
+
+
+def _write_holder(lock_path: Path, holder: dict[str, Any] | None) -> None:
+    """Record (or clear) who holds the lock; best effort, the lock itself is what counts."""
+    with contextlib.suppress(OSError):
+        lock_path.write_text(json.dumps(holder) if holder else "", encoding="utf-8")
+
+
+def lock_holder(run_dir: Path | str) -> dict[str, Any] | None:
+    """The ``{"pid", "since"}`` record of the process holding the run folder's lock, if known."""
+    try:
+        holder = json.loads((Path(run_dir) / LOCK_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return holder if isinstance(holder, dict) and "pid" in holder else None
+
+
+def _busy_error(run_dir: Path) -> RunDirError:
+    holder = lock_holder(run_dir)
+    who = (
+        f"process {holder['pid']} (since {holder.get('since', 'unknown')})"
+        if holder
+        else "another cpo process (pid unknown)"
+    )
+    return RunDirError(
+        f"{run_dir}: run folder is in use by {who}; nothing in it was changed",
+        hint="wait for that run to finish, or choose another --out folder",
+    )
 
 
 def _run_locked(
@@ -425,8 +502,27 @@ def _record_failure(
     ctx.reporter.stage_finished(stage.name, "failed", seconds, message.splitlines()[0])
 
 
+def _open_run_dir(run_dir: Path, *, resume: bool) -> None:
+    """Check the run folder's path and create it when new; nothing inside is touched.
+
+    Raises:
+        RunDirError: ``resume`` and there is no run folder.
+        OutputPathError: the path is a file, a parent is a file, or the folder
+            cannot be created or written.
+    """
+    if resume and not run_dir.is_dir():
+        raise RunDirError(
+            f"{run_dir}: no such run folder, so there is no run to resume",
+            hint="pass the folder of an earlier `cpo run --out`",
+        )
+    # Writability is tried under the lock (a probe file must not show up in a
+    # folder another process is checking for emptiness).
+    output_dir(run_dir, "run folder", create=not resume, writable=False)
+
+
 def _prepare_run_dir(run_dir: Path, *, force: bool, resume: bool, stage_list: list[Stage]) -> None:
-    """Create the run folder, or check that it may be reused as asked."""
+    """Check that the (locked) run folder may be used as asked; clear it for ``force``."""
+    check_writable(run_dir, "run folder")
     if resume:
         if not (run_dir / MANIFEST).is_file():
             raise RunDirError(
@@ -434,18 +530,18 @@ def _prepare_run_dir(run_dir: Path, *, force: bool, resume: bool, stage_list: li
                 hint="pass the folder of an earlier `cpo run --out`",
             )
         return
-    if run_dir.exists() and not run_dir.is_dir():
-        raise RunDirError(f"{run_dir}: exists and is not a folder")
-    existing = [p for p in run_dir.iterdir() if p.name != LOCK_FILE] if run_dir.exists() else []
+    existing = [p for p in run_dir.iterdir() if p.name != LOCK_FILE]
     if existing and not force:
         raise RunDirError(
             f"{run_dir}: folder is not empty",
             hint="choose a new --out folder, pass --force to overwrite the earlier run, "
             "or --resume to continue it",
         )
-    run_dir.mkdir(parents=True, exist_ok=True)
     if existing:
-        _remove_run_artifacts(run_dir, stage_list)
+        try:
+            _remove_run_artifacts(run_dir, stage_list)
+        except OSError as exc:
+            raise os_error(run_dir, exc, "remove the earlier run's files from") from None
 
 
 def _remove_run_artifacts(run_dir: Path, stage_list: list[Stage]) -> None:
