@@ -29,6 +29,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
+from cpo.brand import BrandSettings, apply_brand
 from cpo.customer_settings import CustomerSettings
 from cpo.configcheck import check_config
 from cpo.errors import ConfigError
@@ -68,6 +69,7 @@ class ExperimentConfigFile(StrictModel):
     """experiment_config.yaml."""
 
     campaign: CampaignSettings = Field(default_factory=CampaignSettings)
+    brand: BrandSettings | None = None  # who the emails are from; null = prompts name no brand
     customers: CustomerSettings = Field(default_factory=CustomerSettings)
     segmentation: SegmentationSettings = Field(default_factory=SegmentationSettings)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
@@ -188,8 +190,16 @@ def load_file(path: Path, model: type[StrictModel]) -> StrictModel:
         raise ConfigError(describe_validation_error(path, model, exc)) from None
 
 
-def init_config(target: Path | str, force: bool = False) -> list[Path]:
+def init_config(
+    target: Path | str, force: bool = False, brand: BrandSettings | None = None
+) -> list[Path]:
     """Copy the packaged default config folder to ``target`` for editing.
+
+    Args:
+        target: The folder to write.
+        force: Overwrite config files in a non-empty folder.
+        brand: Write this brand's ``brand:`` section (and a campaign name from
+            it) into experiment_config.yaml; ``None`` keeps the sample brand.
 
     Raises:
         ConfigError: ``target`` exists and is not empty, and ``force`` is false.
@@ -208,4 +218,8 @@ def init_config(target: Path | str, force: bool = False) -> list[Path]:
             out.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(file, out)
             written.append(out)
+    if brand is not None:
+        path = destination / "experiment_config.yaml"
+        path.write_text(apply_brand(path.read_text(encoding="utf-8"), brand), encoding="utf-8")
+        load_file(path, ExperimentConfigFile)  # the rewritten file must still validate
     return written

@@ -355,6 +355,11 @@ def _run_locked(
         options = RunOptions.from_dict(previous.get("options", {}))
     options = options or RunOptions()
     config = config or load_config(previous["config_source"] if previous else None)
+    for stage in stage_list:
+        # A stage's `preflight(config, options)` checks what it can before anything runs.
+        preflight = getattr(stage, "preflight", None)
+        if preflight is not None:
+            preflight(config, options)
     log = RunLog(run_dir / LOG_DIR, listener=reporter.event)
     manifest = _new_manifest(config, options, previous, stage_list)
     ctx = RunContext(run_dir, config, options, log, manifest, reporter)

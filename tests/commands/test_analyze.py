@@ -137,3 +137,98 @@ def test_invalid_files_fail_with_a_message(tmp_path, content, message):
 def test_missing_file(tmp_path):
     result = run(tmp_path / "nope.csv")
     assert result.exit_code == 1 and "not found" in result.output
+
+
+# ---- counts per arm (published results) ----
+
+PUBLISHED_COUNTS = (
+    "experiment_arm,sent,opened,clicked,converted\n"
+    "control,1000,300,80,10\ntreatment_1,1000,330,95,12\n"
+)
+
+
+def expanded(counts):
+    """Per-recipient records equal to ``counts``: arm -> (sent, opened, clicked, converted)."""
+    rows = []
+    for arm, (sent, opened, clicked, converted) in counts.items():
+        rows += [
+            {"customer_id": f"{arm}-{i}", "experiment_arm": arm, "opened": int(i < opened),
+             "clicked": int(i < clicked), "converted": int(i < converted)}
+            for i in range(sent)
+        ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def statistical_content(metrics):
+    return {
+        k: v
+        for k, v in metrics.items()
+        if k not in ("computed_at", "engagement_source", "warnings")
+    }
+
+
+def test_counts_file_gives_the_same_metrics_as_the_per_recipient_file(tmp_path):
+    counts = tmp_path / "published.csv"
+    counts.write_text(PUBLISHED_COUNTS)
+    records = tmp_path / "recipients.csv"
+    expanded({"control": (1000, 300, 80, 10), "treatment_1": (1000, 330, 95, 12)}).to_csv(
+        records, index=False
+    )
+    from_counts = run(counts, "--json")
+    from_records = run(records, "--json")
+    assert from_counts.exit_code == 0, from_counts.output
+    assert from_records.exit_code == 0, from_records.output
+    a, b = json.loads(from_counts.output), json.loads(from_records.output)
+    assert statistical_content(a) == statistical_content(b)
+    assert a["engagement_source"] == "imported"
+    assert a["arms"]["treatment_1"]["counts"] == {
+        "sent": 1000, "opened": 330, "clicked": 95, "converted": 12,
+    }  # fmt: skip
+
+
+def test_counts_file_plain_output_and_segments(tmp_path):
+    path = tmp_path / "by_segment.csv"
+    path.write_text(
+        "experiment_arm,segment,sent,opened,clicked,converted\n"
+        "control,Gardeners,400,120,30,5\ntreatment_1,Gardeners,410,150,45,9\n"
+        "control,Cooks,300,90,20,2\ntreatment_1,Cooks,290,95,28,3\n"
+    )
+    result = run(path)
+    assert result.exit_code == 0, result.output
+    assert "Gardeners" in result.output and "Cooks" in result.output
+    assert "1400 recipients; engagement: imported" in result.output
+
+
+def test_counts_file_checked_against_assignments(tmp_path):
+    assignments = pd.DataFrame(
+        {
+            "customer_id": [f"K{i}" for i in range(6)],
+            "segment": ["Retail"] * 6,
+            "experiment_arm": ["control", "treatment_1"] * 3,
+        }
+    )
+    assignments.to_csv(tmp_path / "assignments.csv", index=False)
+    path = tmp_path / "counts.csv"
+    path.write_text(
+        "experiment_arm,sent,opened,clicked,converted\ncontrol,3,1,0,0\nvariant_b,3,1,1,0\n"
+    )
+    result = run(path, "--assignments", tmp_path / "assignments.csv")
+    assert result.exit_code == 1
+    assert "line 3 value 'variant_b'" in result.output and "control, treatment_1" in result.output
+    assert "Traceback" not in result.output
+    path.write_text(
+        "experiment_arm,sent,opened,clicked,converted\ncontrol,3,1,0,0\ntreatment_1,2,1,1,0\n"
+    )
+    result = run(path, "--assignments", tmp_path / "assignments.csv", "--json")
+    assert result.exit_code == 0, result.output
+    assert "missing_recipients" in [w["code"] for w in json.loads(result.output)["warnings"]]
+
+
+def test_invalid_counts_fail_with_line_and_fix(tmp_path):
+    path = tmp_path / "counts.csv"
+    path.write_text("experiment_arm,sent,opened,clicked,converted\ncontrol,100,40,50,1\n")
+    result = run(path)
+    assert result.exit_code == 1
+    assert f"{path}: column 'clicked': larger than 'opened'" in result.output
+    assert "line 2 (clicked 50 > opened 40)" in result.output
+    assert "fix:" in result.output and "Traceback" not in result.output

@@ -24,7 +24,8 @@ DASH = "-"
     "--assignments",
     type=click.Path(path_type=Path),
     help="assignments.csv to join to: needed for per-recipient files without experiment_arm "
-    "and for event files (customer_id, event, timestamp).",
+    "and for event files (customer_id, event, timestamp); checks a counts file's arms, "
+    "segments and sizes against the run.",
 )
 @click.option(
     "--design",
@@ -50,8 +51,11 @@ def analyze_command(
 
     ENGAGEMENT_FILE holds per-recipient records (a run's engagement.csv, or
     any file with experiment_arm, opened, clicked, converted and optionally
-    segment, customer_id), or, with --assignments, a per-recipient export or
-    an event log joined to the assignments. Prints rates with Wilson intervals, lifts
+    segment, customer_id); counts per arm (experiment_arm[, segment], sent,
+    opened, clicked, converted, e.g. published results); or, with
+    --assignments, a per-recipient export or an event log joined to the
+    assignments (counts are then checked against the run's arms, segments and
+    sizes). Prints rates with Wilson intervals, lifts
     with Newcombe intervals and multiplicity-adjusted p-values, the
     sample-ratio check, power and warnings; --json prints the full document.
     """

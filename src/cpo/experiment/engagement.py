@@ -1,13 +1,22 @@
 """Import engagement from a real send and join it to the assignments.
 
-Two layouts are accepted, as CSV or Parquet (the layout is recognised by its
+Three layouts are accepted, as CSV or Parquet (the layout is recognised by its
 columns):
 
 (a) **one row per recipient**: ``customer_id, opened, clicked, converted`` with
     values 0/1/true/false (case-insensitive; Parquet booleans and 0.0/1.0 too);
 (b) **one row per event**: ``customer_id, event, timestamp`` with ``event`` in
     delivered, open, click, conversion, unsubscribe, bounce (past forms such as
-    ``opened`` are accepted) and an ISO 8601 timestamp (no zone = UTC).
+    ``opened`` are accepted) and an ISO 8601 timestamp (no zone = UTC);
+(c) **counts per arm**: ``experiment_arm[, segment], sent, opened, clicked,
+    converted`` (a ``sent`` column and no ``customer_id``), e.g. published
+    per-arm results. :func:`import_counts` validates them (whole numbers >= 0,
+    opened <= sent, clicked <= opened, converted <= clicked, one row per
+    (arm, segment), arms and segments of the run) and they go straight to
+    sufficient statistics; nothing is expanded to per-recipient rows. Inside a
+    run the counts are written to ``engagement_counts.csv`` and
+    ``engagement.csv`` keeps its header with no rows (there are no recipients to
+    list). The table below is about (a) and (b).
 
 What is checked, and what happens. Every case is counted in
 :attr:`EngagementImport.counts` and, when it changes the data, reported as a
@@ -49,6 +58,7 @@ sent the message).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,8 +67,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from cpo.errors import DataValidationError
+from cpo.experiment.aggregate import DEFAULT_SEGMENT, SufficientStatistics
 from cpo.experiment.settings import HOLDOUT_ARM
 
 ENGAGEMENT_FILE = "engagement.csv"
@@ -72,6 +84,15 @@ ENGAGEMENT_COLUMNS = (
     "engagement_source",
 )
 FLAG_COLUMNS = ("opened", "clicked", "converted")
+LAYOUT_RECIPIENTS = "recipients"
+LAYOUT_EVENTS = "events"
+LAYOUT_COUNTS = "counts"
+#: Written to the run folder by a counts import (engagement.csv then has no rows).
+ENGAGEMENT_COUNTS_FILE = "engagement_counts.csv"
+COUNT_COLUMNS = ("sent", "opened", "clicked", "converted")
+COUNTS_REQUIRED = ("experiment_arm", *COUNT_COLUMNS)
+#: Each count must not exceed the one before it (the recipients it is a subset of).
+COUNT_SUBSETS = (("opened", "sent"), ("clicked", "opened"), ("converted", "clicked"))
 EVENT_TYPES = ("delivered", "open", "click", "conversion", "unsubscribe", "bounce")
 EVENT_ALIASES = {
     "delivery": "delivered",
@@ -149,21 +170,59 @@ def _strip_columns(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def detect_layout(path: Path, columns: list[str]) -> str:
-    """``events`` when there is an ``event`` column, ``recipients`` when there are flags."""
+    """The layout of an engagement file, from its (lower-cased) column names.
+
+    ``events`` when there is an ``event`` column; ``counts`` when there is a
+    ``sent`` column and no ``customer_id``; ``recipients`` otherwise.
+
+    Raises:
+        DataValidationError: a column the layout needs is missing.
+    """
     if "event" in columns:
-        missing = [c for c in ("customer_id", "timestamp") if c not in columns]
-        layout = "events"
+        layout, needed = LAYOUT_EVENTS, ("customer_id", "timestamp")
+    elif "sent" in columns and "customer_id" not in columns:
+        layout, needed = LAYOUT_COUNTS, COUNTS_REQUIRED
     else:
-        missing = [c for c in ("customer_id", *FLAG_COLUMNS) if c not in columns]
-        layout = "recipients"
+        layout, needed = LAYOUT_RECIPIENTS, ("customer_id", *FLAG_COLUMNS)
+    missing = [c for c in needed if c not in columns]
     if missing:
         raise DataValidationError(
             f"{path}: missing column(s) {', '.join(missing)} for the {layout} layout",
-            hint="use either customer_id, opened, clicked, converted (one row per recipient) "
-            "or customer_id, event, timestamp (one row per event); "
+            hint="use customer_id, opened, clicked, converted (one row per recipient), "
+            "customer_id, event, timestamp (one row per event) or "
+            "experiment_arm[, segment], sent, opened, clicked, converted (counts per arm); "
             f"found: {', '.join(columns) or '(none)'}",
         )
     return layout
+
+
+def peek_columns(path: Path | str) -> list[str]:
+    """The (lower-cased) column names of a CSV or Parquet file, reading only its header.
+
+    Raises:
+        DataValidationError: the file is missing, empty or unreadable.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataValidationError(f"{path}: engagement file not found")
+    try:
+        if path.suffix.lower() == ".parquet":
+            names = pq.read_schema(path).names
+        else:
+            names = list(pd.read_csv(path, nrows=0, skipinitialspace=True).columns)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataValidationError(f"{path}: cannot be read: {exc}") from None
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise DataValidationError(f"{path}: cannot be read: {exc}") from None
+    return [str(c).strip().lower() for c in names]
+
+
+def is_counts_file(path: Path | str) -> bool:
+    """True when the file holds aggregated counts (a ``sent`` column, no ``customer_id``)."""
+    if Path(path).suffix.lower() not in (".csv", ".txt", ".parquet"):
+        return False  # the reader of the other layouts names the unsupported type
+    columns = peek_columns(path)
+    return "sent" in columns and "customer_id" not in columns and "event" not in columns
 
 
 def _examples(
@@ -517,6 +576,289 @@ def _before_send(
     return valid & (events["t"].to_numpy() < sent_for_event)
 
 
+# --------------------------------------------------------------------------
+# Counts per arm (and segment): straight to sufficient statistics
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EngagementCounts:
+    """Aggregated engagement per (arm, segment), validated; no per-recipient rows.
+
+    Attributes:
+        table: Columns ``experiment_arm, segment, sent, opened, clicked,
+            converted, engagement_source`` (what ``engagement_counts.csv``
+            holds), sorted by arm then segment.
+        counts: Validation counts (rows, arms, segments, holdout rows, ...).
+        warnings: ``{code, message}`` records for the cases that changed the data.
+        has_segments: The file had a ``segment`` column (else every row is ``all``).
+        layout: ``counts``.
+        source: ``imported``.
+    """
+
+    table: pd.DataFrame
+    counts: dict[str, int]
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    has_segments: bool = False
+    layout: str = LAYOUT_COUNTS
+    source: str = SOURCE_IMPORTED
+
+    def statistics(self) -> SufficientStatistics:
+        """The sufficient statistics of the analysis, built directly from the counts."""
+        return counts_statistics(self.table)
+
+
+def counts_statistics(table: pd.DataFrame) -> SufficientStatistics:
+    """Sufficient statistics from a counts table (``engagement_counts.csv`` rows)."""
+    rows = table.to_dict("records")
+    counts = {
+        (str(row["experiment_arm"]), str(row["segment"])): {c: int(row[c]) for c in COUNT_COLUMNS}
+        for row in rows
+    }
+    sources = {str(row.get("engagement_source") or SOURCE_IMPORTED) for row in rows}
+    return SufficientStatistics.from_counts(counts, engagement_sources=sources)
+
+
+def import_counts(
+    path: Path | str,
+    assignments: pd.DataFrame | None = None,
+    arms: Sequence[str] | None = None,
+) -> EngagementCounts:
+    """Read and validate an aggregated counts file (CSV or Parquet).
+
+    Columns ``experiment_arm[, segment], sent, opened, clicked, converted``:
+    non-negative whole numbers with ``opened <= sent``, ``clicked <= opened``
+    and ``converted <= clicked``, one row per (arm, segment). Rows of the
+    ``holdout`` arm are excluded with a warning (the holdout was sent nothing).
+
+    Args:
+        path: The counts file.
+        assignments: The run's ``assignments.csv``: arms and segments must be
+            the run's, and ``sent`` may not exceed the customers assigned
+            (fewer is a ``missing_recipients`` warning).
+        arms: Known arm names (e.g. from ``experiment_design.json``) when there
+            are no assignments; None = any arm.
+
+    Raises:
+        DataValidationError: naming the file, the lines and the fix.
+    """
+    path = Path(path)
+    raw, first, unit = read_table(path)
+    if raw.empty:
+        raise DataValidationError(f"{path}: the engagement file has a header but no rows")
+    layout = detect_layout(path, list(raw.columns))
+    if layout != LAYOUT_COUNTS:
+        raise DataValidationError(
+            f"{path}: expected counts (experiment_arm[, segment], sent, opened, clicked, "
+            f"converted) but the columns are those of the {layout} layout",
+            hint="per-recipient and event files need the run's assignments "
+            "(`cpo analyze FILE --assignments assignments.csv`)",
+        )
+    has_segments = "segment" in raw.columns
+    table = _parse_counts(path, raw, first, unit)
+    lines = np.arange(len(table)) + first
+    table, lines, counts, warnings = _drop_holdout(table, lines, unit)
+    if assignments is not None:
+        recipients = assignments.loc[_is_recipient(assignments)]
+        known_arms = sorted(set(recipients["experiment_arm"].astype(str)))
+        _check_known(path, table, lines, unit, "experiment_arm", known_arms, "the run's arms")
+        if has_segments:
+            segments = sorted(set(recipients["segment"].astype(str)))
+            _check_known(path, table, lines, unit, "segment", segments, "the run's segments")
+        warnings += _check_sent(path, table, lines, unit, recipients, has_segments, counts)
+    elif arms is not None:
+        known_arms = sorted(set(arms) - {HOLDOUT_ARM})
+        _check_known(path, table, lines, unit, "experiment_arm", known_arms, "the design's arms")
+    if table.empty:
+        raise DataValidationError(f"{path}: no row left after excluding the holdout arm")
+    counts.update(
+        rows=len(raw),
+        arms=int(table["experiment_arm"].nunique()),
+        segments=int(table["segment"].nunique()),
+        recipients=int(table["sent"].sum()),
+    )
+    table = table.sort_values(["experiment_arm", "segment"], kind="stable").reset_index(drop=True)
+    return EngagementCounts(table, counts, warnings, has_segments)
+
+
+def _parse_counts(path: Path, raw: pd.DataFrame, first: int, unit: str) -> pd.DataFrame:
+    """Labels, whole-number counts, subset order and unique (arm, segment) rows."""
+    arms = _parse_labels(path, raw, "experiment_arm", first, unit).str.lower()
+    if "segment" in raw.columns:
+        segments = _parse_labels(path, raw, "segment", first, unit)
+    else:
+        segments = pd.Series(DEFAULT_SEGMENT, index=raw.index)
+    table = pd.DataFrame({"experiment_arm": arms.to_numpy(), "segment": segments.to_numpy()})
+    for column in COUNT_COLUMNS:
+        table[column] = _parse_count(path, raw, column, first, unit)
+    for part, whole in COUNT_SUBSETS:
+        _check_subset(path, table, part, whole, first, unit)
+    _check_unique_keys(path, table, first, unit)
+    table["engagement_source"] = SOURCE_IMPORTED
+    return table
+
+
+def _parse_labels(path: Path, frame: pd.DataFrame, column: str, first: int, unit: str) -> pd.Series:
+    text = frame[column].astype(str).str.strip()
+    blank = (frame[column].isna() | text.eq("")).to_numpy()
+    if blank.any():
+        _fail(
+            path,
+            column,
+            f"missing value in {int(blank.sum())} row(s)",
+            _examples(frame, blank, column, first, unit, show=False),
+            hint=f"every row needs its {column}",
+        )
+    return text
+
+
+def _parse_count(path: Path, frame: pd.DataFrame, column: str, first: int, unit: str) -> np.ndarray:
+    """A column of non-negative whole numbers, or fail naming the lines."""
+    values = frame[column]
+    if pd.api.types.is_bool_dtype(values):
+        number = np.full(len(values), np.nan)
+    elif pd.api.types.is_numeric_dtype(values):
+        number = values.astype("float64").to_numpy()
+    else:
+        text = values.astype(str).str.strip()
+        number = pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64")
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(number) | (number < 0) | (number != np.floor(number))
+    if bad.any():
+        _fail(
+            path,
+            column,
+            f"not a non-negative whole number in {int(bad.sum())} row(s)",
+            _examples(frame, bad, column, first, unit),
+            hint=f"'{column}' counts recipients: write a whole number >= 0 such as 1000 "
+            "(no thousands separators, no blanks)",
+        )
+    return number.astype(np.int64)
+
+
+_SUBSET_HINTS = {
+    "opened": "count recipients who opened at least once (not open events), out of those sent",
+    "clicked": "a recipient who clicked also opened: count clickers among the openers "
+    "(add clickers without a tracked open to opened)",
+    "converted": "count recipients who clicked and converted (at most one conversion each)",
+}
+
+
+def _check_subset(
+    path: Path, table: pd.DataFrame, part: str, whole: str, first: int, unit: str
+) -> None:
+    bad = (table[part] > table[whole]).to_numpy()
+    if not bad.any():
+        return
+    positions = np.flatnonzero(bad)
+    shown = "; ".join(
+        f"{unit} {pos + first} ({part} {table[part].iloc[pos]} > {whole} {table[whole].iloc[pos]})"
+        for pos in positions[:MAX_EXAMPLES]
+    )
+    more = f" (+{len(positions) - MAX_EXAMPLES} more)" if len(positions) > MAX_EXAMPLES else ""
+    raise DataValidationError(
+        f"{path}: column '{part}': larger than '{whole}' in {len(positions)} row(s): {shown}{more}",
+        hint=_SUBSET_HINTS[part],
+    )
+
+
+def _check_unique_keys(path: Path, table: pd.DataFrame, first: int, unit: str) -> None:
+    keys = table[["experiment_arm", "segment"]]
+    repeated = keys.duplicated(keep=False).to_numpy()
+    if not repeated.any():
+        return
+    groups = keys.loc[repeated].groupby(["experiment_arm", "segment"], sort=False).groups
+    shown = "; ".join(
+        f"({arm}, {segment}) on {unit}s {', '.join(str(i + first) for i in index)}"
+        for (arm, segment), index in list(groups.items())[:MAX_EXAMPLES]
+    )
+    raise DataValidationError(
+        f"{path}: {len(groups)} (experiment_arm, segment) pair(s) appear more than once: {shown}",
+        hint="keep one row per arm and segment: add the rows' counts together",
+    )
+
+
+def _drop_holdout(
+    table: pd.DataFrame, lines: np.ndarray, unit: str
+) -> tuple[pd.DataFrame, np.ndarray, dict[str, int], list[dict[str, str]]]:
+    holdout = (table["experiment_arm"] == HOLDOUT_ARM).to_numpy()
+    counts = {"holdout_rows": int(holdout.sum())}
+    warnings = []
+    if holdout.any():
+        warnings.append(
+            {
+                "code": "holdout_engagement",
+                "message": f"{int(holdout.sum())} {unit}(s) of the holdout arm "
+                f"({int(table.loc[holdout, 'sent'].sum())} sent) were excluded: "
+                "the holdout is sent nothing",
+            }
+        )
+    return table.loc[~holdout].reset_index(drop=True), lines[~holdout], counts, warnings
+
+
+def _check_known(
+    path: Path,
+    table: pd.DataFrame,
+    lines: np.ndarray,
+    unit: str,
+    column: str,
+    known: Sequence[str],
+    what: str,
+) -> None:
+    unknown = ~table[column].isin(known).to_numpy()
+    if not unknown.any():
+        return
+    positions = np.flatnonzero(unknown)
+    shown = "; ".join(
+        f"{unit} {lines[pos]} value {table[column].iloc[pos]!r}" for pos in positions[:MAX_EXAMPLES]
+    )
+    raise DataValidationError(
+        f"{path}: column '{column}': not one of {what} in {len(positions)} row(s): {shown}",
+        hint=f"use {what}: {', '.join(known) or '(none)'}",
+    )
+
+
+def _check_sent(
+    path: Path,
+    table: pd.DataFrame,
+    lines: np.ndarray,
+    unit: str,
+    recipients: pd.DataFrame,
+    has_segments: bool,
+    counts: dict[str, int],
+) -> list[dict[str, str]]:
+    """``sent`` may not exceed the customers assigned; fewer is a warning per arm."""
+    keys = ["experiment_arm", "segment"] if has_segments else ["experiment_arm"]
+    assigned = recipients.groupby(keys).size()
+    index = pd.MultiIndex.from_frame(table[keys]) if has_segments else table["experiment_arm"]
+    expected = assigned.reindex(index).fillna(0).to_numpy(dtype=np.int64)
+    over = table["sent"].to_numpy() > expected
+    if over.any():
+        pos = int(np.flatnonzero(over)[0])
+        raise DataValidationError(
+            f"{path}: {unit} {lines[pos]}: sent {table['sent'].iloc[pos]} is more than the "
+            f"{expected[pos]} customer(s) assigned to {' / '.join(table.loc[pos, keys])} "
+            f"in this run ({int(over.sum())} row(s) like this)",
+            hint="is this the export of this run's send? counts are of recipients in sends.csv",
+        )
+    per_arm = recipients.groupby("experiment_arm").size()
+    sent = table.groupby("experiment_arm")["sent"].sum()
+    missing = (per_arm - sent.reindex(per_arm.index).fillna(0)).astype(int)
+    missing = missing[missing > 0]
+    counts["missing_recipients"] = int(missing.sum())
+    if missing.empty:
+        return []
+    detail = ", ".join(f"{arm} {n}" for arm, n in missing.sort_index().items())
+    return [
+        {
+            "code": "missing_recipients",
+            "message": f"{counts['missing_recipients']} assigned recipient(s) are not counted in "
+            f"the engagement file ({detail}); they are excluded from the analysis "
+            "(outcome unknown)",
+        }
+    ]
+
+
 def import_engagement(
     path: Path | str,
     assignments: pd.DataFrame,
@@ -543,7 +885,12 @@ def import_engagement(
     if raw.empty:
         raise DataValidationError(f"{path}: the engagement file has a header but no rows")
     layout = detect_layout(path, list(raw.columns))
-    if layout == "recipients":
+    if layout == LAYOUT_COUNTS:
+        raise DataValidationError(
+            f"{path}: holds counts per arm, not per-recipient engagement",
+            hint="read it with import_counts (cpo analyze and cpo run --engagement do so)",
+        )
+    if layout == LAYOUT_RECIPIENTS:
         result = _import_recipients(path, raw, first, unit, assignments)
     else:
         when = pd.Timestamp(send_time) if send_time is not None else None

@@ -81,7 +81,11 @@ def analyze_file(
 ) -> dict[str, Any]:
     """Analyse an engagement file, as ``cpo analyze`` does.
 
-    Without ``assignments`` the file must hold per-recipient records with
+    A file of counts per arm (``experiment_arm[, segment], sent, opened,
+    clicked, converted``, no ``customer_id``) is validated by
+    :func:`cpo.experiment.engagement.import_counts` (against the assignments
+    or the design's arms when given) and analysed from its counts directly.
+    Otherwise, without ``assignments`` the file must hold per-recipient records with
     ``experiment_arm`` (e.g. a run's ``engagement.csv``); it is streamed, so
     it may be large. With ``assignments`` (a run's ``assignments.csv``) the
     file may be a per-recipient export (``customer_id, opened, clicked,
@@ -99,18 +103,43 @@ def analyze_file(
         DataValidationError: a file is missing or invalid.
         ConfigError: the configuration is invalid.
     """
-    design_data = _read_design(Path(design)) if design is not None else None
-    plan = plan_from_config(config, design=design_data)
-    if assignments is None:
-        return analyze(aggregate_file(path), plan)
-    from cpo.experiment.engagement import import_engagement
+    from cpo.experiment.engagement import import_engagement, is_counts_file
 
-    imported = import_engagement(Path(path), _read_assignments(Path(assignments)))
+    design_data = _read_design(Path(design)) if design is not None else None
+    plan, config_warnings = _plan_and_warnings(config, design_data)
+    assignment_rows = _read_assignments(Path(assignments)) if assignments is not None else None
+    if is_counts_file(path):
+        return _analyze_counts(Path(path), plan, config_warnings, assignment_rows, design_data)
+    if assignment_rows is None:
+        return analyze(aggregate_file(path), plan, extra_warnings=config_warnings)
+    imported = import_engagement(Path(path), assignment_rows)
     return analyze(
         aggregate_records(imported.frame, source=str(path)),
         plan,
         engagement_source=imported.source,
-        extra_warnings=imported.warnings,
+        extra_warnings=[*imported.warnings, *config_warnings],
+    )
+
+
+def _analyze_counts(
+    path: Path,
+    plan: AnalysisPlan,
+    config_warnings: list[dict[str, str]],
+    assignments: pd.DataFrame | None,
+    design: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """Analyse a counts file: validated, then straight to sufficient statistics."""
+    from cpo.experiment.engagement import import_counts
+
+    arms = None
+    if assignments is None and design is not None and design.get("arms"):
+        arms = [str(arm["name"]) for arm in design["arms"] if "name" in arm]
+    imported = import_counts(path, assignments, arms=arms)
+    return analyze(
+        imported.statistics(),
+        plan,
+        engagement_source=imported.source,
+        extra_warnings=[*imported.warnings, *config_warnings],
     )
 
 

@@ -20,7 +20,13 @@ from typing import Any
 
 from cpo.config import Config
 from cpo.errors import ConfigError, DataValidationError
-from cpo.generation.base import Generator, create_generator, generate_many, sha256_text
+from cpo.generation.base import (
+    Generator,
+    append_footer,
+    create_generator,
+    generate_many,
+    sha256_text,
+)
 from cpo.generation.citations import check_grounding, strip_citations
 from cpo.generation.prompts import PromptLibrary
 from cpo.generation.text import count_words
@@ -41,7 +47,7 @@ def open_generator(
         ConfigError: unknown backend, missing or invalid tone file or footer.
         BackendUnavailable: the backend's optional package is missing.
     """
-    prompts = PromptLibrary(config.prompts_dir)
+    prompts = PromptLibrary.for_config(config)
     settings = config.experiment.generation
     for tone in settings.tones:
         prompts.tone(tone)
@@ -73,8 +79,12 @@ def build_requests(
 
 
 def control_variant(prompts: PromptLibrary) -> Variant:
-    """The control message as a variant (same for every segment; no citations)."""
+    """The control message as a variant (same for every segment; no citations).
+
+    The footer is appended exactly as to every generated variant.
+    """
     subject, body = prompts.control_message()
+    body = append_footer(body, prompts.footer())
     source = f"Subject: {subject}\n\n{body}"
     return Variant(
         variant_id=CONTROL_ID,

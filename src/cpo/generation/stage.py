@@ -4,6 +4,10 @@ Reads segment_profiles.json and retrieval.json, writes variants.json (schema in
 docs/generation.md). A variant that cannot meet the constraints is recorded as
 ``failed`` with its reason and the run goes on; API usage is added to the run
 totals in the manifest.
+
+Before any stage runs, :meth:`GenerateStage.preflight` stops a run whose
+approved content is not the bundled sample's while the config still speaks for
+the sample brand (:func:`cpo.brand.check_brand_for_content`).
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import re
 from pathlib import Path
 from urllib.parse import urlparse
 
+from cpo.brand import check_brand_for_content
+from cpo.config import Config
 from cpo.errors import DataValidationError
 from cpo.generation.prompts import PromptLibrary
 from cpo.generation.service import (
@@ -22,7 +28,7 @@ from cpo.generation.service import (
     run_generation,
     variants_document,
 )
-from cpo.pipeline import RunContext, StageOutcome
+from cpo.pipeline import RunContext, RunOptions, StageOutcome
 from cpo.retrieval.base import load_snippets
 from cpo.retrieval.service import read_profiles
 from cpo.retrieval.stage import RETRIEVAL_FILE
@@ -39,6 +45,15 @@ class GenerateStage:
     name = "generate"
     description = "Generating message variants"
     outputs = (VARIANTS_FILE,)
+
+    def preflight(self, config: Config, options: RunOptions) -> None:
+        """Checks that need only the config and the inputs, run before any stage.
+
+        Raises:
+            ConfigError: the config still carries the bundled sample brand while
+                the approved content is another brand's.
+        """
+        check_brand_for_content(config, options.content)
 
     def input_files(self, ctx: RunContext) -> list[Path]:
         """Segment profiles, retrieval results and the prompts folder."""
@@ -78,7 +93,7 @@ class GenerateStage:
         generator = open_generator(ctx.config, log=ctx.log)
         requests = build_requests(ctx.config, profiles, snippets)
         variants = run_generation(generator, requests, ctx.log, ctx.progress, self.name)
-        library = PromptLibrary(ctx.config.prompts_dir)
+        library = PromptLibrary.for_config(ctx.config)
         control = control_variant(library)
         log_variant(ctx.log, control, self.name)
         self._warn_about_foreign_links(ctx, retrieval, control.body, library)

@@ -1,0 +1,301 @@
+"""The brand every email speaks for, and the guard against sending another brand's text.
+
+``experiment_config.yaml`` has a ``brand:`` section (:class:`BrandSettings`).
+The prompts are brand-neutral templates; their placeholders are filled from it
+at generation time (:meth:`BrandSettings.values`):
+
+==================== ==================================================
+placeholder          value
+==================== ==================================================
+``{brand}``          ``brand.name``
+``{site_url}``       ``brand.site_url``
+``{unsubscribe_url}`` ``brand.unsubscribe_url``
+``{sender_name}``    ``brand.sender_name`` (the brand name when null)
+``{postal_address}`` ``brand.postal_address`` ("" when null: the line is dropped)
+``{sign_off}``       ``brand.sign_off`` with ``{brand}`` / ``{sender_name}`` filled
+==================== ==================================================
+
+The packaged config carries the bundled sample brand (Fernleaf Outdoor Co.) so
+the sample run works out of the box. :func:`check_brand_for_content` stops a
+run whose approved content is not the sample's while the config still speaks
+for the sample brand, before anything is generated.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+from urllib.parse import urlparse
+
+from pydantic import AfterValidator, Field, field_validator
+
+from cpo.errors import ConfigError
+from cpo.settings_base import StrictModel
+
+if TYPE_CHECKING:
+    from cpo.config import Config
+
+#: Placeholders the brand fills in the control message, footer and tone sign-offs.
+BRAND_PLACEHOLDERS = frozenset(
+    {"brand", "site_url", "unsubscribe_url", "sender_name", "postal_address", "sign_off"}
+)
+#: Placeholders a ``sign_off`` setting may use.
+SIGN_OFF_PLACEHOLDERS = frozenset({"brand", "sender_name"})
+INIT_COMMAND = "cpo init NEW_DIR --brand NAME --site URL --unsubscribe-url URL"
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+_SCAN_LIMIT_BYTES = 5_000_000  # per content file: enough for any approved document
+
+
+def check_http_url(text: str) -> str:
+    """Return ``text`` stripped when it is an absolute http(s) URL with a host.
+
+    Raises:
+        ValueError: the scheme is not http/https or there is no host.
+    """
+    url = text.strip()
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ValueError(
+            f"{text!r} is not an http(s) URL; write it in full, e.g. https://www.example.com/page"
+        )
+    return url
+
+
+HttpUrl = Annotated[str, AfterValidator(check_http_url)]
+
+
+class BrandSettings(StrictModel):
+    """The ``brand:`` section: who every email (control and variants) is from.
+
+    Attributes:
+        name: The brand as customers know it ("Acme Cloud").
+        site_url: The brand's website (http or https).
+        unsubscribe_url: Where the footer's unsubscribe link points (http or https).
+        sender_name: The sender's display name; null = the brand name.
+        postal_address: The sender's postal address, printed in the footer
+            (CAN-SPAM asks for one); null = no address line.
+        sign_off: The signature under each email; may use ``{brand}`` and
+            ``{sender_name}``.
+    """
+
+    name: Annotated[str, Field(min_length=1)]
+    site_url: HttpUrl
+    unsubscribe_url: HttpUrl
+    sender_name: str | None = None
+    postal_address: str | None = None
+    sign_off: Annotated[str, Field(min_length=1)] = "The {brand} team"
+
+    @field_validator("name", "sender_name", "postal_address", "sign_off")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must not be blank (use null to leave an optional value out)")
+        return value.strip() if value is not None else None
+
+    @field_validator("sign_off")
+    @classmethod
+    def _sign_off_placeholders(cls, value: str) -> str:
+        unknown = set(_PLACEHOLDER.findall(value)) - SIGN_OFF_PLACEHOLDERS
+        if unknown:
+            names = ", ".join("{" + u + "}" for u in sorted(unknown))
+            raise ValueError(
+                f"unknown placeholder {names}; sign_off may use {{brand}}, {{sender_name}}"
+            )
+        return value
+
+    def values(self) -> dict[str, str]:
+        """The value of every brand placeholder."""
+        sender = self.sender_name or self.name
+        names = {"brand": self.name, "sender_name": sender}
+        sign_off = _PLACEHOLDER.sub(lambda m: names[m.group(1)], self.sign_off)
+        return {
+            **names,
+            "site_url": self.site_url,
+            "unsubscribe_url": self.unsubscribe_url,
+            "postal_address": self.postal_address or "",
+            "sign_off": sign_off,
+        }
+
+
+def slugify(name: str) -> str:
+    """A lower-case, dash-separated form of ``name`` ("Acme Cloud, Inc." -> "acme-cloud-inc")."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return slug or "brand"
+
+
+# ----------------------------------------------------------------------------- the guard
+
+
+def check_brand_for_content(config: Config, content: Path | None) -> None:
+    """Refuse to write emails for other content in the bundled sample brand's name.
+
+    Args:
+        config: The loaded configuration.
+        content: The approved-content folder of the run (``None`` = the bundled sample).
+
+    Raises:
+        ConfigError: the content is not the sample brand's, but the brand section
+            or the prompts still carry the sample brand's name or site. One
+            message names every such file and the ``cpo init --brand`` command.
+    """
+    markers = sample_brand_markers()
+    found = sample_brand_locations(config, markers)
+    if not found or content is None or not Path(content).is_dir():
+        return  # the sample content, or a missing folder the retrieve stage reports
+    if _is_sample_brand_content(Path(content), markers):
+        return
+    raise ConfigError(
+        f"{content}: this approved content is not the bundled sample brand's, but the config "
+        f"{config.source} still writes as the sample brand ({markers[0]}) in: "
+        + "; ".join(found)
+        + ". Every email (control and variants) would go out under another brand's name",
+        hint=f"write a config for your brand with `{INIT_COMMAND}` and run with "
+        "--config NEW_DIR (or edit the files named above)",
+    )
+
+
+def sample_brand_locations(config: Config, markers: Iterable[str]) -> list[str]:
+    """Where the config carries the sample brand: ``"<file> (<what>)"`` entries."""
+    from cpo.generation.prompts import CONTROL_MESSAGE_FILE, FOOTER_FILE, TONES_DIR
+
+    found: list[str] = []
+    brand = config.experiment.brand
+    if brand is not None:
+        keys = [k for k, v in brand.model_dump().items() if v and _mentions(str(v), markers)]
+        if keys:
+            found.append("experiment_config.yaml (" + ", ".join(f"brand.{k}" for k in keys) + ")")
+    files = [CONTROL_MESSAGE_FILE, FOOTER_FILE]
+    files += [f"{TONES_DIR}/{tone}.yaml" for tone in config.experiment.generation.tones]
+    for relative in files:
+        path = config.prompts_dir / relative
+        if path.is_file() and _mentions(
+            path.read_text(encoding="utf-8", errors="replace"), markers
+        ):
+            found.append(f"prompts/{relative}")
+    return found
+
+
+@lru_cache(maxsize=1)
+def sample_brand_markers() -> tuple[str, ...]:
+    """Words that identify the bundled sample brand (from the packaged ``brand:`` section).
+
+    The brand name, its first word and the site's host name (without ``www.``),
+    longest first; the full name comes first.
+    """
+    from cpo.config import ExperimentConfigFile, default_config_dir, load_file
+
+    packaged = load_file(default_config_dir() / "experiment_config.yaml", ExperimentConfigFile)
+    brand = packaged.brand  # type: ignore[attr-defined]
+    if brand is None:
+        return ()
+    markers = {brand.name}
+    first_word = brand.name.split()[0].strip(".,")
+    if len(first_word) >= 4:
+        markers.add(first_word)
+    for url in (brand.site_url, brand.unsubscribe_url):
+        host = urlparse(url).hostname or ""
+        markers.add(host.removeprefix("www."))
+    ordered = sorted(markers - {""}, key=len, reverse=True)
+    ordered.remove(brand.name)
+    return (brand.name, *ordered)
+
+
+def _mentions(text: str, markers: Iterable[str]) -> bool:
+    """Whether ``text`` contains any marker (case-insensitive)."""
+    lowered = text.lower()
+    return any(marker.lower() in lowered for marker in markers)
+
+
+def _is_sample_brand_content(folder: Path, markers: tuple[str, ...]) -> bool:
+    """The bundled sample content, or a folder whose documents name the sample brand.
+
+    A trimmed or edited copy of the sample content still belongs to the sample
+    brand, so its documents mentioning the brand (or its site) count too.
+    """
+    from cpo.runfiles import sha256_path
+    from cpo.sample_data import bundled_content
+
+    if sha256_path(folder) == _bundled_content_sha256(str(bundled_content())):
+        return True
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        with path.open("rb") as handle:
+            text = handle.read(_SCAN_LIMIT_BYTES).decode("utf-8", errors="replace")
+        if _mentions(text, markers):
+            return True
+    return False
+
+
+@lru_cache(maxsize=2)
+def _bundled_content_sha256(folder: str) -> str:
+    """sha256 of the bundled content folder (computed once per process)."""
+    from cpo.runfiles import sha256_path
+
+    return sha256_path(Path(folder))
+
+
+# ----------------------------------------------------------------------------- cpo init
+
+
+def apply_brand(config_text: str, brand: BrandSettings) -> str:
+    """experiment_config.yaml text with its ``brand:`` section and campaign name for ``brand``.
+
+    Comments elsewhere in the file are kept. The campaign is named
+    ``<brand-slug>-campaign``.
+    """
+    lines = config_text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("brand:")), None)
+    if start is None:
+        lines += ["", *render_brand_section(brand)]
+    else:
+        end = start + 1
+        while end < len(lines) and not _starts_section(lines[end]):
+            end += 1
+        while end > start + 1 and not lines[end - 1].strip():
+            end -= 1  # keep the blank line before the next section
+        lines[start:end] = render_brand_section(brand)
+    _set_section_key(lines, "campaign", "name", f"{slugify(brand.name)}-campaign")
+    return "\n".join(lines) + "\n"
+
+
+def render_brand_section(brand: BrandSettings) -> list[str]:
+    """The ``brand:`` section as YAML lines (strings double-quoted, JSON style)."""
+
+    def scalar(value: str | None) -> str:
+        return "null" if value is None else json.dumps(value, ensure_ascii=False)
+
+    return [
+        "brand:",
+        "  # Who every email is from. The control message, the footer and the tones'",
+        "  # sign_offs (prompts/) are templates: {brand}, {site_url}, {unsubscribe_url},",
+        "  # {sender_name}, {postal_address} and {sign_off} are filled from this section.",
+        f"  name: {scalar(brand.name)}",
+        f"  site_url: {scalar(brand.site_url)}",
+        f"  unsubscribe_url: {scalar(brand.unsubscribe_url)}",
+        f"  sender_name: {scalar(brand.sender_name)}  # display name; null = the brand name",
+        f"  postal_address: {scalar(brand.postal_address)}  # footer line; null = none",
+        f"  sign_off: {scalar(brand.sign_off)}  # may use {{brand}} and {{sender_name}}",
+    ]
+
+
+def _starts_section(line: str) -> bool:
+    """A top-level key (not indented, not a comment)."""
+    return bool(line) and not line[0].isspace() and not line.startswith("#")
+
+
+def _set_section_key(lines: list[str], section: str, key: str, value: str) -> None:
+    """Set ``section.key`` in place (a two-space-indented line), keeping its comment."""
+    inside = False
+    for index, line in enumerate(lines):
+        if _starts_section(line):
+            inside = line.startswith(f"{section}:")
+            continue
+        if inside and line.startswith(f"  {key}:"):
+            comment = line.partition("#")[2]
+            text = f"  {key}: {json.dumps(value)}"
+            lines[index] = f"{text:<33}#{comment}" if comment else text
+            return
+    raise ConfigError(f"experiment_config.yaml: no '{section}.{key}' line to set")
