@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import pandas as pd
 
+from cpo.segmentation.advice import sparse_segment_warnings
 from cpo.segmentation.base import ASSIGNMENT_COLUMNS, SegmentationResult
 from cpo.segmentation.kmeans import assign_by_kmeans
 from cpo.segmentation.profiles import build_profiles, describe_centroid
 from cpo.segmentation.rules import assign_by_rules
 from cpo.segmentation.settings import Rule, SegmentationSettings
+from cpo.segmentation.thresholds import Threshold
 
 __all__ = ["ASSIGNMENT_COLUMNS", "SegmentationResult", "segment"]
 
@@ -27,37 +29,59 @@ def segment(
         settings: The ``segmentation`` section of experiment_config.yaml.
         seed: Random seed (k-means only).
     """
+    warnings: list[str] = []
     if settings.method == "rules":
-        assignments = assign_by_rules(customers, settings)
-        definitions = _rule_definitions(settings)
+        outcome = assign_by_rules(customers, settings)
+        assignments = outcome.assignments
+        definitions = _rule_definitions(settings, outcome.thresholds)
         traits = {i: tuple(r.traits) for i, r in enumerate(settings.rules)}
         traits[len(settings.rules)] = tuple(settings.fallback.traits)
-        details: dict[str, object] = {"rules": len(settings.rules)}
+        details: dict[str, object] = {
+            "rules": len(settings.rules),
+            "quantile_method": settings.quantile_method,
+            "thresholds": _threshold_records(settings, outcome.thresholds),
+        }
+        warnings = sparse_segment_warnings(customers, settings, outcome)
     else:
         assignments, traits, details = assign_by_kmeans(customers, settings.kmeans, seed)
         definitions = {}
     profiles = build_profiles(customers, assignments, definitions, traits)
     if settings.method == "kmeans":
         profiles = _with_centroid_definitions(profiles, customers)
-    warnings = _share_warnings(profiles, settings)
-    warnings += _empty_segment_warnings(profiles, settings)
+    warnings = _share_warnings(profiles, settings) + warnings
     return SegmentationResult(assignments, profiles, settings.method, warnings, details)
 
 
-def _rule_definitions(settings: SegmentationSettings) -> dict[int, str]:
-    """Each rule's description, or a sentence built from its conditions."""
-    definitions = {i: rule.description or _sentence(rule) for i, rule in enumerate(settings.rules)}
+def _threshold_records(
+    settings: SegmentationSettings, thresholds: list[list[Threshold]]
+) -> list[dict[str, object]]:
+    """Per rule: its conditions with the thresholds resolved for this run."""
+    return [
+        {
+            "rule": rule.name,
+            "segment_id": index,
+            "match": rule.match,
+            "conditions": [threshold.record() for threshold in thresholds[index]],
+        }
+        for index, rule in enumerate(settings.rules)
+    ]
+
+
+def _rule_definitions(
+    settings: SegmentationSettings, thresholds: list[list[Threshold]]
+) -> dict[int, str]:
+    """Each rule's description, or a sentence built from its resolved conditions."""
+    definitions = {
+        i: rule.description or _sentence(rule, thresholds[i])
+        for i, rule in enumerate(settings.rules)
+    }
     definitions[len(settings.rules)] = settings.fallback.description
     return definitions
 
 
-def _sentence(rule: Rule) -> str:
-    """'Customers with a >= 1 and b in [x, y].' from a rule's conditions."""
-    parts = []
-    for condition in rule.conditions:
-        value = condition.value
-        shown = f"[{', '.join(map(str, value))}]" if isinstance(value, list) else str(value)
-        parts.append(f"{condition.column} {condition.op} {shown}")
+def _sentence(rule: Rule, thresholds: list[Threshold]) -> str:
+    """'Customers with a >= 1 and b in [x, y].' from a rule's resolved conditions."""
+    parts = [f"{threshold.column} {threshold.describe()}" for threshold in thresholds]
     joiner = " and " if rule.match == "all" else " or "
     return f"Customers with {joiner.join(parts)}."
 
@@ -82,12 +106,3 @@ def _share_warnings(profiles: list, settings: SegmentationSettings) -> list[str]
         for p in profiles
         if p.share < settings.min_share_warning
     ]
-
-
-def _empty_segment_warnings(profiles: list, settings: SegmentationSettings) -> list[str]:
-    """Warn about rule segments that no customer fell into."""
-    if settings.method != "rules":
-        return []
-    present = {p.name for p in profiles}
-    names = [r.name for r in settings.rules] + [settings.fallback.name]
-    return [f"segment '{n}' is empty: no customer matched it" for n in names if n not in present]

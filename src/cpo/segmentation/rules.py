@@ -6,6 +6,11 @@ standard deviation (``margin``), mapped by ``0.5 + 0.5 * (1 - exp(-3 * margin))`
 A customer exactly on a threshold scores 0.5; categorical tests (``in``, ``==``)
 are crisp and score 1. For the fallback segment the margin is how clearly the
 customer missed the closest rule.
+
+Thresholds may be quantiles of the run's customers (``value: {quantile: 0.75}``);
+:mod:`.thresholds` resolves them to numbers before anyone is assigned, and the
+``reason`` of each customer shows the resolved number with its level, e.g.
+``avg_order_value=130.2 >= 112.4 (q0.75)``.
 """
 
 from __future__ import annotations
@@ -17,20 +22,41 @@ import pandas as pd
 
 from cpo.errors import ConfigError
 from cpo.segmentation.base import ASSIGNMENT_COLUMNS
-from cpo.segmentation.settings import Condition, Rule, SegmentationSettings
+from cpo.segmentation.settings import SegmentationSettings
+from cpo.segmentation.thresholds import (
+    CONFIG_FILE,
+    Threshold,
+    numeric_values,
+    resolve_thresholds,
+)
 
-NUMERIC_OPS = ("<", "<=", ">", ">=", "between")
-CONFIG_FILE = "experiment_config.yaml"
+
+@dataclass(frozen=True)
+class RulesOutcome:
+    """Rule assignments plus what a later look at sparse segments needs.
+
+    Attributes:
+        assignments: One row per customer (:data:`ASSIGNMENT_COLUMNS`).
+        thresholds: Per rule, its conditions with thresholds resolved for this run.
+        condition_masks: Per rule, per condition: which customers meet it.
+        available: Per rule: the customers no earlier rule had taken.
+    """
+
+    assignments: pd.DataFrame
+    thresholds: list[list[Threshold]]
+    condition_masks: list[list[np.ndarray]]
+    available: list[np.ndarray]
 
 
-def assign_by_rules(frame: pd.DataFrame, settings: SegmentationSettings) -> pd.DataFrame:
+def assign_by_rules(frame: pd.DataFrame, settings: SegmentationSettings) -> RulesOutcome:
     """Assign every customer to the first rule it matches, else the fallback.
 
-    Masks and margins are computed for every rule over all rows (cheap numeric
-    work); reason text is built only for the rows each rule actually won.
+    Quantile thresholds are resolved first (:mod:`.thresholds`). Masks and
+    margins are computed for every rule over all rows (cheap numeric work);
+    reason text is built only for the rows each rule actually won.
 
     Returns:
-        A DataFrame with :data:`ASSIGNMENT_COLUMNS`, in input order.
+        The assignments (in input order) with the resolved thresholds and masks.
 
     Raises:
         ConfigError: there are no rules, or a rule names a missing or wrongly typed column.
@@ -40,14 +66,17 @@ def assign_by_rules(frame: pd.DataFrame, settings: SegmentationSettings) -> pd.D
             f"{CONFIG_FILE}: key 'segmentation.rules' is empty; rules segmentation needs rules",
             hint="add at least one rule, or set segmentation.method: kmeans",
         )
+    thresholds = resolve_thresholds(frame, settings)
     count = len(frame)
     chosen = np.full(count, len(settings.rules), dtype=np.int64)
     margin = np.full(count, np.inf)
     unassigned = np.ones(count, dtype=bool)
     fallback_margin = np.full(count, np.inf)
-    evaluations = []
+    evaluations, available = [], []
     for index, rule in enumerate(settings.rules):
-        evaluation = _evaluate_rule(frame, rule, index)
+        where = f"segmentation.rules[{index}]"
+        evaluation = evaluate_rule(frame, thresholds[index], rule.match, rule.name, where)
+        available.append(unassigned.copy())
         take = evaluation.matched & unassigned
         chosen[take] = index
         margin[take] = evaluation.margin[take]
@@ -57,12 +86,28 @@ def assign_by_rules(frame: pd.DataFrame, settings: SegmentationSettings) -> pd.D
         unassigned &= ~evaluation.matched
         evaluations.append(evaluation)
     margin[unassigned] = fallback_margin[unassigned]
+    assignments = _assignment_frame(frame, settings, thresholds, evaluations, chosen, margin)
+    masks = [evaluation.masks for evaluation in evaluations]
+    return RulesOutcome(assignments, thresholds, masks, available)
+
+
+def _assignment_frame(
+    frame: pd.DataFrame,
+    settings: SegmentationSettings,
+    thresholds: list[list[Threshold]],
+    evaluations: list[RuleEvaluation],
+    chosen: np.ndarray,
+    margin: np.ndarray,
+) -> pd.DataFrame:
+    """The assignments table: segment, id, confidence and reason per customer."""
     names = [rule.name for rule in settings.rules] + [settings.fallback.name]
-    reasons = np.full(count, f"{settings.fallback.name}: no rule matched", dtype=object)
-    for index, (rule, evaluation) in enumerate(zip(settings.rules, evaluations, strict=True)):
+    reasons = np.full(len(frame), f"{settings.fallback.name}: no rule matched", dtype=object)
+    for index, rule in enumerate(settings.rules):
         rows = np.flatnonzero(chosen == index)
         if rows.size:
-            reasons[rows] = _reason_text(frame, rows, rule, evaluation.masks)
+            reasons[rows] = _reason_text(
+                frame, rows, rule.name, rule.match, thresholds[index], evaluations[index].masks
+            )
     return pd.DataFrame(
         {
             "customer_id": frame["customer_id"].to_numpy(),
@@ -82,7 +127,7 @@ def margin_to_confidence(margin: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class _RuleEvaluation:
+class RuleEvaluation:
     """Per-row outcome of one rule: matched, signed margin, each condition's mask."""
 
     matched: np.ndarray
@@ -90,74 +135,55 @@ class _RuleEvaluation:
     masks: list[np.ndarray]
 
 
-def _evaluate_rule(frame: pd.DataFrame, rule: Rule, index: int) -> _RuleEvaluation:
-    """Evaluate every condition of a rule and combine them by ``match``."""
+def evaluate_rule(
+    frame: pd.DataFrame, thresholds: list[Threshold], match: str, rule_name: str, where: str
+) -> RuleEvaluation:
+    """Evaluate every (resolved) condition of a rule and combine them by ``match``."""
     masks, margins = [], []
-    for position, condition in enumerate(rule.conditions):
-        where = f"segmentation.rules[{index}].conditions[{position}]"
-        mask, cond_margin = _evaluate_condition(frame, condition, rule.name, where)
+    for position, threshold in enumerate(thresholds):
+        mask, cond_margin = evaluate_condition(
+            frame, threshold, rule_name, f"{where}.conditions[{position}]"
+        )
         masks.append(mask)
         margins.append(cond_margin)
     stacked = np.vstack(margins)
-    if rule.match == "all":
-        return _RuleEvaluation(np.logical_and.reduce(masks), stacked.min(axis=0), masks)
-    return _RuleEvaluation(np.logical_or.reduce(masks), stacked.max(axis=0), masks)
+    if match == "all":
+        return RuleEvaluation(np.logical_and.reduce(masks), stacked.min(axis=0), masks)
+    return RuleEvaluation(np.logical_or.reduce(masks), stacked.max(axis=0), masks)
 
 
-def _evaluate_condition(
-    frame: pd.DataFrame, condition: Condition, rule_name: str, where: str
+def evaluate_condition(
+    frame: pd.DataFrame, threshold: Threshold, rule_name: str, where: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Evaluate one condition: mask and signed margin (positive = satisfied)."""
-    if condition.column not in frame.columns:
-        raise ConfigError(
-            f"{CONFIG_FILE}: key '{where}.column' in rule '{rule_name}' names column "
-            f"'{condition.column}', which the customer data does not have",
-            hint=f"use one of: {', '.join(map(str, frame.columns))}",
-        )
-    column = frame[condition.column]
-    if condition.op in NUMERIC_OPS:
-        return _numeric_condition(column, condition, rule_name, where)
-    mask = _categorical_condition(column, condition)
+    """Evaluate one resolved condition: mask and signed margin (positive = satisfied)."""
+    column = frame[threshold.column]
+    if threshold.numeric:
+        values = numeric_values(column, rule_name, where)
+        return _numeric_condition(values, threshold)
+    mask = _categorical_condition(column, threshold)
     return mask, np.where(mask, np.inf, -np.inf)
 
 
-def _numeric_condition(
-    column: pd.Series, condition: Condition, rule_name: str, where: str
-) -> tuple[np.ndarray, np.ndarray]:
+def _numeric_condition(values: np.ndarray, threshold: Threshold) -> tuple[np.ndarray, np.ndarray]:
     """Mask and margin for <, <=, >, >=, between, scaled by the column's std."""
-    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
-    if np.isnan(values).all() and len(values):
-        raise ConfigError(
-            f"{CONFIG_FILE}: key '{where}' in rule '{rule_name}' compares column "
-            f"'{condition.column}' with a number, but the column is not numeric",
-            hint="use 'in' or '==' for text columns",
-        )
-    scale = float(np.nanstd(values)) or 1.0
-    if condition.op == "between":
-        low, high = (float(v) for v in condition.value)  # type: ignore[union-attr]
+    scale = (float(np.nanstd(values)) if values.size else 0.0) or 1.0
+    if threshold.op == "between":
+        low, high = threshold.value  # type: ignore[misc]
         distance = np.minimum(values - low, high - values)
         return (values >= low) & (values <= high), distance / scale
-    threshold = float(condition.value)  # type: ignore[arg-type]
-    distance = values - threshold if condition.op in (">", ">=") else threshold - values
-    strict = condition.op in ("<", ">")
+    bound = float(threshold.value)  # type: ignore[arg-type]
+    distance = values - bound if threshold.op in (">", ">=") else bound - values
+    strict = threshold.op in ("<", ">")
     mask = distance > 0 if strict else distance >= 0
     return mask & ~np.isnan(values), np.nan_to_num(distance / scale, nan=-np.inf)
 
 
-def _categorical_condition(column: pd.Series, condition: Condition) -> np.ndarray:
+def _categorical_condition(column: pd.Series, threshold: Threshold) -> np.ndarray:
     """Mask for ==, !=, in, not_in (compared as text, case-sensitive)."""
     values = column.astype(str)
-    options = condition.value if isinstance(condition.value, list) else [condition.value]
+    options = threshold.value if isinstance(threshold.value, list) else [threshold.value]
     member = values.isin([str(v) for v in options]).to_numpy()
-    return ~member if condition.op in ("!=", "not_in") else member
-
-
-def _describe_test(condition: Condition) -> str:
-    """Human form of the test, e.g. '>= 100' or 'in [Gold, Silver]'."""
-    if isinstance(condition.value, list):
-        inner = ", ".join(str(v) for v in condition.value)
-        return f"{condition.op} [{inner}]"
-    return f"{condition.op} {condition.value}"
+    return ~member if threshold.op in ("!=", "not_in") else member
 
 
 def _format_values(values: pd.Series) -> np.ndarray:
@@ -171,15 +197,20 @@ def _format_values(values: pd.Series) -> np.ndarray:
 
 
 def _reason_text(
-    frame: pd.DataFrame, rows: np.ndarray, rule: Rule, masks: list[np.ndarray]
+    frame: pd.DataFrame,
+    rows: np.ndarray,
+    rule_name: str,
+    match: str,
+    thresholds: list[Threshold],
+    masks: list[np.ndarray],
 ) -> np.ndarray:
-    """``"Rule: a=1 >= 0, b=x in [x]"`` for the given rows (object array)."""
+    """``"Rule: a=130.2 >= 112.4 (q0.75), b=x in [x]"`` for the given rows (object array)."""
     joined = np.full(rows.size, "", dtype=object)
-    for condition, mask in zip(rule.conditions, masks, strict=True):
-        shown = _format_values(frame[condition.column].iloc[rows])
-        piece = condition.column + "=" + shown + f" {_describe_test(condition)}"
-        if rule.match == "any":
+    for threshold, mask in zip(thresholds, masks, strict=True):
+        shown = _format_values(frame[threshold.column].iloc[rows])
+        piece = threshold.column + "=" + shown + f" {threshold.describe()}"
+        if match == "any":
             piece = np.where(mask[rows], piece, "").astype(object)
         separator = np.where((joined != "") & (piece != ""), ", ", "").astype(object)
         joined = joined + separator + piece
-    return f"{rule.name}: " + joined
+    return f"{rule_name}: " + joined

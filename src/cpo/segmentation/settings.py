@@ -4,12 +4,36 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from cpo.settings_base import StrictModel
 
 Scalar = str | int | float | bool
 Operator = Literal["<", "<=", ">", ">=", "==", "!=", "in", "not_in", "between"]
+#: numpy/pandas quantile estimators (Hyndman & Fan 1996 types); ``linear`` is type 7,
+#: the default of ``numpy.quantile`` and ``pandas.Series.quantile``.
+QuantileMethod = Literal[
+    "linear",
+    "lower",
+    "higher",
+    "nearest",
+    "midpoint",
+    "inverted_cdf",
+    "averaged_inverted_cdf",
+    "closest_observation",
+    "interpolated_inverted_cdf",
+    "hazen",
+    "weibull",
+    "median_unbiased",
+    "normal_unbiased",
+]
+QUANTILE_FORM = "{quantile: q} with 0 <= q <= 1, e.g. {quantile: 0.75}"
+
+
+class Quantile(StrictModel):
+    """A threshold taken from the run's data: ``{quantile: 0.75}`` = the 75th percentile."""
+
+    quantile: Annotated[float, Field(ge=0, le=1)]
 
 
 class Condition(StrictModel):
@@ -30,13 +54,68 @@ class Condition(StrictModel):
         return self
 
 
+class RuleCondition(Condition):
+    """A segmentation-rule condition: a :class:`Condition` whose thresholds may be quantiles.
+
+    Numeric tests (``<, <=, >, >=, between``) accept a quantile of the loaded
+    customers instead of a number: ``value: {quantile: 0.75}``, or for
+    ``between`` a pair such as ``[{quantile: 0.25}, {quantile: 0.75}]``.
+    """
+
+    value: Scalar | Quantile | list[Scalar | Quantile]
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _parse_quantiles(cls, value: object) -> object:
+        """Turn ``{quantile: q}`` mappings into :class:`Quantile` with one clear error."""
+        if isinstance(value, dict):
+            return _parse_quantile(value, "")
+        if isinstance(value, list):
+            return [
+                _parse_quantile(item, f"element {i}: ") if isinstance(item, dict) else item
+                for i, item in enumerate(value)
+            ]
+        return value
+
+    @model_validator(mode="after")
+    def _quantiles_fit_operator(self) -> RuleCondition:
+        items = self.value if isinstance(self.value, list) else [self.value]
+        if not any(isinstance(v, Quantile) for v in items):
+            return self
+        if self.op not in ("<", "<=", ">", ">=", "between"):
+            raise ValueError(
+                f"operator '{self.op}' compares values exactly; a quantile threshold needs "
+                "<, <=, >, >= or between"
+            )
+        if not all(_is_threshold(v) for v in items):
+            raise ValueError("operator 'between' needs numbers or quantiles, e.g. [10, 50]")
+        return self
+
+
+def _parse_quantile(value: object, where: str) -> Quantile:
+    """``{quantile: q}`` -> :class:`Quantile`; anything else is a ValueError."""
+    if not isinstance(value, dict) or set(value) != {"quantile"}:
+        raise ValueError(f"{where}a mapping here must be a quantile threshold: {QUANTILE_FORM}")
+    level = value["quantile"]
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 <= level <= 1:
+        raise ValueError(f"{where}quantile must be a number in [0, 1] ({QUANTILE_FORM})")
+    return Quantile(quantile=float(level))
+
+
+def _is_threshold(value: object) -> bool:
+    """True for a number (not a boolean) or a :class:`Quantile`."""
+    return isinstance(value, Quantile) or (
+        isinstance(value, (int, float)) and not isinstance(value, bool)
+    )
+
+
 class Rule(StrictModel):
     """An ordered segmentation rule: first matching rule wins."""
 
     name: Annotated[str, Field(min_length=1)]
     description: str = ""
     match: Literal["all", "any"] = "all"
-    conditions: Annotated[list[Condition], Field(min_length=1)]
+    conditions: Annotated[list[RuleCondition], Field(min_length=1)]
     traits: list[str] = Field(default_factory=list)
 
 
@@ -80,6 +159,7 @@ class SegmentationSettings(StrictModel):
 
     method: Literal["rules", "kmeans"] = "rules"
     min_share_warning: float = Field(default=0.10, ge=0, le=1)
+    quantile_method: QuantileMethod = "linear"
     rules: list[Rule] = Field(default_factory=list)
     fallback: Fallback = Field(default_factory=Fallback)
     kmeans: KMeansSettings = Field(default_factory=KMeansSettings)

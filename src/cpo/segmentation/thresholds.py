@@ -1,0 +1,186 @@
+"""Resolve rule thresholds: quantiles of the run's customers become numbers.
+
+A numeric rule condition may give its threshold as a quantile of the loaded
+customers (``value: {quantile: 0.75}``; for ``between`` a pair). Each is
+resolved once per run, before any customer is assigned, with
+``numpy.nanquantile(values, q, method=segmentation.quantile_method)``; the default
+method ``linear`` interpolates between the two nearest order statistics
+(Hyndman & Fan type 7, as ``pandas.Series.quantile`` does). Missing values are
+ignored. The resolved numbers are what every customer is compared with, what
+``reason`` strings show and what ``segment_profiles.json`` records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from cpo.errors import ConfigError, DataValidationError
+from cpo.segmentation.settings import Quantile, RuleCondition, SegmentationSettings
+
+NUMERIC_OPS = ("<", "<=", ">", ">=", "between")
+CONFIG_FILE = "experiment_config.yaml"
+
+Level = float | None
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """One rule condition with its thresholds resolved for this run.
+
+    Attributes:
+        column: The customer column tested.
+        op: The operator (``>=``, ``between``, ``in``, ...).
+        value: A float for ``<, <=, >, >=``; a ``(low, high)`` pair of floats for
+            ``between``; the configured value for text tests.
+        quantile: The quantile level the value came from (``None`` for a literal);
+            for ``between`` a ``(low, high)`` pair of levels or ``None``.
+        literal: The configured value as written (shown for literal thresholds;
+            for quantiles, the :class:`Quantile` itself).
+    """
+
+    column: str
+    op: str
+    value: object
+    quantile: Level | tuple[Level, Level]
+    literal: object = None
+
+    @property
+    def numeric(self) -> bool:
+        """True for ``<, <=, >, >=, between``."""
+        return self.op in NUMERIC_OPS
+
+    def describe(self) -> str:
+        """The test in words, e.g. ``>= 112.4 (q0.75)`` or ``in [Gold, Silver]``."""
+        if self.op == "between":
+            pairs = zip(self.value, self.literal, self.quantile or (None, None), strict=True)  # type: ignore[arg-type]
+            low, high = (_show(bound, written, level) for bound, written, level in pairs)
+            return f"between [{low}, {high}]"
+        if self.numeric:
+            return f"{self.op} {_show(self.value, self.literal, self.quantile)}"  # type: ignore[arg-type]
+        if isinstance(self.value, list):
+            return f"{self.op} [{', '.join(str(v) for v in self.value)}]"
+        return f"{self.op} {self.value}"
+
+    def record(self) -> dict[str, object]:
+        """The JSON form for ``segment_profiles.json``: column, op, quantile, value."""
+        value = self.value
+        if self.op == "between":
+            value = [float(v) for v in self.value]  # type: ignore[union-attr]
+        elif self.numeric:
+            value = float(self.value)  # type: ignore[arg-type]
+        quantile = list(self.quantile) if isinstance(self.quantile, tuple) else self.quantile
+        return {"column": self.column, "op": self.op, "quantile": quantile, "value": value}
+
+
+def format_number(value: float) -> str:
+    """Short text for a threshold: 4 decimals (4 significant digits below 1), no trailing zeros."""
+    if value != 0 and abs(value) < 1:
+        return f"{value:.4g}"
+    return f"{value:.4f}".rstrip("0").rstrip(".")
+
+
+def _show(bound: float, written: object, level: Level) -> str:
+    """A bound as configured (``100``) or resolved with its tag (``112.4 (q0.75)``)."""
+    if level is None:
+        return str(written)
+    return f"{format_number(float(bound))} (q{level:g})"
+
+
+def resolve_thresholds(
+    frame: pd.DataFrame, settings: SegmentationSettings
+) -> list[list[Threshold]]:
+    """Resolve every rule condition's thresholds on ``frame`` (one list per rule).
+
+    Raises:
+        ConfigError: a condition names a missing column, tests a text column
+            with a number, or takes a quantile of a non-numeric column.
+        DataValidationError: a quantile is asked of a column with no values.
+    """
+    resolved = []
+    for index, rule in enumerate(settings.rules):
+        conditions = []
+        for position, condition in enumerate(rule.conditions):
+            where = f"segmentation.rules[{index}].conditions[{position}]"
+            conditions.append(
+                _resolve_condition(frame, condition, rule.name, where, settings.quantile_method)
+            )
+        resolved.append(conditions)
+    return resolved
+
+
+def _resolve_condition(
+    frame: pd.DataFrame, condition: RuleCondition, rule_name: str, where: str, method: str
+) -> Threshold:
+    """Check the column and turn any quantile of the condition into a number."""
+    if condition.column not in frame.columns:
+        raise ConfigError(
+            f"{CONFIG_FILE}: key '{where}.column' in rule '{rule_name}' names column "
+            f"'{condition.column}', which the customer data does not have",
+            hint=f"use one of: {', '.join(map(str, frame.columns))}",
+        )
+    if condition.op not in NUMERIC_OPS:
+        return Threshold(condition.column, condition.op, condition.value, None, condition.value)
+    items = condition.value if isinstance(condition.value, list) else [condition.value]
+    has_quantile = any(isinstance(item, Quantile) for item in items)
+    values = numeric_values(frame[condition.column], rule_name, where, has_quantile)
+    bounds, levels = [], []
+    for item in items:
+        if isinstance(item, Quantile):
+            bounds.append(quantile_of(values, item.quantile, method, rule_name, where))
+            levels.append(item.quantile)
+        else:
+            bounds.append(float(item))  # type: ignore[arg-type]
+            levels.append(None)
+    if condition.op == "between":
+        return Threshold(
+            condition.column, condition.op, tuple(bounds), tuple(levels), condition.value
+        )
+    return Threshold(condition.column, condition.op, bounds[0], levels[0], condition.value)
+
+
+def numeric_values(
+    column: pd.Series, rule_name: str, where: str, for_quantile: bool = False
+) -> np.ndarray:
+    """The column as floats (NaN where missing).
+
+    Raises:
+        ConfigError: the column holds no numbers, or (for a quantile) any value
+            that is not a number.
+    """
+    values = pd.to_numeric(column, errors="coerce")
+    text = (values.isna() & column.notna()).any() or pd.api.types.is_bool_dtype(column)
+    if for_quantile and text:
+        raise ConfigError(
+            f"{CONFIG_FILE}: key '{where}.value' in rule '{rule_name}' takes a quantile of "
+            f"column '{column.name}', which is not numeric",
+            hint="quantile thresholds need a numeric column; use 'in' or '==' for text columns",
+        )
+    array = values.to_numpy(dtype=float)
+    if np.isnan(array).all() and len(array):
+        raise ConfigError(
+            f"{CONFIG_FILE}: key '{where}' in rule '{rule_name}' compares column "
+            f"'{column.name}' with a number, but the column is not numeric",
+            hint="use 'in' or '==' for text columns",
+        )
+    return array
+
+
+def quantile_of(
+    values: np.ndarray, level: float, method: str, rule_name: str = "", where: str = ""
+) -> float:
+    """The ``level`` quantile of the non-missing ``values`` by numpy's ``method``.
+
+    Raises:
+        DataValidationError: no value is present.
+    """
+    present = values[~np.isnan(values)]
+    if not present.size:
+        raise DataValidationError(
+            f"{CONFIG_FILE}: key '{where}.value' in rule '{rule_name}' takes a quantile, "
+            "but there are no customers with a value in that column",
+            hint="check the customer file (every row may have been rejected)",
+        )
+    return float(np.quantile(present, level, method=method))  # type: ignore[call-overload]
