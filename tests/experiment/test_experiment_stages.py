@@ -77,7 +77,9 @@ def test_artifacts_and_schemas(blocked_run):
         "experiment_arm",
         "variant_id",
         "subject",
+        "preheader",
         "body",
+        "body_html",
     ]
     engagement = read(run, "engagement.csv")
     assert list(engagement.columns) == [

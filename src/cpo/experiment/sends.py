@@ -1,12 +1,25 @@
 """The send list: what an email service imports.
 
 ``sends.csv`` has one row per recipient: customer_id, email, first_name,
-experiment_arm, variant_id, subject, body. Only variants the design made
-available (screened ``pass`` or approved, with the exact screened text) appear;
-holdout customers are not in it.
+experiment_arm, variant_id, subject, preheader, body, body_html. Only variants
+the design made available (screened ``pass`` or approved, with the exact
+screened text) appear; holdout customers are not in it.
+
+What the customer receives is the *customer copy* of the screened variant
+(:mod:`cpo.experiment.customer_text`): citation markers removed (or numbered
+footnotes, with ``generation.citations_in_email: footnotes``), a preheader from
+the first quoted fact sentence, and an HTML version (:mod:`cpo.emailhtml`)
+in which every merged value is HTML-escaped. ``email`` is empty when the
+customer file has no email column: the list is then keyed by ``customer_id``.
+
+Merge values are screened (:mod:`cpo.safety.merge`): each distinct first name
+is normalized (one line, at most 50 characters) and screened once; a recipient
+whose name fails is withheld (left out of the send list and listed in
+``withheld.csv`` with a reason code, never the value).
 
 Merge fields: ``{first_name}`` in the subject or body is replaced by the
-customer's first name, or by ``there`` when the name is blank (``Hi there,``).
+customer's first name, or by the greeting fallback (``customers.greeting_fallback``,
+default ``there``) when the name is blank (``Hi there,``).
 ``{{`` and ``}}`` stand for literal braces. Templates are never passed to
 ``str.format``: a brace in the copy cannot break rendering or reach Python
 attributes, and a customer's name is inserted once and never re-scanned, so a
@@ -14,16 +27,17 @@ name containing ``{first_name}`` stays literal. Any other ``{name}`` token is
 left as is and reported, so an unknown merge field is never sent silently.
 
 Rendering is vectorized and deduplicated: each template is rendered once per
-distinct first name among its recipients, and the subject and body columns are
+distinct first name among its recipients, and the text columns are
 categoricals pointing at those texts (a million recipients share a few thousand
 distinct messages).
 """
 
 from __future__ import annotations
 
+import html
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +45,21 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from cpo.emailhtml import html_template
+from cpo.experiment.customer_text import (
+    DEFAULT_FOOTER_PATTERN,
+    CitationsInEmail,
+    CustomerMessage,
+    SourceLink,
+    customer_message,
+)
 from cpo.experiment.settings import HOLDOUT_ARM
 from cpo.models import Variant
 from cpo.runfiles import atomic_open
+from cpo.safety.merge import MergeResult, cap_values, normalize_values
+
+#: Screens distinct merge values; returns reason codes per value (empty = passed).
+MergeScreen = Callable[[Sequence[str]], list[tuple[str, ...]]]
 
 SENDS_FILE = "sends.csv"
 SEND_COLUMNS = (
@@ -43,13 +69,17 @@ SEND_COLUMNS = (
     "experiment_arm",
     "variant_id",
     "subject",
+    "preheader",
     "body",
+    "body_html",
 )
+WITHHELD_FILE = "withheld.csv"
+WITHHELD_COLUMNS = ("customer_id", "field", "reason")
+CONTACT_COLUMNS = ("email", "first_name")
 MERGE_FIELD = "first_name"
 NAME_FALLBACK = "there"
 _TOKENS = re.compile(r"(\{\{|\}\}|\{first_name\})")
 _OTHER_FIELDS = re.compile(r"(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
 
 
 @dataclass(frozen=True)
@@ -59,12 +89,16 @@ class SendList:
     Attributes:
         frame: ``sends.csv`` rows, in assignment order.
         unknown_fields: Variant id -> merge-field names left unrendered.
-        missing_names: Recipients whose blank first name rendered as ``there``.
+        missing_names: Recipients whose blank first name rendered as the fallback.
+        withheld: ``withheld.csv`` rows (customer_id, field, reason).
+        merge_results: One screening result per distinct non-blank merge value.
     """
 
     frame: pd.DataFrame
     unknown_fields: dict[str, list[str]]
     missing_names: int
+    withheld: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=WITHHELD_COLUMNS))
+    merge_results: list[MergeResult] = field(default_factory=list)
 
 
 def template_parts(template: str) -> list[str | None]:
@@ -101,14 +135,6 @@ def render(template: str, names: pd.Series) -> pd.Series:
     return result
 
 
-def display_names(first_names: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """First names cleaned for insertion (``there`` for blank ones), and the blank mask."""
-    text = first_names.fillna("").astype(str)
-    text = text.str.replace(_CONTROL_CHARS, " ", regex=True).str.strip()
-    blank = text.eq("").to_numpy(dtype=bool)
-    return text.where(~blank, NAME_FALLBACK).to_numpy(dtype=object), blank
-
-
 class _TextColumn:
     """A rendered column kept as codes into its distinct strings (a categorical).
 
@@ -139,51 +165,182 @@ class _TextColumn:
         return pd.Categorical.from_codes(unique_codes[self.codes], categories=uniques)
 
 
+@dataclass(frozen=True)
+class MessageOptions:
+    """How customer copies are made from screened variants.
+
+    Attributes:
+        citations: ``none`` (markers removed) or ``footnotes``.
+        links: Normalized source title -> title and URL (footnotes).
+        footer_pattern: Regular expression finding the footer paragraph.
+        lang: Language tag of the HTML version.
+        greeting_fallback: Word used for a blank first name.
+    """
+
+    citations: CitationsInEmail = "none"
+    links: Mapping[str, SourceLink] = field(default_factory=dict)
+    footer_pattern: str = DEFAULT_FOOTER_PATTERN
+    lang: str = "en"
+    greeting_fallback: str = NAME_FALLBACK
+
+
+def customer_messages(
+    variants: Mapping[str, Variant], options: MessageOptions
+) -> dict[str, tuple[CustomerMessage, str]]:
+    """Each variant's customer copy and its HTML template, built once per variant."""
+    built = {}
+    for variant_id, variant in variants.items():
+        message = customer_message(
+            variant,
+            mode=options.citations,
+            links=options.links,
+            footer_pattern=options.footer_pattern,
+        )
+        page = html_template(
+            message.subject,
+            message.preheader,
+            message.body,
+            lang=options.lang,
+            footer_pattern=options.footer_pattern,
+        )
+        built[variant_id] = (message, page)
+    return built
+
+
+def recipients_with_contacts(assignments: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
+    """Non-holdout assignments joined to email and first name ("" where absent).
+
+    Raises:
+        ValueError: a recipient has no customer record.
+    """
+    recipients = assignments.loc[assignments["experiment_arm"] != HOLDOUT_ARM]
+    contact_columns = ["customer_id", *(c for c in CONTACT_COLUMNS if c in customers.columns)]
+    contact = customers[contact_columns].drop_duplicates("customer_id")
+    frame = recipients[["customer_id", "experiment_arm", "variant_id"]].merge(
+        contact, on="customer_id", how="left", validate="one_to_one", indicator=True
+    )
+    orphans = int((frame["_merge"] == "left_only").sum())
+    if orphans:
+        raise ValueError(f"{orphans} recipients have no customer record")
+    frame = frame.drop(columns="_merge")
+    for column in CONTACT_COLUMNS:
+        text = frame[column] if column in frame.columns else pd.Series("", index=frame.index)
+        frame[column] = text.fillna("").astype(str)
+    return frame.reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class ScreenedNames:
+    """Distinct first names after normalization and screening.
+
+    Attributes:
+        codes: Per recipient row, the index of its name in ``values``.
+        values: Distinct names as inserted (normalized and cut to the length cap).
+        reasons: Per distinct name, its reason codes joined by ``;`` ("" = passed).
+        results: One screening result per non-blank distinct name.
+    """
+
+    codes: np.ndarray
+    values: np.ndarray
+    reasons: np.ndarray
+    results: list[MergeResult]
+
+
+def screen_names(first_names: pd.Series, screen: MergeScreen) -> ScreenedNames:
+    """Normalize the distinct first names and screen each one once.
+
+    The whole normalized value is screened (a threat or card number past the
+    length cap is still found); the inserted value is cut to the cap.
+    """
+    raw_codes, raw_distinct = pd.factorize(first_names)
+    full = normalize_values(pd.Series(raw_distinct, dtype=object), max_chars=None)
+    clean_codes, distinct = pd.factorize(full)
+    codes = clean_codes[raw_codes] if len(raw_codes) else np.zeros(0, dtype=np.int64)
+    distinct = np.asarray(distinct, dtype=object)
+    holders = np.bincount(codes, minlength=len(distinct))
+    to_screen = [index for index, value in enumerate(distinct) if value]
+    found = screen([distinct[index] for index in to_screen])
+    reasons = np.full(len(distinct), "", dtype=object)
+    results = []
+    for index, codes_found in zip(to_screen, found, strict=True):
+        reasons[index] = ";".join(codes_found)
+        value = str(distinct[index])
+        results.append(MergeResult(MERGE_FIELD, value, tuple(codes_found), int(holders[index])))
+    values = cap_values(pd.Series(distinct, dtype=object)).to_numpy(dtype=object)
+    return ScreenedNames(codes, values, reasons, results)
+
+
+def withheld_frame(frame: pd.DataFrame, names: ScreenedNames) -> pd.DataFrame:
+    """``withheld.csv`` rows: customer id, field and reason codes (never the value)."""
+    row_reasons = names.reasons[names.codes] if len(names.codes) else np.zeros(0, dtype=object)
+    rows = row_reasons != ""
+    withheld = frame.loc[rows, ["customer_id"]].copy()
+    withheld["field"] = MERGE_FIELD
+    withheld["reason"] = row_reasons[rows]
+    return withheld.reset_index(drop=True)
+
+
 def build_send_list(
     assignments: pd.DataFrame,
     customers: pd.DataFrame,
     variants: Mapping[str, Variant],
+    *,
+    screen: MergeScreen,
+    options: MessageOptions | None = None,
 ) -> SendList:
-    """Join assignments to customers and render each recipient's message.
+    """Join assignments to customers, screen merge values and render each recipient's message.
 
     Args:
         assignments: ``assignments.csv`` rows.
-        customers: At least ``customer_id``, ``email``, ``first_name``.
+        customers: At least ``customer_id``; ``email`` and ``first_name`` when present.
         variants: Sendable variants by id (the design's variant ids must all be here).
+        screen: Screens distinct merge values; returns reason codes per value
+            (see :class:`cpo.safety.merge.MergeScreener`).
+        options: How customer copies are made (defaults: no citations, ``there``).
 
     Returns:
-        The send list (holdout excluded).
+        The send list (holdout and withheld recipients excluded).
 
     Raises:
         ValueError: an assigned variant is not among ``variants`` or a recipient
             has no customer record.
+        StageError: a customer copy still holds a citation marker.
     """
-    recipients = assignments.loc[assignments["experiment_arm"] != HOLDOUT_ARM]
-    contact = customers[["customer_id", "email", "first_name"]].drop_duplicates("customer_id")
-    frame = recipients[["customer_id", "experiment_arm", "variant_id"]].merge(
-        contact, on="customer_id", how="left", validate="one_to_one"
-    )
-    if frame["email"].isna().any():
-        raise ValueError(f"{int(frame['email'].isna().sum())} recipients have no customer record")
-    frame["first_name"] = frame["first_name"].fillna("").astype(str)
-    # First names repeat a lot: clean and render each distinct name once.
-    name_codes, distinct_names = pd.factorize(frame["first_name"])
-    names, blank = display_names(pd.Series(distinct_names, dtype=object))
-    missing = int(blank[name_codes].sum())
-    subject, body = _TextColumn(len(frame)), _TextColumn(len(frame))
+    options = options or MessageOptions()
+    frame = recipients_with_contacts(assignments, customers)
+    screened = screen_names(frame[MERGE_FIELD], screen)
+    values = screened.values
+    withheld = withheld_frame(frame, screened)
+    keep = screened.reasons[screened.codes] == "" if len(frame) else np.zeros(0, dtype=bool)
+    frame = frame.loc[keep].reset_index(drop=True)
+    codes = screened.codes[keep]
+    frame[MERGE_FIELD] = values[codes] if len(codes) else frame[MERGE_FIELD]
+    blank = values == ""
+    names = np.where(blank, options.greeting_fallback, values).astype(object)
+    html_names = np.array([html.escape(str(n), quote=True) for n in names], dtype=object)
+    missing = int(blank[codes].sum()) if len(codes) else 0
+    columns = {name: _TextColumn(len(frame)) for name in ("subject", "preheader", "body")}
+    body_html = _TextColumn(len(frame))
     unknown: dict[str, list[str]] = {}
-    for variant_id, rows in frame.groupby("variant_id", sort=True).indices.items():
-        variant = variants.get(variant_id)
-        if variant is None:
-            raise ValueError(f"variant '{variant_id}' is assigned but not sendable")
-        subject.render_group(variant.subject, rows, name_codes, names)
-        body.render_group(variant.body, rows, name_codes, names)
-        fields = unknown_merge_fields(variant.subject + "\n" + variant.body)
+    groups = frame.groupby("variant_id", sort=True).indices
+    missing_ids = sorted(set(groups) - set(variants))
+    if missing_ids:
+        raise ValueError(f"variant '{missing_ids[0]}' is assigned but not sendable")
+    messages = customer_messages({vid: variants[vid] for vid in groups}, options)
+    for variant_id, rows in groups.items():
+        message, page = messages[variant_id]
+        for name, column in columns.items():
+            column.render_group(getattr(message, name), rows, codes, names)
+        body_html.render_group(page, rows, codes, html_names)
+        fields = unknown_merge_fields(
+            variants[variant_id].subject + "\n" + variants[variant_id].body
+        )
         if fields:
             unknown[variant_id] = fields
-    frame["subject"] = subject.categorical()
-    frame["body"] = body.categorical()
-    return SendList(frame[list(SEND_COLUMNS)], unknown, missing)
+    for name, column in columns.items():
+        frame[name] = column.categorical()
+    frame["body_html"] = body_html.categorical()
+    return SendList(frame[list(SEND_COLUMNS)], unknown, missing, withheld, screened.results)
 
 
 def write_send_list(path: Path, frame: pd.DataFrame) -> None:

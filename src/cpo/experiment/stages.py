@@ -31,7 +31,8 @@ from cpo.experiment.design import (
     resolve_tones,
 )
 from cpo.experiment.engagement import ENGAGEMENT_FILE, import_engagement, summarize
-from cpo.experiment.sends import SENDS_FILE, SendList, build_send_list, write_send_list
+from cpo.experiment.send_stage import decisions_fingerprint, withheld_summary, write_sends
+from cpo.experiment.sends import SENDS_FILE, WITHHELD_FILE, SendList
 from cpo.experiment.settings import HOLDOUT_ARM
 from cpo.experiment.simulate import SOURCE_SIMULATED, simulate_engagement
 from cpo.logs import utc_now
@@ -76,16 +77,20 @@ class AssignStage:
 
     name = "assign"
     description = "Designing the experiment and assigning customers"
-    outputs = (DESIGN_FILE, ASSIGNMENTS_FILE, SENDS_FILE)
+    outputs = (DESIGN_FILE, ASSIGNMENTS_FILE, SENDS_FILE, WITHHELD_FILE)
 
     def input_files(self, ctx: RunContext) -> list[Path]:
-        """Segments, variants, the audit log (approvals change it) and the customer file."""
+        """Segments, variants, retrieval (footnote links) and the customer file."""
         return [
             ctx.path(SEGMENTS_FILE),
             ctx.path(VARIANTS_FILE),
-            ctx.path(AUDIT_FILE),
+            ctx.path("retrieval.json"),
             customers_path(ctx),
         ]
+
+    def fingerprint_extra(self, ctx: RunContext) -> dict[str, Any]:
+        """The audit log's decisions (approvals change them; this stage's merge entries do not)."""
+        return {"audit_decisions": decisions_fingerprint(ctx.path(AUDIT_FILE))}
 
     def run(self, ctx: RunContext) -> StageOutcome:
         """Build the design, assign, render the send list, write the three artifacts."""
@@ -103,8 +108,7 @@ class AssignStage:
         write_csv(ctx.path(ASSIGNMENTS_FILE), assignments)
         by_id = {v.variant_id: v for v in variants}
         used = {vid for plan in design.segments for vid in plan.variant_ids.values()}
-        send_list = build_send_list(assignments, customers, {vid: by_id[vid] for vid in used})
-        write_send_list(ctx.path(SENDS_FILE), send_list.frame)
+        send_list = write_sends(ctx, assignments, customers, {vid: by_id[vid] for vid in used})
         counts = assignments["experiment_arm"].value_counts().to_dict()
         self._log_sends(ctx, send_list, counts)
         ctx.manifest["experiment"] = {
@@ -114,8 +118,12 @@ class AssignStage:
             "arms": {a.name: a.tone for a in design.arms},
             "assigned": {k: int(v) for k, v in sorted(counts.items())},
             "recipients": len(send_list.frame),
+            "withheld": withheld_summary(send_list),
         }
-        return StageOutcome(summary=self._summary(design, counts), facts=ctx.manifest["experiment"])
+        summary = self._summary(design, counts)
+        if len(send_list.withheld):
+            summary += f"; {len(send_list.withheld)} withheld (see {WITHHELD_FILE})"
+        return StageOutcome(summary=summary, facts=ctx.manifest["experiment"])
 
     def _design(
         self,
@@ -186,7 +194,18 @@ class AssignStage:
                 channel=CHANNEL,
                 count=send_list.missing_names,
                 message=f"{send_list.missing_names} recipient(s) without a first name are "
-                "greeted as 'there'",
+                "greeted with the greeting fallback",
+            )
+        if len(send_list.withheld):
+            summary = withheld_summary(send_list)
+            ctx.log.warning(
+                self.name,
+                "recipients_withheld",
+                channel=CHANNEL,
+                count=summary["customers"],
+                by_reason=summary["by_reason"],
+                message=f"{summary['customers']} recipient(s) withheld: their first name failed "
+                f"screening ({', '.join(summary['by_reason'])}); see {WITHHELD_FILE}",
             )
         for variant_id, fields in send_list.unknown_fields.items():
             ctx.log.warning(

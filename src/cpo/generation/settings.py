@@ -154,6 +154,10 @@ class GenerationSettings(StrictModel):
         cta_verbs: Verbs that open a call to action; a body needs a line or
             sentence starting with one of them (or a link).
         max_sentence_words: The grounded composer never quotes a longer sentence.
+        citations_in_email: What customers see of the citations: ``none`` (markers
+            removed; citations stay in variants.json, the audit and the report) or
+            ``footnotes`` (numbered ``[1]`` references and a list of each cited
+            source's ``source_url`` before the footer).
     """
 
     tones: Annotated[list[str], Field(min_length=1)] = Field(
@@ -164,6 +168,7 @@ class GenerationSettings(StrictModel):
         default_factory=lambda: list(DEFAULT_CTA_VERBS)
     )
     max_sentence_words: int = Field(default=45, ge=8, le=200)
+    citations_in_email: Literal["none", "footnotes"] = "none"
 
     @field_validator("tones")
     @classmethod

@@ -14,6 +14,14 @@ Entry kinds:
   content_sha256 (never the text itself).
 * ``approval`` / ``rejection``: seq, timestamp, run_id, variant_id, by, note,
   content_sha256 (of the screened text being approved).
+* ``merge_withheld``: a merge value (e.g. a first name) that failed screening
+  (:mod:`cpo.safety.merge`): run_id, variant_id ``""``, field, backend, status
+  ``withheld``, reasons (codes), customers, policy_sha256, content_sha256 (a
+  salted sha256 of the value, never the value).
+* ``merge_screening``: the merge screening of one field in one run: run_id,
+  variant_id ``""``, field, backend, values_screened, values_withheld,
+  customers_withheld, policy_sha256, values_sha256 (digest of every screened
+  value's salted hash).
 
 Appends take a file lock on the sibling ``safety_audit.jsonl.lock`` and read the
 last entry under the lock, so concurrent writers (threads or processes) keep one
@@ -45,7 +53,15 @@ GENESIS_HASH = "0" * 64
 KIND_SCREENING = "screening"
 KIND_APPROVAL = "approval"
 KIND_REJECTION = "rejection"
-ENTRY_KINDS = (KIND_SCREENING, KIND_APPROVAL, KIND_REJECTION)
+KIND_MERGE_WITHHELD = "merge_withheld"
+KIND_MERGE_SCREENING = "merge_screening"
+ENTRY_KINDS = (
+    KIND_SCREENING,
+    KIND_APPROVAL,
+    KIND_REJECTION,
+    KIND_MERGE_WITHHELD,
+    KIND_MERGE_SCREENING,
+)
 CSV_COLUMNS = (
     "timestamp",
     "variant_id",
@@ -440,6 +456,8 @@ def csv_rows(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             )
             if entry.get("status") != "pass":
                 row["block_reason"] = "; ".join(entry.get("reasons", []))
+        elif kind in (KIND_MERGE_WITHHELD, KIND_MERGE_SCREENING):
+            row.update(_merge_row(entry))
         else:
             verb = "approved" if kind == KIND_APPROVAL else "rejected"
             note = f": {entry['note']}" if entry.get("note") else ""
@@ -450,6 +468,24 @@ def csv_rows(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             )
         rows.append(row)
     return rows
+
+
+def _merge_row(entry: dict[str, Any]) -> dict[str, Any]:
+    """CSV cells of a merge-value entry (no value is ever in the log, so none here)."""
+    field = entry.get("field", "")
+    if entry.get("kind") == KIND_MERGE_WITHHELD:
+        reasons = ", ".join(entry.get("reasons", []))
+        return {
+            "status": "withheld",
+            "block_reason": f"merge field {field} ({entry.get('content_sha256', '')[:12]}): "
+            f"{reasons}; {entry.get('customers', 0)} customer(s) withheld",
+        }
+    return {
+        "status": "merge_screened",
+        "block_reason": f"merge field {field}: {entry.get('values_screened', 0)} distinct "
+        f"value(s) screened, {entry.get('values_withheld', 0)} withheld "
+        f"({entry.get('customers_withheld', 0)} customer(s))",
+    }
 
 
 def export_csv(path: Path | str, out: Path | str) -> int:
