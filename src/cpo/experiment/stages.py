@@ -39,7 +39,7 @@ from cpo.logs import utc_now
 from cpo.models import Variant
 from cpo.pipeline import RunContext, StageOutcome
 from cpo.runfiles import read_json, sha256_file, write_csv, write_json
-from cpo.segmentation.stage import SEGMENTS_FILE, customers_path
+from cpo.segmentation.stage import SEGMENTS_FILE, customer_settings, customers_path
 
 VARIANTS_FILE = "variants.json"
 AUDIT_FILE = "safety_audit.jsonl"
@@ -51,7 +51,8 @@ def run_customers(ctx: RunContext) -> pd.DataFrame:
     """The run's validated customers, reloaded from the file the segment stage read."""
     recorded = (ctx.manifest.get("inputs") or {}).get("customers") or {}
     path = Path(recorded["path"]) if recorded.get("path") else customers_path(ctx)
-    frame = load_customers(path, on_invalid=ctx.options.on_invalid).frame
+    settings = customer_settings(ctx)
+    frame = load_customers(path, on_invalid=ctx.options.on_invalid, settings=settings).frame
     frame["customer_id"] = frame["customer_id"].astype(str)
     return frame
 
