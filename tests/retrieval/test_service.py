@@ -158,7 +158,11 @@ def test_retrieval_document_and_load_snippets_round_trip(indexed):
         "fallback",
         "warnings",
         "results",
+        "audiences",
+        "removed_sentences",
     ]
+    assert entry["audiences"] == {"specific": ["Loyal Fans"], "general": ["All"]}
+    assert entry["filters"]["audience"] == ["Loyal Fans", "All"]
     assert list(entry["results"][0]) == [
         "document_id",
         "title",

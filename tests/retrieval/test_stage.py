@@ -69,7 +69,7 @@ def test_stage_writes_retrieval_json_for_every_segment(tmp_path: Path):
     for entry in data["segments"]:
         assert 3 <= len(entry["results"]) <= 5
         assert not entry["fallback"] and entry["warnings"] == []
-        assert entry["filters"] == {"boost_audience": entry["segment"]}
+        assert entry["filters"] == {"audience": [entry["segment"], "All"]}
         for result in entry["results"]:
             assert result["paragraph_index"] >= 1
             assert result["score"] >= 2.0

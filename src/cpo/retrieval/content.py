@@ -8,7 +8,11 @@ included; other files are ignored)::
       "title": "COMEBACK25: 25% Off ...",     required, cited as the source title
       "category": "promotion",                required (product, promotion, support, ...)
       "content": "Paragraph one.\\n\\nTwo.",  required; paragraphs separated by blank lines
-      "audience": "At-Risk",                  required: a segment name, or "All"
+      "audience": "At-Risk",                  required: whom it is written for (a segment
+                                              name or a word of one, or "All"; see
+                                              cpo.retrieval.audience)
+      "eligibility": ["tier == Gold"],        optional: conditions every recipient must meet
+                                              (cpo.retrieval.eligibility)
       "keywords": ["win-back", "lapsed"],     required list of strings (may be empty)
       "approval_date": "2026-01-12",          required ISO date
       "expiry_date": "2027-02-28",            optional ISO date or null (never expires)
@@ -37,6 +41,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from cpo.errors import DataValidationError
 from cpo.logs import RunLog
+from cpo.retrieval.eligibility import parse_condition
+from cpo.segmentation.settings import Condition
 
 #: Most problems listed in one error message (the rest are counted).
 MAX_PROBLEMS_SHOWN = 20
@@ -69,6 +75,7 @@ class DocumentRecord(BaseModel):
     approval_date: date
     expiry_date: date | None = None
     source_url: str | None = None
+    eligibility: list[Any] = Field(default_factory=list)
     metadata: DocumentMetadata = Field(default_factory=DocumentMetadata)
 
     @field_validator("document_id", "title", "category", "audience")
@@ -87,6 +94,11 @@ class DocumentRecord(BaseModel):
             raise ValueError("must contain text, found only whitespace")
         return value
 
+    @field_validator("eligibility")
+    @classmethod
+    def _conditions(cls, value: list[Any]) -> list[Condition]:
+        return [_condition(position, item) for position, item in enumerate(value)]
+
     @field_validator("source_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
@@ -101,6 +113,29 @@ class DocumentRecord(BaseModel):
         if value is not None and approved is not None and value < approved:
             raise ValueError(f"is before approval_date {approved}")
         return value
+
+
+def _condition(position: int, item: Any) -> Condition:
+    """One eligibility entry: a condition object or its short string form."""
+    if isinstance(item, str):
+        try:
+            return parse_condition(item)
+        except ValueError as exc:
+            raise ValueError(f"entry {position}: {exc}") from None
+    if not isinstance(item, dict):
+        raise ValueError(
+            f"entry {position}: expected 'column op value' text or an object "
+            f"{{column, op, value}}, found {type(item).__name__}"
+        )
+    try:
+        return Condition.model_validate(item)
+    except ValidationError as exc:
+        detail = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'condition'}: "
+            + e["msg"].removeprefix("Value error, ")
+            for e in exc.errors()
+        )
+        raise ValueError(f"entry {position}: {detail}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +154,7 @@ class Document:
         source_url: Public URL, or "".
         metadata: Editorial metadata (JSON-ready).
         path: The file it was read from.
+        eligibility: Conditions every customer it is used for must meet (empty = none).
     """
 
     document_id: str
@@ -132,6 +168,7 @@ class Document:
     source_url: str
     metadata: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    eligibility: tuple[Condition, ...] = ()
 
     def is_expired(self, as_of: date) -> bool:
         """True when the document expired before ``as_of``."""
@@ -330,6 +367,7 @@ def _document(record: DocumentRecord, paragraphs: tuple[str, ...], path: Path) -
         source_url=record.source_url or "",
         metadata=record.metadata.model_dump(mode="json"),
         path=path,
+        eligibility=tuple(record.eligibility),
     )
 
 

@@ -187,6 +187,16 @@ class ContentSettings(StrictModel):
         segments: Per-segment adjustments by segment name.
         fallback: General content when nothing clears the threshold.
         max_terms: Longest query (terms beyond this are dropped, in order).
+        general_audiences: Audience values meaning "every segment" (case-insensitive).
+        audiences: Audience value -> the segment names it is written for. An audience
+            listed here matches exactly those segments (names compared case-insensitively);
+            any other audience matches a segment when all of its words are words of the
+            segment's name ("High-Value" matches "High-Value Recent").
+        min_eligible_share: A document with ``eligibility`` conditions is used for a
+            segment only when at least this share of the segment's customers meets them.
+        audience_columns: Customer columns whose values (e.g. tiers) a sentence must not
+            name unless every customer of the segment holds that value.
+        audience_match_case: Match those values in text case-sensitively (default: any case).
     """
 
     top_k: int = Field(default=4, ge=3, le=5)
@@ -204,6 +214,11 @@ class ContentSettings(StrictModel):
     segments: dict[str, SegmentQuerySettings] = Field(default_factory=dict)
     fallback: FallbackSettings = Field(default_factory=FallbackSettings)
     max_terms: int = Field(default=40, ge=1, le=200)
+    general_audiences: list[Term] = Field(default_factory=lambda: ["All", "Everyone"])
+    audiences: dict[Term, list[Term]] = Field(default_factory=dict)
+    min_eligible_share: float = Field(default=1.0, gt=0, le=1)
+    audience_columns: list[Term] = Field(default_factory=lambda: ["tier"])
+    audience_match_case: bool = False
 
     @model_validator(mode="after")
     def _min_results_within_top_k(self) -> ContentSettings:

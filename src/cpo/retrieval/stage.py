@@ -2,15 +2,28 @@
 
 Reads segment_profiles.json and the content folder, builds (or reuses) the index,
 runs one query per segment and writes retrieval.json (schema in docs/retrieval.md).
+
+It also reads segments.csv and the run's customer file: per segment, which
+documents its customers are eligible for (``eligibility``) and which audience
+values (tiers) every customer holds, so snippets never name a tier some recipient
+does not have. Audiences that match no segment are warned about.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
+
+from cpo.customers import load_customers
+from cpo.errors import DataValidationError
+from cpo.models import SegmentProfile
 from cpo.pipeline import RunContext, StageOutcome
+from cpo.retrieval.audience import unmatched_audiences, unmatched_warning
 from cpo.retrieval.base import Retriever
 from cpo.retrieval.content import LoadedContent, load_content
+from cpo.retrieval.eligibility import AudienceValues, SegmentGuard, build_guards
 from cpo.retrieval.query import build_segment_query, population_means
 from cpo.retrieval.service import (
     SegmentRetrieval,
@@ -23,7 +36,7 @@ from cpo.retrieval.service import (
 )
 from cpo.runfiles import write_json
 from cpo.sample_data import bundled_content
-from cpo.segmentation.stage import PROFILES_FILE
+from cpo.segmentation.stage import PROFILES_FILE, SEGMENTS_FILE, customers_path
 
 RETRIEVAL_FILE = "retrieval.json"
 INDEX_FILE = "content_index.sqlite"
@@ -52,8 +65,13 @@ class RetrieveStage:
     outputs = (RETRIEVAL_FILE,)
 
     def input_files(self, ctx: RunContext) -> list[Path]:
-        """The segment profiles and the content folder."""
-        return [ctx.path(PROFILES_FILE), content_path(ctx)]
+        """The segment profiles and assignments, the customers and the content folder."""
+        return [
+            ctx.path(PROFILES_FILE),
+            ctx.path(SEGMENTS_FILE),
+            run_customers_path(ctx),
+            content_path(ctx),
+        ]
 
     def fingerprint_extra(self, ctx: RunContext) -> dict[str, str]:
         """The effective as-of date: a resume on a later day re-checks expiry."""
@@ -64,16 +82,20 @@ class RetrieveStage:
         content = self._load(ctx)
         settings = ctx.config.experiment.content
         service = ctx.config.services.services.retrieval
+        profiles = read_profiles(ctx.path(PROFILES_FILE))
+        guards, values = segment_guards(ctx, content)
+        warnings = self._audience_warnings(ctx, content, profiles)
         retriever = open_retriever(service, settings, db_path=index_path(ctx), log=ctx.log)
         try:
             report = retriever.index(content.documents)
-            retrievals = self._retrieve_all(ctx, retriever, content)
+            retrievals = self._retrieve_all(ctx, retriever, content, profiles, guards)
         finally:
             retriever.close()
-        write_json(
-            ctx.path(RETRIEVAL_FILE), retrieval_document(retriever.name, content, retrievals)
-        )
+        audience = audience_section(warnings, values, settings.audience_match_case)
+        document = retrieval_document(retriever.name, content, retrievals, audience)
+        write_json(ctx.path(RETRIEVAL_FILE), document)
         fallbacks = [r.query.segment for r in retrievals if r.fallback]
+        removed = sum(len(r.removals) for r in retrievals)
         summary = (
             f"{sum(len(r.results) for r in retrievals)} snippets for {len(retrievals)} segments "
             f"from {len(content.documents)} documents ({retriever.name}, index "
@@ -81,6 +103,8 @@ class RetrieveStage:
         )
         if fallbacks:
             summary += f"; general content for {len(fallbacks)} segment(s)"
+        if removed:
+            summary += f"; {removed} sentence(s) naming a tier not every recipient holds removed"
         return StageOutcome(
             summary=summary,
             facts={
@@ -89,20 +113,46 @@ class RetrieveStage:
                 "index_location": report.location,
                 "paragraphs": report.paragraphs,
                 "fallback_segments": fallbacks,
+                "audience_sentences_removed": removed,
+                "unmatched_audiences": len(warnings),
+                "not_eligible": {
+                    name: sorted(guard.excluded) for name, guard in guards.items() if guard.excluded
+                },
             },
         )
 
+    def _audience_warnings(
+        self, ctx: RunContext, content: LoadedContent, profiles: list[SegmentProfile]
+    ) -> list[str]:
+        """Warn (log and terminal) about audiences that match no segment of the run."""
+        settings = ctx.config.experiment.content
+        names = [p.name for p in profiles]
+        audiences = [d.audience for d in content.documents]
+        warnings = []
+        for audience in unmatched_audiences(audiences, names, settings):
+            ids = [d.document_id for d in content.documents if d.audience == audience]
+            message = unmatched_warning(audience, ids, names)
+            ctx.log.warning(self.name, "audience_unmatched", audience=audience, message=message)
+            warnings.append(message)
+        return warnings
+
     def _retrieve_all(
-        self, ctx: RunContext, retriever: Retriever, content: LoadedContent
+        self,
+        ctx: RunContext,
+        retriever: Retriever,
+        content: LoadedContent,
+        profiles: list[SegmentProfile],
+        guards: dict[str, SegmentGuard],
     ) -> list[SegmentRetrieval]:
         """One query per segment, logged, in profile order."""
         settings = ctx.config.experiment.content
-        profiles = read_profiles(ctx.path(PROFILES_FILE))
         population = population_means(profiles)
         retrievals: list[SegmentRetrieval] = []
         for number, profile in enumerate(profiles, start=1):
             query = build_segment_query(profile, population, settings)
-            retrieval = retrieve_segment(retriever, query, settings, content.documents)
+            retrieval = retrieve_segment(
+                retriever, query, settings, content.documents, guard=guards.get(profile.name)
+            )
             log_retrieval(ctx.log, retrieval, self.name)
             retrievals.append(retrieval)
             ctx.progress(number, len(profiles))
@@ -130,3 +180,46 @@ class RetrieveStage:
             as_of=as_of.isoformat(),
         )
         return content
+
+
+def run_customers_path(ctx: RunContext) -> Path:
+    """The customer file the segment stage read (recorded in the manifest)."""
+    recorded = (ctx.manifest.get("inputs") or {}).get("customers") or {}
+    return Path(recorded["path"]) if recorded.get("path") else customers_path(ctx)
+
+
+def segment_guards(
+    ctx: RunContext, content: LoadedContent
+) -> tuple[dict[str, SegmentGuard], AudienceValues]:
+    """Per segment, what its customers allow (from segments.csv and the customer file)."""
+    path = ctx.path(SEGMENTS_FILE)
+    if not path.is_file():
+        raise DataValidationError(
+            f"{path}: segment assignments not found",
+            hint="run the segment stage first (cpo run --resume RUN_DIR)",
+        )
+    segments = pd.read_csv(path, dtype={"customer_id": str, "segment": str}, keep_default_na=False)[
+        ["customer_id", "segment"]
+    ].rename(columns={"segment": "__segment__"})
+    customers = load_customers(run_customers_path(ctx), on_invalid=ctx.options.on_invalid).frame
+    customers["customer_id"] = customers["customer_id"].astype(str)
+    joined = customers.merge(segments, on="customer_id", how="inner")
+    segment = joined.pop("__segment__")
+    return build_guards(content.documents, joined, segment, ctx.config.experiment.content)
+
+
+def audience_section(
+    warnings: list[str], values: AudienceValues, match_case: bool
+) -> dict[str, Any]:
+    """The run-wide audience entries of retrieval.json."""
+    return {
+        "audience_warnings": warnings,
+        "audience_mentions": {
+            "columns": values.columns,
+            "match_case": match_case,
+            "everyone": {
+                "held_by_all": values.everyone,
+                "not_held_by_all": values.not_held(values.everyone),
+            },
+        },
+    }

@@ -8,7 +8,8 @@ scored the text, and a decision can be explained line by line:
   needs review ("violence severity 6 >= block_at 6");
 * compliance rules, each ``block`` / ``review`` / ``off``: grounding problems
   reported by generation, banned phrases, personal data, a missing unsubscribe
-  footer, custom blocklist hits;
+  footer, custom blocklist hits, audience values (tiers) named in a message whose
+  recipients do not all hold them (:class:`MentionCheck`, from retrieval.json);
 * fail closed: a screening error (scores missing) is always a ``block`` with
   reason ``screening_error: ...``; a variant whose generation failed is a
   ``block`` with reason ``generation_failed``.
@@ -23,10 +24,20 @@ import hashlib
 import json
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
-from cpo.models import HARM_CATEGORIES, CategoryScores, ScreeningStatus, Variant, Verdict
+from cpo.models import (
+    CONTROL_TONE,
+    HARM_CATEGORIES,
+    CategoryScores,
+    ScreeningStatus,
+    Variant,
+    Verdict,
+)
+from cpo.retrieval.audience import find_mentions
 from cpo.safety.settings import PiiSettings, SafetyPolicySettings
 
 ACTION_RANK = {"off": 0, "pass": 0, "review": 1, "block": 2}
@@ -51,8 +62,8 @@ class Finding:
 
     Attributes:
         code: Rule family for counting: a harm category, ``banned_phrase``, ``pii``,
-            ``footer``, ``grounding``, ``blocklist``, ``screening_error`` or
-            ``generation_failed``.
+            ``footer``, ``grounding``, ``blocklist``, ``audience_mentions``,
+            ``screening_error`` or ``generation_failed``.
         action: ``review`` or ``block``.
         reason: Human-readable reason recorded in the verdict and audit log.
     """
@@ -60,6 +71,21 @@ class Finding:
     code: str
     action: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class MentionCheck:
+    """Audience values a variant must not name (held by not every recipient).
+
+    Attributes:
+        forbidden: The values, e.g. ``("Bronze", "Silver")`` for an all-Gold segment.
+        recipients: Who receives the variant, for the reason ("segment 'X'", "all customers").
+        match_case: Match the values case-sensitively.
+    """
+
+    forbidden: tuple[str, ...]
+    recipients: str
+    match_case: bool = False
 
 
 def screening_text(variant: Variant) -> str:
@@ -90,6 +116,7 @@ def decide(
     *,
     backend: str = "",
     error: str | None = None,
+    mentions: MentionCheck | None = None,
 ) -> Verdict:
     """Decide pass / review / block for one variant.
 
@@ -99,11 +126,12 @@ def decide(
         policy: safety_thresholds.yaml.
         backend: Backend name recorded in the verdict.
         error: Why screening failed; makes the verdict a block (fail closed).
+        mentions: Audience values its recipients do not all hold (None: not checked).
 
     Returns:
         The verdict. When screening failed, ``severities`` is empty.
     """
-    findings = evaluate(scores, variant, policy, error=error)
+    findings = evaluate(scores, variant, policy, error=error, mentions=mentions)
     return Verdict(
         variant_id=variant.variant_id,
         status=strictest(findings),
@@ -119,6 +147,7 @@ def evaluate(
     policy: SafetyPolicySettings,
     *,
     error: str | None = None,
+    mentions: MentionCheck | None = None,
 ) -> list[Finding]:
     """Return every rule that fires, block findings first, in a stable order."""
     findings: list[Finding] = []
@@ -133,6 +162,7 @@ def evaluate(
         findings.extend(category_findings(scores, policy))
         findings.extend(blocklist_findings(scores, policy))
     findings.extend(compliance_findings(variant, policy))
+    findings.extend(audience_mention_findings(variant, mentions, policy))
     return sorted(findings, key=lambda f: -ACTION_RANK[f.action])
 
 
@@ -189,6 +219,56 @@ def compliance_findings(variant: Variant, policy: SafetyPolicySettings) -> list[
     if rules.footer.action != "off" and not re.search(rules.footer.pattern, variant.body):
         findings.append(Finding("footer", rules.footer.action, "missing footer"))
     return findings
+
+
+def mention_checks(
+    retrieval: dict[str, Any], variants: Sequence[Variant]
+) -> dict[str, MentionCheck]:
+    """Per variant id, the audience values it must not name (from a loaded retrieval.json).
+
+    A segment's variants must not name what not all of the segment's customers hold;
+    the control goes to everyone, so it must not name what not all customers hold. A
+    variant of a segment the file does not list gets the everyone check (strictest).
+    Returns an empty dict for a retrieval.json written without customer data.
+    """
+    section = retrieval.get("audience_mentions")
+    if not isinstance(section, dict):
+        return {}
+    match_case = bool(section.get("match_case", False))
+    everyone = tuple((section.get("everyone") or {}).get("not_held_by_all") or ())
+    by_segment = {
+        str(entry.get("segment")): tuple(
+            (entry.get("audience_values") or {}).get("not_held_by_all") or ()
+        )
+        for entry in retrieval.get("segments") or ()
+        if isinstance(entry, dict)
+    }
+    checks = {}
+    for variant in variants:
+        if variant.tone != CONTROL_TONE and variant.segment in by_segment:
+            recipients = f"segment '{variant.segment}'"
+            forbidden = by_segment[variant.segment]
+        else:
+            recipients, forbidden = "all customers (the control goes to everyone)", everyone
+        checks[variant.variant_id] = MentionCheck(forbidden, recipients, match_case)
+    return checks
+
+
+def audience_mention_findings(
+    variant: Variant, mentions: MentionCheck | None, policy: SafetyPolicySettings
+) -> list[Finding]:
+    """A finding when the variant names an audience value its recipients do not all hold."""
+    action = policy.compliance.audience_mentions.action
+    if action == "off" or mentions is None or not mentions.forbidden:
+        return []
+    named = find_mentions(screening_text(variant), mentions.forbidden, mentions.match_case)
+    if not named:
+        return []
+    reason = one_line(
+        f"audience mention: names {', '.join(named)}, not held by every customer of "
+        f"{mentions.recipients}"
+    )
+    return [Finding("audience_mentions", action, reason)]
 
 
 def grounding_problems(variant: Variant) -> list[str]:
@@ -324,6 +404,7 @@ _REASON_CODES = (
     ("invalid citations", "grounding"),
     ("unsupported claims", "grounding"),
     ("blocklist hit", "blocklist"),
+    ("audience mention", "audience_mentions"),
     *((f"{c} severity", c) for c in HARM_CATEGORIES),
 )
 

@@ -163,6 +163,8 @@ class ComplianceSettings(StrictModel):
         pii: Personal data in a message.
         footer: A missing unsubscribe footer.
         blocklist: A hit on a custom Azure blocklist.
+        audience_mentions: A message naming an audience value (e.g. the tier "Gold")
+            that not every customer of its segment holds (the control: of all customers).
     """
 
     grounding: RuleSettings = Field(default_factory=lambda: RuleSettings(action="block"))
@@ -170,6 +172,7 @@ class ComplianceSettings(StrictModel):
     pii: PiiSettings = Field(default_factory=PiiSettings)
     footer: FooterSettings = Field(default_factory=FooterSettings)
     blocklist: RuleSettings = Field(default_factory=lambda: RuleSettings(action="block"))
+    audience_mentions: RuleSettings = Field(default_factory=lambda: RuleSettings(action="review"))
 
 
 class SafetyPolicySettings(StrictModel):

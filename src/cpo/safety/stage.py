@@ -32,8 +32,10 @@ from cpo.safety.approval import FinalDecision, final_decisions, final_summary, p
 from cpo.safety.audit import AUDIT_CSV, AUDIT_FILE, AuditLog, export_csv, read_entries, verify
 from cpo.safety.base import SafetyAnalyzer, build_analyzer
 from cpo.safety.policy import (
+    MentionCheck,
     content_sha256,
     decide,
+    mention_checks,
     one_line,
     policy_sha256,
     reason_code,
@@ -42,6 +44,7 @@ from cpo.safety.policy import (
 from cpo.safety.settings import SafetyPolicySettings
 
 VARIANTS_FILE = "variants.json"
+RETRIEVAL_FILE = "retrieval.json"
 MAX_SEVERITY = 7
 _VARIANT_FIELDS = {f.name for f in fields(Variant)}
 
@@ -174,7 +177,10 @@ class ScreenStage:
         policy_hash = policy_sha256(policy)
         analyzer, backend = self._backend(ctx, todo)
         concurrency = ctx.config.services.services.safety.concurrency
-        screened = screen_variants(todo, analyzer, policy, backend=backend, concurrency=concurrency)
+        mentions = _mention_checks(ctx, todo)
+        screened = screen_variants(
+            todo, analyzer, policy, backend=backend, concurrency=concurrency, mentions=mentions
+        )
         for done, (variant, verdict, error) in enumerate(screened, start=1):
             log.record_decision(
                 verdict,
@@ -292,12 +298,14 @@ def screen_variants(
     *,
     backend: str,
     concurrency: int = 1,
+    mentions: dict[str, MentionCheck] | None = None,
 ) -> Iterator[tuple[Variant, Verdict, str | None]]:
     """Screen variants and decide each one; yields (variant, verdict, error) in input order.
 
     Texts are analyzed concurrently (up to ``concurrency``); failed generations
     are not analyzed (their verdict is ``block`` / ``generation_failed``); any
     backend failure becomes a ``block`` with ``screening_error`` (fail closed).
+    ``mentions`` holds, per variant id, the audience values it must not name.
     Nothing is recorded here: the caller writes each verdict where it must.
     """
     workers = max(1, min(concurrency, len(variants)))
@@ -313,9 +321,29 @@ def screen_variants(
             if future is None and is_sendable_content(variant):
                 screened = _Screened(None, "no screening backend was available")
             verdict = decide(
-                screened.scores, variant, policy, backend=backend, error=screened.error
+                screened.scores,
+                variant,
+                policy,
+                backend=backend,
+                error=screened.error,
+                mentions=(mentions or {}).get(variant.variant_id),
             )
             yield variant, verdict, screened.error
+
+
+def _mention_checks(ctx: RunContext, variants: list[Variant]) -> dict[str, MentionCheck]:
+    """The audience values each variant must not name, from the run's retrieval.json."""
+    path = ctx.path(RETRIEVAL_FILE)
+    if not path.is_file():
+        return {}
+    try:
+        retrieval = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataValidationError(
+            f"{path}: malformed JSON at line {exc.lineno} ({exc.msg})",
+            hint="rerun the retrieve stage (cpo run --resume RUN_DIR)",
+        ) from None
+    return mention_checks(retrieval, variants) if isinstance(retrieval, dict) else {}
 
 
 def analyze_safely(analyzer: SafetyAnalyzer, text: str) -> _Screened:

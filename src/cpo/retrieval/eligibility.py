@@ -1,0 +1,259 @@
+"""Who may receive a document: eligibility conditions and audience values per segment.
+
+A document may carry ``eligibility``: conditions over customer columns in the
+segmentation-rule syntax (:class:`cpo.segmentation.settings.Condition`), as objects
+``{"column": "tier", "op": "==", "value": "Gold"}`` or as short strings
+``"tier == Gold"``, ``"tier in [Gold, Platinum]"``, ``"age between [18, 30]"``.
+A customer meets them when they meet every condition. The retrieve stage computes,
+per segment, the share of its customers who meet them (vectorized: one mask per
+document, one group-by per document) and uses the document for the segment only
+when that share is at least ``content.min_eligible_share`` (default 1.0: everyone).
+
+:func:`audience_values` finds, per segment, the values of the audience columns
+(``content.audience_columns``, e.g. ``tier``) that every customer of the segment
+holds; the others must not be named in the segment's messages.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import ValidationError
+
+from cpo.errors import DataValidationError
+from cpo.segmentation.settings import Condition
+
+if TYPE_CHECKING:
+    from cpo.retrieval.content import Document
+    from cpo.retrieval.settings import ContentSettings
+
+NUMERIC_OPS = ("<", "<=", ">", ">=", "between")
+SHORT_FORM = re.compile(
+    r"^\s*(?P<column>[A-Za-z_][\w.]*)\s*(?P<op><=|>=|==|!=|<|>|\bnot_in\b|\bin\b|\bbetween\b)"
+    r"\s*(?P<value>.+?)\s*$"
+)
+
+
+def parse_condition(text: str) -> Condition:
+    """A :class:`Condition` from the short form ``"column op value"``.
+
+    The value is read as YAML, so ``100`` is a number, ``[Gold, Silver]`` a list and
+    ``Gold`` a string.
+
+    Raises:
+        ValueError: the text is not ``column op value``, or the value does not fit the op.
+    """
+    match = SHORT_FORM.match(text)
+    if match is None:
+        raise ValueError(
+            f"expected 'column op value' (op one of <, <=, >, >=, ==, !=, in, not_in, "
+            f"between), e.g. 'tier == Gold'; found {text!r}"
+        )
+    try:
+        value = yaml.safe_load(match["value"])
+    except yaml.YAMLError:
+        value = match["value"]
+    if value is None or isinstance(value, dict):
+        value = match["value"]
+    try:
+        return Condition(column=match["column"], op=match["op"], value=value)
+    except ValidationError as exc:
+        detail = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+        raise ValueError(f"{text!r}: {detail}") from None
+
+
+def condition_mask(frame: pd.DataFrame, condition: Condition) -> np.ndarray:
+    """Which rows meet one condition (same semantics as segmentation rules).
+
+    Numeric operators compare numbers (a missing or non-numeric value fails);
+    ``==``, ``!=``, ``in``, ``not_in`` compare text, case-sensitively.
+    """
+    column = frame[condition.column]
+    if condition.op in NUMERIC_OPS:
+        values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
+        if condition.op == "between":
+            low, high = (float(v) for v in condition.value)  # type: ignore[union-attr]
+            return (values >= low) & (values <= high)
+        threshold = float(condition.value)  # type: ignore[arg-type]
+        compare = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}
+        with np.errstate(invalid="ignore"):
+            return compare[condition.op](values, threshold)
+    options = condition.value if isinstance(condition.value, list) else [condition.value]
+    member = column.astype(str).isin([str(v) for v in options]).to_numpy()
+    return ~member if condition.op in ("!=", "not_in") else member
+
+
+def describe_conditions(conditions: Sequence[Condition]) -> str:
+    """Human form, e.g. ``tier == Gold and age >= 30``."""
+    return " and ".join(f"{c.column} {c.op} {c.value}" for c in conditions)
+
+
+def eligible_shares(
+    conditions: Sequence[Condition], customers: pd.DataFrame, segment: pd.Series
+) -> dict[str, float]:
+    """Per segment name, the share of its customers meeting every condition.
+
+    Args:
+        conditions: A document's eligibility conditions (all must hold).
+        customers: Customer rows (must have the conditions' columns).
+        segment: Each row's segment name, aligned with ``customers``.
+    """
+    mask = np.ones(len(customers), dtype=bool)
+    for condition in conditions:
+        mask &= condition_mask(customers, condition)
+    shares = pd.Series(mask, index=segment.index).groupby(segment.to_numpy(), sort=True).mean()
+    return {str(name): float(share) for name, share in shares.items()}
+
+
+def check_columns(
+    conditions: Sequence[Condition], customers: pd.DataFrame, document_id: str, path: str
+) -> None:
+    """Fail clearly when a document's condition names a column the customers lack.
+
+    Raises:
+        DataValidationError: naming the document, its file and the available columns.
+    """
+    for position, condition in enumerate(conditions):
+        if condition.column not in customers.columns:
+            raise DataValidationError(
+                f"{path or document_id}: field 'eligibility[{position}]' of {document_id} names "
+                f"column '{condition.column}', which the customer data does not have",
+                hint=f"use one of: {', '.join(map(str, customers.columns))}",
+            )
+
+
+@dataclass(frozen=True)
+class AudienceValues:
+    """Values of the audience columns: all of them, and those every customer shares.
+
+    Attributes:
+        columns: Column -> its distinct text values in the data (sorted).
+        held_by_all: Segment name -> column -> the value all its customers hold (or None).
+        everyone: Column -> the value every customer holds (or None).
+    """
+
+    columns: dict[str, list[str]]
+    held_by_all: dict[str, dict[str, str | None]]
+    everyone: dict[str, str | None]
+
+    def not_held(self, held: dict[str, str | None]) -> list[str]:
+        """The values that a group of customers with ``held`` values must not be told."""
+        return sorted(
+            value
+            for column, values in self.columns.items()
+            for value in values
+            if value != held.get(column)
+        )
+
+    def forbidden(self, segment: str) -> list[str]:
+        """Values the segment's messages must not name (all of them for an unknown segment)."""
+        return self.not_held(self.held_by_all.get(segment, {}))
+
+
+def audience_values(
+    customers: pd.DataFrame, segment: pd.Series, columns: Sequence[str]
+) -> AudienceValues:
+    """Per audience column, its values and the value each segment's customers all share.
+
+    Only values with a letter count (numbers in text are prices, not tiers).
+
+    Raises:
+        DataValidationError: a configured column is not in the customer data.
+    """
+    values: dict[str, list[str]] = {}
+    held: dict[str, dict[str, str | None]] = {str(s): {} for s in pd.unique(segment)}
+    everyone: dict[str, str | None] = {}
+    for column in columns:
+        if column not in customers.columns:
+            raise DataValidationError(
+                f"experiment_config.yaml: key 'content.audience_columns' names column "
+                f"'{column}', which the customer data does not have",
+                hint=f"use some of: {', '.join(map(str, customers.columns))}, or []",
+            )
+        text = customers[column].astype(str).str.strip()
+        values[column] = sorted(v for v in text.unique() if re.search(r"[^\W\d_]", v))
+        grouped = text.groupby(segment.to_numpy(), sort=True)
+        distinct, first = grouped.nunique(), grouped.first()
+        for name in distinct.index:
+            held[str(name)][column] = str(first[name]) if distinct[name] == 1 else None
+        everyone[column] = str(text.iloc[0]) if text.nunique() == 1 else None
+    return AudienceValues(values, held, everyone)
+
+
+@dataclass(frozen=True)
+class SegmentGuard:
+    """What a segment's customers allow (computed by the retrieve stage from the data).
+
+    Attributes:
+        excluded: Document id -> why it is left out for this segment.
+        eligible_shares: Document id -> share of the segment's customers meeting its
+            ``eligibility`` (documents with conditions only).
+        held: Audience column -> the value every customer of the segment holds (or None).
+        forbidden: Audience values the segment's snippets must not name.
+        match_case: Match ``forbidden`` case-sensitively.
+    """
+
+    excluded: dict[str, str]
+    eligible_shares: dict[str, float]
+    held: dict[str, str | None]
+    forbidden: tuple[str, ...]
+    match_case: bool = False
+
+
+def build_guards(
+    documents: Sequence[Document],
+    customers: pd.DataFrame,
+    segment: pd.Series,
+    settings: ContentSettings,
+) -> tuple[dict[str, SegmentGuard], AudienceValues]:
+    """Per segment, the documents its customers are not eligible for and the values not held.
+
+    Args:
+        documents: The usable documents.
+        customers: The run's customers (rows aligned with ``segment``).
+        segment: Each customer's segment name.
+        settings: The ``content`` section (``min_eligible_share``, ``audience_columns``).
+
+    Raises:
+        DataValidationError: a condition or ``content.audience_columns`` names a column
+            the customer data does not have.
+    """
+    values = audience_values(customers, segment, settings.audience_columns)
+    shares: dict[str, dict[str, float]] = {}
+    for document in documents:
+        if document.eligibility:
+            path = str(document.path or "")
+            check_columns(document.eligibility, customers, document.document_id, path)
+            shares[document.document_id] = eligible_shares(document.eligibility, customers, segment)
+    guards = {}
+    for name in values.held_by_all:
+        own = {doc_id: by_segment.get(name, 0.0) for doc_id, by_segment in shares.items()}
+        guards[name] = SegmentGuard(
+            excluded={
+                doc_id: _not_eligible_reason(documents, doc_id, share, settings.min_eligible_share)
+                for doc_id, share in own.items()
+                if share < settings.min_eligible_share
+            },
+            eligible_shares={doc_id: round(share, 6) for doc_id, share in own.items()},
+            held=values.held_by_all[name],
+            forbidden=tuple(values.forbidden(name)),
+            match_case=settings.audience_match_case,
+        )
+    return guards, values
+
+
+def _not_eligible_reason(
+    documents: Sequence[Document], document_id: str, share: float, minimum: float
+) -> str:
+    """Why a document is left out for a segment."""
+    conditions = next(d.eligibility for d in documents if d.document_id == document_id)
+    return (
+        f"not eligible: {share:.1%} of the segment's customers meet "
+        f"'{describe_conditions(conditions)}' (content.min_eligible_share {minimum:g})"
+    )
