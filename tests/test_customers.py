@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cpo.customers import REQUIRED_COLUMNS, load_customers
-from cpo.errors import DataValidationError
+from cpo.customer_settings import CustomerSettings
+from cpo.customers import REQUIRED_COLUMNS, load_customers, merged_settings
+from cpo.errors import ConfigError, DataValidationError
 
 
 def test_bundled_sample_loads_typed(customers_csv: Path):
@@ -147,3 +148,213 @@ def test_all_rows_invalid_in_skip_mode_is_an_error(customers_csv: Path, edit_csv
     edit_csv(customers_csv, lambda f: f.__setitem__("age", "5"))
     with pytest.raises(DataValidationError, match="no valid customer rows"):
         load_customers(customers_csv, on_invalid="skip")
+
+
+# --- Files from other systems: optional names and emails, encodings, delimiters, mapping ---
+
+BEHAVIOUR_COLUMNS = [
+    "customer_id",
+    "age",
+    "location",
+    "tier",
+    "purchase_frequency",
+    "avg_order_value",
+    "last_engagement_days",
+    "historical_open_rate",
+    "historical_click_rate",
+]
+
+
+def bakery_frame(rows: int = 12) -> pd.DataFrame:
+    """Customers of a small bakery chain in German-speaking cities, as text cells."""
+    cities = ["München", "Zürich", "Köln", "Graz"]
+    tiers = ["Brötchen-Club", "Stammkunde", "Gast"]
+    names = ["Jürgen", "", "Anouk", "Zoë"]
+    return pd.DataFrame(
+        {
+            "customer_id": [f"BK-{i:04d}" for i in range(rows)],
+            "first_name": [names[i % len(names)] for i in range(rows)],
+            "age": [str(22 + 3 * i) for i in range(rows)],
+            "location": [cities[i % len(cities)] for i in range(rows)],
+            "tier": [tiers[i % len(tiers)] for i in range(rows)],
+            "purchase_frequency": [str(1 + i % 9) for i in range(rows)],
+            "avg_order_value": [f"{7.5 + i * 1.25:.2f}" for i in range(rows)],
+            "last_engagement_days": [str(3 + 11 * i) for i in range(rows)],
+            "historical_open_rate": [f"{0.1 + 0.05 * (i % 10):.2f}" for i in range(rows)],
+            "historical_click_rate": [f"{0.01 + 0.02 * (i % 5):.2f}" for i in range(rows)],
+        }
+    )
+
+
+def test_behavioural_columns_only_load_with_blank_names_and_no_email(tmp_path: Path):
+    path = tmp_path / "export.csv"
+    bakery_frame()[BEHAVIOUR_COLUMNS].to_csv(path, index=False)
+    loaded = load_customers(path)
+    assert len(loaded.frame) == 12 and loaded.rejected.empty
+    assert not loaded.has_email and "email" not in loaded.frame.columns
+    assert loaded.frame["first_name"].eq("").all()
+
+
+def test_blank_first_names_are_kept_blank_not_rejected(tmp_path: Path):
+    path = tmp_path / "with_names.csv"
+    frame = bakery_frame()
+    frame["email"] = [f"kunde{i}@baeckerei.example" for i in range(len(frame))]
+    frame.to_csv(path, index=False, encoding="utf-8")
+    loaded = load_customers(path)
+    assert loaded.rejected.empty and loaded.has_email
+    assert list(loaded.frame["first_name"][:4]) == ["Jürgen", "", "Anouk", "Zoë"]
+
+
+def test_email_column_all_blank_is_no_email_but_one_blank_email_is_rejected(tmp_path: Path):
+    path = tmp_path / "blank_emails.csv"
+    frame = bakery_frame()
+    frame["email"] = ""
+    frame.to_csv(path, index=False)
+    assert not load_customers(path).has_email
+    frame["email"] = [f"k{i}@example.org" for i in range(len(frame))]
+    frame.loc[4, "email"] = " "
+    frame.to_csv(path, index=False)
+    with pytest.raises(
+        DataValidationError, match=r"column 'email': missing value in 1 row\(s\): line 6"
+    ):
+        load_customers(path)
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "cp1252"])
+def test_non_utf8_file_names_the_line_and_suggests_an_encoding(tmp_path: Path, encoding: str):
+    path = tmp_path / "legacy.csv"
+    frame = bakery_frame()
+    frame[["location", "tier", "first_name"]] = ["Berlin", "Gold", "Ann"]  # ASCII only...
+    frame.loc[6, "location"] = "Düsseldorf"  # ...but here: row 6 is line 8
+    frame.to_csv(path, index=False, encoding=encoding)
+    with pytest.raises(DataValidationError) as info:
+        load_customers(path)
+    message = str(info.value)
+    assert str(path) in message and "line 8" in message and "0xfc" in message
+    assert "--encoding latin-1" in message and "cp1252" in message
+    loaded = load_customers(path, settings=CustomerSettings(encoding=encoding))
+    assert loaded.frame.loc[6, "location"] == "Düsseldorf"
+
+
+def test_encoding_error_line_is_right_across_scan_chunks(tmp_path: Path, monkeypatch):
+    import cpo.customer_reader as reader
+
+    monkeypatch.setattr(reader, "_SCAN_CHUNK", 7)  # splits lines and multi-byte characters
+    path = tmp_path / "mixed.csv"
+    text = "a,b\n" + "".join(f"Zoë{i},{i}\n" for i in range(20))
+    path.write_bytes(text.encode("utf-8") + b"Caf\xe9,x\n")
+    assert reader.first_undecodable(path, "utf-8-sig") == (22, 0xE9)
+    assert reader.first_undecodable(path, "latin-1") is None
+
+
+def test_utf8_byte_order_mark_does_not_rename_the_first_column(tmp_path: Path):
+    path = tmp_path / "excel.csv"
+    bakery_frame().to_csv(path, index=False, encoding="utf-8-sig")
+    assert load_customers(path).frame.columns[0] == "customer_id"
+    assert load_customers(path, settings=CustomerSettings(encoding="utf-8")).frame.columns[0] == (
+        "customer_id"
+    )
+
+
+@pytest.mark.parametrize(("separator", "suffix"), [(";", ".csv"), ("\t", ".tsv"), ("\t", ".txt")])
+def test_semicolon_and_tab_files_are_detected(tmp_path: Path, separator: str, suffix: str):
+    path = tmp_path / f"export{suffix}"
+    frame = bakery_frame()
+    frame["note"] = "Sauerteig, Roggen"  # a comma inside a value must not confuse detection
+    frame.to_csv(path, index=False, sep=separator)
+    loaded = load_customers(path)
+    assert len(loaded.frame.columns) == len(frame.columns)
+    assert loaded.frame.loc[0, "note"] == "Sauerteig, Roggen"
+    assert loaded.frame["avg_order_value"].iloc[1] == 8.75
+
+
+def test_unknown_delimiter_is_an_error_with_a_delimiter_hint(tmp_path: Path):
+    path = tmp_path / "pipes.csv"
+    bakery_frame().to_csv(path, index=False, sep="|")
+    with pytest.raises(DataValidationError) as info:
+        load_customers(path)
+    assert "could not detect the delimiter" in str(info.value)
+    assert "--delimiter" in str(info.value)
+    assert len(load_customers(path, settings=CustomerSettings(delimiter="|")).frame) == 12
+    with pytest.raises(DataValidationError, match="splitting the header line on the semicolon"):
+        load_customers(path, settings=CustomerSettings(delimiter=";"))
+
+
+def test_a_directory_is_named_as_a_directory(tmp_path: Path):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    bakery_frame().to_csv(folder / "kunden.csv", index=False)
+    with pytest.raises(DataValidationError) as info:
+        load_customers(folder)
+    assert "is a directory" in str(info.value) and "kunden.csv" in str(info.value)
+
+
+def test_column_mapping_renames_their_columns(tmp_path: Path):
+    path = tmp_path / "crm.csv"
+    theirs = {"customer_id": "KundenNr", "tier": "Stufe", "first_name": "Vorname"}
+    bakery_frame().rename(columns=theirs).to_csv(path, index=False)
+    with pytest.raises(DataValidationError) as info:
+        load_customers(path)
+    assert "missing required column(s): customer_id, tier" in str(info.value)
+    assert "--map THEIRS=OURS" in str(info.value)
+    mapping = {v: k for k, v in theirs.items()}
+    loaded = load_customers(path, settings=CustomerSettings(columns=mapping))
+    assert loaded.frame.loc[0, "customer_id"] == "BK-0000"
+    assert loaded.frame.loc[0, "first_name"] == "Jürgen"
+
+
+def test_missing_column_hint_suggests_a_close_name(tmp_path: Path):
+    path = tmp_path / "crm.csv"
+    bakery_frame().rename(columns={"customer_id": "CustomerID"}).to_csv(path, index=False)
+    with pytest.raises(DataValidationError, match="--map CustomerID=customer_id"):
+        load_customers(path)
+
+
+def test_mapping_errors_name_both_columns(tmp_path: Path):
+    path = tmp_path / "crm.csv"
+    bakery_frame().to_csv(path, index=False)
+    with pytest.raises(DataValidationError) as info:
+        load_customers(path, settings=CustomerSettings(columns={"Level": "tier"}))
+    assert "Level=tier" in str(info.value) and "no column 'Level'" in str(info.value)
+    with pytest.raises(DataValidationError) as info:
+        load_customers(path, settings=CustomerSettings(columns={"location": "tier"}))
+    message = str(info.value)
+    assert "location=tier" in message and "already has a column 'tier'" in message
+
+
+def test_mapping_may_swap_two_columns(tmp_path: Path):
+    path = tmp_path / "swapped.csv"
+    frame = bakery_frame()
+    frame.rename(columns={"location": "tier", "tier": "location"}).to_csv(path, index=False)
+    settings = CustomerSettings(columns={"location": "tier", "tier": "location"})
+    loaded = load_customers(path, settings=settings)
+    assert list(loaded.frame["location"]) == list(frame["location"])
+
+
+def test_parquet_ignores_encoding_and_delimiter_but_maps(tmp_path: Path):
+    path = tmp_path / "export.parquet"
+    frame = bakery_frame()[BEHAVIOUR_COLUMNS].rename(columns={"tier": "segment_level"})
+    frame["age"] = frame["age"].astype(int)
+    frame.to_parquet(path, index=False)
+    settings = CustomerSettings(columns={"segment_level": "tier"}, encoding="cp1252", delimiter=";")
+    loaded = load_customers(path, settings=settings)
+    assert len(loaded.frame) == 12 and loaded.frame.loc[1, "location"] == "Zürich"
+
+
+def test_command_line_values_are_merged_over_the_config():
+    config = CustomerSettings(columns={"CustID": "customer_id", "Ort": "location"}, delimiter=";")
+    merged = merged_settings(config, {"Ort": "tier"}, encoding="latin-1", delimiter=None)
+    assert merged.columns == {"CustID": "customer_id", "Ort": "tier"}
+    assert (merged.encoding, merged.delimiter) == ("iso8859-1", ";")
+    with pytest.raises(ConfigError, match="several columns are mapped onto customer_id"):
+        merged_settings(config, {"Kunde": "customer_id"})
+
+
+def test_all_rows_rejected_names_the_most_common_reason(tmp_path: Path):
+    path = tmp_path / "young.csv"
+    frame = bakery_frame()
+    frame["age"] = "16"
+    frame.to_csv(path, index=False)
+    with pytest.raises(DataValidationError) as info:
+        load_customers(path, on_invalid="skip")
+    assert "12 rejected; most common reason: age: out of range" in str(info.value)

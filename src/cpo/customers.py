@@ -1,5 +1,11 @@
 """Load and validate customer data from CSV or Parquet.
 
+Reading (encoding, delimiter, column mapping) is :mod:`cpo.customer_reader`;
+this module validates what it returns. Only behavioural columns are required:
+``first_name`` may be absent or blank (the greeting falls back to
+``customers.greeting_fallback``) and ``email`` may be absent (the send list is
+then keyed by ``customer_id``).
+
 Validation is columnar: each rule yields a boolean mask of offending rows, so a
 file of millions of customers is checked without a per-row Python loop. Errors
 name the file, the column and the first offending rows by line number (CSV,
@@ -10,17 +16,25 @@ columns (names, emails) are never echoed in messages.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
-from cpo.errors import DataValidationError
+from cpo.customer_reader import read_customer_table, suggest_mapping
+from cpo.customer_settings import CustomerSettings
+from cpo.errors import ConfigError, DataValidationError
 
 #: Columns that hold personal data: their values never appear in messages or logs.
 PII_COLUMNS = frozenset({"first_name", "email", "last_name", "name", "phone"})
 TEXT_COLUMNS = ("customer_id", "first_name", "email", "location", "tier")
+#: Text columns that must be present and non-blank.
+REQUIRED_TEXT_COLUMNS = ("customer_id", "location", "tier")
+#: Columns a file may leave out: a missing first_name is read as blank for everyone.
+OPTIONAL_COLUMNS = ("first_name", "email")
 #: Numeric columns and their inclusive ranges (None = unbounded).
 NUMERIC_RANGES: dict[str, tuple[float | None, float | None]] = {
     "age": (18, 120),
@@ -31,7 +45,7 @@ NUMERIC_RANGES: dict[str, tuple[float | None, float | None]] = {
     "historical_click_rate": (0, 1),
 }
 INTEGER_COLUMNS = ("age", "last_engagement_days")
-REQUIRED_COLUMNS = (*TEXT_COLUMNS, *NUMERIC_RANGES)
+REQUIRED_COLUMNS = (*REQUIRED_TEXT_COLUMNS, *NUMERIC_RANGES)
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 MAX_EXAMPLES = 5
 
@@ -50,24 +64,35 @@ class LoadedCustomers:
     rejected: pd.DataFrame
     total_rows: int
 
+    @property
+    def has_email(self) -> bool:
+        """Whether the customers have email addresses (else sends are keyed by id)."""
+        return "email" in self.frame.columns
 
-def load_customers(path: Path | str, on_invalid: str = "error") -> LoadedCustomers:
+
+def load_customers(
+    path: Path | str, on_invalid: str = "error", settings: CustomerSettings | None = None
+) -> LoadedCustomers:
     """Read and validate customers.
 
     Args:
-        path: A ``.csv`` or ``.parquet`` file.
+        path: A ``.csv`` (``.tsv``, ``.txt``) or ``.parquet`` file.
         on_invalid: ``"error"`` raises on the first invalid column; ``"skip"``
             sets invalid rows aside in ``rejected`` and keeps going.
+        settings: Encoding, delimiter and column mapping (defaults: UTF-8,
+            detected delimiter, no mapping).
 
     Raises:
-        DataValidationError: the file is missing, empty, lacks columns, or
-            (with ``on_invalid="error"``) holds invalid rows.
+        DataValidationError: the file is missing, a directory, empty, not
+            decodable, lacks columns, or (with ``on_invalid="error"``) holds
+            invalid rows.
     """
     if on_invalid not in ("error", "skip"):
         raise ValueError("on_invalid must be 'error' or 'skip'")
     path = Path(path)
-    raw, first_line = _read_raw(path)
+    raw, first_line = read_customer_table(path, settings or CustomerSettings())
     _check_columns(path, raw)
+    raw = _with_optional_columns(raw)
     problems = _find_problems(raw)
     lines = pd.Series(np.arange(len(raw)) + first_line, index=raw.index)
     bad = np.zeros(len(raw), dtype=bool)
@@ -81,11 +106,43 @@ def load_customers(path: Path | str, on_invalid: str = "error") -> LoadedCustome
     rejected = _rejected_rows(raw, lines, problems, bad)
     valid = _typed(raw.loc[~bad]).reset_index(drop=True)
     if valid.empty:
+        common = rejected["reason"].str.split("; ").explode().value_counts()
         raise DataValidationError(
-            f"{path}: no valid customer rows ({len(raw)} rejected)",
-            hint="see rejected.csv in the run folder for the reason on each row",
+            f"{path}: no valid customer rows ({len(raw)} rejected; most common reason: "
+            f"{common.index[0]} in {int(common.iloc[0])} row(s))",
+            hint="fix that column in the file (or map the right column onto it with --map); "
+            "rejected.csv in the run folder has the reasons of every row",
         )
     return LoadedCustomers(frame=valid, rejected=rejected, total_rows=len(raw))
+
+
+def merged_settings(
+    base: CustomerSettings,
+    columns: Mapping[str, str] | None = None,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+) -> CustomerSettings:
+    """``base`` (the config's ``customers:``) with command-line values laid over it.
+
+    ``columns`` is merged over ``base.columns`` (a key given on the command line
+    wins); ``encoding`` and ``delimiter`` replace the config's when given.
+    """
+    merged = {
+        **base.model_dump(),
+        "columns": {**base.columns, **(columns or {})},
+        "encoding": encoding or base.encoding,
+        "delimiter": delimiter or base.delimiter,
+    }
+    try:
+        return CustomerSettings.model_validate(merged)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        key = ".".join(str(p) for p in problem["loc"])
+        raise ConfigError(
+            f"customers.{key}: {problem['msg'].removeprefix('Value error, ')}",
+            hint="the command-line values (--map, --encoding, --delimiter) are merged over "
+            "the customers section of experiment_config.yaml; make them agree",
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -96,52 +153,48 @@ class _Problem:
     show_value: bool = True
 
 
-def _read_raw(path: Path) -> tuple[pd.DataFrame, int]:
-    """Read every column as text; return the frame and the number of its first line."""
-    if not path.is_file():
-        raise DataValidationError(f"{path}: customer file not found")
-    if path.stat().st_size == 0:
-        raise DataValidationError(
-            f"{path}: the file is empty",
-            hint="export the customers with a header row and at least one customer",
-        )
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".parquet":
-            frame = pd.read_parquet(path)
-            return frame.astype(object).where(frame.notna(), "").astype(str), 1
-        if suffix in (".csv", ".txt"):
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-            return frame, 2
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
-        raise DataValidationError(f"{path}: cannot be read as {suffix[1:]}: {exc}") from None
-    raise DataValidationError(
-        f"{path}: unsupported file type '{suffix}'", hint="use a .csv or .parquet file"
-    )
-
-
 def _check_columns(path: Path, raw: pd.DataFrame) -> None:
     """Fail when required columns are missing or when there are no rows."""
     missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
     if missing:
+        suggestions = suggest_mapping(missing, raw.columns)
+        mapping = "; rename the file's columns with --map THEIRS=OURS (or customers.columns)"
+        if suggestions:
+            mapping += f", e.g. {' '.join(f'--map {s}' for s in suggestions)}"
         raise DataValidationError(
             f"{path}: missing required column(s): {', '.join(missing)}",
             hint=f"found columns: {', '.join(map(str, raw.columns)) or '(none)'}; "
-            f"required: {', '.join(REQUIRED_COLUMNS)}",
+            f"required: {', '.join(REQUIRED_COLUMNS)} (first_name and email are optional)"
+            + mapping,
         )
     if raw.empty:
         raise DataValidationError(f"{path}: the file has a header but no customer rows")
 
 
+def _with_optional_columns(raw: pd.DataFrame) -> pd.DataFrame:
+    """Add a blank ``first_name`` when absent; drop an ``email`` column that is all blank.
+
+    A column of blank emails is what an export without addresses writes; it is
+    the same as no email column, not one missing value per row.
+    """
+    if "first_name" not in raw.columns:
+        raw = raw.assign(first_name="")
+    if "email" in raw.columns and raw["email"].str.strip().eq("").all():
+        raw = raw.drop(columns="email")
+    return raw
+
+
 def _find_problems(raw: pd.DataFrame) -> list[_Problem]:
     """Evaluate every validation rule as a vectorized mask."""
     problems: list[_Problem] = []
-    for column in TEXT_COLUMNS:
+    required_text = [*REQUIRED_TEXT_COLUMNS, *(["email"] if "email" in raw.columns else [])]
+    for column in required_text:
         blank = raw[column].str.strip().eq("").to_numpy()
         problems.append(_Problem(column, "missing value", blank, False))
-    email = raw["email"].str.strip()
-    bad_email = ~email.str.match(EMAIL_PATTERN).to_numpy() & (email != "").to_numpy()
-    problems.append(_Problem("email", "not a valid email address", bad_email, False))
+    if "email" in raw.columns:
+        email = raw["email"].str.strip()
+        bad_email = ~email.str.match(EMAIL_PATTERN).to_numpy() & (email != "").to_numpy()
+        problems.append(_Problem("email", "not a valid email address", bad_email, False))
     ids = raw["customer_id"].str.strip()
     duplicated = (ids.duplicated(keep="first") & (ids != "")).to_numpy()
     problems.append(_Problem("customer_id", "duplicate id (first occurrence kept)", duplicated))
@@ -247,7 +300,8 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     """Convert validated text columns to their types; extra columns stay text."""
     typed = frame.copy()
     for column in TEXT_COLUMNS:
-        typed[column] = typed[column].str.strip()
+        if column in typed.columns:
+            typed[column] = typed[column].str.strip()
     for column in NUMERIC_RANGES:
         values = pd.to_numeric(typed[column].str.strip())
         typed[column] = (

@@ -343,7 +343,7 @@ def sample_profiles(default_config) -> list[SegmentProfile]:
 @pytest.fixture(scope="session")
 def prompts(default_config) -> PromptLibrary:
     """The packaged prompts folder."""
-    return PromptLibrary(default_config.prompts_dir)
+    return PromptLibrary.for_config(default_config)
 
 
 def make_setup(

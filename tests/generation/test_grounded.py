@@ -258,7 +258,7 @@ def _custom_prompts(tmp_path: Path, default: PromptLibrary, edit) -> PromptLibra
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
     edit(folder)
-    return PromptLibrary(folder)
+    return PromptLibrary(folder, default.brand)
 
 
 def test_templates_stating_unsupported_facts_are_skipped(

@@ -44,9 +44,9 @@ def test_control_message_is_one_variant_for_all_segments(prompts):
         "control",
         "control",
     )
-    assert variant.subject == "Your next adventure starts at Fernleaf"
+    assert variant.subject == "A few favorites from Fernleaf Outdoor Co."
     assert variant.body.startswith("Hi {first_name},")
-    assert "Unsubscribe" in variant.body
+    assert variant.body.endswith("\n\n" + prompts.footer())
     assert variant.citations == () and variant.grounding.score == 1.0
     assert len(variant.prompt_sha256) == 64
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from cpo.cli import cli, common_options, config_option
+from cpo.cli import SEED, cli, common_options, config_option
+from cpo.commands.customer_options import customer_file_options
 from cpo.config import load_config
 from cpo.console import TerminalReporter
 from cpo.errors import RunDirError
@@ -35,7 +36,9 @@ from cpo.runfiles import read_json
     type=click.Path(path_type=Path),
     help="Engagement file from a real send; without it engagement is simulated.",
 )
-@click.option("--seed", type=int, help="Random seed. Default: campaign.seed in the config.")
+@click.option(
+    "--seed", type=SEED, help="Random seed (0 to 2**32-1). Default: campaign.seed in the config."
+)
 @click.option(
     "--on-invalid",
     type=click.Choice(["error", "skip"]),
@@ -43,6 +46,7 @@ from cpo.runfiles import read_json
     show_default=True,
     help="Fail on invalid customer rows, or set them aside in rejected.csv.",
 )
+@customer_file_options
 @click.option("--force", is_flag=True, help="Overwrite an earlier run in a non-empty --out folder.")
 @click.option(
     "--resume",
@@ -60,6 +64,9 @@ def run_command(
     engagement: Path | None,
     seed: int | None,
     on_invalid: str,
+    column_map: dict[str, str],
+    encoding: str | None,
+    delimiter: str | None,
     force: bool,
     resume_dir: Path | None,
     quiet: bool,
@@ -76,11 +83,18 @@ def run_command(
     if resume_dir is not None:
         config = load_config(config_dir) if config_dir else None
         options = _resume_options(resume_dir, customers, content, engagement, seed, on_invalid)
+        options = _with_reading(resume_dir, options, column_map, encoding, delimiter)
         manifest = run_pipeline(resume_dir, config, options, resume=True, reporter=reporter)
         run_dir = resume_dir
     else:
         config = load_config(config_dir)
         options = _options(customers, content, engagement, seed, on_invalid)
+        options = replace(
+            options,
+            column_map=tuple(column_map.items()),
+            encoding=encoding,
+            delimiter=delimiter,
+        )
         manifest = run_pipeline(out_dir, config, options, force=force, reporter=reporter)
         run_dir = out_dir
     click.echo(f"run {manifest['run_id'][:12]} {manifest['status']}: {run_dir}")
@@ -128,3 +142,29 @@ def _resume_options(
         return None
     stored = RunOptions.from_dict(read_json(manifest_path).get("options", {}))
     return replace(stored, **given)
+
+
+def _with_reading(
+    run_dir: Path,
+    options: RunOptions | None,
+    column_map: dict[str, str],
+    encoding: str | None,
+    delimiter: str | None,
+) -> RunOptions | None:
+    """Lay ``--map``/``--encoding``/``--delimiter`` given on resume over the stored options.
+
+    ``--map`` on resume adds to the run's stored mapping; without any of the
+    three flags the options are returned as they are.
+    """
+    if not column_map and encoding is None and delimiter is None:
+        return options
+    if options is None:
+        manifest_path = run_dir / MANIFEST
+        stored = read_json(manifest_path).get("options", {}) if manifest_path.is_file() else {}
+        options = RunOptions.from_dict(stored)
+    return replace(
+        options,
+        column_map=tuple({**dict(options.column_map), **column_map}.items()),
+        encoding=encoding or options.encoding,
+        delimiter=delimiter or options.delimiter,
+    )

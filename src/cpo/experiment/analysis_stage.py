@@ -1,6 +1,8 @@
 """The ``analyze`` stage of ``cpo run``: engagement.csv + the design -> metrics.json.
 
-Reads ``engagement.csv`` (streamed into sufficient statistics),
+Reads ``engagement.csv`` (streamed into sufficient statistics) or, after an
+import of counts per arm, ``engagement_counts.csv`` (the counts are the
+sufficient statistics),
 ``experiment_design.json`` (expected shares, tones, planned power),
 ``engagement_report.json`` (the import's or simulation's warnings, carried into
 the metrics) and ``assignments.csv`` (how many recipients each arm was assigned,
@@ -17,8 +19,9 @@ from typing import Any
 import pandas as pd
 
 from cpo.errors import StageError
-from cpo.experiment.aggregate import aggregate_file
+from cpo.experiment.aggregate import SufficientStatistics, aggregate_file
 from cpo.experiment.analysis import analyze
+from cpo.experiment.engagement import ENGAGEMENT_COUNTS_FILE, LAYOUT_COUNTS, counts_statistics
 from cpo.experiment.metrics import plan_from_config
 from cpo.experiment.settings import HOLDOUT_ARM
 from cpo.pipeline import RunContext, StageOutcome
@@ -42,7 +45,7 @@ class AnalyzeStage:
     def input_files(self, ctx: RunContext) -> list[Path]:
         """Engagement, design, engagement report and assignments."""
         names = (ENGAGEMENT_FILE, DESIGN_FILE, ENGAGEMENT_REPORT_FILE, ASSIGNMENTS_FILE)
-        return [ctx.path(name) for name in names]
+        return [ctx.path(name) for name in (*names, ENGAGEMENT_COUNTS_FILE)]
 
     def run(self, ctx: RunContext) -> StageOutcome:
         """Aggregate, analyse, write metrics.json; log and summarize the result."""
@@ -53,7 +56,7 @@ class AnalyzeStage:
             )
         design = _read_optional(ctx.path(DESIGN_FILE))
         report = _read_optional(ctx.path(ENGAGEMENT_REPORT_FILE)) or {}
-        statistics = aggregate_file(engagement)
+        statistics = self._statistics(ctx, engagement, report)
         assigned = _assigned_per_arm(ctx.path(ASSIGNMENTS_FILE))
         carried = [{**w, "source": "engagement"} for w in report.get("warnings", [])]
         metrics = analyze(
@@ -69,6 +72,23 @@ class AnalyzeStage:
         self._log(ctx, metrics, summary)
         ctx.manifest["analysis"] = summary
         return StageOutcome(summary=summary_line(summary), facts=summary)
+
+    def _statistics(
+        self, ctx: RunContext, engagement: Path, report: dict[str, Any]
+    ) -> SufficientStatistics:
+        """From engagement_counts.csv after a counts import, else streamed from engagement.csv."""
+        if report.get("layout") != LAYOUT_COUNTS:
+            return aggregate_file(engagement)
+        counts = ctx.path(report.get("counts_file") or ENGAGEMENT_COUNTS_FILE)
+        if not counts.is_file():
+            raise StageError(
+                self.name,
+                f"{counts}: not found, but engagement_report.json says the engagement was "
+                "imported as counts",
+                hint=f"import the counts again: `cpo run --resume {ctx.run_dir} --engagement FILE`",
+            )
+        table = pd.read_csv(counts, dtype={"experiment_arm": str, "segment": str})
+        return counts_statistics(table)
 
     def _log(self, ctx: RunContext, metrics: dict[str, Any], summary: dict[str, Any]) -> None:
         """One analysis event plus one warning event per analysis warning (no PII)."""

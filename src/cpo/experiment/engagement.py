@@ -603,9 +603,19 @@ class EngagementCounts:
     layout: str = LAYOUT_COUNTS
     source: str = SOURCE_IMPORTED
 
+    @property
+    def frame(self) -> pd.DataFrame:
+        """``engagement.csv`` of a counts import: the columns, no rows (no recipient is known)."""
+        return pd.DataFrame({name: pd.Series(dtype=str) for name in ENGAGEMENT_COLUMNS})
+
     def statistics(self) -> SufficientStatistics:
         """The sufficient statistics of the analysis, built directly from the counts."""
         return counts_statistics(self.table)
+
+    def by_arm(self) -> dict[str, dict[str, int]]:
+        """Counts summed per arm (``sent``, ``opened``, ``clicked``, ``converted``)."""
+        summed = self.table.groupby("experiment_arm", sort=True)[list(COUNT_COLUMNS)].sum()
+        return {str(arm): {k: int(v) for k, v in row.items()} for arm, row in summed.iterrows()}
 
 
 def counts_statistics(table: pd.DataFrame) -> SufficientStatistics:
@@ -904,11 +914,31 @@ def import_engagement(
     return result
 
 
-def summarize(result: EngagementImport) -> dict[str, Any]:
-    """The import report recorded in the manifest and engagement_report.json."""
-    return {
+def summarize(result: EngagementImport | EngagementCounts) -> dict[str, Any]:
+    """The import report recorded in the manifest and engagement_report.json.
+
+    A counts import also records ``counts_file`` (``engagement_counts.csv``,
+    which the analysis then reads) and the counts per arm in ``by_arm``.
+    """
+    report = {
         "engagement_source": result.source,
         "layout": result.layout,
         "counts": result.counts,
         "warnings": result.warnings,
     }
+    if isinstance(result, EngagementCounts):
+        report.update(counts_file=ENGAGEMENT_COUNTS_FILE, by_arm=result.by_arm())
+    return report
+
+
+def engagement_totals(frame: pd.DataFrame, report: dict[str, Any]) -> tuple[dict[str, int], int]:
+    """Opened / clicked / converted totals and the number of recipients of an engage result.
+
+    From the per-arm counts of a counts import (``frame`` has no rows then),
+    otherwise from the per-recipient ``frame``.
+    """
+    if report.get("layout") == LAYOUT_COUNTS:
+        arms = report["by_arm"].values()
+        totals = {c: sum(int(arm[c]) for arm in arms) for c in FLAG_COLUMNS}
+        return totals, sum(int(arm["sent"]) for arm in arms)
+    return {c: int(frame[c].sum()) for c in FLAG_COLUMNS}, len(frame)

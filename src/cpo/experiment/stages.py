@@ -7,8 +7,11 @@ the verified audit log (approvals included) and the customers; it writes
 ``engage`` reads the assignments and either imports the engagement file given
 with ``cpo run --engagement FILE`` or simulates engagement; it writes
 ``engagement.csv`` and ``engagement_report.json`` (the import's validation
-counts, or the simulation model). Design, assignment and engagement events go
-to ``logs/experiment.log``; no email, name or raw customer id is logged.
+counts, or the simulation model). A file of counts per arm (layout ``counts``)
+is written to ``engagement_counts.csv`` instead, with ``engagement.csv`` left
+with its header and no rows (no recipient is known). Design, assignment and
+engagement events go to ``logs/experiment.log``; no email, name or raw customer
+id is logged.
 """
 
 from __future__ import annotations
@@ -30,7 +33,16 @@ from cpo.experiment.design import (
     experiment_salt,
     resolve_tones,
 )
-from cpo.experiment.engagement import ENGAGEMENT_FILE, import_engagement, summarize
+from cpo.experiment.engagement import (
+    ENGAGEMENT_COUNTS_FILE,
+    ENGAGEMENT_FILE,
+    LAYOUT_COUNTS,
+    engagement_totals,
+    import_counts,
+    import_engagement,
+    is_counts_file,
+    summarize,
+)
 from cpo.experiment.send_stage import decisions_fingerprint, withheld_summary, write_sends
 from cpo.experiment.sends import SENDS_FILE, WITHHELD_FILE, SendList
 from cpo.experiment.settings import HOLDOUT_ARM
@@ -39,7 +51,7 @@ from cpo.logs import utc_now
 from cpo.models import Variant
 from cpo.pipeline import RunContext, StageOutcome
 from cpo.runfiles import read_json, sha256_file, write_csv, write_json
-from cpo.segmentation.stage import SEGMENTS_FILE, customers_path
+from cpo.segmentation.stage import SEGMENTS_FILE, customer_settings, customers_path
 
 VARIANTS_FILE = "variants.json"
 AUDIT_FILE = "safety_audit.jsonl"
@@ -51,7 +63,8 @@ def run_customers(ctx: RunContext) -> pd.DataFrame:
     """The run's validated customers, reloaded from the file the segment stage read."""
     recorded = (ctx.manifest.get("inputs") or {}).get("customers") or {}
     path = Path(recorded["path"]) if recorded.get("path") else customers_path(ctx)
-    frame = load_customers(path, on_invalid=ctx.options.on_invalid).frame
+    settings = customer_settings(ctx)
+    frame = load_customers(path, on_invalid=ctx.options.on_invalid, settings=settings).frame
     frame["customer_id"] = frame["customer_id"].astype(str)
     return frame
 
@@ -255,35 +268,42 @@ class EngageStage:
         else:
             frame, report = self._simulate(ctx, assignments, design)
         write_csv(ctx.path(ENGAGEMENT_FILE), frame)
+        if report["layout"] != LAYOUT_COUNTS:  # a counts file of an earlier import is stale
+            ctx.path(ENGAGEMENT_COUNTS_FILE).unlink(missing_ok=True)
         write_json(ctx.path(ENGAGEMENT_REPORT_FILE), report)
         for warning in report["warnings"]:
             ctx.log.warning(self.name, warning["code"], channel=CHANNEL, message=warning["message"])
-        totals = {c: int(frame[c].sum()) for c in ("opened", "clicked", "converted")}
+        totals, recipients = engagement_totals(frame, report)
         source = report["engagement_source"]
         ctx.log.info(
             self.name,
             "engagement",
             channel=CHANNEL,
             engagement_source=source,
-            recipients=len(frame),
+            recipients=recipients,
             **totals,
         )
         ctx.manifest.setdefault("experiment", {})["engagement_source"] = source
         summary = (
-            f"{len(frame)} recipients: {totals['opened']} opened, {totals['clicked']} clicked, "
+            f"{recipients} recipients: {totals['opened']} opened, {totals['clicked']} clicked, "
             f"{totals['converted']} converted"
             + (" (SIMULATED, not measured)" if source == SOURCE_SIMULATED else " (imported)")
+            + (" from counts per arm" if report["layout"] == LAYOUT_COUNTS else "")
         )
         return StageOutcome(
             summary=summary,
-            facts={"engagement_source": source, "recipients": len(frame), **totals},
+            facts={"engagement_source": source, "recipients": recipients, **totals},
         )
 
     def _import(
         self, ctx: RunContext, assignments: pd.DataFrame
     ) -> tuple[pd.DataFrame, dict[str, Any]]:
         path = Path(ctx.options.engagement)
-        result = import_engagement(path, assignments)
+        if is_counts_file(path):
+            result = import_counts(path, assignments)
+            write_csv(ctx.path(ENGAGEMENT_COUNTS_FILE), result.table)
+        else:
+            result = import_engagement(path, assignments)
         ctx.manifest["inputs"]["engagement"] = {
             "path": str(path.resolve()),
             "sha256": sha256_file(path),

@@ -496,7 +496,7 @@ def design_section(art: RunArtifacts) -> dict[str, Any]:
     """Arms, allocation, expected and actual sizes, per-segment plan, power and MDE."""
     design = art.design
     expected = design.get("expected_counts") or {}
-    actual = recipients_frame(art)["experiment_arm"].astype(str).value_counts()
+    actual = _recipients_per_arm(art)
     arms = [
         {
             "name": a.get("name"),
@@ -520,6 +520,18 @@ def design_section(art: RunArtifacts) -> dict[str, Any]:
         "power_meta": _power_meta(art),
         "warnings": design.get("warnings") or [],
     }
+
+
+def _recipients_per_arm(art: RunArtifacts) -> Any:
+    """Recipients per arm, counted in engagement.csv or taken from metrics.json.
+
+    An import of counts per arm leaves engagement.csv without rows; the sample
+    sizes in metrics.json then come from engagement_counts.csv.
+    """
+    if art.engagement.empty:
+        arms = art.metrics.get("arms") or {}
+        return {name: int(arm.get("sample_size") or 0) for name, arm in arms.items()}
+    return recipients_frame(art)["experiment_arm"].astype(str).value_counts()
 
 
 def _segment_plan(plan: dict[str, Any], arm_names: list[str]) -> dict[str, Any]:

@@ -74,6 +74,11 @@ recount = recipients.groupby("experiment_arm").agg(
     clicked=("clicked", "sum"),
     converted=("converted", "sum"),
 )
+if engagement.empty and (RUN / "engagement_counts.csv").is_file():
+    # Imported as counts per arm (engagement.csv has no rows): recount those.
+    counts = pd.read_csv(RUN / "engagement_counts.csv", dtype={"experiment_arm": str})
+    counts = counts[counts["experiment_arm"] != "holdout"]
+    recount = counts.groupby("experiment_arm")[["sent", "opened", "clicked", "converted"]].sum()
 comparison = recount.merge(
     arms[["sent", "opened", "clicked", "converted"]],
     left_index=True, right_index=True, how="outer", suffixes=("", "_metrics_json"),
@@ -220,6 +225,9 @@ elif customers_path.is_file():
 else:
     customers = None
     print(f"customer file {customers_path} not found: explainability skipped")
+if customers is not None and engagement.empty:
+    print("engagement was imported as counts per arm: explainability needs per-recipient rows")
+    customers = None
 if customers is not None:
     joined = engagement.merge(customers, on="customer_id", how="inner")
     result = explain_moderators(joined, PRIMARY, seed=manifest.get("seed") or 0)

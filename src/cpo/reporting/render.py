@@ -50,6 +50,11 @@ def run_explain(art: RunArtifacts) -> tuple[ExplainResult | None, str | None]:
     """Moderator analysis on engagement joined with the customer attributes."""
     if art.customers is None:
         return None, art.notes.get("customers", "the customer file is not available")
+    if art.engagement.empty and (art.run_dir / "engagement_counts.csv").is_file():
+        return None, (
+            "the engagement was imported as counts per arm (engagement_counts.csv); "
+            "moderators need per-recipient engagement"
+        )
     joined = art.engagement.merge(art.customers, on="customer_id", how="inner")
     if joined.empty:
         return None, "no engagement row matches a customer in the customer file"
