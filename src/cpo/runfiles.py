@@ -2,6 +2,17 @@
 
 Artifacts are written atomically (to a temporary file in the same folder, then
 renamed), so an interrupted run never leaves a half-written artifact behind.
+
+CSV files are safe to open in a spreadsheet (OWASP "CSV injection"): every
+writer passes its rows through :func:`escape_formulas` (or
+:func:`escape_formula` per cell), which prefixes a single quote to each *text*
+cell that begins with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return,
+so ``=HYPERLINK(...)`` in a name is shown as text instead of run as a formula.
+Numeric columns are never touched (``-3.5`` stays a number). A text cell that
+already begins with quotes followed by one of those characters gets one more
+quote, so the escaping can be undone exactly: :func:`read_csv` (used to read
+cpo's own artifacts back, e.g. assignments.csv) removes one leading quote from
+such cells, and an id such as ``=A1`` round-trips.
 """
 
 from __future__ import annotations
@@ -9,15 +20,25 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 HASH_CHUNK = 1 << 20
+#: First characters that make a spreadsheet treat a cell as a formula (OWASP).
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+#: A cell to escape: optional quotes, then a trigger character.
+_FORMULA = re.compile(r"^'*[=+\-@\t\r]")
+#: An escaped cell: the added quote, then optional quotes and a trigger character.
+_ESCAPED = re.compile(r"^''*[=+\-@\t\r]")
 
 
 def _file_mode() -> int:
@@ -79,6 +100,110 @@ def read_json(path: Path) -> Any:
 
 
 def write_csv(path: Path, frame: pd.DataFrame) -> None:
-    """Write a DataFrame as CSV atomically (no index, ``\\n`` line endings)."""
+    """Write a DataFrame as CSV atomically (no index, ``\\n`` line endings).
+
+    Text cells that a spreadsheet would run as a formula are escaped
+    (:func:`escape_formulas`).
+    """
     with atomic_open(path) as handle:
-        frame.to_csv(handle, index=False, lineterminator="\n")
+        escape_formulas(frame).to_csv(handle, index=False, lineterminator="\n")
+
+
+def escape_formula(value: Any) -> Any:
+    """One cell made formula-safe: a text starting with ``= + - @`` tab or CR gets a ``'``.
+
+    Anything that is not text (numbers, ``None``) is returned unchanged.
+    """
+    if isinstance(value, str) and _FORMULA.match(value):
+        return "'" + value
+    return value
+
+
+def _is_text(column: pd.Series) -> bool:
+    dtype = column.dtype
+    return isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(dtype)
+
+
+def escape_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` whose text cells are formula-safe (see :func:`escape_formula`).
+
+    Only text columns (object, string and categorical) are looked at; a
+    categorical column is escaped through its categories, so a million rows
+    sharing a few thousand texts cost a few thousand checks.
+    """
+    escaped: dict[str, pd.Series] = {}
+    for name in frame.columns:
+        column = frame[name]
+        if not _is_text(column):
+            continue
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            categories = column.cat.categories
+            if _needs_escape(pd.Series(categories, dtype=object)).any():
+                escaped[name] = column.cat.rename_categories(
+                    [escape_formula(c) for c in categories]
+                )
+            continue
+        mask = _needs_escape(column)
+        if mask.any():
+            escaped[name] = column.where(~mask, "'" + column[mask].astype(str))
+    if not escaped:
+        return frame
+    return frame.assign(**escaped)
+
+
+def _needs_escape(column: pd.Series) -> np.ndarray:
+    """True for text cells that begin (after optional quotes) with a formula trigger."""
+    return _matches(column, _FORMULA.pattern)
+
+
+def _matches(column: pd.Series, pattern: str) -> np.ndarray:
+    """Boolean mask of the text cells matching ``pattern`` (missing and non-text: False).
+
+    Arrow's vectorized regex is used when the column converts to Arrow strings
+    (several times faster than pandas' per-value loop on a million ids).
+    """
+    try:
+        text = pa.array(column, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed text and numbers
+        try:
+            found = column.str.match(pattern)
+        except AttributeError:  # an object column without any text
+            return np.zeros(len(column), dtype=bool)
+        return found.fillna(False).to_numpy(dtype=bool)
+    found = pc.fill_null(pc.match_substring_regex(text, pattern), False)
+    return found.to_numpy(zero_copy_only=False)
+
+
+def unescape_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Undo :func:`escape_formulas` on text columns read back from cpo's own CSV files."""
+    for name in frame.columns:
+        column = frame[name]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            frame[name] = _unescape_categories(column)
+        elif _is_text(column):
+            quoted = _matches(column, _ESCAPED.pattern)
+            if quoted.any():
+                frame[name] = column.where(~quoted, column[quoted].str.slice(1))
+    return frame
+
+
+def _unescape_categories(column: pd.Series) -> pd.Series:
+    """A categorical column with its escaped categories restored."""
+    categories = pd.Series(column.cat.categories, dtype=object)
+    quoted = _matches(categories, _ESCAPED.pattern)
+    if not quoted.any():
+        return column
+    restored = categories.where(~quoted, categories[quoted].str.slice(1))
+    if restored.duplicated().any():  # the file mixed escaped and unescaped spellings
+        return column.astype(object).map(dict(zip(categories, restored, strict=True)))
+    return column.cat.rename_categories(list(restored))
+
+
+def read_csv(path: Path | str, **options: Any) -> pd.DataFrame:
+    """Read one of cpo's own CSV artifacts, undoing the formula escaping of its text cells.
+
+    Args:
+        path: The CSV file (e.g. a run folder's assignments.csv).
+        **options: Passed to :func:`pandas.read_csv` (``dtype``, ``usecols``, ...).
+    """
+    return unescape_formulas(pd.read_csv(path, **options))

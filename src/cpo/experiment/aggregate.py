@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cpo.errors import DataValidationError
+from cpo.runfiles import unescape_formulas
 
 ARM_COLUMN = "experiment_arm"
 SEGMENT_COLUMN = "segment"
@@ -456,7 +457,8 @@ def _csv_batches(path: Path, with_ids: bool, batch_rows: int) -> Iterator[Batch]
     )
     for chunk in reader:
         ids = pa.array(chunk.pop(ID_COLUMN)) if ID_COLUMN in chunk.columns else None
-        yield chunk, ids
+        # cpo's own engagement.csv escapes formula-like labels ("'+VIP"); restore them
+        yield unescape_formulas(chunk), ids
 
 
 def _as_text(ids: pa.Array | pa.ChunkedArray) -> pa.Array:

@@ -16,8 +16,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from cpo.errors import StageError
 from cpo.experiment.aggregate import SufficientStatistics, aggregate_file
 from cpo.experiment.analysis import analyze
@@ -25,7 +23,7 @@ from cpo.experiment.engagement import ENGAGEMENT_COUNTS_FILE, LAYOUT_COUNTS, cou
 from cpo.experiment.metrics import plan_from_config
 from cpo.experiment.settings import HOLDOUT_ARM
 from cpo.pipeline import RunContext, StageOutcome
-from cpo.runfiles import read_json, write_json
+from cpo.runfiles import read_csv, read_json, write_json
 
 METRICS_FILE = "metrics.json"
 ENGAGEMENT_FILE = "engagement.csv"
@@ -87,7 +85,7 @@ class AnalyzeStage:
                 "imported as counts",
                 hint=f"import the counts again: `cpo run --resume {ctx.run_dir} --engagement FILE`",
             )
-        table = pd.read_csv(counts, dtype={"experiment_arm": str, "segment": str})
+        table = read_csv(counts, dtype={"experiment_arm": str, "segment": str})
         return counts_statistics(table)
 
     def _log(self, ctx: RunContext, metrics: dict[str, Any], summary: dict[str, Any]) -> None:
@@ -117,7 +115,7 @@ def _assigned_per_arm(path: Path) -> dict[str, int] | None:
     """Customers assigned to each arm (holdout excluded), or None without the file."""
     if not path.is_file():
         return None
-    arms = pd.read_csv(path, usecols=["experiment_arm"], dtype=str, keep_default_na=False)
+    arms = read_csv(path, usecols=["experiment_arm"], dtype=str, keep_default_na=False)
     counts = arms["experiment_arm"].value_counts()
     return {str(arm): int(n) for arm, n in sorted(counts.items()) if arm != HOLDOUT_ARM}
 

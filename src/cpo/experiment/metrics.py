@@ -31,6 +31,7 @@ from cpo.experiment.analysis_settings import AnalysisSettings
 from cpo.experiment.original_config import Translation, translate
 from cpo.experiment.settings import CONTROL_ARM, treatment_arm_name
 from cpo.models import TONES
+from cpo.runfiles import read_csv
 
 if TYPE_CHECKING:
     from cpo.config import ExperimentConfigFile
@@ -157,7 +158,7 @@ def _read_assignments(path: Path) -> pd.DataFrame:
     """assignments.csv as text columns; it must name each customer's arm and segment."""
     if not path.is_file():
         raise DataValidationError(f"{path}: assignments file not found")
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame = read_csv(path, dtype=str, keep_default_na=False)
     missing = [c for c in ("customer_id", "experiment_arm", "segment") if c not in frame.columns]
     if missing:
         raise DataValidationError(

@@ -55,7 +55,7 @@ from cpo.experiment.customer_text import (
 )
 from cpo.experiment.settings import HOLDOUT_ARM
 from cpo.models import Variant
-from cpo.runfiles import atomic_open
+from cpo.runfiles import atomic_open, escape_formulas
 from cpo.safety.merge import MergeResult, cap_values, normalize_values
 
 #: Screens distinct merge values; returns reason codes per value (empty = passed).
@@ -349,8 +349,9 @@ def write_send_list(path: Path, frame: pd.DataFrame) -> None:
     The send list is the largest artifact (about 1 GB per million recipients
     with 150-word bodies); pyarrow writes it an order of magnitude faster than
     ``DataFrame.to_csv``. It quotes every text value (RFC 4180), which every
-    CSV reader and email service import accepts.
+    CSV reader and email service import accepts. Text cells a spreadsheet would
+    run as a formula get a leading ``'`` (:func:`cpo.runfiles.escape_formulas`).
     """
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = pa.Table.from_pandas(escape_formulas(frame), preserve_index=False)
     with atomic_open(path, "wb") as handle:
         pacsv.write_csv(table, handle, pacsv.WriteOptions(quoting_style="needed"))

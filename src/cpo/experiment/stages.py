@@ -50,7 +50,7 @@ from cpo.experiment.simulate import SOURCE_SIMULATED, simulate_engagement
 from cpo.logs import utc_now
 from cpo.models import Variant
 from cpo.pipeline import RunContext, StageOutcome
-from cpo.runfiles import read_json, sha256_file, write_csv, write_json
+from cpo.runfiles import read_csv, read_json, sha256_file, write_csv, write_json
 from cpo.segmentation.stage import SEGMENTS_FILE, customer_settings, customers_path
 
 VARIANTS_FILE = "variants.json"
@@ -74,7 +74,7 @@ def read_segments(ctx: RunContext) -> pd.DataFrame:
     path = ctx.path(SEGMENTS_FILE)
     if not path.is_file():
         raise StageError("assign", f"{path}: not found", hint="the segment stage writes it")
-    return pd.read_csv(path, dtype={"customer_id": str, "segment": str}, keep_default_na=False)
+    return read_csv(path, dtype={"customer_id": str, "segment": str}, keep_default_na=False)
 
 
 def segment_sizes(segments: pd.DataFrame) -> dict[str, int]:
@@ -261,7 +261,7 @@ class EngageStage:
 
     def run(self, ctx: RunContext) -> StageOutcome:
         """Write engagement.csv and engagement_report.json."""
-        assignments = pd.read_csv(ctx.path(ASSIGNMENTS_FILE), dtype=str, keep_default_na=False)
+        assignments = read_csv(ctx.path(ASSIGNMENTS_FILE), dtype=str, keep_default_na=False)
         design = read_json(ctx.path(DESIGN_FILE))
         if ctx.options.engagement is not None:
             frame, report = self._import(ctx, assignments)

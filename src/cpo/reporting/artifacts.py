@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from cpo.errors import DataValidationError, RunDirError
-from cpo.runfiles import sha256_file
+from cpo.runfiles import read_csv, sha256_file
 
 MANIFEST_FILE = "manifest.json"
 VARIANTS_FILE = "variants.json"
@@ -207,7 +207,7 @@ def _read_optional_json(path: Path) -> Any:
 def _read_optional_csv(path: Path) -> pd.DataFrame | None:
     if not path.is_file():
         return None
-    return pd.read_csv(path, dtype={"customer_id": str}, keep_default_na=False)
+    return read_csv(path, dtype={"customer_id": str}, keep_default_na=False)
 
 
 def _read_variants(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -226,7 +226,7 @@ def _read_variants(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
 
 def _read_engagement(path: Path) -> pd.DataFrame:
     """engagement.csv with its required columns checked."""
-    frame = pd.read_csv(
+    frame = read_csv(
         path,
         dtype={"customer_id": str, "experiment_arm": str, "segment": str},
         keep_default_na=False,

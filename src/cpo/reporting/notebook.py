@@ -32,6 +32,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from cpo.runfiles import read_csv
+
 plt.rcParams["figure.dpi"] = 80
 pd.set_option("display.width", 160)
 pd.set_option("display.max_columns", 30)
@@ -41,7 +43,7 @@ manifest = json.loads((RUN / "manifest.json").read_text(encoding="utf-8"))
 metrics = json.loads((RUN / "metrics.json").read_text(encoding="utf-8"))
 design = json.loads((RUN / "experiment_design.json").read_text(encoding="utf-8"))
 variants = json.loads((RUN / "variants.json").read_text(encoding="utf-8"))["variants"]
-engagement = pd.read_csv(RUN / "engagement.csv", dtype={"customer_id": str})
+engagement = read_csv(RUN / "engagement.csv", dtype={"customer_id": str})  # undoes formula escaping
 PRIMARY = metrics["primary_metric"]
 print(f"run {manifest['run_id']}: {len(engagement):,} engagement rows, "
       f"source {metrics['engagement_source']!r}, primary metric {PRIMARY}")
@@ -76,7 +78,7 @@ recount = recipients.groupby("experiment_arm").agg(
 )
 if engagement.empty and (RUN / "engagement_counts.csv").is_file():
     # Imported as counts per arm (engagement.csv has no rows): recount those.
-    counts = pd.read_csv(RUN / "engagement_counts.csv", dtype={"experiment_arm": str})
+    counts = read_csv(RUN / "engagement_counts.csv", dtype={"experiment_arm": str})
     counts = counts[counts["experiment_arm"] != "holdout"]
     recount = counts.groupby("experiment_arm")[["sent", "opened", "clicked", "converted"]].sum()
 comparison = recount.merge(

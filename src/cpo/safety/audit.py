@@ -494,9 +494,12 @@ def export_csv(path: Path | str, out: Path | str) -> int:
     The export does not verify the chain: entries are exported as they are, so call
     :func:`verify` first to know whether the log is intact.
     """
-    from cpo.runfiles import atomic_open  # imported here: runfiles pulls in pandas
+    from cpo.runfiles import atomic_open, escape_formula  # here: runfiles pulls in pandas
 
-    rows = csv_rows(read_entries(path))
+    rows = [
+        {key: escape_formula(value) for key, value in row.items()}
+        for row in csv_rows(read_entries(path))
+    ]
     with atomic_open(Path(out)) as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, lineterminator="\n")
         writer.writeheader()

@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cpo.runfiles import escape_formulas
+
 CHUNK_ROWS = 1_000_000
 
 FIRST_NAMES = [
@@ -344,5 +346,5 @@ def write_customers(n: int, out: Path, seed: int = 42) -> Path:
     with out.open("w", encoding="utf-8", newline="") as handle:
         handle.write(",".join(COLUMNS) + "\n")
         for chunk in iter_customer_chunks(n, seed):
-            chunk.to_csv(handle, header=False, index=False, lineterminator="\n")
+            escape_formulas(chunk).to_csv(handle, header=False, index=False, lineterminator="\n")
     return out
