@@ -6,7 +6,7 @@ import pytest
 
 from cpo.config import load_config
 from cpo.errors import ConfigError
-from cpo.models import HARM_CATEGORIES, CategoryScores, Grounding, Variant
+from cpo.models import HARM_CATEGORIES, CategoryScores, Grounding
 from cpo.safety.policy import (
     content_sha256,
     decide,
@@ -296,9 +296,11 @@ def test_failed_generation_is_blocked_as_generation_failed(kit):
 
 
 def test_bundled_control_message_passes_the_default_policy():
+    from cpo.generation.prompts import PromptLibrary
+    from cpo.generation.service import control_variant
+
     config = load_config()
-    subject_line, _, body = config.prompt("control_message.txt").partition("\n\n")
-    control = Variant("control", "all", "control", subject_line.removeprefix("Subject: "), body)
+    control = control_variant(PromptLibrary.for_config(config))  # brand filled, footer added
     verdict = decide(CategoryScores(), control, config.safety)
     assert (verdict.status, verdict.reasons) == ("pass", ())
 
