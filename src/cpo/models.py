@@ -112,13 +112,19 @@ class Grounding:
 
 @dataclass(frozen=True, slots=True)
 class GenerationConstraints:
-    """Hard limits on a generated variant."""
+    """Limits on a generated variant.
+
+    ``body_min_words``-``body_max_words`` is the length to aim for; a body may be
+    shorter, down to ``body_floor_words``, when the approved content is short.
+    ``body_max_words`` and ``body_floor_words`` are hard limits.
+    """
 
     subject_max_chars: int = 60
     body_min_words: int = 100
     body_max_words: int = 200
     min_citations: int = 2
     max_citations: int = 3
+    body_floor_words: int = 50
 
 
 @dataclass(frozen=True, slots=True)

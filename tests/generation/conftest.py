@@ -390,10 +390,11 @@ MARKER = re.compile(r"\[Source: (.+?), ¶(\d+)\]")
 URL = re.compile(r"https?://\S+")
 
 
-def violations(subject: str, body: str, snippets, min_words=100, max_words=200, max_chars=60):
+def violations(subject: str, body: str, snippets, min_words=50, max_words=200, max_chars=60):
     """Independent check of a variant (not using the library's validators).
 
-    Subject length, word count without markers, 2-3 distinct citations that each
+    Subject length, word count without markers (the hard range: the 50-word floor
+    to the maximum), 2-3 distinct citations that each
     name a given snippet (exact title and paragraph), and every number in the
     body present in a cited snippet's text or title.
     """

@@ -28,14 +28,25 @@ def test_a_valid_message_has_no_problems():
     assert _problems() == []
 
 
-@pytest.mark.parametrize(("words", "ok"), [(99, False), (100, True), (200, True), (201, False)])
-def test_body_word_limits_are_inclusive(words, ok):
+@pytest.mark.parametrize(
+    ("words", "ok"), [(49, False), (50, True), (99, True), (100, True), (200, True), (201, False)]
+)
+def test_body_word_limits_are_the_floor_and_the_maximum(words, ok):
+    """body_min_words is a target; the hard range is body_floor_words-body_max_words."""
     problems = _problems(body=_body(words))
     assert (problems == []) is ok
     if not ok:
         assert problems == [
-            f"the body has {words} words (citation markers excluded); it must have 100-200"
+            f"the body has {words} words (citation markers excluded); it must have 50-200 "
+            "(aim for 100-200)"
         ]
+
+
+def test_the_floor_never_exceeds_the_target():
+    """Old configs with a target under the default floor keep their target as the floor."""
+    limits = GenerationConstraints(body_min_words=30, body_max_words=60)
+    assert _problems(body=_body(29), limits=limits)[0].startswith("the body has 29 words")
+    assert _problems(body=_body(30), limits=limits) == []
 
 
 def test_citation_markers_do_not_count_as_words():

@@ -198,13 +198,37 @@ def test_too_little_content_fails_with_a_reason(helpers, prompts):
     failed = generator.generate(GenerationRequest(profile, one, "urgent"))
     assert failed.status == "failed"
     assert "too little approved content" in failed.error and "Tiny" in failed.error
+    assert "1 quotable sentence(s), 2 needed" in failed.error
     assert failed.body == "" and failed.subject == ""
-    short = (*one, Snippet("B", "Beta", 1, "Beta socks keep feet dry on long hikes.", 0.9))
-    failed = generator.generate(GenerationRequest(profile, short, "informational"))
-    assert failed.status == "failed"
-    assert "100-200 words needed" in failed.error
     empty = generator.generate(GenerationRequest(profile, (), "friendly"))
-    assert empty.status == "failed" and "0 quotable paragraph" in empty.error
+    assert empty.status == "failed" and "0 quotable sentence(s)" in empty.error
+
+
+def test_two_short_sentences_give_a_short_message_not_a_failure(helpers, prompts):
+    """The word range is a target: two quotable sentences are enough, down to the floor."""
+    profile = SegmentProfile("Tiny", 0, 1, 1.0, "A tiny segment.", traits=("value",))
+    short = (
+        Snippet("A", "Alpha", 1, "Alpha boots are waterproof and warm on winter walks.", 1.0),
+        Snippet("B", "Beta", 1, "Beta socks keep feet dry on long hikes.", 0.9),
+    )
+    generator = _generator(helpers, prompts)
+    for tone in TONES:
+        variant = generator.generate(GenerationRequest(profile, short, tone))
+        assert variant.status == "generated", variant.error
+        words = count_words(strip_citations(variant.body))
+        assert 50 <= words < 100
+        assert "Alpha boots are waterproof" in variant.body and "Beta socks" in variant.body
+        assert helpers.violations(variant.subject, variant.body, short) == []
+
+
+def test_one_quotable_paragraph_with_two_sentences_is_cited_alone(helpers, prompts):
+    profile = SegmentProfile("Tiny", 0, 1, 1.0, "A tiny segment.", traits=("value",))
+    text = "Alpha boots are waterproof and warm on winter walks. Every pair is resoled for free."
+    one = (Snippet("A", "Alpha", 1, text, 1.0),)
+    variant = _generator(helpers, prompts).generate(GenerationRequest(profile, one, "friendly"))
+    assert variant.status == "generated", variant.error
+    assert [c.document_id for c in variant.citations] == ["A"]
+    assert count_words(strip_citations(variant.body)) >= 50
 
 
 def test_custom_constraints_hold_by_construction(helpers, prompts, sample_profiles, bundled_folder):
@@ -267,10 +291,11 @@ def test_templates_stating_unsupported_facts_are_skipped(
     def edit(folder: Path) -> None:
         path = folder / "tones" / "urgent.yaml"
         text = path.read_text(encoding="utf-8")
+        text = re.sub(r"category_subjects:\n(  .*\n)+", "", text)
         text = re.sub(
-            r"subjects:\n(  - .*\n)+",
-            'subjects:\n  - "Save 50% today only"\n  - "Ends 1 January 2030: {title}"\n'
-            '  - "Use MEGA99 now"\n  - "Fresh picks for you"\n',
+            r"subjects:.*\n(  - .*\n)+",
+            'subjects:\n  - "Save 50% on everything"\n  - "Ends 1 January 2030: {title}"\n'
+            '  - "Use MEGA99 on your order"\n  - "Fresh picks for you"\n',
             text,
         )
         path.write_text(text, encoding="utf-8")
@@ -289,7 +314,8 @@ def test_no_usable_call_to_action_fails_clearly(
     def edit(folder: Path) -> None:
         path = folder / "tones" / "urgent.yaml"
         text = path.read_text(encoding="utf-8")
-        text = re.sub(r"ctas:\n(  - .*\n)+", 'ctas:\n  - "Shop now and save 70%."\n', text)
+        text = re.sub(r"category_ctas:\n(  .*\n)+", "", text)
+        text = re.sub(r"ctas:.*\n(  - .*\n)+", 'ctas:\n  - "Shop now and save 70%."\n', text)
         path.write_text(text, encoding="utf-8")
 
     library = _custom_prompts(tmp_path, prompts, edit)

@@ -238,7 +238,7 @@ def test_a_broken_reply_gets_one_repair_attempt(
     problems = messages[-1]["content"]
     length = len(long_subject.removeprefix("Subject: ").strip())
     assert f"the subject has {length} characters; the limit is 60" in problems
-    assert "it must have 100-200" in problems
+    assert "it must have 50-200 (aim for 100-200)" in problems
     assert "no call to action" in problems
     # Usage covers both calls.
     assert variant.tokens_prompt == sum(

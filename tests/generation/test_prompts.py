@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -68,7 +69,9 @@ def test_bad_tone_file_names_the_key(folder):
 
 def test_unknown_placeholder_names_the_key_and_the_allowed_ones(folder):
     path = folder / "tones" / "urgent.yaml"
-    text = path.read_text().replace('  - "Act fast: {title}"', '  - "Act fast: {url}"')
+    text = re.sub(
+        r"^subjects:.*\n", 'subjects:\n  - "Act fast: {url}"\n', path.read_text(), flags=re.M
+    )
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match=r"key 'subjects': unknown placeholder \{url\}") as caught:
         PromptLibrary(folder).tone("urgent")

@@ -152,6 +152,11 @@ def has_call_to_action(body: str, cta_verbs: Sequence[str]) -> bool:
     return False
 
 
+def body_floor(constraints: GenerationConstraints) -> int:
+    """The fewest words a body may have: ``body_floor_words``, never above the target."""
+    return min(constraints.body_floor_words, constraints.body_min_words)
+
+
 def validate_message(
     subject: str,
     body: str,
@@ -181,10 +186,13 @@ def validate_message(
             f"the limit is {constraints.subject_max_chars}"
         )
     words = count_words(strip_citations(body))
-    if not constraints.body_min_words <= words <= constraints.body_max_words:
+    # body_min_words is a target; the hard range is the floor..body_max_words.
+    floor = body_floor(constraints)
+    if not floor <= words <= constraints.body_max_words:
         problems.append(
             f"the body has {words} words (citation markers excluded); it must have "
-            f"{constraints.body_min_words}-{constraints.body_max_words}"
+            f"{floor}-{constraints.body_max_words} (aim for "
+            f"{constraints.body_min_words}-{constraints.body_max_words})"
         )
     cited = len(distinct_citations(body))
     if not constraints.min_citations <= cited <= constraints.max_citations:

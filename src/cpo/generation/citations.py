@@ -328,6 +328,11 @@ def _date_facts(text: str) -> tuple[set[str], str]:
     return facts, text
 
 
+def states_date(text: str) -> bool:
+    """True when ``text`` states a calendar date ("31 March 2027", "2027-03-31", "March 2027")."""
+    return bool(_date_facts(text)[0])
+
+
 def _expand_dates(facts: set[str]) -> set[str]:
     """A full date also supports its month-day and its month (for support sets)."""
     expanded = set(facts)

@@ -12,10 +12,17 @@ the limits hold by construction:
   traits and definition) and, for offer-led tones, fact density, preferring
   different documents;
 * sentences are added (and never cut mid-sentence) until the body reaches the
-  tone's target length, always within the word limits; too little content
-  gives a ``failed`` variant with the reason, never a broken one;
-* the subject is the first template that fits the character limit, with the
-  title shortened at a word boundary when none does.
+  tone's target length; the configured word range is a target: short approved
+  content gives a shorter message, down to the ``body_floor_words`` floor, and a
+  variant fails (with the reason, never broken) only when the content has fewer
+  than two quotable sentences or cannot reach the floor;
+* a sentence with a relative-time deadline ("48 hours only", "starting Friday")
+  and no date is never quoted; urgency wording ("Act fast", "today") is used
+  only when a quoted sentence states a date;
+* the subject is the first template that fits the character limit and does not
+  repeat a word of the title; the call to action suits the ``category`` of the
+  first cited document (``category_ctas``) and links to that document; an
+  opener that echoes the first quoted paragraph is passed over.
 
 Template choice is seeded by (segment, tone), so the same inputs always give the
 same text, and different segments get different wording.
@@ -28,7 +35,7 @@ import json
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from cpo.generation.base import (
     GeneratorSetup,
@@ -43,10 +50,18 @@ from cpo.generation.citations import (
     extract_facts,
     extract_names,
     format_citation,
+    states_date,
 )
 from cpo.generation.prompts import ToneTemplates, fill, placeholders
-from cpo.generation.text import count_words, split_sentences, terms, truncate_words
-from cpo.models import GenerationRequest, SegmentProfile, Snippet, Variant
+from cpo.generation.text import (
+    count_words,
+    relative_time_phrases,
+    split_sentences,
+    terms,
+    truncate_words,
+    urgency_phrases,
+)
+from cpo.models import GenerationConstraints, GenerationRequest, SegmentProfile, Snippet, Variant
 
 COMPOSER_MODEL = "grounded-composer-1"
 #: First words that point back to an earlier sentence; such a sentence is quoted
@@ -104,10 +119,15 @@ class Paragraph:
 
 @dataclass(frozen=True)
 class Composition:
-    """A composed message before validation."""
+    """A composed message before validation.
+
+    ``citations`` is the number of paragraphs it cites; it is below the
+    configured ``min_citations`` only when no more paragraphs were quotable.
+    """
 
     subject: str
     body: str
+    citations: int = 0
 
 
 class GroundedGenerator:
@@ -140,6 +160,10 @@ class GroundedGenerator:
             elapsed = (time.perf_counter() - started) * 1000
             return failed_variant(request, _with_latency(provenance, elapsed), str(exc))
         elapsed = (time.perf_counter() - started) * 1000
+        if composed.citations < request.constraints.min_citations:
+            # Every quotable paragraph is cited: hold the message to what exists.
+            fewer = replace(request.constraints, min_citations=composed.citations)
+            request = replace(request, constraints=fewer)
         variant, _ = finish_variant(
             request,
             composed.subject,
@@ -195,60 +219,115 @@ def compose(
 ) -> Composition:
     """Write one message for a segment in a tone from the request's snippets.
 
+    Length passes, first success wins: the target range without fillers; the
+    target range with fillers while quotes keep ``min_quoted_share`` of the body;
+    then a shorter message down to the floor, fillers only to reach the floor.
+
     Raises:
-        ComposeError: the snippets cannot make a message within the constraints
-            (too few paragraphs, too few words, every template unsupported).
+        ComposeError: the snippets cannot make a message (fewer than two
+            quotable sentences, the floor out of reach, every template unusable).
     """
     constraints = request.constraints
-    wanted = max(constraints.min_citations, min(tone.style.citations, constraints.max_citations))
     paragraphs = _quotable_paragraphs(
         request, max_sentence_words, tone.style.prefer_short_sentences
     )
-    if len(paragraphs) < constraints.min_citations:
-        raise ComposeError(
-            f"too little approved content retrieved for segment '{request.segment.name}': "
-            f"{len(paragraphs)} quotable paragraph(s), {constraints.min_citations} needed "
-            "(add approved content for this segment or widen retrieval)"
-        )
+    _require_two_sentences(request, paragraphs)
+    needed = min(constraints.min_citations, len(paragraphs))
+    wanted = max(needed, min(tone.style.citations, constraints.max_citations))
     ranked = _rank_paragraphs(paragraphs, tone.style.sentence_order)
     candidates = _citation_sets(ranked, wanted, constraints.max_citations)
     seed = _seed(request.segment.name, request.tone)
     shortfalls: list[str] = []
-    # More cited facts beat padding: fillers are tried only when no set is long enough.
-    for use_fillers in (False, True):
+    for low, fillers in _length_passes(constraints):
         for chosen in candidates:
-            frame = _Frame.build(request, tone, footer, chosen, seed)
-            problem = _fit(chosen, frame, tone, constraints, use_fillers)
-            if problem is None:
-                return Composition(frame.subject, frame.render(chosen))
+            composed, problem = _compose_set(request, tone, footer, chosen, seed, low, fillers)
+            if composed is not None:
+                return composed
             shortfalls.append(problem)
-    reason = max(shortfalls, key=lambda p: p.startswith("quoted"))
+    reason = shortfalls[-1] if shortfalls else "no paragraph could be cited"
     raise ComposeError(
         f"too little approved content retrieved for segment '{request.segment.name}' "
-        f"(tone {request.tone}): {reason}; {constraints.body_min_words}-"
-        f"{constraints.body_max_words} words needed (add content, or change "
-        "generation.constraints)"
+        f"(tone {request.tone}): {reason}; at least {_floor(constraints)} words needed "
+        f"(add content, or lower generation.constraints.body_floor_words)"
     )
 
 
+def _floor(constraints: GenerationConstraints) -> int:
+    """The hard minimum length (``body_floor_words``, never above the target)."""
+    return min(constraints.body_floor_words, constraints.body_min_words)
+
+
+def _length_passes(constraints: GenerationConstraints) -> list[tuple[int, str]]:
+    """(lowest word count accepted, filler use) for each length pass, in order."""
+    floor = _floor(constraints)
+    return [
+        (constraints.body_min_words, "none"),
+        (constraints.body_min_words, "quoted_share"),
+        (floor, "none"),
+        (floor, "any"),
+    ]
+
+
+def _require_two_sentences(request: GenerationRequest, paragraphs: list[Paragraph]) -> None:
+    """Fail when the quotable content has fewer than two sentences."""
+    count = sum(len(p.sentences) for p in paragraphs)
+    if count < 2:
+        raise ComposeError(
+            f"too little approved content retrieved for segment '{request.segment.name}' "
+            f"(tone {request.tone}): {count} quotable sentence(s), 2 needed (a sentence of "
+            "4 or more words, without a relative-time deadline such as 'this weekend' "
+            "unless it states a date); add approved content for this segment"
+        )
+
+
+def _compose_set(
+    request: GenerationRequest,
+    tone: ToneTemplates,
+    footer: str,
+    chosen: list[Paragraph],
+    seed: int,
+    low: int,
+    fillers: str,
+) -> tuple[Composition | None, str]:
+    """Fit one set of paragraphs: (the composition, "") or (None, what fell short).
+
+    Urgency wording is tried only when a cited paragraph states a date, and kept
+    only when a quoted sentence does.
+    """
+    dated = any(states_date(s.text) for p in chosen for s in p.sentences)
+    problem = ""
+    for urgent in (True, False) if dated else (False,):
+        frame = _Frame.build(request, tone, footer, chosen, seed, allow_urgency=urgent)
+        problem = _fit(chosen, frame, tone, request.constraints, low, fillers) or ""
+        if problem:
+            return None, problem
+        quoted = " ".join(p.chosen_text() for p in chosen)
+        if urgent and frame.has_urgency() and not states_date(quoted):
+            continue
+        return Composition(frame.subject, frame.render(chosen), len(chosen)), ""
+    return None, problem or "urgency wording without a quoted date"
+
+
 def _fit(
-    chosen: list[Paragraph], frame: _Frame, tone: ToneTemplates, constraints, use_fillers: bool
+    chosen: list[Paragraph],
+    frame: _Frame,
+    tone: ToneTemplates,
+    constraints: GenerationConstraints,
+    low: int,
+    fillers: str,
 ) -> str | None:
-    """Fill ``chosen`` to the word range; None on success, else what fell short."""
-    low, high = constraints.body_min_words, constraints.body_max_words
-    total = _fill_sentences(chosen, frame, tone, constraints)
+    """Fill ``chosen`` to at least ``low`` words; None on success, else what fell short."""
+    high = constraints.body_max_words
+    total = _fill_sentences(chosen, frame, tone, constraints, low)
     if total is None:
         return f"a cited paragraph has no sentence that fits within {high} words"
-    if use_fillers:
+    quoted = sum(p.chosen_words() for p in chosen)
+    if fillers == "quoted_share":
+        total = frame.add_fillers(total, low, high, quoted, tone.style.min_quoted_share)
+    elif fillers == "any":
         total = frame.add_fillers(total, low, high)
     if not low <= total <= high:
         return f"the quotable sentences of {len(chosen)} paragraph(s) give {total} words"
-    quoted = sum(p.chosen_words() for p in chosen)
-    if quoted < tone.style.min_quoted_share * total:
-        return (
-            f"quoted sentences would be only {quoted} of {total} words (tone style "
-            f"min_quoted_share {tone.style.min_quoted_share:.0%})"
-        )
     return None
 
 
@@ -311,6 +390,8 @@ def _quotable_sentences(
             continue
         if "[" in sentence or sentence.endswith(":"):
             continue
+        if relative_time_phrases(sentence) and not states_date(sentence):
+            continue  # "48 hours only" with no date: the reader cannot place it
         if not sentence.endswith(_TERMINAL):
             sentence += "."
         first = re.sub(r"^[^\w]+", "", sentence).split(" ", 1)[0].lower().strip(",;:")
@@ -355,7 +436,11 @@ def _sentence_key(order: str):
 
 
 def _fill_sentences(
-    chosen: list[Paragraph], frame: _Frame, tone: ToneTemplates, constraints
+    chosen: list[Paragraph],
+    frame: _Frame,
+    tone: ToneTemplates,
+    constraints: GenerationConstraints,
+    low: int,
 ) -> int | None:
     """Choose sentences towards the tone's target length; the body's word count.
 
@@ -364,8 +449,8 @@ def _fill_sentences(
     """
     for paragraph in chosen:
         paragraph.chosen = set()
-    low, high = constraints.body_min_words, constraints.body_max_words
-    target = min(max(tone.style.target_words, low + 5), high - 5)
+    high = constraints.body_max_words
+    target = min(max(tone.style.target_words, constraints.body_min_words + 5), high - 5)
     total = frame.fixed_words
     used: set[str] = set()
     for paragraph in chosen:
@@ -459,9 +544,14 @@ class _Frame:
         footer: str,
         chosen: list[Paragraph],
         seed: int,
+        *,
+        allow_urgency: bool = True,
     ) -> _Frame:
-        """Pick every template for this (segment, tone) and fill its placeholders."""
-        picker = _Picker(request, chosen, seed)
+        """Pick every template for this (segment, tone) and fill its placeholders.
+
+        Without ``allow_urgency``, lines with urgency wording are skipped.
+        """
+        picker = _Picker(request, chosen, seed, allow_urgency)
         layout = tone.style.layout
         bridges: list[str] = []
         if layout == "conversational":
@@ -472,15 +562,20 @@ class _Frame:
                 for i in range(len(chosen) - 1)
             ]
         return cls(
-            subject=picker.subject(tone.subjects, request.constraints.subject_max_chars),
+            subject=picker.subject(
+                picker.for_category(tone.category_subjects, tone.subjects),
+                request.constraints.subject_max_chars,
+            ),
             greeting=picker.pick("greeting", tone.greetings),
-            opener=picker.pick("opener", picker.openers(tone)),
+            opener=picker.pick_in_groups("opener", picker.openers(tone, chosen)),
             intro=picker.pick("intro", tone.fact_intros, required=False)
             if layout == "bullets"
             else "",
             bridges=bridges,
             closer=picker.pick("closer", tone.closers, required=False),
-            cta=picker.pick("cta", tone.ctas, prefer_specific=True),
+            cta=picker.pick(
+                "cta", picker.for_category(tone.category_ctas, tone.ctas), prefer_specific=True
+            ),
             sign_off=picker.pick("sign_off", tone.sign_offs),
             footer=footer,
             layout=layout,
@@ -502,17 +597,29 @@ class _Frame:
         ]
         return sum(count_words(p) for p in parts)
 
-    def add_fillers(self, total: int, low: int, high: int) -> int:
-        """Add filler lines while the body is under ``low`` words; the new total."""
+    def add_fillers(
+        self, total: int, low: int, high: int, quoted: int = 0, min_share: float = 0.0
+    ) -> int:
+        """Add filler lines while the body is under ``low`` words; the new total.
+
+        A filler that would bring the quoted words under ``min_share`` of the
+        body is not added.
+        """
         self.fillers = []
         for line in self.filler_options:
             if total >= low:
                 break
             words = count_words(line)
-            if total + words <= high:
+            if total + words <= high and quoted >= min_share * (total + words):
                 self.fillers.append(line)
                 total += words
         return total
+
+    def has_urgency(self) -> bool:
+        """True when a templated line asks the reader to hurry."""
+        lines = [self.subject, self.opener, self.intro, *self.bridges, self.closer]
+        lines += [self.cta, self.sign_off, *self.fillers]
+        return any(urgency_phrases(line) for line in lines)
 
     def render(self, chosen: list[Paragraph]) -> str:
         """The body: greeting, opener, cited facts in the tone's layout, CTA, sign-off, footer."""
@@ -533,18 +640,29 @@ class _Frame:
 class _Picker:
     """Deterministic template choice, skipping templates the sources do not support."""
 
-    def __init__(self, request: GenerationRequest, chosen: list[Paragraph], seed: int) -> None:
+    def __init__(
+        self,
+        request: GenerationRequest,
+        chosen: list[Paragraph],
+        seed: int,
+        allow_urgency: bool = True,
+    ) -> None:
         self.request = request
         self.seed = seed
+        self.allow_urgency = allow_urgency
         cited = [p.snippet for p in chosen]
         self.support = SupportIndex.of(cited)
         self.names: set[str] = set()
         for snippet in request.snippets:
             self.names |= extract_names(snippet.text)
+        # Title, offer, link and category all come from the first cited document,
+        # so the call to action names and links to what the email leads with.
+        lead = cited[:1]
+        self.category = lead[0].category.strip().lower() if lead else ""
         self.values = {
-            "title": cited[0].title.strip() if cited else "",
-            "offer": _first_code(cited),
-            "url": _safe_url(cited),
+            "title": lead[0].title.strip() if lead else "",
+            "offer": _first_code(lead),
+            "url": _safe_url(lead, cited),
         }
 
     def _order(self, kind: str, options: Sequence[str], offset: int = 0) -> list[str]:
@@ -557,13 +675,29 @@ class _Picker:
         return list(options[start:]) + list(options[:start])
 
     def _usable(self, template: str) -> str | None:
-        """The filled template, or None when a placeholder is empty or a fact unsupported."""
+        """The filled template, or None when it cannot be used here.
+
+        Unusable: a placeholder without a value, a fact the cited sources do not
+        state, a relative-time deadline, urgency wording when not allowed, or a
+        title that repeats a word of the template ("Your guide to ... Guide").
+        """
         needed = placeholders(template) - {"first_name"}
         if any(not self.values.get(name) for name in needed):
             return None
         text = fill(template, self.values)
+        if relative_time_phrases(text) or (not self.allow_urgency and urgency_phrases(text)):
+            return None
+        if "title" in needed and _shares_terms(fill(template, {"title": ""}), self.values["title"]):
+            return None
         _, missing = self.support.missing(text, self.names)
         return None if missing else text
+
+    def for_category(self, by_category: dict[str, list[str]], general: Sequence[str]) -> list[str]:
+        """The lines for the lead document's category, else the general lines."""
+        for key, lines in by_category.items():
+            if key.strip().lower() == self.category:
+                return list(lines)
+        return list(general)
 
     def pick(
         self,
@@ -596,15 +730,33 @@ class _Picker:
         """Every usable option, in seeded order."""
         return [t for t in (self._usable(o) for o in self._order(kind, options)) if t]
 
-    def openers(self, tone: ToneTemplates) -> list[str]:
-        """Openers for the segment's traits when the tone has them, else the general ones."""
+    def pick_in_groups(self, kind: str, groups: list[list[str]]) -> str:
+        """The first usable option of the first group that has one (the last is required)."""
+        for group in groups[:-1]:
+            text = self.pick(kind, group, required=False)
+            if text:
+                return text
+        return self.pick(kind, groups[-1] if groups else [])
+
+    def openers(self, tone: ToneTemplates, chosen: list[Paragraph]) -> list[list[str]]:
+        """Opener groups to try: those for the segment's traits, then the general ones.
+
+        An opener that echoes a sentence of the first cited paragraph (the first
+        quote follows it) is left out, unless every opener does.
+        """
         traits = {_norm(t) for t in self.request.segment.traits}
         name = _norm(self.request.segment.name)
         matched: list[str] = []
         for key, lines in tone.trait_openers.items():
             if _norm(key) in traits or _norm(key) in name:
                 matched.extend(lines)
-        return matched or list(tone.openers)
+        lead = [s.text for s in chosen[0].sentences] if chosen else []
+        groups = [
+            [o for o in group if not any(_echoes(o, sentence) for sentence in lead)]
+            for group in (matched, list(tone.openers))
+        ]
+        groups = [group for group in groups if group]
+        return groups or [list(tone.openers)]
 
     def subject(self, options: Sequence[str], max_chars: int) -> str:
         """The first subject (in seeded order) that fits, trying shorter title forms.
@@ -617,7 +769,7 @@ class _Picker:
         for option in ordered:
             for title in self._title_forms(option):
                 text = self._usable_with(option, title)
-                if text is not None and len(text) <= max_chars:
+                if text is not None and len(text) <= max_chars and not _repeats_terms(text):
                     return text
         for option in ordered:
             if "{title}" not in option or self._usable(option) is None:
@@ -660,6 +812,32 @@ def _norm(text: str) -> str:
     return " ".join(text.lower().replace("-", " ").replace("_", " ").split())
 
 
+def _shares_terms(template_text: str, title: str) -> bool:
+    """True when the title repeats a content word of the template around it."""
+    return bool(set(terms(template_text)) & set(terms(title)))
+
+
+def _repeats_terms(text: str) -> bool:
+    """True when a content word (or offer code) appears twice ("Guide ... Guide")."""
+    found = terms(text)
+    return len(found) != len(set(found))
+
+
+def _echoes(opener: str, sentence: str) -> bool:
+    """True when an opener says what a quoted sentence says.
+
+    Echo: the same first content word ("Welcome ..." / "Welcome to ..."), or
+    half the opener's (or the sentence's) content words in common.
+    """
+    mine, theirs = terms(opener), terms(sentence)
+    if not mine or not theirs:
+        return False
+    if mine[0] == theirs[0]:
+        return True
+    common = set(mine) & set(theirs)
+    return len(common) >= 0.5 * min(len(set(mine)), len(set(theirs)))
+
+
 def _first_code(snippets: Sequence[Snippet]) -> str:
     """The first offer code in the cited paragraphs ("" when none)."""
     for snippet in snippets:
@@ -669,14 +847,14 @@ def _first_code(snippets: Sequence[Snippet]) -> str:
     return ""
 
 
-def _safe_url(snippets: Sequence[Snippet]) -> str:
-    """The first cited source URL whose digits all appear in the cited text ("" if none).
+def _safe_url(linked: Sequence[Snippet], cited: Sequence[Snippet]) -> str:
+    """The first URL of ``linked`` whose digits all appear in the cited text ("" if none).
 
     A link such as ``/offers/spring-2031`` would otherwise put a number in the
     body that no cited paragraph states.
     """
-    cited_text = " ".join(s.text for s in snippets)
-    for snippet in snippets:
+    cited_text = " ".join(s.text for s in cited)
+    for snippet in linked:
         url = snippet.source_url.strip()
         if not url.lower().startswith(("http://", "https://")) or " " in url:
             continue

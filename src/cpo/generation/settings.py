@@ -124,11 +124,24 @@ class GenerationServiceSettings(StrictModel):
 
 
 class ConstraintSettings(StrictModel):
-    """Hard limits on every generated variant (see :class:`GenerationConstraints`)."""
+    """Limits on every generated variant (see :class:`GenerationConstraints`).
+
+    Attributes:
+        subject_max_chars: Longest subject line (hard limit).
+        body_min_words: Start of the body length to aim for (kept for backwards
+            compatibility: it is a target, not a hard minimum).
+        body_max_words: End of the target range, and the hard maximum.
+        body_floor_words: Hard minimum: a body may be shorter than
+            ``body_min_words`` when the approved content is short, never shorter
+            than this.
+        min_citations: Distinct source paragraphs a body must cite.
+        max_citations: Most source paragraphs a body may cite.
+    """
 
     subject_max_chars: int = Field(default=60, ge=10, le=200)
     body_min_words: int = Field(default=100, ge=20)
     body_max_words: int = Field(default=200, ge=30)
+    body_floor_words: int = Field(default=50, ge=20)
     min_citations: int = Field(default=2, ge=1, le=10)
     max_citations: int = Field(default=3, ge=1, le=10)
 
@@ -136,6 +149,8 @@ class ConstraintSettings(StrictModel):
     def _ranges_are_ordered(self) -> ConstraintSettings:
         if self.body_min_words > self.body_max_words:
             raise ValueError("body_min_words must not exceed body_max_words")
+        if self.body_floor_words > self.body_min_words:
+            raise ValueError("body_floor_words must not exceed body_min_words")
         if self.min_citations > self.max_citations:
             raise ValueError("min_citations must not exceed max_citations")
         return self

@@ -1,7 +1,13 @@
 """Text helpers shared by the composer, the validators and the grounding check.
 
 Kept dependency-free and deterministic: sentence splitting, word counting,
-relevance terms (lower-cased, stop words removed, lightly stemmed).
+relevance terms (lower-cased, stop words removed, lightly stemmed), and the two
+phrase families the composer and the screening policy agree on:
+
+* *relative-time* phrases ("48 hours only", "this weekend", "starting Friday",
+  "ends tomorrow"): a deadline a reader cannot place without a date;
+* *urgency* wording ("Act fast", "Don't miss", "while you can", "today"): pressure
+  that is honest only when the quoted content carries a date or deadline.
 """
 
 from __future__ import annotations
@@ -149,3 +155,56 @@ def truncate_words(text: str, max_chars: int) -> str:
     ):
         tokens.pop()
     return " ".join(tokens).rstrip(",:;-–— ")
+
+
+_COUNT = (
+    r"(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
+    r"twenty-four|forty-eight|seventy-two)"
+)
+_WEEKDAY = r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)s?"
+#: Deadlines stated relative to an unknown "now": they need a date beside them.
+RELATIVE_TIME = re.compile(
+    "|".join(
+        (
+            rf"\b{_COUNT}[- ](?:hours?|days?|weeks?)\s+only\b",
+            rf"\bonly\s+(?:for\s+)?(?:the\s+next\s+)?{_COUNT}[- ](?:more\s+)?(?:hours?|days?)\b",
+            rf"\b(?:for|in|within|over)\s+the\s+next\s+{_COUNT}\s+(?:hours?|days?)\b",
+            rf"\b{_COUNT}-hour\s+(?:sale|flash|deal|offer|event|window|special)\b",
+            r"\b(?:today|tonight|tomorrow|weekend|week)\s+only\b",
+            r"\bonly\s+(?:today|tonight|tomorrow|this\s+week(?:end)?)\b",
+            r"\btomorrow\b",
+            r"\btonight\b",
+            rf"\b(?:this|next|coming)\s+(?:weekend|week|month|{_WEEKDAY})\b",
+            rf"\b(?:starting|starts|start|until|till|through|thru|ends?|ending|by|before)\s+"
+            rf"(?:this\s+|next\s+)?(?:{_WEEKDAY}|today|tonight|midnight|sunday)\b",
+        )
+    ),
+    re.IGNORECASE,
+)
+#: Wording that asks the reader to hurry.
+URGENCY = re.compile(
+    r"\b(?:act\s+(?:fast|now|quickly)|don['’]?t\s+miss|do\s+not\s+miss|while\s+(?:you\s+can|"
+    r"it\s+lasts|they\s+last|stocks?\s+last)|today|hurry|don['’]?t\s+wait|do\s+not\s+wait|"
+    r"now\s+is\s+the\s+time|right\s+now|before\s+it(?:['’]s|\s+is)\s+gone|last\s+chance|"
+    r"ends?\s+soon|limited\s+time|time\s+is\s+running\s+out|running\s+out|worth\s+acting\s+on|"
+    r"(?:act|buy|shop|order|book|look|join|claim|redeem)\s+now|slips?\s+away|"
+    r"slips?\s+down\s+your\s+inbox)\b",
+    re.IGNORECASE,
+)
+
+
+def relative_time_phrases(text: str) -> list[str]:
+    """Relative-time deadlines in ``text`` ("48 hours only", "this weekend"), in order.
+
+    Args:
+        text: Any text: a sentence, a template line, a whole email.
+
+    Returns:
+        The matched phrases as written (empty when there are none).
+    """
+    return [" ".join(m.group().split()) for m in RELATIVE_TIME.finditer(text)]
+
+
+def urgency_phrases(text: str) -> list[str]:
+    """Urgency wording in ``text`` ("Act fast", "Don't miss", "today"), in order."""
+    return [" ".join(m.group().split()) for m in URGENCY.finditer(text)]

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from cpo.generation.text import relative_time_phrases
 from cpo.models import (
     CONTROL_TONE,
     HARM_CATEGORIES,
@@ -198,7 +199,13 @@ def blocklist_findings(scores: CategoryScores, policy: SafetyPolicySettings) -> 
 
 
 def compliance_findings(variant: Variant, policy: SafetyPolicySettings) -> list[Finding]:
-    """Grounding, banned phrases, PII and footer rules (each skipped when ``off``)."""
+    """Grounding, banned phrases, relative time, PII and footer rules (each skipped when ``off``).
+
+    Relative time: a deadline such as "48 hours only", "this weekend" or "starting
+    Friday" (the same phrases the grounded composer refuses to quote without a
+    date) cannot be placed by a reader, so the message goes to ``relative_time``'s
+    action (review by default).
+    """
     rules = policy.compliance
     findings: list[Finding] = []
     if rules.grounding.action != "off":
@@ -210,6 +217,12 @@ def compliance_findings(variant: Variant, policy: SafetyPolicySettings) -> list[
         findings.extend(
             Finding("banned_phrase", rules.banned_phrases.action, f"banned phrase: {phrase}")
             for phrase in find_banned_phrases(screening_text(variant), rules.banned_phrases.phrases)
+        )
+    if rules.relative_time.action != "off":
+        phrases = dict.fromkeys(p.lower() for p in relative_time_phrases(screening_text(variant)))
+        findings.extend(
+            Finding("relative_time", rules.relative_time.action, f"relative time: {phrase}")
+            for phrase in phrases
         )
     if rules.pii.action != "off":
         findings.extend(
@@ -399,6 +412,7 @@ _REASON_CODES = (
     ("screening_error", "screening_error"),
     ("generation_failed", "generation_failed"),
     ("banned phrase", "banned_phrase"),
+    ("relative time", "relative_time"),
     ("pii", "pii"),
     ("missing footer", "footer"),
     ("invalid citations", "grounding"),

@@ -160,6 +160,8 @@ class ComplianceSettings(StrictModel):
     Attributes:
         grounding: Invalid citations or unsupported claims reported by generation.
         banned_phrases: Absolute promises and claims compliance does not allow.
+        relative_time: A deadline relative to an unknown "now" ("48 hours only",
+            "this weekend", "starting Friday", "ends tomorrow").
         pii: Personal data in a message.
         footer: A missing unsubscribe footer.
         blocklist: A hit on a custom Azure blocklist.
@@ -168,6 +170,7 @@ class ComplianceSettings(StrictModel):
     """
 
     grounding: RuleSettings = Field(default_factory=lambda: RuleSettings(action="block"))
+    relative_time: RuleSettings = Field(default_factory=lambda: RuleSettings(action="review"))
     banned_phrases: BannedPhraseSettings = Field(default_factory=BannedPhraseSettings)
     pii: PiiSettings = Field(default_factory=PiiSettings)
     footer: FooterSettings = Field(default_factory=FooterSettings)
