@@ -14,8 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from cpo.customers import load_customers
 from cpo.errors import DataValidationError
 from cpo.models import SegmentProfile
@@ -34,9 +32,14 @@ from cpo.retrieval.service import (
     retrieve_segment,
     run_as_of,
 )
-from cpo.runfiles import write_json
+from cpo.runfiles import read_csv, write_json
 from cpo.sample_data import bundled_content
-from cpo.segmentation.stage import PROFILES_FILE, SEGMENTS_FILE, customers_path
+from cpo.segmentation.stage import (
+    PROFILES_FILE,
+    SEGMENTS_FILE,
+    customer_settings,
+    customers_path,
+)
 
 RETRIEVAL_FILE = "retrieval.json"
 INDEX_FILE = "content_index.sqlite"
@@ -198,10 +201,12 @@ def segment_guards(
             f"{path}: segment assignments not found",
             hint="run the segment stage first (cpo run --resume RUN_DIR)",
         )
-    segments = pd.read_csv(path, dtype={"customer_id": str, "segment": str}, keep_default_na=False)[
+    segments = read_csv(path, dtype={"customer_id": str, "segment": str}, keep_default_na=False)[
         ["customer_id", "segment"]
     ].rename(columns={"segment": "__segment__"})
-    customers = load_customers(run_customers_path(ctx), on_invalid=ctx.options.on_invalid).frame
+    customers = load_customers(
+        run_customers_path(ctx), on_invalid=ctx.options.on_invalid, settings=customer_settings(ctx)
+    ).frame
     customers["customer_id"] = customers["customer_id"].astype(str)
     joined = customers.merge(segments, on="customer_id", how="inner")
     segment = joined.pop("__segment__")
