@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+import click
 import pandas as pd
 import pytest
 import yaml
@@ -188,3 +191,200 @@ def test_resume_with_engagement_keeps_the_stored_customer_file(tmp_path: Path, c
     engagement = pd.read_csv(run / "engagement.csv")
     assert len(engagement) == 300 and engagement["clicked"].sum() == 0
     assert set(engagement["engagement_source"]) != {"simulated"}
+
+
+def assert_one_clean_error(result, exit_code: int, *fragments: str) -> None:
+    """The command failed with ``exit_code`` and one message naming ``fragments``, no traceback."""
+    assert result.exit_code == exit_code, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in result.output, (fragment, result.output)
+
+
+def _output_path_cases(tmp_path: Path, customers_csv: Path) -> dict[str, tuple[list[str], str]]:
+    """Command line and the expected message for every output-path problem, by case name."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    parent = f"{blocker} is a file, not a folder"
+    return {
+        "init FILE": (["init", str(blocker)], f"{blocker}: is a file"),
+        "init FILE/sub": (["init", str(blocker / "cfg")], parent),
+        "sample-data --out FILE": (["sample-data", "--out", str(blocker)], f"{blocker}: is a file"),
+        "sample-data --out FILE/sub": (["sample-data", "--out", str(blocker / "s")], parent),
+        "audit export --csv DIR": (
+            ["audit", "export", str(folder), "--csv", str(folder)],
+            f"{folder}: is a folder, but the CSV export must be a file",
+        ),
+        "audit export --csv FILE/x.csv": (
+            ["audit", "export", str(folder), "--csv", str(blocker / "x.csv")],
+            parent,
+        ),
+        "run --out FILE": (["run", "--out", str(blocker)], f"{blocker}: is a file"),
+        "run --out FILE/run": (["run", "--out", str(blocker / "run")], parent),
+        "run --resume FILE": (["run", "--resume", str(blocker)], "no such run folder"),
+        "segment --out DIR": (
+            ["segment", str(customers_csv), "--out", str(folder)],
+            f"{folder}: is a folder",
+        ),
+        "segment --out FILE/x.csv": (
+            ["segment", str(customers_csv), "--out", str(blocker / "x.csv")],
+            parent,
+        ),
+        "index --db DIR": (["index", str(folder), "--db", str(folder)], f"{folder}: is a folder"),
+        "retrieve --db FILE/x.db": (
+            ["retrieve", "--query", "tent", "--db", str(blocker / "x.db")],
+            parent,
+        ),
+        "analyze --out FILE/m.json": (
+            ["analyze", str(customers_csv), "--out", str(blocker / "m.json")],
+            parent,
+        ),
+    }
+
+
+OUTPUT_PATH_CASES = [
+    "init FILE",
+    "init FILE/sub",
+    "sample-data --out FILE",
+    "sample-data --out FILE/sub",
+    "audit export --csv DIR",
+    "audit export --csv FILE/x.csv",
+    "run --out FILE",
+    "run --out FILE/run",
+    "run --resume FILE",
+    "segment --out DIR",
+    "segment --out FILE/x.csv",
+    "index --db DIR",
+    "retrieve --db FILE/x.db",
+    "analyze --out FILE/m.json",
+]
+
+
+@pytest.mark.parametrize("case", OUTPUT_PATH_CASES)
+def test_output_path_problems_exit_1_with_one_message(tmp_path: Path, customers_csv: Path, case):
+    args, expected = _output_path_cases(tmp_path, customers_csv)[case]
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    result = CliRunner().invoke(cli, args)
+    assert_one_clean_error(result, 1, "error: ", expected)
+    assert result.output.count("error: ") == 1
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing was written
+
+
+def test_audit_export_onto_an_existing_folder_keeps_the_folder(tmp_path: Path):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    (folder / "earlier.csv").write_text("kept")
+    result = CliRunner().invoke(cli, ["audit", "export", str(tmp_path), "--csv", str(folder)])
+    assert_one_clean_error(result, 1, f"{folder}: is a folder")
+    assert (folder / "earlier.csv").read_text() == "kept"
+
+
+SEED_COMMANDS = {
+    "run": ["run", "--out", "{tmp}/run"],
+    "segment": ["segment", "{customers}"],
+    "sample-data": ["sample-data", "--customers", "20", "--out", "{tmp}/sample"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(SEED_COMMANDS))
+@pytest.mark.parametrize("seed", ["-1", str(2**32), "1.5", "abc"])
+def test_bad_seed_is_a_usage_error_on_every_command(
+    tmp_path: Path, customers_csv: Path, command: str, seed: str
+):
+    args = [a.format(tmp=tmp_path, customers=customers_csv) for a in SEED_COMMANDS[command]]
+    result = CliRunner().invoke(cli, [*args, "--seed", seed])
+    assert_one_clean_error(result, 2, "Invalid value for '--seed'")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "sample").exists()
+
+
+def test_every_seed_option_has_the_checked_type():
+    """A new command with --seed must use cpo.cli.SEED (checked when parsed)."""
+    from cpo.cli import SEED
+
+    def options(command):
+        if isinstance(command, click.Group):
+            for sub in command.commands.values():
+                yield from options(sub)
+        else:
+            yield from ((command.name, p) for p in command.params if "--seed" in p.opts)
+
+    found = list(options(cli))
+    assert {name for name, _ in found} >= set(SEED_COMMANDS)
+    for name, param in found:
+        assert param.type is SEED, name
+
+
+def test_largest_seed_is_accepted(tmp_path: Path):
+    out = tmp_path / "sample"
+    result = CliRunner().invoke(
+        cli,
+        ["sample-data", "--customers", "20", "--out", str(out), "--seed", str(2**32 - 1)],
+    )
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_csv(out / "customers.csv")) == 20
+
+
+NOBODY = 65534
+
+
+@pytest.fixture
+def shared_dir():
+    """A folder another user can enter (pytest's tmp_path is private to root)."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run cpo as an unprivileged user")
+    folder = Path(tempfile.mkdtemp(prefix="cpo-readonly-"))
+    folder.chmod(0o755)
+    yield folder
+    for path in [folder, *folder.rglob("*")]:
+        if path.is_dir():
+            path.chmod(0o755)
+    shutil.rmtree(folder)
+
+
+def cpo_as_nobody(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run the console entry point as an unprivileged user (root ignores permissions)."""
+    setpriv = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    return subprocess.run(
+        [*setpriv, sys.executable, "-c", "from cpo.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "HOME": str(cwd)},
+        timeout=300,
+    )
+
+
+READ_ONLY_CASES = {
+    "init ro/cfg": ["init", "ro/cfg"],
+    "init ro": ["init", "ro"],
+    "sample-data --out ro/s": ["sample-data", "--customers", "10", "--out", "ro/s"],
+    "run --out ro/run": ["run", "--out", "ro/run"],
+    "run --out ro": ["run", "--out", "ro"],
+    "run --resume ro-run": ["run", "--resume", "ro-run"],
+    "run --force --out ro-run": ["run", "--force", "--out", "ro-run"],
+    "audit export --csv ro/x.csv": ["audit", "export", "ro-run", "--csv", "ro/x.csv"],
+    "segment --out ro/x.csv": ["segment", "customers.csv", "--out", "ro/x.csv"],
+}
+
+
+@pytest.mark.parametrize("case", sorted(READ_ONLY_CASES))
+def test_read_only_folders_exit_1_with_one_message(shared_dir: Path, customers_csv: Path, case):
+    (shared_dir / "customers.csv").write_bytes(customers_csv.read_bytes())
+    (shared_dir / "ro").mkdir()
+    run = shared_dir / "ro-run"
+    run.mkdir()
+    (run / "manifest.json").write_text('{"run_id": "earlier", "options": {}}\n')
+    (run / "safety_audit.jsonl").write_text('{"seq": 1}\n')
+    for folder in (shared_dir / "ro", run):
+        folder.chmod(0o555)
+    before = {p: p.read_bytes() for p in shared_dir.rglob("*") if p.is_file()}
+    result = cpo_as_nobody(*READ_ONLY_CASES[case], cwd=shared_dir)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ") and result.stderr.count("error: ") == 1
+    assert "permission denied" in result.stderr and "fix: " in result.stderr
+    after = {p: p.read_bytes() for p in shared_dir.rglob("*") if p.is_file()}
+    assert after == before

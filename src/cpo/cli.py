@@ -17,6 +17,10 @@ from cpo import __version__
 from cpo.errors import CpoError
 
 DEBUG_ENV = "CPO_DEBUG"
+#: Largest seed numpy's generators accept; every ``--seed`` is checked against it when parsed.
+MAX_SEED = 2**32 - 1
+#: The type of every ``--seed`` option: a whole number in 0..2**32-1.
+SEED = click.IntRange(0, MAX_SEED)
 
 
 class CpoGroup(click.Group):
@@ -71,4 +75,4 @@ def main() -> None:
 
 from cpo import commands  # noqa: E402,F401  (registers the subcommands)
 
-__all__ = ["cli", "common_options", "config_option", "main"]
+__all__ = ["MAX_SEED", "SEED", "cli", "common_options", "config_option", "main"]

@@ -61,7 +61,7 @@ class CampaignSettings(StrictModel):
     """Campaign identity and the default random seed."""
 
     name: str = "cpo-campaign"
-    seed: int = Field(default=42, ge=0)
+    seed: int = Field(default=42, ge=0, le=2**32 - 1)  # numpy seeds are 32-bit
     as_of: date | None = None  # content expiry is judged on this date; null = today
 
 

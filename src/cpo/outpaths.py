@@ -62,7 +62,7 @@ def _check_parents(path: Path, what: str) -> None:
     blocker = file_in_the_way(path)
     if blocker is not None:
         raise OutputPathError(
-            f"{path}: cannot use this {what}: {blocker} is a file, not a folder",
+            f"{path}: cannot write the {what} here: {blocker} is a file, not a folder",
             hint="choose a path whose folders are all folders",
         )
 
@@ -94,13 +94,26 @@ def output_dir(
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise os_error(path, exc, f"create the {what}") from None
-    if writable and path.is_dir():
-        check_writable(path, what)
+    if writable:
+        # A folder that does not exist yet will be created in its nearest existing ancestor.
+        existing = next((p for p in (path, *path.parents) if p.is_dir()), None)
+        if existing == path:
+            check_writable(path, f"write in the {what}")
+        elif existing is not None:
+            check_writable(existing, f"create the {what} {path} in it")
     return path
 
 
-def output_file(path: Path | str, what: str = "output file") -> Path:
+def output_file(
+    path: Path | str, what: str = "output file", *, create: bool = True, writable: bool = True
+) -> Path:
     """Check a file a command writes: not a folder, its folder exists (created) and is writable.
+
+    Args:
+        path: The file.
+        what: How the error names it, e.g. ``"CSV export"``.
+        create: Create its folder (and parents) when missing.
+        writable: Also try writing in its folder (off for a file that may only be read).
 
     Raises:
         OutputPathError: the path is a folder, a parent is a file, or the
@@ -110,17 +123,22 @@ def output_file(path: Path | str, what: str = "output file") -> Path:
     if path.is_dir():
         raise OutputPathError(
             f"{path}: is a folder, but the {what} must be a file",
-            hint=f"give a file name, e.g. {path / 'export.csv'}",
+            hint=f"give a file name (a new name, or one inside {path})",
         )
-    output_dir(path.parent, f"folder of the {what}")
+    _check_parents(path, what)
+    output_dir(path.parent, f"folder of the {what}", create=create, writable=writable)
     return path
 
 
-def check_writable(folder: Path, what: str = "folder") -> None:
+def check_writable(folder: Path, action: str = "write in the folder") -> None:
     """Create and remove a probe file in ``folder``: the only check that is right for every user.
 
     ``os.access`` answers for the real user id and ignores read-only mounts
     and ACLs in places, so the folder is tried instead.
+
+    Args:
+        folder: The folder to try.
+        action: What an error says could not be done, e.g. ``"write in the run folder"``.
 
     Raises:
         OutputPathError: the folder cannot be written.
@@ -128,6 +146,6 @@ def check_writable(folder: Path, what: str = "folder") -> None:
     try:
         descriptor, probe = tempfile.mkstemp(prefix=".cpo-write-check-", dir=folder)
     except OSError as exc:
-        raise os_error(folder, exc, f"write in the {what}") from None
+        raise os_error(folder, exc, action) from None
     os.close(descriptor)
     Path(probe).unlink(missing_ok=True)

@@ -527,7 +527,7 @@ def _open_run_dir(run_dir: Path, *, resume: bool) -> None:
 
 def _prepare_run_dir(run_dir: Path, *, force: bool, resume: bool, stage_list: list[Stage]) -> None:
     """Check that the (locked) run folder may be used as asked; clear it for ``force``."""
-    check_writable(run_dir, "run folder")
+    check_writable(run_dir, "write in the run folder")
     if resume:
         if not (run_dir / MANIFEST).is_file():
             raise RunDirError(

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from cpo.cli import cli, common_options, config_option
+from cpo.commands.output_paths import output_file_path
 from cpo.config import load_config
 
 DESIGN_FILE = "experiment_design.json"
@@ -36,7 +37,11 @@ DASH = "-"
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics.json document.")
 @click.option(
-    "--out", "out_file", type=click.Path(path_type=Path), help="Also write the JSON to this file."
+    "--out",
+    "out_file",
+    type=click.Path(path_type=Path),
+    callback=output_file_path("metrics file"),
+    help="Also write the JSON to this file.",
 )
 @common_options
 def analyze_command(

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from cpo.cli import cli, common_options
+from cpo.commands.output_paths import output_file_path
 from cpo.safety.approval import verify_target
 from cpo.safety.audit import export_csv
 
@@ -50,6 +51,7 @@ def verify_command(target: Path) -> None:
     "out",
     required=True,
     type=click.Path(path_type=Path),
+    callback=output_file_path("CSV export"),
     help="CSV file to write (timestamp, variant_id, segment, status, severities, block_reason).",
 )
 @common_options

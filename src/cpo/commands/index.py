@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from cpo.cli import cli, common_options, config_option
+from cpo.commands.output_paths import output_file_path
 from cpo.config import load_config
 from cpo.retrieval.service import prepare_index, run_as_of
 
@@ -18,6 +19,7 @@ from cpo.retrieval.service import prepare_index, run_as_of
     "--db",
     "db_path",
     type=click.Path(path_type=Path),
+    callback=output_file_path("index file"),
     help="Index file (sqlite_fts). Default: services.retrieval.db_path in the config.",
 )
 @config_option

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from cpo.brand import BrandSettings, check_http_url
 from cpo.cli import cli, common_options
+from cpo.commands.output_paths import output_folder
 from cpo.config import init_config
 
 _FLAG_OF = {
@@ -76,7 +77,9 @@ def _brand_flags(*values: str | None) -> list[tuple[str, str]]:
 
 
 @cli.command("init")
-@click.argument("directory", type=click.Path(path_type=Path))
+@click.argument(
+    "directory", type=click.Path(path_type=Path), callback=output_folder("config folder")
+)
 @click.option("--force", is_flag=True, help="Overwrite config files in a non-empty folder.")
 @click.option("--brand", "brand_name", help="Your brand's name: writes the brand: section.")
 @click.option("--site", callback=_http_url, help="Your brand's website (http or https URL).")

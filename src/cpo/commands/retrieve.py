@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from cpo.cli import cli, common_options, config_option
+from cpo.commands.output_paths import output_file_path
 from cpo.config import Config, load_config
 from cpo.customers import load_customers
 from cpo.models import SegmentProfile
@@ -57,6 +58,7 @@ SNIPPET_CHARS = 160
     "--db",
     "db_path",
     type=click.Path(path_type=Path),
+    callback=output_file_path("index file", writable=False),
     help="Index file to build or reuse (sqlite_fts). Default: a temporary one.",
 )
 @config_option

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
-from cpo.cli import cli, common_options
+from cpo.cli import SEED, cli, common_options
+from cpo.commands.output_paths import output_folder
+from cpo.outpaths import os_error, output_dir, output_file
 from cpo.sample_data.customers import write_customers
 
 
@@ -23,10 +25,13 @@ from cpo.sample_data.customers import write_customers
     "--out",
     "out_dir",
     type=click.Path(path_type=Path),
+    callback=output_folder("output folder"),
     required=True,
     help="Output folder; receives customers.csv (or .parquet) and content/.",
 )
-@click.option("--seed", type=int, default=42, show_default=True, help="Random seed.")
+@click.option(
+    "--seed", type=SEED, default=42, show_default=True, help="Random seed (0 to 2**32-1)."
+)
 @click.option(
     "--format",
     "file_format",
@@ -46,11 +51,15 @@ def sample_data_command(
     with correlated behaviour (Gold buys more and more often, recent customers
     engage more). The same --customers and --seed always give the same file.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = write_customers(count, out_dir / f"customers.{file_format}", seed=seed)
-    click.echo(f"wrote {count} customers to {target}")
-    if not no_content:
-        from cpo.sample_data.content import write_content
+    customers = output_file(out_dir / f"customers.{file_format}", "customer file")
+    content = None if no_content else output_dir(out_dir / "content", "content folder")
+    try:
+        target = write_customers(count, customers, seed=seed)
+        click.echo(f"wrote {count} customers to {target}")
+        if content is not None:
+            from cpo.sample_data.content import write_content
 
-        files = write_content(out_dir / "content")
-        click.echo(f"wrote {len(files)} approved-content documents to {out_dir / 'content'}")
+            files = write_content(content)
+            click.echo(f"wrote {len(files)} approved-content documents to {content}")
+    except OSError as exc:
+        raise os_error(out_dir, exc, "write the sample data to") from None

@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from cpo.cli import SEED, cli, common_options, config_option
-from cpo.commands.output_paths import output_file_path
 from cpo.commands.customer_options import customer_file_options
+from cpo.commands.output_paths import output_file_path
 from cpo.config import load_config
 from cpo.customers import load_customers, merged_settings
 from cpo.runfiles import write_csv
