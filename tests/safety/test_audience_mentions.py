@@ -107,3 +107,11 @@ def test_mention_checks_per_variant_from_retrieval_json():
 
 def test_reason_code_counts_the_rule():
     assert reason_code("audience mention: names Gold, not held by ...") == "audience_mentions"
+
+
+def test_citation_markers_do_not_count_as_mentions():
+    """Markers name a source title for reviewers; the send list removes them."""
+    body = "Express shipping takes two days. [Source: Free Shipping for Premier Members, ¶1]"
+    assert decide(CategoryScores(), variant(body), DEFAULT, mentions=MIXED).status == "pass"
+    told = "Premier members ship free. [Source: Free Shipping for Premier Members, ¶1]"
+    assert decide(CategoryScores(), variant(told), DEFAULT, mentions=MIXED).status == "review"

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from cpo.generation.citations import strip_citations
 from cpo.generation.text import relative_time_phrases
 from cpo.models import (
     CONTROL_TONE,
@@ -270,11 +271,16 @@ def mention_checks(
 def audience_mention_findings(
     variant: Variant, mentions: MentionCheck | None, policy: SafetyPolicySettings
 ) -> list[Finding]:
-    """A finding when the variant names an audience value its recipients do not all hold."""
+    """A finding when the variant names an audience value its recipients do not all hold.
+
+    Citation markers are left out: they name a source's title for reviewers, and the
+    send list removes them before anything reaches a customer.
+    """
     action = policy.compliance.audience_mentions.action
     if action == "off" or mentions is None or not mentions.forbidden:
         return []
-    named = find_mentions(screening_text(variant), mentions.forbidden, mentions.match_case)
+    text = strip_citations(screening_text(variant))
+    named = find_mentions(text, mentions.forbidden, mentions.match_case)
     if not named:
         return []
     reason = one_line(
