@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -122,8 +123,9 @@ class BrandSettings(StrictModel):
 
 
 def slugify(name: str) -> str:
-    """A lower-case, dash-separated form of ``name`` ("Acme Cloud, Inc." -> "acme-cloud-inc")."""
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    """Lower-case ASCII, dash-separated ``name`` ("Café Nord, Inc." -> "cafe-nord-inc")."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
     return slug or "brand"
 
 

@@ -228,6 +228,15 @@ def append_footer(body: str, footer: str) -> str:
     return f"{body}\n\n{footer}"
 
 
+def without_footer(body: str, footer: str) -> str:
+    """``body`` without the footer :func:`append_footer` put at its end."""
+    footer = footer.strip()
+    trimmed = body.rstrip()
+    if footer and trimmed.endswith(footer):
+        return trimmed[: -len(footer)].rstrip()
+    return body
+
+
 @dataclass(frozen=True)
 class Provenance:
     """How a message was produced (recorded on the variant)."""
@@ -248,12 +257,15 @@ def finish_variant(
     body: str,
     provenance: Provenance,
     cta_verbs: Sequence[str],
+    footer: str = "",
 ) -> tuple[Variant, list[str]]:
     """Validate and ground a finished message, and build its :class:`Variant`.
 
     A message that breaks a hard constraint becomes a variant with status
     ``failed`` and the problems in ``error``; grounding problems are recorded
-    in ``grounding`` (the safety stage blocks on them), not failed here.
+    in ``grounding`` (the safety stage blocks on them), not failed here. The
+    ``footer`` ending the body is the brand's boilerplate (unsubscribe link,
+    postal address), not a claim, so grounding leaves it out.
 
     Returns:
         The variant and the list of problems (constraints first, then grounding),
@@ -261,7 +273,7 @@ def finish_variant(
     """
     subject = " ".join(subject.split())
     constraint_problems = validate_message(subject, body, request.constraints, cta_verbs)
-    report = check_grounding(body, request.snippets, subject=subject)
+    report = check_grounding(without_footer(body, footer), request.snippets, subject=subject)
     variant = Variant(
         subject=subject,
         body=body,

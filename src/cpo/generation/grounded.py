@@ -170,6 +170,7 @@ class GroundedGenerator:
             composed.body,
             _with_latency(provenance, elapsed),
             self.setup.generation.cta_verbs,
+            footer=footer,
         )
         return variant
 

@@ -329,6 +329,7 @@ class OpenAIGenerator:
             append_footer(body, footer),
             provenance,
             self.setup.generation.cta_verbs,
+            footer=footer,
         )
 
     def _provenance(self, prompt_sha: str, spent: list[Completion]) -> Provenance:

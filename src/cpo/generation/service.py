@@ -83,8 +83,8 @@ def control_variant(prompts: PromptLibrary) -> Variant:
 
     The footer is appended exactly as to every generated variant.
     """
-    subject, body = prompts.control_message()
-    body = append_footer(body, prompts.footer())
+    subject, message = prompts.control_message()
+    body = append_footer(message, prompts.footer())
     source = f"Subject: {subject}\n\n{body}"
     return Variant(
         variant_id=CONTROL_ID,
@@ -93,7 +93,8 @@ def control_variant(prompts: PromptLibrary) -> Variant:
         subject=subject,
         body=body,
         citations=(),
-        grounding=check_grounding(body, (), subject=subject).grounding,
+        # the footer is brand boilerplate (address, links), not a claim to ground
+        grounding=check_grounding(message, (), subject=subject).grounding,
         backend=CONTROL_BACKEND,
         model="",
         prompt_sha256=sha256_text(source),
