@@ -216,3 +216,21 @@ def test_quantile_of_a_text_column_in_the_library_raises_config_error():
             known_frame(),
             settings([rule("T", {"column": "tier", "op": ">", "value": {"quantile": 0.5}})]),
         )
+
+
+def test_literal_thresholds_are_recorded_without_a_quantile():
+    result = segment(
+        known_frame(),
+        settings(
+            [
+                rule("Band", {"column": "x", "op": "between", "value": [1, 3]}),
+                rule("Gold", {"column": "tier", "op": "in", "value": ["Gold"]}),
+            ]
+        ),
+    )
+    assert recorded(result, "Band") == [
+        {"column": "x", "op": "between", "quantile": None, "value": [1.0, 3.0]}
+    ]
+    assert recorded(result, "Gold") == [
+        {"column": "tier", "op": "in", "quantile": None, "value": ["Gold"]}
+    ]

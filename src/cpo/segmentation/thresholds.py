@@ -135,9 +135,8 @@ def _resolve_condition(
             bounds.append(float(item))  # type: ignore[arg-type]
             levels.append(None)
     if condition.op == "between":
-        return Threshold(
-            condition.column, condition.op, tuple(bounds), tuple(levels), condition.value
-        )
+        pair = tuple(levels) if has_quantile else None
+        return Threshold(condition.column, condition.op, tuple(bounds), pair, condition.value)
     return Threshold(condition.column, condition.op, bounds[0], levels[0], condition.value)
 
 
