@@ -104,11 +104,26 @@ def eligible_shares(
         customers: Customer rows (must have the conditions' columns).
         segment: Each row's segment name, aligned with ``customers``.
     """
+    codes, names = segment_codes(segment)
+    return _shares(conditions, customers, codes, names)
+
+
+def segment_codes(segment: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Each row's segment as an integer code, and the names (sorted) the codes index."""
+    codes, uniques = pd.factorize(segment.astype(str), sort=True)
+    return codes, [str(name) for name in uniques]
+
+
+def _shares(
+    conditions: Sequence[Condition], customers: pd.DataFrame, codes: np.ndarray, names: list[str]
+) -> dict[str, float]:
+    """Share of each segment's rows meeting every condition (two bincounts)."""
     mask = np.ones(len(customers), dtype=bool)
     for condition in conditions:
         mask &= condition_mask(customers, condition)
-    shares = pd.Series(mask, index=segment.index).groupby(segment.to_numpy(), sort=True).mean()
-    return {str(name): float(share) for name, share in shares.items()}
+    sizes = np.bincount(codes, minlength=len(names))
+    met = np.bincount(codes, weights=mask, minlength=len(names))
+    return {name: float(met[i] / sizes[i]) for i, name in enumerate(names) if sizes[i]}
 
 
 def check_columns(
@@ -161,13 +176,15 @@ def audience_values(
 ) -> AudienceValues:
     """Per audience column, its values and the value each segment's customers all share.
 
-    Only values with a letter count (numbers in text are prices, not tiers).
+    Only values with a letter count (numbers in text are prices, not tiers). Work is
+    columnar: a segment x value count table per column (one bincount).
 
     Raises:
         DataValidationError: a configured column is not in the customer data.
     """
+    codes, names = segment_codes(segment)
     values: dict[str, list[str]] = {}
-    held: dict[str, dict[str, str | None]] = {str(s): {} for s in pd.unique(segment)}
+    held: dict[str, dict[str, str | None]] = {name: {} for name in names}
     everyone: dict[str, str | None] = {}
     for column in columns:
         if column not in customers.columns:
@@ -176,14 +193,26 @@ def audience_values(
                 f"'{column}', which the customer data does not have",
                 hint=f"use some of: {', '.join(map(str, customers.columns))}, or []",
             )
-        text = customers[column].astype(str).str.strip()
-        values[column] = sorted(v for v in text.unique() if re.search(r"[^\W\d_]", v))
-        grouped = text.groupby(segment.to_numpy(), sort=True)
-        distinct, first = grouped.nunique(), grouped.first()
-        for name in distinct.index:
-            held[str(name)][column] = str(first[name]) if distinct[name] == 1 else None
-        everyone[column] = str(text.iloc[0]) if text.nunique() == 1 else None
+        value_codes, uniques = _value_codes(customers[column])
+        table = np.bincount(
+            codes * len(uniques) + value_codes, minlength=len(names) * len(uniques)
+        ).reshape(len(names), len(uniques))
+        for row, name in enumerate(names):
+            present = np.flatnonzero(table[row])
+            held[name][column] = uniques[present[0]] if len(present) == 1 else None
+        present = np.flatnonzero(table.sum(axis=0))
+        everyone[column] = uniques[present[0]] if len(present) == 1 else None
+        values[column] = sorted(v for v in uniques if re.search(r"[^\W\d_]", v))
     return AudienceValues(values, held, everyone)
+
+
+def _value_codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """A column's values as codes into their distinct stripped texts (missing = '')."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=False)
+    texts = pd.Index(uniques).astype(str).str.strip()
+    texts = texts.where(~pd.isna(uniques), "")
+    final, distinct = pd.factorize(texts)
+    return final[codes], [str(v) for v in distinct]
 
 
 @dataclass(frozen=True)
@@ -225,12 +254,13 @@ def build_guards(
             the customer data does not have.
     """
     values = audience_values(customers, segment, settings.audience_columns)
+    codes, names = segment_codes(segment)
     shares: dict[str, dict[str, float]] = {}
     for document in documents:
         if document.eligibility:
             path = str(document.path or "")
             check_columns(document.eligibility, customers, document.document_id, path)
-            shares[document.document_id] = eligible_shares(document.eligibility, customers, segment)
+            shares[document.document_id] = _shares(document.eligibility, customers, codes, names)
     guards = {}
     for name in values.held_by_all:
         own = {doc_id: by_segment.get(name, 0.0) for doc_id, by_segment in shares.items()}
