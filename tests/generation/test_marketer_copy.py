@@ -115,6 +115,12 @@ def _quoted_sentences(body: str, docs: dict[str, dict]) -> list[str]:
     ]
 
 
+def _first_word(text: str) -> str:
+    """The first word of more than three letters, lower-case ("Welcome", "missed")."""
+    found = [w for w in re.findall(r"[a-z']+", text.lower()) if len(w) > 3]
+    return found[0] if found else ""
+
+
 def _lead_document(body: str, docs: dict[str, dict]) -> dict:
     match = MARKER.search(body)
     assert match, body
@@ -190,6 +196,8 @@ def test_the_opener_does_not_repeat_the_first_quote(runs):
             quotes = _quoted_sentences(variant["body"], docs)
             assert quotes, (key, variant["body"])
             assert opener != quotes[0], (key, opener)
+            # Nor echo it: "Welcome aboard ..." then "Welcome to ..." reads as a stutter.
+            assert _first_word(opener) != _first_word(quotes[0]), (key, opener, quotes[0])
             assert opener not in " ".join(d["content"] for d in docs.values()), (key, opener)
 
 

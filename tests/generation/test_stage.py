@@ -180,7 +180,9 @@ def test_a_segment_with_too_little_content_fails_and_the_run_goes_on(helpers, tm
                 "product",
                 "All",
                 ["mugs", "value"],
-                ["Camp mugs keep coffee warm at dawn."],
+                # A relative-time deadline with no date is never quoted: one
+                # quotable sentence in all, and two are needed.
+                ["Camp mugs are half price this weekend only."],
             ),
         },
         with_urls=False,
