@@ -1164,31 +1164,6 @@ DOCUMENTS: tuple[DocumentSpec, ...] = (
     ),
 )
 
-CONTROL_MESSAGE = """\
-Subject: Your next adventure starts at Fernleaf
-
-Hi {first_name},
-
-Thank you for being part of the Fernleaf Outdoor Co. community. Whether you are planning a quiet \
-weekend at a lakeside campsite or a long walk along a mountain ridge, Fernleaf has the gear to \
-help you get there comfortably.
-
-Our team tests every tent, pack, jacket and pair of boots on real trails before it reaches our \
-shelves. Fernleaf store staff and our support team are always happy to help you choose the right \
-fit and the right kit for your plans.
-
-This season, take a moment to look through our latest arrivals and customer favorites, and find \
-something that makes your time outside a little easier.
-
-Browse the latest Fernleaf gear: https://www.fernleaf.example.com/shop
-
-See you on the trail,
-The Fernleaf Outdoor Co. team
-
-You are receiving this email because you subscribed to Fernleaf updates. \
-Unsubscribe: https://www.fernleaf.example.com/unsubscribe
-"""
-
 
 def document_records() -> list[dict[str, Any]]:
     """Return every document as a JSON-ready record, in document-id order."""
@@ -1220,20 +1195,15 @@ def write_content(out_dir: Path) -> list[Path]:
     return paths
 
 
-def write_control_message(path: Path) -> Path:
-    """Write :data:`CONTROL_MESSAGE` (UTF-8, ``\\n`` line endings) to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(CONTROL_MESSAGE.encode("utf-8"))
-    return path
-
-
 def main() -> None:  # pragma: no cover - maintenance entry point
-    """Regenerate the bundled content files and control message in the package tree."""
+    """Regenerate the bundled content files in the package tree.
+
+    The control message is not sample data: ``prompts/control_message.txt`` is a
+    brand-neutral template filled from the config's ``brand:`` section.
+    """
     data = Path(__file__).resolve().parent.parent / "data"
     for path in write_content(data / "sample" / "content"):
         print(path)
-    print(write_control_message(data / "config" / "prompts" / "control_message.txt"))
 
 
 if __name__ == "__main__":  # pragma: no cover
