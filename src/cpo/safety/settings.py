@@ -90,6 +90,12 @@ class RuleSettings(StrictModel):
     action: RuleAction = "block"
 
 
+class ReviewRuleSettings(RuleSettings):
+    """A compliance rule with only an action, ``review`` unless configured."""
+
+    action: RuleAction = "review"
+
+
 #: The phrases compliance reviews by default: absolute promises and medical claims.
 DEFAULT_BANNED_PHRASES: tuple[str, ...] = (
     "guaranteed",
@@ -175,7 +181,7 @@ class ComplianceSettings(StrictModel):
     pii: PiiSettings = Field(default_factory=PiiSettings)
     footer: FooterSettings = Field(default_factory=FooterSettings)
     blocklist: RuleSettings = Field(default_factory=lambda: RuleSettings(action="block"))
-    audience_mentions: RuleSettings = Field(default_factory=lambda: RuleSettings(action="review"))
+    audience_mentions: ReviewRuleSettings = Field(default_factory=ReviewRuleSettings)
 
 
 class SafetyPolicySettings(StrictModel):
