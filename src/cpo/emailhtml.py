@@ -9,9 +9,9 @@ Styles are inline (email clients drop ``<style>`` blocks); there are no
 scripts and no external resources (no images, fonts or style sheets), only links.
 
 Every piece of text is HTML-escaped. The result is itself a merge template in
-the send list's syntax: ``{first_name}`` marks where the (HTML-escaped) name
-goes and ``{{`` / ``}}`` stand for literal braces, so the document is built
-once per variant and rendered once per distinct name.
+the send list's syntax: ``{first_name}`` marks where the name goes (escaped
+with :func:`escape_merge_value`) and ``{{`` / ``}}`` stand for literal braces,
+so the document is built once per variant and rendered once per distinct name.
 """
 
 from __future__ import annotations
@@ -86,6 +86,11 @@ def html_template(
         + "\n</div>\n</body>\n</html>\n"
     )
     return _as_template(document)
+
+
+def escape_merge_value(value: str) -> str:
+    """A merge value as it goes into the HTML template's ``{first_name}`` slot."""
+    return html.escape(value, quote=True)
 
 
 def _slotted(template: str) -> str:

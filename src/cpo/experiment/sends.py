@@ -34,7 +34,6 @@ distinct messages).
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,7 +44,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from cpo.emailhtml import html_template
+from cpo.emailhtml import escape_merge_value, html_template
 from cpo.experiment.customer_text import (
     DEFAULT_FOOTER_PATTERN,
     CitationsInEmail,
@@ -317,7 +316,7 @@ def build_send_list(
     frame[MERGE_FIELD] = values[codes] if len(codes) else frame[MERGE_FIELD]
     blank = values == ""
     names = np.where(blank, options.greeting_fallback, values).astype(object)
-    html_names = np.array([html.escape(str(n), quote=True) for n in names], dtype=object)
+    html_names = np.array([escape_merge_value(str(n)) for n in names], dtype=object)
     missing = int(blank[codes].sum()) if len(codes) else 0
     columns = {name: _TextColumn(len(frame)) for name in ("subject", "preheader", "body")}
     body_html = _TextColumn(len(frame))

@@ -3,6 +3,13 @@
 Variant text is untrusted (a language model may have written it): it is escaped
 first, and only the citation markers the generation stage defines
 (``[Source: Title, ¶N]``) are turned into links to the source list.
+
+Beside each screened (cited) version the section shows what the customer
+receives: the customer copy of :mod:`cpo.experiment.customer_text` (markers
+removed, or numbered footnotes with ``generation.citations_in_email:
+footnotes``) with its preheader, made with the run's own configuration. It
+also states how many recipients were withheld because a merge value (their
+first name) failed screening.
 """
 
 from __future__ import annotations
@@ -12,7 +19,16 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
+from cpo.errors import CpoError
+from cpo.experiment.customer_text import (
+    DEFAULT_FOOTER_PATTERN,
+    CustomerMessage,
+    SourceLink,
+    customer_message,
+    source_links,
+)
 from cpo.generation.citations import CITATION_PATTERN
+from cpo.models import Citation, Variant
 from cpo.reporting import formatting as fmt
 from cpo.reporting.artifacts import RunArtifacts
 from cpo.reporting.context import CONTROL_ARM, safety_counts, source_anchor, source_index
@@ -63,6 +79,7 @@ def variants_section(art: RunArtifacts) -> dict[str, Any]:
     sources = source_index(art)
     titles = {_normal(str(info.get("title", ""))): doc for doc, info in sources.items()}
     safety = safety_counts(art)
+    copies = _customer_copies(art)
     groups: dict[str, list[dict[str, Any]]] = {}
     for variant in sorted(art.variants, key=_order):
         own = {
@@ -74,9 +91,13 @@ def variants_section(art: RunArtifacts) -> dict[str, Any]:
             if variant.get("tone") == CONTROL_ARM
             else str(variant.get("segment"))
         )
-        groups.setdefault(segment, []).append(_variant_view(variant, {**titles, **own}, safety))
+        view = _variant_view(variant, {**titles, **own}, safety)
+        view.update(_customer_view(copies.get(view["variant_id"])))
+        groups.setdefault(segment, []).append(view)
     return {
         "groups": [{"segment": name, "variants": items} for name, items in groups.items()],
+        "citations_in_email": _email_setting(art, "citations_in_email", "none"),
+        "withheld": _withheld(art),
         "sources": [
             {
                 "document_id": doc,
@@ -125,4 +146,95 @@ def _variant_view(
         "invalid_citations": len(grounding.get("invalid_citations") or []),
         "citations": len(variant.get("citations") or []),
         "backend": variant.get("backend", ""),
+    }
+
+
+def _config_section(art: RunArtifacts, file: str) -> dict[str, Any]:
+    """One config file's snapshot from the manifest ({} when absent)."""
+    return ((art.manifest.get("config") or {}).get(file)) or {}
+
+
+def _email_setting(art: RunArtifacts, key: str, default: str) -> str:
+    """A ``generation:`` key of the run's experiment config."""
+    generation = _config_section(art, "experiment_config.yaml").get("generation") or {}
+    return str(generation.get(key) or default)
+
+
+def _customer_copies(art: RunArtifacts) -> dict[str, CustomerMessage | str]:
+    """Each variant's customer copy as the send list made it (or why it cannot be made)."""
+    footer = (
+        ((_config_section(art, "safety_thresholds.yaml").get("compliance") or {}).get("footer"))
+        or {}
+    ).get("pattern") or DEFAULT_FOOTER_PATTERN
+    mode = _email_setting(art, "citations_in_email", "none")
+    variants = [_as_variant(v) for v in art.variants if v.get("status") != "failed"]
+    links: dict[str, SourceLink] = source_links(art.retrieval or {}, variants)
+    copies: dict[str, CustomerMessage | str] = {}
+    for variant in variants:
+        try:
+            copies[variant.variant_id] = customer_message(
+                variant,
+                mode="footnotes" if mode == "footnotes" else "none",
+                links=links,
+                footer_pattern=footer,
+            )
+        except CpoError as exc:  # a copy that would be refused at send time
+            copies[variant.variant_id] = exc.message
+    return copies
+
+
+def _as_variant(data: dict[str, Any]) -> Variant:
+    """The fields of a variants.json entry the customer copy needs."""
+    return Variant(
+        variant_id=str(data["variant_id"]),
+        segment=str(data.get("segment", "")),
+        tone=str(data.get("tone", "")),
+        subject=str(data.get("subject", "")),
+        body=str(data.get("body", "")),
+        citations=tuple(
+            Citation(
+                str(c.get("document_id", "")),
+                str(c.get("title", "")),
+                int(c.get("paragraph_index", 0)),
+            )
+            for c in data.get("citations") or []
+        ),
+    )
+
+
+def _customer_view(copy: CustomerMessage | str | None) -> dict[str, Any]:
+    """Template fields of the customer copy (escaped; empty for failed variants)."""
+    if copy is None:
+        return {
+            "customer_subject": "",
+            "customer_preheader": "",
+            "customer_body": "",
+            "customer_error": "",
+        }
+    if isinstance(copy, str):
+        return {
+            "customer_subject": "",
+            "customer_preheader": "",
+            "customer_body": "",
+            "customer_error": copy,
+        }
+    return {
+        "customer_subject": copy.subject,
+        "customer_preheader": copy.preheader,
+        "customer_body": render_body(copy.body, {}),
+        "customer_error": "",
+    }
+
+
+def _withheld(art: RunArtifacts) -> dict[str, Any]:
+    """Recipients withheld because a merge value failed screening (from the manifest)."""
+    withheld = (art.manifest.get("experiment") or {}).get("withheld") or {}
+    return {
+        "customers": int(withheld.get("customers", 0)),
+        "reasons": ", ".join(
+            f"{code} {n}" for code, n in (withheld.get("by_reason") or {}).items()
+        ),
+        "values_screened": int(withheld.get("values_screened", 0)),
+        "file": withheld.get("file", "withheld.csv"),
+        "recorded": bool(withheld),
     }

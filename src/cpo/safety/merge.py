@@ -7,7 +7,8 @@ reaches the send list:
 
 1. :func:`normalize_values` removes control and invisible formatting characters
    (newlines, tabs, zero-width and bidirectional marks), collapses whitespace
-   and cuts the value to :data:`MAX_MERGE_CHARS` characters.
+   and cuts the inserted value to :data:`MAX_MERGE_CHARS` characters (the whole
+   value is screened, so nothing past the cut escapes screening).
 2. :class:`MergeScreener` screens each *distinct* value once (cost grows with
    distinct names, never with customers) with the configured safety backend
    (the same analyzer API the screen stage uses) and the personal-data rules
@@ -41,7 +42,7 @@ import pandas as pd
 from cpo.models import CategoryScores
 from cpo.safety.audit import KIND_MERGE_SCREENING, KIND_MERGE_WITHHELD, AuditLog
 from cpo.safety.base import SafetyAnalyzer
-from cpo.safety.policy import find_pii
+from cpo.safety.policy import EMAIL, find_pii
 from cpo.safety.settings import PiiSettings, SafetyPolicySettings
 
 MAX_MERGE_CHARS = 50
@@ -156,7 +157,7 @@ class MergeScreener:
             if scores.blocklist_hits:
                 found.append("blocklist")
         found.extend(PII_REASONS[kind] for kind in find_pii(value, self._pii))
-        if LINK.search(value):
+        if LINK.search(EMAIL.sub(" ", value)):  # an email address is pii_email, not a link
             found.append("link")
         return tuple(found)
 
