@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cpo.customer_reader import read_customer_columns
 from cpo.customer_settings import CustomerSettings
 from cpo.customers import REQUIRED_COLUMNS, load_customers, merged_settings
 from cpo.errors import ConfigError, DataValidationError
@@ -358,3 +359,23 @@ def test_all_rows_rejected_names_the_most_common_reason(tmp_path: Path):
     with pytest.raises(DataValidationError) as info:
         load_customers(path, on_invalid="skip")
     assert "12 rejected; most common reason: age: out of range" in str(info.value)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_report_reads_the_columns_the_way_the_run_did(tmp_path: Path, suffix: str):
+    path = tmp_path / f"crm{suffix}"
+    frame = bakery_frame().rename(columns={"customer_id": "KundenNr", "age": "Alter"})
+    frame["KundenNr"] = [f"{i:05d}" for i in range(len(frame))]  # leading zeros stay
+    if suffix == ".csv":
+        frame.to_csv(path, index=False, sep=";", encoding="cp1252")
+    else:
+        frame.to_parquet(path, index=False)
+    settings = CustomerSettings(
+        columns={"KundenNr": "customer_id", "Alter": "age"}, encoding="cp1252"
+    )
+    loaded = load_customers(path, settings=settings)
+    wanted = ("customer_id", "age", "location", "avg_order_value")
+    columns = read_customer_columns(path, loaded.reading, wanted)
+    assert list(columns.columns) == ["customer_id", "age", "location", "avg_order_value"]
+    assert columns["customer_id"].iloc[3] == "00003" and columns["location"].iloc[1] == "Zürich"
+    assert columns["age"].dtype.kind == "i" and columns["avg_order_value"].iloc[1] == 8.75

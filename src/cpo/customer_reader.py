@@ -13,8 +13,10 @@ import codecs
 import csv
 import difflib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -29,16 +31,29 @@ DELIMITER_NAMES = {",": "comma ','", ";": "semicolon ';'", "\t": "tab"}
 _SCAN_CHUNK = 1 << 20
 
 
-def read_customer_table(path: Path, settings: CustomerSettings) -> tuple[pd.DataFrame, int]:
+@dataclass(frozen=True)
+class CustomerTable:
+    """A customer file read as text, and how it was read.
+
+    Attributes:
+        frame: Text cells (``""`` for missing), columns renamed to ours.
+        first_line: File line (CSV, header = line 1) or row (Parquet) of the first row.
+        reading: ``columns``, ``encoding`` and ``delimiter`` actually used (the
+            detected delimiter included; ``None`` for Parquet), so that a later
+            reader (the report) can read the same file the same way.
+    """
+
+    frame: pd.DataFrame
+    first_line: int
+    reading: dict[str, Any] = field(default_factory=dict)
+
+
+def read_customer_table(path: Path, settings: CustomerSettings) -> CustomerTable:
     """Read every column as text and apply the column mapping.
 
     Args:
         path: A ``.csv`` / ``.tsv`` / ``.txt`` or ``.parquet`` file.
         settings: Encoding, delimiter and column mapping.
-
-    Returns:
-        The frame (text cells, ``""`` for missing) and the number of the file
-        line (CSV, header = line 1) or row (Parquet) that holds the first row.
 
     Raises:
         DataValidationError: the path is missing, a directory, empty, of an
@@ -47,16 +62,20 @@ def read_customer_table(path: Path, settings: CustomerSettings) -> tuple[pd.Data
     """
     _check_path(path)
     suffix = path.suffix.lower()
+    reading: dict[str, Any] = {"columns": dict(settings.columns), "encoding": None}
     if suffix in PARQUET_SUFFIXES:
-        frame, first_line = _read_parquet(path), 1
+        frame, first_line, reading["delimiter"] = _read_parquet(path), 1, None
     elif suffix in CSV_SUFFIXES:
-        frame, first_line = _read_csv(path, settings.encoding, settings.delimiter), 2
+        reading["encoding"] = settings.encoding or DEFAULT_ENCODING
+        frame, reading["delimiter"] = _read_csv(path, reading["encoding"], settings.delimiter)
+        first_line = 2
     else:
         raise DataValidationError(
             f"{path}: unsupported file type '{suffix}'",
             hint="use a .csv (or .tsv) or .parquet file",
         )
-    return apply_column_mapping(path, frame, settings.columns), first_line
+    frame = apply_column_mapping(path, frame, settings.columns)
+    return CustomerTable(frame, first_line, reading)
 
 
 def _check_path(path: Path) -> None:
@@ -90,9 +109,8 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     return frame.astype(object).where(frame.notna(), "").astype(str)
 
 
-def _read_csv(path: Path, encoding: str | None, delimiter: str | None) -> pd.DataFrame:
-    """A delimited text file as text cells, with clear encoding and delimiter errors."""
-    encoding = encoding or DEFAULT_ENCODING
+def _read_csv(path: Path, encoding: str, delimiter: str | None) -> tuple[pd.DataFrame, str]:
+    """A delimited text file as text cells and the delimiter used (clear errors)."""
     header = _header_line(path, encoding)
     chosen = delimiter or detect_delimiter(path, header)
     try:
@@ -108,9 +126,60 @@ def _read_csv(path: Path, encoding: str | None, delimiter: str | None) -> pd.Dat
         raise encoding_error(path, encoding) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, ValueError) as exc:
         raise DataValidationError(f"{path}: cannot be read as CSV: {exc}") from None
-    frame.columns = [str(c).lstrip("\ufeff").strip() for c in frame.columns]
+    frame.columns = [_clean_name(c) for c in frame.columns]
     if len(frame.columns) == 1:
         raise _single_column_error(path, header, chosen, given=delimiter is not None)
+    return frame, chosen
+
+
+def _clean_name(name: object) -> str:
+    """A header name without a byte-order mark or surrounding spaces."""
+    return str(name).lstrip("\ufeff").strip()
+
+
+def read_customer_columns(
+    path: Path, reading: Mapping[str, Any] | None, wanted: Collection[str]
+) -> pd.DataFrame:
+    """Read only ``wanted`` columns (our names) the way a run read the file.
+
+    For consumers after the run (the report, its notebook): ``reading`` is what
+    :class:`CustomerTable` recorded in the manifest, so a mapped, Latin-1 or
+    semicolon file is read as the run read it, and no other column (names,
+    emails) is read at all. Numeric-looking columns become numbers;
+    ``customer_id`` stays text.
+
+    Raises:
+        OSError, ValueError: the file cannot be read that way any more.
+    """
+    reading = reading or {}
+    mapping = dict(reading.get("columns") or {})
+
+    def ours(name: object) -> str:
+        return mapping.get(_clean_name(name), _clean_name(name))
+
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        import pyarrow.parquet as pq
+
+        names = [n for n in pq.read_schema(path).names if ours(n) in wanted]
+        frame = pd.read_parquet(path, columns=names)
+        frame = frame.astype(object).where(frame.notna(), "").astype(str)
+    else:
+        frame = pd.read_csv(
+            path,
+            sep=reading.get("delimiter") or ",",
+            encoding=reading.get("encoding") or DEFAULT_ENCODING,
+            usecols=lambda name: ours(name) in wanted,
+            dtype=str,
+            keep_default_na=False,
+            skipinitialspace=True,
+        )
+    frame.columns = [ours(c) for c in frame.columns]
+    for column in frame.columns:
+        if column != "customer_id":
+            text = frame[column].str.strip()
+            numbers = pd.to_numeric(text, errors="coerce")
+            if numbers.notna().sum() == text.ne("").sum():
+                frame[column] = numbers
     return frame
 
 

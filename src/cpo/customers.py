@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -58,11 +59,14 @@ class LoadedCustomers:
         frame: Valid rows, typed; extra columns kept; original order.
         rejected: Rejected rows as read, with ``line`` and ``reason`` columns.
         total_rows: Rows in the file.
+        reading: How the file was read (column mapping, encoding, detected
+            delimiter); recorded in the manifest for later readers.
     """
 
     frame: pd.DataFrame
     rejected: pd.DataFrame
     total_rows: int
+    reading: dict[str, Any] = field(default_factory=dict)
 
     @property
     def has_email(self) -> bool:
@@ -90,7 +94,8 @@ def load_customers(
     if on_invalid not in ("error", "skip"):
         raise ValueError("on_invalid must be 'error' or 'skip'")
     path = Path(path)
-    raw, first_line = read_customer_table(path, settings or CustomerSettings())
+    table = read_customer_table(path, settings or CustomerSettings())
+    raw, first_line = table.frame, table.first_line
     _check_columns(path, raw)
     raw = _with_optional_columns(raw)
     problems = _find_problems(raw)
@@ -113,7 +118,9 @@ def load_customers(
             hint="fix that column in the file (or map the right column onto it with --map); "
             "rejected.csv in the run folder has the reasons of every row",
         )
-    return LoadedCustomers(frame=valid, rejected=rejected, total_rows=len(raw))
+    return LoadedCustomers(
+        frame=valid, rejected=rejected, total_rows=len(raw), reading=table.reading
+    )
 
 
 def merged_settings(

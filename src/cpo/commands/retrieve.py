@@ -131,7 +131,11 @@ def _profiles(config: Config, options: dict[str, Any]) -> list[SegmentProfile]:
     """Profiles from --run, else from segmenting --customers (or the bundled sample)."""
     if options["run_dir"] is not None:
         return read_profiles(options["run_dir"] / "segment_profiles.json")
-    loaded = load_customers(options["customers"] or bundled_customers(), on_invalid="skip")
+    loaded = load_customers(
+        options["customers"] or bundled_customers(),
+        on_invalid="skip",
+        settings=config.experiment.customers,
+    )
     settings = config.experiment.segmentation
     return segment(loaded.frame, settings, seed=config.experiment.campaign.seed).profiles
 

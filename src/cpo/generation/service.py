@@ -248,7 +248,9 @@ def _profiles(config: Config, customers: Path | None) -> list[SegmentProfile]:
     from cpo.sample_data import bundled_customers
     from cpo.segmentation import segment
 
-    loaded = load_customers(customers or bundled_customers(), on_invalid="skip")
+    loaded = load_customers(
+        customers or bundled_customers(), on_invalid="skip", settings=config.experiment.customers
+    )
     settings = config.experiment.segmentation
     return list(segment(loaded.frame, settings, seed=config.experiment.campaign.seed).profiles)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from cpo.customer_reader import read_customer_columns
 from cpo.errors import DataValidationError, RunDirError
 from cpo.runfiles import read_csv, sha256_file
 
@@ -271,15 +272,9 @@ def _read_customers(manifest: dict[str, Any]) -> tuple[pd.DataFrame | None, str 
     recorded = manifest["inputs"]["customers"].get("sha256")
     if recorded and sha256_file(path) != recorded:
         return None, f"customer file {path} changed since the run (sha256 differs)"
+    reading = manifest["inputs"]["customers"].get("reading")  # mapping, encoding, delimiter
     try:
-        if path.suffix.lower() == ".parquet":
-            import pyarrow.parquet as pq
-
-            names = set(pq.read_schema(path).names)
-            columns = [c for c in ATTRIBUTE_COLUMNS if c in names]
-            frame = pd.read_parquet(path, columns=columns)
-        else:
-            frame = pd.read_csv(path, usecols=lambda c: c in ATTRIBUTE_COLUMNS)
+        frame = read_customer_columns(path, reading, ATTRIBUTE_COLUMNS)
     except (OSError, ValueError) as exc:
         return None, f"customer file {path} could not be read ({type(exc).__name__})"
     if "customer_id" not in frame.columns:

@@ -212,18 +212,16 @@ else:
 """
 
 _EXPLAIN = """\
+from cpo.customer_reader import read_customer_columns
 from cpo.reporting.artifacts import ATTRIBUTE_COLUMNS
 from cpo.reporting.explain import explain_moderators
 
 customers_path = Path(manifest["inputs"]["customers"]["path"])
-if customers_path.is_file() and customers_path.suffix.lower() == ".csv":
-    # Only id and attribute columns: no names or emails are read.
-    customers = pd.read_csv(customers_path, usecols=lambda c: c in ATTRIBUTE_COLUMNS,
-                            dtype={"customer_id": str})
-elif customers_path.is_file():
-    customers = pd.read_parquet(customers_path)
-    customers = customers[[c for c in ATTRIBUTE_COLUMNS if c in customers.columns]]
-    customers["customer_id"] = customers["customer_id"].astype(str)
+if customers_path.is_file():
+    # Only id and attribute columns, read as the run read them (column mapping,
+    # encoding, delimiter): no names or emails are read.
+    reading = manifest["inputs"]["customers"].get("reading")
+    customers = read_customer_columns(customers_path, reading, ATTRIBUTE_COLUMNS)
 else:
     customers = None
     print(f"customer file {customers_path} not found: explainability skipped")

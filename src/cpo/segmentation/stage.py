@@ -63,6 +63,7 @@ class SegmentStage:
             "rows": loaded.total_rows,
             "valid": len(loaded.frame),
             "rejected": len(loaded.rejected),
+            "reading": loaded.reading,
         }
         self._write_rejected(ctx, loaded.rejected)
         self._warn_without_email(ctx, loaded)
