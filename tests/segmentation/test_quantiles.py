@@ -234,3 +234,30 @@ def test_literal_thresholds_are_recorded_without_a_quantile():
     assert recorded(result, "Gold") == [
         {"column": "tier", "op": "in", "quantile": None, "value": ["Gold"]}
     ]
+
+
+def test_quantile_of_an_extra_csv_column_with_blanks(tmp_path: Path):
+    """Extra columns arrive as text; numbers in them work and blank cells are left out."""
+    customers = generate_customers(40, seed=6)
+    points = np.arange(40, dtype=float) * 10
+    customers["loyalty_points"] = [f"{p:g}" for p in points]
+    customers.loc[[0, 5], "loyalty_points"] = ""
+
+    def edit(section: dict) -> None:
+        section["rules"] = [
+            {
+                "name": "Loyal",
+                "conditions": [{"column": "loyalty_points", "op": ">", "value": {"quantile": 0.8}}],
+            }
+        ]
+
+    config = write_config(tmp_path, edit)
+    out = tmp_path / "segments.csv"
+    result = segment_cli(tmp_path, customers, config, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    threshold = float(np.quantile(np.delete(points, [0, 5]), 0.8))
+    segments = pd.read_csv(out)
+    loyal = segments["segment"] == "Loyal"
+    expected = (points > threshold) & ~np.isin(np.arange(40), [0, 5])
+    np.testing.assert_array_equal(loyal.to_numpy(), expected)
+    assert segments.loc[loyal, "reason"].str.endswith(f"> {threshold:g} (q0.8)").all()

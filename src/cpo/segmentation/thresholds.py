@@ -143,15 +143,21 @@ def _resolve_condition(
 def numeric_values(
     column: pd.Series, rule_name: str, where: str, for_quantile: bool = False
 ) -> np.ndarray:
-    """The column as floats (NaN where missing).
+    """The column as floats (NaN where missing; blank text cells count as missing).
+
+    Extra columns of a CSV customer file arrive as text; numbers written as
+    text are read as numbers.
 
     Raises:
         ConfigError: the column holds no numbers, or (for a quantile) any value
             that is not a number.
     """
-    values = pd.to_numeric(column, errors="coerce")
-    text = (values.isna() & column.notna()).any() or pd.api.types.is_bool_dtype(column)
-    if for_quantile and text:
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        return column.to_numpy(dtype=float, na_value=np.nan)
+    cells = column.astype("string").str.strip()
+    missing = (column.isna() | (cells == "")).to_numpy(dtype=bool)
+    values = pd.to_numeric(cells.mask(missing), errors="coerce")
+    if for_quantile and (values.isna().to_numpy(dtype=bool) & ~missing).any():
         raise ConfigError(
             f"{CONFIG_FILE}: key '{where}.value' in rule '{rule_name}' takes a quantile of "
             f"column '{column.name}', which is not numeric",
