@@ -169,3 +169,18 @@ def test_metric_aliases():
     assert metric_name("CTR", "k") == "click_rate"
     assert metric_name("Click-Through Rate", "k") == "click_rate"
     assert metric_name("conversions", "k") == "conversion_rate"
+
+
+def test_sample_allocation_sets_expected_shares_and_arm_order():
+    records = (
+        recipients("treatment_10", 30, 3, 9)
+        + recipients("control", 60, 3, 12)
+        + recipients("treatment_2", 30, 4, 10)
+    )
+    allocation = {"treatment_10": 1, "control": 2, "treatment_2": 1}
+    metrics = calculate_metrics(records, {"experiment": {"sample_allocation": allocation}})
+    assert list(metrics["arms"]) == ["control", "treatment_2", "treatment_10"]
+    assert metrics["srm"]["expected_shares"] == {
+        "control": 0.5, "treatment_2": 0.25, "treatment_10": 0.25,
+    }  # fmt: skip
+    assert metrics["srm"]["mismatch"] is False

@@ -29,7 +29,7 @@ from cpo.experiment.aggregate import aggregate_file, aggregate_records
 from cpo.experiment.analysis import AnalysisPlan, analyze, plan_from_design
 from cpo.experiment.analysis_settings import AnalysisSettings
 from cpo.experiment.original_config import Translation, translate
-from cpo.experiment.settings import CONTROL_ARM, treatment_arm_name
+from cpo.experiment.settings import CONTROL_ARM, TREATMENT_PREFIX, treatment_arm_name
 from cpo.models import TONES
 from cpo.runfiles import read_csv
 
@@ -201,7 +201,10 @@ def plan_from_config(
     Without a design the arms are the ones found in the records plus
     ``control``; when ``experiment.tones`` or ``experiment.allocation`` is set
     explicitly the configured arms are expected too (one missing is flagged).
-    Expected shares are ``experiment.allocation`` (default equal).
+    Expected shares are ``experiment.allocation`` (default equal). A dict in
+    the original specification's shape is translated first
+    (:mod:`cpo.experiment.original_config`); without a design its name,
+    experiment id and ``sample_allocation`` (arms and expected shares) apply.
     """
     translation = translate(config) if isinstance(config, Mapping) else None
     experiment = experiment_config(translation.config if translation else config)
@@ -246,7 +249,7 @@ def _original_plan(plan: AnalysisPlan, translation: Translation) -> AnalysisPlan
     if translation.experiment_id is not None:
         changes["experiment_id"] = translation.experiment_id
     if translation.allocation is not None:
-        arms = sorted(translation.allocation, key=lambda arm: (arm != CONTROL_ARM, arm))
+        arms = sorted(translation.allocation, key=_arm_order)
         changes.update(
             arms=tuple(arms),
             allocation=translation.allocation,
@@ -262,6 +265,11 @@ def _plan_and_warnings(
     plan = plan_from_config(config, design=design)
     warning = translate(config).warning() if isinstance(config, Mapping) else None
     return plan, [warning] if warning else []
+
+
+def _arm_order(arm: str) -> tuple[int, int]:
+    """Control first, then treatment_1, treatment_2, ..., treatment_10 in number order."""
+    return (0, 0) if arm == CONTROL_ARM else (1, int(arm.removeprefix(TREATMENT_PREFIX)))
 
 
 def _slug(name: str) -> str:
