@@ -103,8 +103,8 @@ def _fallback_advice(settings: SegmentationSettings, sizes: np.ndarray, total: i
     name = settings.rules[broadest].name
     return (
         f"the rules above take {1 - sizes[-1] / total:.1%} of customers, '{name}' alone "
-        f"{sizes[broadest] / total:.1%}; raise its thresholds (e.g. a higher quantile) "
-        + KMEANS_HINT
+        f"{sizes[broadest] / total:.1%}; narrow its conditions (a higher quantile "
+        f"for >=, a lower one for <=) {KMEANS_HINT}"
     )
 
 
