@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 import cpo.pipeline
@@ -233,6 +234,38 @@ def test_sends_carry_no_relative_time_and_the_audit_has_every_variant(runs):
             if line.strip()
         }
         assert {v["variant_id"] for v in _variants(run)} <= audited
+
+
+TONE_DIR = Path(cpo.pipeline.__file__).parent / "data" / "config" / "prompts" / "tones"
+INDUSTRY_WORDS = re.compile(
+    r"\b(?:trips?|trails?|outings?|outdoors?|hik(?:e|es|ing)|camp(?:ing)?|gear|adventures?|"
+    r"checkout|shop(?:ping)?|first order)\b",
+    re.I,
+)
+
+
+def _tone_lists(tone: str) -> dict[str, list[str]]:
+    """Every list of customer-facing lines in a shipped tone file, by key path."""
+    data = yaml.safe_load((TONE_DIR / f"{tone}.yaml").read_text(encoding="utf-8"))
+    found: dict[str, list[str]] = {}
+    for key, value in data.items():
+        if key in {"description", "llm_guidance", "style", "sign_offs"}:
+            continue
+        if isinstance(value, dict):
+            found.update({f"{key}.{k}": list(v) for k, v in value.items()})
+        else:
+            found[key] = list(value)
+    return found
+
+
+@pytest.mark.parametrize("tone", TONES)
+def test_tone_files_are_brand_neutral_with_a_calm_line_in_every_list(tone):
+    lists = _tone_lists(tone)
+    assert {"subjects", "ctas", "category_ctas.promotion", "category_ctas.support"} <= set(lists)
+    for key, lines in lists.items():
+        assert not [line for line in lines if INDUSTRY_WORDS.search(line)], (tone, key)
+        calm = [line for line in lines if not any(w in line.lower() for w in URGENCY)]
+        assert calm, (tone, key)
 
 
 def _variant(body: str, subject: str = "A subject") -> Variant:
