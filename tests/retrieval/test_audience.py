@@ -25,6 +25,7 @@ from cpo.retrieval.eligibility import (
     build_guards,
     eligible_shares,
     parse_condition,
+    unknown_segment_guard,
 )
 from cpo.retrieval.query import build_segment_query
 from cpo.retrieval.service import retrieve_segment
@@ -295,3 +296,14 @@ def test_guard_excludes_documents_and_strips_tier_sentences(tmp_path: Path):
         else:  # all Gold: everything stays
             assert ("PRM-1", 2) in texts and ("GLD-1", 1) in texts
             assert result.removals == ()
+
+
+def test_a_segment_without_customers_gets_the_strictest_guard(tmp_path: Path):
+    folder = tmp_path / "content"
+    write_record(folder, make_record("GOLD-1", eligibility=["tier == Gold"]))
+    write_record(folder, make_record("ALL-1"))
+    content = load_content(folder, as_of=AS_OF)
+    values = audience_values(CUSTOMERS, SEGMENT, ["tier"])
+    guard = unknown_segment_guard(content.documents, values, DEFAULT)
+    assert list(guard.excluded) == ["GOLD-1"]
+    assert guard.forbidden == ("Gold", "Silver")

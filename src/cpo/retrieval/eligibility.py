@@ -278,6 +278,23 @@ def build_guards(
     return guards, values
 
 
+def unknown_segment_guard(
+    documents: Sequence[Document], values: AudienceValues, settings: ContentSettings
+) -> SegmentGuard:
+    """The strictest guard, for a segment none of whose customers were found (fail closed).
+
+    Every document with ``eligibility`` is left out and no audience value may be named.
+    """
+    reason = "not eligible: none of the segment's customers were found in the customer file"
+    return SegmentGuard(
+        excluded={d.document_id: reason for d in documents if d.eligibility},
+        eligible_shares={},
+        held={},
+        forbidden=tuple(values.not_held({})),
+        match_case=settings.audience_match_case,
+    )
+
+
 def _not_eligible_reason(
     documents: Sequence[Document], document_id: str, share: float, minimum: float
 ) -> str:

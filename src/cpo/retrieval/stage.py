@@ -21,7 +21,12 @@ from cpo.pipeline import RunContext, StageOutcome
 from cpo.retrieval.audience import unmatched_audiences, unmatched_warning
 from cpo.retrieval.base import Retriever
 from cpo.retrieval.content import LoadedContent, load_content
-from cpo.retrieval.eligibility import AudienceValues, SegmentGuard, build_guards
+from cpo.retrieval.eligibility import (
+    AudienceValues,
+    SegmentGuard,
+    build_guards,
+    unknown_segment_guard,
+)
 from cpo.retrieval.query import build_segment_query, population_means
 from cpo.retrieval.service import (
     SegmentRetrieval,
@@ -87,6 +92,9 @@ class RetrieveStage:
         service = ctx.config.services.services.retrieval
         profiles = read_profiles(ctx.path(PROFILES_FILE))
         guards, values = segment_guards(ctx, content)
+        for profile in profiles:
+            if profile.name not in guards:  # no customer found: fail closed
+                guards[profile.name] = unknown_segment_guard(content.documents, values, settings)
         warnings = self._audience_warnings(ctx, content, profiles)
         retriever = open_retriever(service, settings, db_path=index_path(ctx), log=ctx.log)
         try:
@@ -154,7 +162,7 @@ class RetrieveStage:
         for number, profile in enumerate(profiles, start=1):
             query = build_segment_query(profile, population, settings)
             retrieval = retrieve_segment(
-                retriever, query, settings, content.documents, guard=guards.get(profile.name)
+                retriever, query, settings, content.documents, guard=guards[profile.name]
             )
             log_retrieval(ctx.log, retrieval, self.name)
             retrievals.append(retrieval)
