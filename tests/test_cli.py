@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from cpo import __version__
 from cpo.cli import cli
+from cpo.reporting import formatting as fmt
 
 
 def cpo(
@@ -388,3 +389,116 @@ def test_read_only_folders_exit_1_with_one_message(shared_dir: Path, customers_c
     assert "permission denied" in result.stderr and "fix: " in result.stderr
     after = {p: p.read_bytes() for p in shared_dir.rglob("*") if p.is_file()}
     assert after == before
+
+
+#: Advice that only imported engagement may give (report.html and the terminal).
+DECISIONS = ("Adopt", "do not send", "Do not roll out", "Use the ")
+
+
+def _strong_effects_config(tmp_path: Path) -> Path:
+    """A config whose simulator has large, opposite effects: urgent helps, friendly hurts."""
+    folder = tmp_path / "cfg"
+    assert CliRunner().invoke(cli, ["init", str(folder)]).exit_code == 0
+    path = folder / "experiment_config.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["simulation"]["effects"] = {
+        "urgent": {"open_rate": 0.5, "click_rate": 3.0, "conversion_per_click": 0.0},
+        "informational": {"open_rate": 0.0, "click_rate": 0.0, "conversion_per_click": 0.0},
+        "friendly": {"open_rate": 0.0, "click_rate": -0.95, "conversion_per_click": 0.0},
+    }
+    data["simulation"]["segment_effects"] = {}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def simulated_and_imported(tmp_path_factory: pytest.TempPathFactory):
+    """One simulated run, then the same run resumed with that engagement imported as real."""
+    tmp = tmp_path_factory.mktemp("decisions")
+    sample = tmp / "sample"
+    made = CliRunner().invoke(
+        cli, ["sample-data", "--customers", "480", "--seed", "11", "--out", str(sample)]
+    )
+    assert made.exit_code == 0, made.output
+    config = _strong_effects_config(tmp)
+    run = tmp / "run"
+    args = ["run", "--out", str(run), "--config", str(config), "-q"]
+    args += ["--customers", str(sample / "customers.csv"), "--content", str(sample / "content")]
+    simulated = CliRunner().invoke(cli, args)
+    assert simulated.exit_code == 0, simulated.output
+    sim_html = (run / "report.html").read_text(encoding="utf-8")
+    report = json.loads((run / "engagement_report.json").read_text())
+    metrics = json.loads((run / "metrics.json").read_text())
+    measured = pd.read_csv(run / "engagement.csv").drop(columns=["engagement_source"])
+    measured.to_csv(tmp / "measured.csv", index=False)
+    imported = CliRunner().invoke(
+        cli, ["run", "--resume", str(run), "--engagement", str(tmp / "measured.csv"), "-q"]
+    )
+    assert imported.exit_code == 0, imported.output
+    return {
+        "run": run,
+        "simulated": simulated.output,
+        "sim_html": sim_html,
+        "report": report,
+        "metrics": metrics,
+        "imported": imported.output,
+        "imported_html": (run / "report.html").read_text(encoding="utf-8"),
+        "imported_metrics": json.loads((run / "metrics.json").read_text()),
+    }
+
+
+def test_simulated_run_recommends_nothing_and_shows_the_true_effect(simulated_and_imported):
+    result = simulated_and_imported
+    truth = result["report"]["model"]["true_effects"]["arms"]
+    primary = result["metrics"]["primary_metric"]
+    records = [r for r in result["metrics"]["lift_analysis"] if r["metric"] == primary]
+    assert any(r["statistical_significance"]["significant"] for r in records)  # it would decide
+    for text in (result["simulated"], result["sim_html"]):
+        for advice in DECISIONS:
+            assert advice not in text, advice
+        assert "checks the pipeline, not the customers" in text
+    for record in records:
+        true = truth[record["treatment_arm"]][primary]
+        shown = f"{fmt.pp(true['lift_absolute'])} ({fmt.rel(true['lift_relative'])})"
+        assert f"true effect is {shown}" in result["simulated"]  # the terminal
+        assert f'<td class="n true-effect">{shown}' in result["sim_html"]  # the lift table
+        assert f"estimated lift {fmt.pp(record['lift_absolute'])}" in result["simulated"]
+
+
+def test_recorded_true_effect_is_the_simulators_expected_rate_difference(simulated_and_imported):
+    from cpo.config import load_config
+    from cpo.experiment.simulate import expected_rates, true_differences
+
+    run = simulated_and_imported["run"]
+    customers = pd.read_csv(run.parent / "sample" / "customers.csv", dtype={"customer_id": str})
+    assignments = pd.read_csv(run / "assignments.csv", dtype=str, keep_default_na=False)
+    design = json.loads((run / "experiment_design.json").read_text())
+    tones = {arm["name"]: arm["tone"] for arm in design["arms"]}
+    settings = load_config(run.parent / "cfg").experiment.simulation
+    expected = true_differences(expected_rates(customers, assignments, settings, tones))
+    recorded = simulated_and_imported["report"]["model"]["true_effects"]["arms"]
+    assert set(expected["experiment_arm"]) == set(recorded)
+    for row in expected.itertuples(index=False):
+        for metric in ("open_rate", "click_rate", "conversion_rate"):
+            got = recorded[row.experiment_arm][metric]["lift_absolute"]
+            assert got == pytest.approx(getattr(row, metric), abs=1e-12)
+    urgent = next(arm for arm, tone in tones.items() if tone == "urgent")
+    friendly = next(arm for arm, tone in tones.items() if tone == "friendly")
+    assert recorded[urgent]["click_rate"]["lift_absolute"] > 0.05  # the configured +300%
+    assert recorded[friendly]["click_rate"]["lift_absolute"] < 0
+
+
+def test_imported_engagement_still_gets_a_recommendation(simulated_and_imported):
+    html = simulated_and_imported["imported_html"]
+    metrics = simulated_and_imported["imported_metrics"]
+    assert metrics["engagement_source"] != "simulated"
+    primary = [r for r in metrics["lift_analysis"] if r["metric"] == metrics["primary_metric"]]
+    significant = [r for r in primary if r["statistical_significance"]["significant"]]
+    assert any(r["lift_absolute"] > 0 for r in significant)  # the urgent arm's large lift
+    assert f"Adopt {max(significant, key=lambda r: r['lift_absolute'])['treatment_arm']}" in html
+    assert "Use the urgent variants" in html
+    if any(r["lift_absolute"] < 0 for r in significant):
+        assert "do not send it" in html
+    assert "checks the pipeline, not the customers" not in html
+    assert "True lift (simulator)" not in html
+    assert "SIMULATED engagement" not in simulated_and_imported["imported"]

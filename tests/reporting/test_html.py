@@ -65,9 +65,9 @@ def test_shown_numbers_equal_metrics_json(sim_report, report_checks) -> None:
     assert len(checked) > 150
 
 
-def test_summary_names_the_primary_result_and_respects_power(sim_report) -> None:
-    metrics = json.loads((sim_report.run_dir / "metrics.json").read_text())
-    html = (sim_report.run_dir / "report.html").read_text(encoding="utf-8")
+def test_summary_names_the_primary_result_and_respects_power(imported_report) -> None:
+    metrics = json.loads((imported_report.run_dir / "metrics.json").read_text())
+    html = (imported_report.run_dir / "report.html").read_text(encoding="utf-8")
     primary = [r for r in metrics["lift_analysis"] if r["metric"] == "click_rate"]
     best = max(primary, key=lambda r: r["lift_absolute"])
     headline = re.search(r'<p class="lead" id="headline">(.*?)</p>', html, re.S).group(1)
@@ -79,6 +79,21 @@ def test_summary_names_the_primary_result_and_respects_power(sim_report) -> None
         assert "beat control" in headline and "No arm" not in headline
     else:
         assert headline.startswith("No arm beat control")
+
+
+def test_simulated_summary_names_the_estimate_but_recommends_nothing(sim_report) -> None:
+    metrics = json.loads((sim_report.run_dir / "metrics.json").read_text())
+    html = (sim_report.run_dir / "report.html").read_text(encoding="utf-8")
+    primary = [r for r in metrics["lift_analysis"] if r["metric"] == "click_rate"]
+    best = max(primary, key=lambda r: r["lift_absolute"])
+    headline = re.search(r'<p class="lead" id="headline">(.*?)</p>', html, re.S).group(1)
+    assert headline.startswith("Pipeline check on simulated engagement, no recommendation")
+    assert best["treatment_arm"] in headline and fmt.pp(best["lift_absolute"]) in headline
+    assert "beat control" not in headline
+    recommendation = re.search(r'id="recommendation">(.*?)</ul>', html, re.S).group(1)
+    assert "checks the pipeline, not the customers" in recommendation
+    for advice in ("Adopt", "do not send", "Do not roll out", "Use the"):
+        assert advice not in html
 
 
 def test_inconclusive_summary_states_the_detectable_lift(imported_report) -> None:

@@ -13,6 +13,7 @@ from cpo.config import load_config
 from cpo.console import TerminalReporter
 from cpo.errors import RunDirError
 from cpo.pipeline import MANIFEST, RunOptions, run_pipeline
+from cpo.reporting.simulated import terminal_lines as simulated_run_lines
 from cpo.runfiles import read_json
 
 
@@ -98,6 +99,8 @@ def run_command(
         manifest = run_pipeline(out_dir, config, options, force=force, reporter=reporter)
         run_dir = out_dir
     click.echo(f"run {manifest['run_id'][:12]} {manifest['status']}: {run_dir}")
+    for line in simulated_run_lines(run_dir):
+        click.echo(line)
 
 
 def _options(

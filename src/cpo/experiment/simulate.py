@@ -207,9 +207,12 @@ def simulate_engagement(
     frame["clicked"] = clicked.astype("int8")
     frame["converted"] = converted.astype("int8")
     frame["engagement_source"] = SOURCE_SIMULATED
+    model = model_description(customers, settings, arm_tones, seed)
+    # The truth the analysis should recover; the report shows it beside each estimate.
+    model["true_effects"] = true_effects(probs)
     return SimulatedEngagement(
         frame[list(ENGAGEMENT_COLUMNS)],
-        model_description(customers, settings, arm_tones, seed),
+        model,
         simulation_warnings(assignments, arm_tones, settings),
     )
 
@@ -304,6 +307,11 @@ def expected_rates(
         customers, assignments, arm_tones or default_arm_tones(), settings
     )
     keys = ["experiment_arm", "segment"] if by_segment else ["experiment_arm"]
+    return _rates_of(probs, keys)
+
+
+def _rates_of(probs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Mean true probabilities per group of :func:`response_probabilities` rows."""
     grouped = probs.groupby(keys, sort=True)
     table = grouped.agg(
         n=("customer_id", "size"),
@@ -318,6 +326,39 @@ def expected_rates(
         table["expected_clicks"].to_numpy(), opens, out=np.full(len(table), np.nan), where=opens > 0
     )
     return table[[*keys, "n", *RATE_COLUMNS]]
+
+
+def true_effects(probs: pd.DataFrame, control: str = CONTROL_ARM) -> dict[str, Any]:
+    """The true rates and effects per arm, JSON-ready, from :func:`response_probabilities` rows.
+
+    Returns:
+        ``{"control": {metric: rate}, "arms": {arm: {metric: {"rate",
+        "lift_absolute", "lift_relative"}}}}`` for every treatment arm (relative
+        lift ``None`` when the control's rate is 0); empty without a control arm.
+    """
+    rates = _rates_of(probs, ["experiment_arm"]).set_index("experiment_arm")
+    if control not in rates.index:
+        return {}
+    base = {m: _number(rates.at[control, m]) for m in RATE_COLUMNS}
+    arms: dict[str, Any] = {}
+    for arm in rates.index.drop(control):
+        arms[str(arm)] = {}
+        for metric in RATE_COLUMNS:
+            rate, reference = _number(rates.at[arm, metric]), base[metric]
+            absolute = None if rate is None or reference is None else rate - reference
+            relative = absolute / reference if absolute is not None and reference else None
+            arms[str(arm)][metric] = {
+                "rate": rate,
+                "lift_absolute": absolute,
+                "lift_relative": relative,
+            }
+    return {"control": base, "arms": arms}
+
+
+def _number(value: Any) -> float | None:
+    """A float for JSON (``None`` for NaN)."""
+    number = float(value)
+    return None if np.isnan(number) else number
 
 
 def true_differences(rates: pd.DataFrame, control: str = CONTROL_ARM) -> pd.DataFrame:

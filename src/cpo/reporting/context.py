@@ -18,6 +18,15 @@ from cpo.experiment import stats
 from cpo.reporting import formatting as fmt
 from cpo.reporting.artifacts import RunArtifacts
 from cpo.reporting.explain import ExplainResult
+from cpo.reporting.simulated import (
+    PIPELINE_CHECK,
+    TruthCheck,
+    check_sentence,
+    coverage_sentence,
+    read_true_effects,
+    true_effect_text,
+    truth_checks,
+)
 
 CONTROL_ARM = "control"
 HOLDOUT_ARM = "holdout"
@@ -205,6 +214,8 @@ def executive_summary(art: RunArtifacts) -> dict[str, Any]:
         for r in records
         if significance(r).get("significant") and (r.get("lift_absolute") or 0) < 0
     ]
+    if is_simulated(art):
+        return _simulated_summary(art, metric, best)
     return {
         "metric": metric,
         "best": _best_block(art, best, metric) if best else None,
@@ -214,6 +225,86 @@ def executive_summary(art: RunArtifacts) -> dict[str, Any]:
         "cautions": _cautions(art),
         "key_numbers": key_numbers(art),
     }
+
+
+def _simulated_summary(
+    art: RunArtifacts, metric: str, best: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Simulated data never decides: no winner, no adopt/avoid advice, the truth beside it."""
+    truth = {c.arm: c for c in simulation_truth(art, metric)}
+    block = _best_block(art, best, metric) if best else None
+    if block is not None and best is not None:
+        block["true_effect"] = _truth_cell(truth.get(best["treatment_arm"]))
+    return {
+        "metric": metric,
+        "best": block,
+        "verdict": "simulated",
+        "headline": _simulated_headline(art, metric, best, truth),
+        "recommendation": _simulated_recommendation(art, metric),
+        "cautions": _cautions(art),
+        "key_numbers": key_numbers(art),
+    }
+
+
+def simulation_truth(art: RunArtifacts, metric: str) -> list[TruthCheck]:
+    """Each arm's estimate of ``metric`` beside the simulator's true effect (simulated runs)."""
+    if not is_simulated(art):
+        return []
+    return truth_checks(art.metrics, read_true_effects(art.run_dir), metric)
+
+
+def _truth_cell(check: TruthCheck | None) -> dict[str, Any] | None:
+    """The true effect as shown in a table: text, and whether the interval contains it."""
+    if check is None or check.true_effect is None:
+        return None
+    return {"text": true_effect_text(check), "covered": check.covered}
+
+
+def _simulated_headline(
+    art: RunArtifacts, metric: str, best: dict[str, Any] | None, truth: dict[str, TruthCheck]
+) -> str:
+    """The headline of a simulated run: what the analysis estimated, beside the truth."""
+    label = fmt.metric_label(metric).lower()
+    if best is None:
+        return f"Pipeline check on simulated engagement: no arm could be compared on {label}."
+    arm = best["treatment_arm"]
+    sig = significance(best)
+    lower, upper = interval_of(sig.get("confidence_interval"))
+    check = truth.get(arm)
+    true_text = (
+        f"; the simulator's true effect is {true_effect_text(check)}"
+        if check and check.true_effect is not None
+        else ""
+    )
+    return (
+        f"Pipeline check on simulated engagement, no recommendation: the largest estimated "
+        f"lift in {label} is {arm} ({arm_tone(art, arm)}) with {fmt.pp(best.get('lift_absolute'))} "
+        f"({fmt.pct(confidence(art), 0)} CI {fmt.interval(lower, upper, 'pp')}; "
+        f"{_adjustment_name(sig.get('adjustment'))}-adjusted p = "
+        f"{fmt.pval(sig.get('p_value_adjusted'))}){true_text}."
+    )
+
+
+def _simulated_recommendation(art: RunArtifacts, metric: str) -> list[str]:
+    """In place of a recommendation: what a simulated run checks, and estimate against truth."""
+    lines = [PIPELINE_CHECK]
+    if _srm_mismatch(art):
+        lines.append(
+            "The arm sizes do not match the design (sample-ratio mismatch, see Data quality): "
+            "the pipeline has a problem to find before any real send."
+        )
+    checks = simulation_truth(art, metric)
+    if checks and all(c.true_effect is None for c in checks):
+        lines.append(
+            "The simulator's true effects are not recorded in engagement_report.json (a run "
+            "from an earlier cpo): rerun it to compare the estimates with them."
+        )
+        return lines
+    lines += [check_sentence(c, arm_tone(art, c.arm)) for c in checks]
+    coverage = coverage_sentence(checks, confidence(art))
+    if coverage:
+        lines.append(coverage)
+    return lines
 
 
 def _best_block(art: RunArtifacts, record: dict[str, Any], metric: str) -> dict[str, Any]:
@@ -339,12 +430,6 @@ def _recommendation(
         lines.append(
             f"{record['treatment_arm']} ({arm_tone(art, record['treatment_arm'])}) did "
             f"significantly worse than control on {label}; do not send it."
-        )
-    if is_simulated(art):
-        lines.append(
-            "The engagement in this run is simulated: these numbers show how the experiment "
-            "will be analysed, not how customers behave. Import real engagement "
-            "(`cpo run --engagement FILE` or `cpo analyze`) before deciding anything."
         )
     return lines
 
@@ -712,12 +797,22 @@ def results_section(art: RunArtifacts) -> dict[str, Any]:
                 "metric": m,
                 "label": fmt.metric_label(m),
                 "primary": m == primary_metric(art),
-                "rows": lift_rows(art, art.metrics, m),
+                "rows": _with_truth(art, lift_rows(art, art.metrics, m), m),
             }
             for m in metrics
         ],
         "stratified": stratified_rows(art),
+        # Simulated runs show the simulator's true effect beside each estimate.
+        "truth": is_simulated(art),
     }
+
+
+def _with_truth(art: RunArtifacts, rows: list[dict[str, Any]], metric: str) -> list[dict]:
+    """Add each arm's true effect (``None`` when not simulated or not recorded)."""
+    truth = {c.arm: c for c in simulation_truth(art, metric)}
+    for row in rows:
+        row["true_effect"] = _truth_cell(truth.get(row["arm"]))
+    return rows
 
 
 def stratified_rows(art: RunArtifacts) -> list[dict[str, Any]]:

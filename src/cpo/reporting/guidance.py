@@ -146,12 +146,15 @@ def _next_steps(
 ) -> list[str]:
     steps = []
     label = fmt.metric_label(metric).lower()
-    if is_simulated(art):
+    simulated = is_simulated(art)
+    if simulated:
+        # Simulated data never decides: no arm is adopted or avoided on it.
         steps.append(
-            "Send for real and import the engagement (`cpo analyze FILE` or `cpo run --engagement "
-            "FILE`): simulated engagement cannot support a decision."
+            "Send for real and import the engagement (`cpo run --engagement FILE` or `cpo "
+            "analyze FILE`): this run checked the pipeline, not the customers, so it names no "
+            "message to adopt or avoid."
         )
-    if winners:
+    if winners and not simulated:
         top = best_record(winners)
         steps.append(
             f"Adopt {top['treatment_arm']} for the next send and keep a control group (e.g. 10%) "
