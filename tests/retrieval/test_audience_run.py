@@ -302,3 +302,20 @@ def test_a_control_message_naming_a_tier_goes_to_review(tmp_path: Path, through_
         "audience mention: names Premier, not held by every customer of all customers "
         "(the control goes to everyone)" in decision["reasons"]
     )
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (
+            {"audience_columns": ["plan"]},
+            "key 'content.audience_columns' names column 'plan', which the customer data",
+        ),
+        ({"min_eligible_share": 0}, "content.min_eligible_share"),
+    ],
+)
+def test_bad_audience_settings_fail_with_one_clear_error(tmp_path: Path, content, expected):
+    result, _ = cpo_run(tmp_path, "bad", content)
+    assert result.exit_code == 1
+    assert expected in result.output
+    assert "Traceback" not in result.output

@@ -26,7 +26,7 @@ import pandas as pd
 import yaml
 from pydantic import ValidationError
 
-from cpo.errors import DataValidationError
+from cpo.errors import ConfigError, DataValidationError
 from cpo.segmentation.settings import Condition
 
 if TYPE_CHECKING:
@@ -180,7 +180,7 @@ def audience_values(
     columnar: a segment x value count table per column (one bincount).
 
     Raises:
-        DataValidationError: a configured column is not in the customer data.
+        ConfigError: a configured column is not in the customer data.
     """
     codes, names = segment_codes(segment)
     values: dict[str, list[str]] = {}
@@ -188,7 +188,7 @@ def audience_values(
     everyone: dict[str, str | None] = {}
     for column in columns:
         if column not in customers.columns:
-            raise DataValidationError(
+            raise ConfigError(
                 f"experiment_config.yaml: key 'content.audience_columns' names column "
                 f"'{column}', which the customer data does not have",
                 hint=f"use some of: {', '.join(map(str, customers.columns))}, or []",
