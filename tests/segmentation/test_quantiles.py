@@ -196,6 +196,8 @@ def test_quantile_of_a_text_column_is_one_error_naming_the_key(tmp_path: Path):
         ({"percentile": 75}, ">=", "must be a quantile threshold: {quantile: q}"),
         ([{"quantile": 0.2}, {"quantile": 7}], "between", "element 1: quantile must be"),
         ([{"quantile": 0.5}], "in", "a quantile threshold needs <, <=, >, >= or between"),
+        (None, ">=", "expected a number, text, a list or {quantile: q}"),
+        ([1, [2]], "between", "element 1: expected a number, text or {quantile: q}"),
     ],
 )
 def test_bad_quantile_in_the_config_names_the_key_path(tmp_path: Path, value, op, expected):
@@ -205,7 +207,7 @@ def test_bad_quantile_in_the_config_names_the_key_path(tmp_path: Path, value, op
     config = write_config(tmp_path, edit)
     result = segment_cli(tmp_path, generate_customers(50, seed=2), config)
     assert result.exit_code == 1
-    assert "experiment_config.yaml" in result.output
+    assert "experiment_config.yaml: invalid configuration (1 problem(s))" in result.output
     assert "key 'segmentation.rules.1.conditions.0" in result.output
     assert expected in result.output and "Traceback" not in result.output
 

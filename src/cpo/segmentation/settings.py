@@ -67,15 +67,10 @@ class RuleCondition(Condition):
     @field_validator("value", mode="before")
     @classmethod
     def _parse_quantiles(cls, value: object) -> object:
-        """Turn ``{quantile: q}`` mappings into :class:`Quantile` with one clear error."""
-        if isinstance(value, dict):
-            return _parse_quantile(value, "")
+        """Turn ``{quantile: q}`` mappings into :class:`Quantile`; one clear error otherwise."""
         if isinstance(value, list):
-            return [
-                _parse_quantile(item, f"element {i}: ") if isinstance(item, dict) else item
-                for i, item in enumerate(value)
-            ]
-        return value
+            return [_parse_item(item, f"element {i}: ") for i, item in enumerate(value)]
+        return _parse_item(value, "")
 
     @model_validator(mode="after")
     def _quantiles_fit_operator(self) -> RuleCondition:
@@ -90,6 +85,16 @@ class RuleCondition(Condition):
         if not all(_is_threshold(v) for v in items):
             raise ValueError("operator 'between' needs numbers or quantiles, e.g. [10, 50]")
         return self
+
+
+def _parse_item(value: object, where: str) -> object:
+    """A scalar as is, a mapping as a :class:`Quantile`; anything else is a ValueError."""
+    if isinstance(value, dict):
+        return _parse_quantile(value, where)
+    if not isinstance(value, (str, int, float, bool)):
+        kinds = "a number, text or" if where else "a number, text, a list or"
+        raise ValueError(f"{where}expected {kinds} {QUANTILE_FORM}")
+    return value
 
 
 def _parse_quantile(value: object, where: str) -> Quantile:
