@@ -379,3 +379,16 @@ def test_report_reads_the_columns_the_way_the_run_did(tmp_path: Path, suffix: st
     assert list(columns.columns) == ["customer_id", "age", "location", "avg_order_value"]
     assert columns["customer_id"].iloc[3] == "00003" and columns["location"].iloc[1] == "Zürich"
     assert columns["age"].dtype.kind == "i" and columns["avg_order_value"].iloc[1] == 8.75
+
+
+def test_decimal_commas_are_named_as_such(tmp_path: Path):
+    path = tmp_path / "excel_de.csv"
+    frame = bakery_frame()
+    frame.loc[2, "avg_order_value"] = "12,50"
+    frame.loc[5, "avg_order_value"] = "zwölf"
+    frame.to_csv(path, index=False, sep=";")
+    with pytest.raises(DataValidationError) as info:
+        load_customers(path)
+    message = str(info.value)
+    assert "column 'avg_order_value': decimal comma" in message and "line 4" in message
+    assert "column 'avg_order_value': not a number in 1 row(s): line 7" in message

@@ -47,6 +47,8 @@ NUMERIC_RANGES: dict[str, tuple[float | None, float | None]] = {
 }
 INTEGER_COLUMNS = ("age", "last_engagement_days")
 REQUIRED_COLUMNS = (*REQUIRED_TEXT_COLUMNS, *NUMERIC_RANGES)
+#: A number written with a decimal comma (European spreadsheet exports).
+DECIMAL_COMMA = r"-?\d+,\d+"
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 MAX_EXAMPLES = 5
 
@@ -218,10 +220,18 @@ def _numeric_problems(
     values = pd.to_numeric(stripped, errors="coerce").to_numpy(dtype=float)
     missing = (stripped.str.lower().isin(["", "nan", "na", "null", "none"])).to_numpy()
     not_number = np.isnan(values) & ~missing
+    decimal_comma = not_number & stripped.str.fullmatch(DECIMAL_COMMA).to_numpy(dtype=bool)
     finite = np.isfinite(values)
     problems = [
         _Problem(column, "missing value", missing),
-        _Problem(column, "not a number", not_number | (~finite & ~np.isnan(values))),
+        _Problem(
+            column,
+            "not a number",
+            (not_number & ~decimal_comma) | (~finite & ~np.isnan(values)),
+        ),
+        _Problem(
+            column, "decimal comma: write numbers with a point (12.5, not 12,5)", decimal_comma
+        ),
     ]
     if column in INTEGER_COLUMNS:
         fractional = finite & (np.floor(values) != values)
