@@ -157,6 +157,9 @@ def run_case(case: str, size: int) -> dict[str, object]:
     from cpo.experiment.assignment import assign
     from cpo.experiment.engagement import import_engagement
     from cpo.experiment.sends import build_send_list, write_send_list
+    from cpo.safety.local import LocalSafetyAnalyzer
+    from cpo.safety.merge import MergeScreener
+    from cpo.safety.settings import SafetyPolicySettings
 
     customers = make_customers(size)
     method = "hash" if case == "hash" else "stratified_block"
@@ -171,7 +174,9 @@ def run_case(case: str, size: int) -> dict[str, object]:
     elif case == "sends":
         assignments = assign(customers, design)
         started = time.perf_counter()
-        frame = build_send_list(assignments, customers, variants).frame
+        # the real merge screen: each of the ~5,000 distinct names is screened once
+        screen = MergeScreener(LocalSafetyAnalyzer(), SafetyPolicySettings())
+        frame = build_send_list(assignments, customers, variants, screen=screen).frame
         with tempfile.TemporaryDirectory() as folder:
             write_send_list(Path(folder) / "sends.csv", frame)
             size_mb = (Path(folder) / "sends.csv").stat().st_size / 1e6

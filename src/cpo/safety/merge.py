@@ -136,8 +136,11 @@ class MergeScreener:
         if not values:
             return []
         workers = max(1, min(self.concurrency, len(values)))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            screened = list(pool.map(lambda v: analyze_safely(self.analyzer, v), values))
+        if workers == 1:  # the local backend: threads would only add overhead
+            screened = [analyze_safely(self.analyzer, value) for value in values]
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                screened = list(pool.map(lambda v: analyze_safely(self.analyzer, v), values))
         return [
             self.reasons(value, result.scores, result.error)
             for value, result in zip(values, screened, strict=True)
