@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 import click
+import nbformat
 import pandas as pd
 import pytest
 import yaml
@@ -368,6 +369,8 @@ READ_ONLY_CASES = {
     "run --force --out ro-run": ["run", "--force", "--out", "ro-run"],
     "audit export --csv ro/x.csv": ["audit", "export", "ro-run", "--csv", "ro/x.csv"],
     "segment --out ro/x.csv": ["segment", "customers.csv", "--out", "ro/x.csv"],
+    "report ro-run": ["report", "ro-run", "--no-pdf", "--no-notebook"],
+    "approve ro-run": ["approve", "ro-run", "--by", "Dana Reviewer"],
 }
 
 
@@ -427,6 +430,7 @@ def simulated_and_imported(tmp_path_factory: pytest.TempPathFactory):
     simulated = CliRunner().invoke(cli, args)
     assert simulated.exit_code == 0, simulated.output
     sim_html = (run / "report.html").read_text(encoding="utf-8")
+    sim_notebook = nbformat.read(run / "report.ipynb", as_version=4)
     report = json.loads((run / "engagement_report.json").read_text())
     metrics = json.loads((run / "metrics.json").read_text())
     measured = pd.read_csv(run / "engagement.csv").drop(columns=["engagement_source"])
@@ -439,6 +443,7 @@ def simulated_and_imported(tmp_path_factory: pytest.TempPathFactory):
         "run": run,
         "simulated": simulated.output,
         "sim_html": sim_html,
+        "sim_notebook": sim_notebook,
         "report": report,
         "metrics": metrics,
         "imported": imported.output,
@@ -463,6 +468,10 @@ def test_simulated_run_recommends_nothing_and_shows_the_true_effect(simulated_an
         assert f"true effect is {shown}" in result["simulated"]  # the terminal
         assert f'<td class="n true-effect">{shown}' in result["sim_html"]  # the lift table
         assert f"estimated lift {fmt.pp(record['lift_absolute'])}" in result["simulated"]
+    cell = next(c for c in result["sim_notebook"].cells if "interval_contains_truth" in c.source)
+    table = cell.outputs[0]["data"]["text/plain"]
+    assert "true_lift" in table and "interval_contains_truth" in table
+    assert not [o for o in cell.outputs if o.output_type == "error"]
 
 
 def test_recorded_true_effect_is_the_simulators_expected_rate_difference(simulated_and_imported):

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from cpo.cli import cli, common_options
+from cpo.outpaths import check_writable
 from cpo.safety.approval import approve_run, pending_review, sendable_variants
 
 
@@ -44,6 +45,8 @@ def approve_command(
         return
     if not by:
         raise click.UsageError("--by NAME is required to approve or reject")
+    if run_dir.is_dir():
+        check_writable(run_dir, "record decisions in the run folder")
     result = approve_run(run_dir, by=by, reject=reject, note=note)
     if result.approved:
         click.echo(f"approved by {by}: {', '.join(result.approved)}")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from cpo.outpaths import output_dir, output_file
+from cpo.outpaths import check_writable, output_dir, output_file
 
 PathCallback = Callable[[click.Context, click.Parameter, Path | None], Path | None]
 
@@ -41,6 +41,23 @@ def output_file_path(what: str, *, writable: bool = True) -> PathCallback:
     def check(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
         if value is not None and not ctx.resilient_parsing:
             output_file(value, what, create=False, writable=writable)
+        return value
+
+    return check
+
+
+def writable_run_folder(action: str) -> PathCallback:
+    """A callback checking that an existing run folder can be written.
+
+    A missing folder is left to the command's own "no such run folder" error.
+
+    Args:
+        action: What could not be done, e.g. ``"write the reports into the run folder"``.
+    """
+
+    def check(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+        if value is not None and not ctx.resilient_parsing and value.is_dir():
+            check_writable(value, action)
         return value
 
     return check

@@ -7,10 +7,15 @@ from pathlib import Path
 import click
 
 from cpo.cli import cli, common_options
+from cpo.commands.output_paths import writable_run_folder
 
 
 @cli.command("report")
-@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument(
+    "run_dir",
+    type=click.Path(path_type=Path),
+    callback=writable_run_folder("write the reports into the run folder"),
+)
 @click.option("--no-pdf", is_flag=True, help="Skip report.pdf.")
 @click.option("--no-notebook", is_flag=True, help="Skip building and executing report.ipynb.")
 @common_options

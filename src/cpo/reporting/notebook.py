@@ -112,6 +112,28 @@ lift_table = lifts[[c for c in columns if c in lifts.columns]].rename(columns=co
 lift_table
 """
 
+_TRUTH = """\
+# Simulated run: it checks the pipeline, not the customers, and supports no decision.
+# The simulator's true effect (engagement_report.json, model.true_effects) beside each estimate.
+path = RUN / "engagement_report.json"
+report = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+truth = (report.get("model") or {}).get("true_effects") or {}
+true_rows = pd.DataFrame(
+    [
+        {"arm": arm, "metric": metric, "true_lift": values["lift_absolute"]}
+        for arm, by_metric in (truth.get("arms") or {}).items()
+        for metric, values in by_metric.items()
+    ],
+    columns=["arm", "metric", "true_lift"],
+)
+truth_check = lift_table.merge(true_rows, on=["arm", "metric"], how="left")
+truth_check["interval_contains_truth"] = truth_check["ci_lower"].le(
+    truth_check["true_lift"]
+) & truth_check["ci_upper"].ge(truth_check["true_lift"])
+shown = ["arm", "metric", "lift", "ci_lower", "ci_upper", "true_lift", "interval_contains_truth"]
+truth_check[shown]
+"""
+
 _LIFT_CHART = """\
 def plot_lifts(ax, rows, title):
     \"\"\"Lift per arm (percentage points) with its interval bars on one axis.\"\"\"
@@ -260,6 +282,19 @@ if customers is not None:
 """
 
 
+def _truth_cells() -> list[nbformat.NotebookNode]:
+    """A simulated run's check: estimates against the simulator's true effects."""
+    return [
+        new_markdown_cell(
+            "### Estimates against the simulator's truth\n\nThe engagement was simulated, so "
+            "this run checks the pipeline, not the customers: it names no message to adopt or "
+            "avoid. Each estimate's interval should contain the true effect about as often as "
+            "its confidence level says."
+        ),
+        new_code_cell(_TRUTH),
+    ]
+
+
 def build_notebook(run_id: str, simulated: bool) -> nbformat.NotebookNode:
     """The report notebook (not yet executed)."""
     banner = (
@@ -283,6 +318,7 @@ def build_notebook(run_id: str, simulated: bool) -> nbformat.NotebookNode:
             "adjusted by Holm (primary metric) or Benjamini–Hochberg (secondary)."
         ),
         new_code_cell(_LIFTS),
+        *(_truth_cells() if simulated else []),
         new_code_cell(_LIFT_CHART),
         new_markdown_cell("## Segment breakdown (exploratory)"),
         new_code_cell(_SEGMENTS),
