@@ -220,7 +220,11 @@ def _numeric_problems(
     values = pd.to_numeric(stripped, errors="coerce").to_numpy(dtype=float)
     missing = (stripped.str.lower().isin(["", "nan", "na", "null", "none"])).to_numpy()
     not_number = np.isnan(values) & ~missing
-    decimal_comma = not_number & stripped.str.fullmatch(DECIMAL_COMMA).to_numpy(dtype=bool)
+    decimal_comma = np.zeros_like(not_number)
+    if not_number.any():  # the pattern runs on the bad cells only
+        decimal_comma[not_number] = (
+            stripped[not_number].str.fullmatch(DECIMAL_COMMA).to_numpy(dtype=bool)
+        )
     finite = np.isfinite(values)
     problems = [
         _Problem(column, "missing value", missing),
