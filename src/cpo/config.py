@@ -30,8 +30,8 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from cpo.brand import BrandSettings, apply_brand
-from cpo.customer_settings import CustomerSettings
 from cpo.configcheck import check_config
+from cpo.customer_settings import CustomerSettings
 from cpo.errors import ConfigError
 from cpo.experiment.analysis_settings import AnalysisSettings
 from cpo.experiment.settings import ExperimentSettings, SimulationSettings
