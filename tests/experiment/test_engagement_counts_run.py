@@ -13,7 +13,9 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 
+from cpo.cli import cli
 from cpo.errors import StageError
 from cpo.experiment.analysis_stage import AnalyzeStage
 from cpo.experiment.stages import AssignStage, EngageStage
@@ -149,3 +151,18 @@ def test_report_on_a_counts_run(counts_run):
     recount = next(c for c in notebook.cells if "engagement_counts.csv" in c.source)
     text = "".join(str(o.get("data", {}).get("text/plain", "")) for o in recount.outputs)
     assert "True" in text and "False" not in text  # every arm's recount matches metrics.json
+
+
+@pytest.mark.slow
+def test_cpo_analyze_on_a_counts_run(counts_run):
+    run, _, _ = counts_run
+    empty = CliRunner().invoke(cli, ["analyze", str(run / "engagement.csv")])
+    assert empty.exit_code == 1
+    assert "imported as counts per arm" in empty.output
+    assert f"cpo analyze {run / 'engagement_counts.csv'}" in empty.output
+    counts = CliRunner().invoke(cli, ["analyze", str(run / "engagement_counts.csv"), "--json"])
+    assert counts.exit_code == 0, counts.output
+    stage = json.loads((run / "metrics.json").read_text())
+    from_cli = json.loads(counts.output)
+    for key in ("arms", "lift_analysis", "srm", "segment_breakdown"):
+        assert from_cli[key] == stage[key], key

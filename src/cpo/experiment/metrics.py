@@ -25,7 +25,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from cpo.errors import ConfigError, DataValidationError
-from cpo.experiment.aggregate import aggregate_file, aggregate_records
+from cpo.experiment.aggregate import SufficientStatistics, aggregate_file, aggregate_records
 from cpo.experiment.analysis import AnalysisPlan, analyze, plan_from_design
 from cpo.experiment.analysis_settings import AnalysisSettings
 from cpo.experiment.original_config import Translation, translate
@@ -112,7 +112,9 @@ def analyze_file(
     if is_counts_file(path):
         return _analyze_counts(Path(path), plan, config_warnings, assignment_rows, design_data)
     if assignment_rows is None:
-        return analyze(aggregate_file(path), plan, extra_warnings=config_warnings)
+        statistics = aggregate_file(path)
+        _refuse_empty_counts_run(Path(path), statistics)
+        return analyze(statistics, plan, extra_warnings=config_warnings)
     imported = import_engagement(Path(path), assignment_rows)
     return analyze(
         aggregate_records(imported.frame, source=str(path)),
@@ -120,6 +122,18 @@ def analyze_file(
         engagement_source=imported.source,
         extra_warnings=[*imported.warnings, *config_warnings],
     )
+
+
+def _refuse_empty_counts_run(path: Path, statistics: SufficientStatistics) -> None:
+    """A run's engagement.csv has no rows after a counts import: point at the counts."""
+    from cpo.experiment.engagement import ENGAGEMENT_COUNTS_FILE
+
+    counts = path.parent / ENGAGEMENT_COUNTS_FILE
+    if statistics.records == 0 and counts.is_file():
+        raise DataValidationError(
+            f"{path}: has no rows: this run's engagement was imported as counts per arm",
+            hint=f"analyse the counts: `cpo analyze {counts}`",
+        )
 
 
 def _analyze_counts(
