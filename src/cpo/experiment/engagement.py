@@ -205,14 +205,21 @@ def peek_columns(path: Path | str) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise DataValidationError(f"{path}: engagement file not found")
+    if path.stat().st_size == 0:
+        raise DataValidationError(f"{path}: the engagement file is empty")
     try:
         if path.suffix.lower() == ".parquet":
             names = pq.read_schema(path).names
         else:
             names = list(pd.read_csv(path, nrows=0, skipinitialspace=True).columns)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataValidationError(f"{path}: cannot be read: {exc}") from None
-    except (OSError, ValueError, pa.ArrowException) as exc:
+    except (
+        pd.errors.ParserError,
+        UnicodeDecodeError,
+        OSError,
+        ValueError,
+        pa.ArrowException,
+    ) as exc:
+        # EmptyDataError is a ValueError.
         raise DataValidationError(f"{path}: cannot be read: {exc}") from None
     return [str(c).strip().lower() for c in names]
 
