@@ -69,14 +69,14 @@ def test_the_threat_is_withheld_everywhere_and_recorded_without_its_value(hostil
     assert manifest["experiment"]["withheld"]["customers"] == 1
     for name in ("withheld.csv", "safety_audit.jsonl", "safety_audit.csv", "manifest.json"):
         text = (hostile_run / name).read_text(encoding="utf-8")
-        assert "kill" not in text and "4111" not in text and "phish" not in text, name
+        assert "kill you" not in text and "4111 1111" not in text and "phish." not in text, name
     entries = [json.loads(x) for x in (hostile_run / "safety_audit.jsonl").read_text().splitlines()]
     merge = [e for e in entries if e["kind"] == "merge_withheld"]
     assert len(merge) == 1 and merge[0]["customers"] == 1 and len(merge[0]["content_sha256"]) == 64
     verified = cpo("audit", "verify", hostile_run)  # the manifest's audit head kept in step
     assert verified.exit_code == 0, verified.output
     report = (hostile_run / "report.html").read_text(encoding="utf-8")
-    assert 'id="withheld-recipients"' in report and "kill" not in report
+    assert 'id="withheld-recipients"' in report and "kill you" not in report
 
 
 def test_customers_receive_clean_escaped_copy(hostile_run):
