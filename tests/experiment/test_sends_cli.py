@@ -132,3 +132,23 @@ def test_escaped_ids_round_trip_through_the_analysis(hostile_run):
     assert set(engagement["customer_id"]) == set(recipients)
     metrics = json.loads((hostile_run / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["total_customers"] == len(recipients)
+
+
+def test_resume_keeps_the_send_list_and_records_the_merge_screening_once(tmp_path):
+    from cpo.config import load_config
+    from cpo.pipeline import default_stages, run_pipeline
+
+    stages = default_stages()
+    through_assign = stages[: [s.name for s in stages].index("assign") + 1]
+    run_dir = tmp_path / "run"
+    run_pipeline(run_dir, load_config(), stages=through_assign)
+    before = (run_dir / "sends.csv").read_bytes()
+    manifest = run_pipeline(run_dir, resume=True, stages=through_assign)
+    assert manifest["stages"]["assign"]["status"] == "completed"
+    assert (run_dir / "sends.csv").read_bytes() == before
+    audit = (run_dir / "safety_audit.jsonl").read_text(encoding="utf-8").splitlines()
+    kinds = [json.loads(line)["kind"] for line in audit]
+    assert kinds.count("merge_screening") == 1  # the assign stage was skipped, not rerun
+    log = (run_dir / "logs" / "system.log").read_text(encoding="utf-8")
+    assert '"stage": "assign", "event": "stage_skipped"' in log.replace('":"', '": "')
+    assert cpo("audit", "verify", run_dir).exit_code == 0
