@@ -260,3 +260,19 @@ def test_run_folder_under_a_file_is_one_clear_error(tmp_path: Path, resume: bool
     with pytest.raises((OutputPathError, RunDirError), match="is a file"):
         segment_only(blocker)
     assert blocker.read_text() == "a file"
+
+
+def test_approve_waits_for_the_run_that_holds_the_folder(tmp_path: Path):
+    """`cpo approve` takes the same lock, so the refusal names the running process."""
+    from click.testing import CliRunner
+
+    from cpo.cli import cli
+
+    run = tmp_path / "run"
+    before = _earlier_run(run)
+    with run_dir_lock(run):
+        result = CliRunner().invoke(cli, ["approve", str(run), "--by", "Dana Reviewer"])
+    assert result.exit_code == 1, result.output
+    assert f"in use by process {os.getpid()}" in result.output
+    assert "wait until `cpo run` has stopped, then approve" in result.output
+    assert _snapshot(run) == before

@@ -285,12 +285,17 @@ def run_pipeline(
 
 
 @contextmanager
-def run_dir_lock(run_dir: Path | str) -> Iterator[None]:
+def run_dir_lock(run_dir: Path | str, busy_hint: str | None = None) -> Iterator[None]:
     """Hold the run folder's lock (``.cpo.lock``) while the body runs.
 
     Every cpo process that changes a run folder takes this lock first; the
     holder's pid is written into the lock file (and cleared on release) so a
     process that is refused can say who holds it.
+
+    Args:
+        run_dir: The run folder (it must exist).
+        busy_hint: The fix shown when another process holds the lock
+            (default: wait, or choose another ``--out`` folder).
 
     Raises:
         RunDirError: another process holds the lock; nothing in the folder was changed.
@@ -302,7 +307,7 @@ def run_dir_lock(run_dir: Path | str) -> Iterator[None]:
     try:
         lock.acquire()
     except Timeout:
-        raise _busy_error(run_dir) from None
+        raise _busy_error(run_dir, busy_hint) from None
     except OSError as exc:
         raise os_error(run_dir, exc, "lock the run folder") from None
     try:
@@ -328,7 +333,7 @@ def lock_holder(run_dir: Path | str) -> dict[str, Any] | None:
     return holder if isinstance(holder, dict) and "pid" in holder else None
 
 
-def _busy_error(run_dir: Path) -> RunDirError:
+def _busy_error(run_dir: Path, hint: str | None) -> RunDirError:
     holder = lock_holder(run_dir)
     who = (
         f"process {holder['pid']} (since {holder.get('since', 'unknown')})"
@@ -337,7 +342,7 @@ def _busy_error(run_dir: Path) -> RunDirError:
     )
     return RunDirError(
         f"{run_dir}: run folder is in use by {who}; nothing in it was changed",
-        hint="wait for that run to finish, or choose another --out folder",
+        hint=hint or "wait for that run to finish, or choose another --out folder",
     )
 
 

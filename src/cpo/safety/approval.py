@@ -27,9 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
-
 from cpo.errors import AuditError, RunDirError
+from cpo.pipeline import run_dir_lock
 from cpo.runfiles import read_json, write_json
 from cpo.safety.audit import (
     AUDIT_CSV,
@@ -46,7 +45,6 @@ from cpo.safety.audit import (
 from cpo.safety.policy import content_sha256
 
 MANIFEST = "manifest.json"
-RUN_LOCK = ".cpo.lock"
 SENDABLE_STATUSES = frozenset({"pass", "approved"})
 FINAL_STATUSES = ("pass", "approved", "review-pending", "rejected", "block")
 
@@ -259,14 +257,9 @@ def approve_run(
         raise RunDirError("an approval needs a name", hint="pass --by 'Full Name'")
     if not (run_dir / MANIFEST).is_file():
         raise RunDirError(f"{run_dir}: no {MANIFEST} here", hint="pass the folder of a `cpo run`")
-    try:
-        with FileLock(str(run_dir / RUN_LOCK), timeout=0):
-            return _approve_locked(run_dir, by.strip(), list(dict.fromkeys(reject)), note)
-    except Timeout:
-        raise RunDirError(
-            f"{run_dir}: a cpo process is using this run folder",
-            hint="wait until `cpo run` has stopped, then approve",
-        ) from None
+    # The pipeline's lock: a running `cpo run` (or another approval) is named by its pid.
+    with run_dir_lock(run_dir, busy_hint="wait until `cpo run` has stopped, then approve"):
+        return _approve_locked(run_dir, by.strip(), list(dict.fromkeys(reject)), note)
 
 
 def _approve_locked(run_dir: Path, by: str, reject: list[str], note: str) -> ApprovalResult:
