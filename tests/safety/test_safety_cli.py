@@ -100,9 +100,19 @@ def test_screen_file(tmp_path, config_dir, kit):
 
 
 def test_screen_with_the_default_local_backend():
-    result = cpo("screen", "--text", "Our killer deal ends Sunday.", "--json")
+    # "killer deal" is a marketing idiom, not a threat.
+    result = cpo("screen", "--text", "Our killer deal ends 31 December 2027.", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["status"] == "pass"
+
+
+def test_screen_sends_an_undated_deadline_to_review():
+    # A relative-time claim with no date ("ends Sunday") cannot be checked: review.
+    result = cpo("screen", "--text", "Our killer deal ends Sunday.", "--json")
+    assert result.exit_code == 2, result.output
+    payload = json.loads(result.output)
+    assert payload["status"] == "review"
+    assert any("relative time" in reason for reason in payload["reasons"])
 
 
 def test_screen_needs_exactly_one_input(config_dir):
