@@ -161,10 +161,32 @@ def test_documents_reach_only_their_segments_and_aliases_are_boosted(kayak_index
         ("Gold-tier and silver members alike.", ["Gold", "Silver"]),
         ("Golden hour hikes and marigold seeds.", []),
         ("Nothing about tiers.", []),
+        ("Silver and Gold members save more.", ["Gold", "Silver"]),
+        ("The gold standard in tents.", []),
+        ("Silver linings ahead.", []),
     ],
 )
 def test_find_mentions_any_case_letters_only_boundaries(text: str, found: list[str]):
     assert find_mentions(text, ["Gold", "Silver"]) == found
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("Orders over $50 ship free.", []),
+        ("Free shipping on every order.", []),
+        ("Free returns within 30 days.", []),
+        ("Start a free trial today.", []),
+        ("Free plan users get two seats.", ["Free"]),
+        ("Upgrade from the Free tier to Pro.", ["Free", "Pro"]),
+        ("Teams on the free plan keep their data.", ["Free"]),
+        ("We are pro-active about security.", []),
+        ("FREE tier limits apply.", ["Free"]),
+    ],
+)
+def test_tier_values_that_are_ordinary_words(text: str, found: list[str]):
+    # A SaaS export's tiers (Free/Pro/Business): "free" in copy is rarely the tier.
+    assert find_mentions(text, ["Free", "Pro", "Business"]) == found
 
 
 def test_find_mentions_can_match_case():

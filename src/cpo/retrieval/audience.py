@@ -109,14 +109,62 @@ def mention_pattern(values: tuple[str, ...], match_case: bool) -> re.Pattern[str
     return re.compile(rf"(?<![^\W\d_])(?:{body})(?![^\W\d_])", 0 if match_case else re.I)
 
 
+#: Words that make a sentence-initial value a tier ("Free plan", "Gold members").
+TIER_NOUNS = frozenset(
+    "tier tiers plan plans member members membership memberships level levels status "
+    "customer customers account accounts subscriber subscribers subscription "
+    "subscriptions user users card cards cardholder cardholders client clients".split()
+)
+_NEXT_WORD = re.compile(r"[\s,&/-]*([^\W\d_]+)")
+_SENTENCE_END = re.compile(r"(?:^|[.!?:;\n])[\s\"'“‘(\[*•-]*$")
+
+
 def find_mentions(text: str, values: Sequence[str], match_case: bool = False) -> list[str]:
-    """The ``values`` named in ``text`` (see :func:`mention_pattern`), spelt as in ``values``."""
+    """The ``values`` named in ``text`` (see :func:`mention_pattern`), spelt as in ``values``.
+
+    With ``match_case`` only the data's own spelling counts. Otherwise a mention is
+    the data's spelling ("Gold") or capitals ("GOLD20"). Because tier names are often
+    ordinary words, another spelling ("free", "silver"), and a one-word value opening
+    a sentence, count only when a word such as tier, plan or members is among the next
+    three: "free shipping" and "Free returns on every order" do not name the tier
+    "Free"; "free plan users", "silver members" and "Silver and Gold members" do.
+    """
     pattern = mention_pattern(tuple(sorted(values)), match_case)
     if pattern is None:
         return []
     lookup = {_key(v, match_case): v for v in values}
-    found = {lookup.get(_key(m.group(0), match_case), m.group(0)) for m in pattern.finditer(text)}
+    found = set()
+    for match in pattern.finditer(text):
+        value = lookup.get(_key(match.group(0), match_case), match.group(0))
+        if match_case or _names_value(text, match, value):
+            found.add(value)
     return sorted(found)
+
+
+def _names_value(text: str, match: re.Match[str], value: str) -> bool:
+    """Whether a case-insensitive match is a mention of ``value`` (see :func:`find_mentions`)."""
+    spelt = match.group(0)
+    if spelt.isupper() and any(c.isalpha() for c in spelt):
+        return True
+    as_spelt = spelt == value or (value.islower() and spelt.capitalize() == value.capitalize())
+    if as_spelt and len(value.split()) > 1:
+        return True
+    if as_spelt and not _SENTENCE_END.search(text[: match.start()]):
+        return True
+    return any(word.casefold() in TIER_NOUNS for word in _next_words(text, match.end(), 3))
+
+
+def _next_words(text: str, start: int, count: int) -> list[str]:
+    """Up to ``count`` words after ``start``, stopping at the end of the clause."""
+    words: list[str] = []
+    position = start
+    while len(words) < count:
+        following = _NEXT_WORD.match(text, position)
+        if not following:
+            break
+        words.append(following.group(1))
+        position = following.end()
+    return words
 
 
 def _key(value: str, match_case: bool) -> str:

@@ -196,7 +196,10 @@ class ContentSettings(StrictModel):
             segment only when at least this share of the segment's customers meets them.
         audience_columns: Customer columns whose values (e.g. tiers) a sentence must not
             name unless every customer of the segment holds that value.
-        audience_match_case: Match those values in text case-sensitively (default: any case).
+        audience_match_case: Count only the data's exact spelling of those values. By
+            default capitals count too, and another case or a sentence-opening value
+            counts before a word such as tier, plan or members (see
+            :func:`cpo.retrieval.audience.find_mentions`).
     """
 
     top_k: int = Field(default=4, ge=3, le=5)
