@@ -135,6 +135,10 @@ class GenerationRequest:
     snippets: tuple[Snippet, ...]
     tone: str
     constraints: GenerationConstraints = field(default_factory=GenerationConstraints)
+    #: Audience values (e.g. tiers) not every recipient holds: the message must not
+    #: name them, not even in a subject built from a document's title.
+    avoid_mentions: tuple[str, ...] = ()
+    avoid_match_case: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from cpo.generation.prompts import PromptLibrary
 from cpo.generation.settings import ConstraintSettings, GenerationSettings
 from cpo.generation.text import count_words
 from cpo.models import GenerationConstraints, GenerationRequest, SegmentProfile, Snippet
+from cpo.retrieval.audience import find_mentions
 
 TONES = ("urgent", "informational", "friendly")
 
@@ -520,3 +521,42 @@ def test_a_sentence_repeated_in_two_paragraphs_is_quoted_once(helpers, prompts):
         variant = generator.generate(GenerationRequest(profile, snippets, tone))
         assert variant.status == "generated", variant.error
         assert variant.body.count(repeated) <= 1
+
+
+def test_a_title_naming_a_tier_not_every_recipient_holds_is_not_the_subject(helpers, prompts):
+    # The retrieve stage removes sentences naming such a tier, but a subject built from
+    # the document's title ("... of Pro on Us") would still name it to Free customers.
+    profile = SegmentProfile("Lapsed", 0, 10, 1.0, "Inactive workspaces.", traits=("win-back",))
+    offer = Snippet(
+        "P1",
+        "Welcome Back: Two Months of Pro on Us",
+        1,
+        "We have missed you, and your old boards are still waiting where you left them. "
+        "The offer is valid through 31 March 2027 for workspaces inactive for 90 days.",
+        1.0,
+        category="promotion",
+        source_url="https://www.brightdesk.example.com/offers/comeback",
+    )
+    guide = Snippet(
+        "S1",
+        "Importing Your Projects",
+        1,
+        "Imports of up to 5,000 cards usually finish in under a minute. The importer shows "
+        "a preview first, so you can fix column matches before anything is created.",
+        0.9,
+        category="support",
+        source_url="https://www.brightdesk.example.com/help/import",
+    )
+    generator = _generator(helpers, prompts)
+    for tone in TONES:
+        free = generator.generate(
+            GenerationRequest(profile, (offer, guide), tone, avoid_mentions=("Free", "Pro"))
+        )
+        assert free.status == "generated", free.error
+        customer_text = strip_citations(f"{free.subject}\n{free.body}")
+        assert find_mentions(customer_text, ["Pro"], match_case=True) == []
+    everyone_pro = [
+        generator.generate(GenerationRequest(profile, (offer, guide), tone)).subject
+        for tone in TONES
+    ]
+    assert any("Pro" in subject for subject in everyone_pro)  # the guard made the difference

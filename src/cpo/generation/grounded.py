@@ -62,6 +62,7 @@ from cpo.generation.text import (
     urgency_phrases,
 )
 from cpo.models import GenerationConstraints, GenerationRequest, SegmentProfile, Snippet, Variant
+from cpo.retrieval.audience import find_mentions
 
 COMPOSER_MODEL = "grounded-composer-1"
 #: First words that point back to an earlier sentence; such a sentence is quoted
@@ -200,6 +201,8 @@ def composition_sha256(
             for s in request.snippets
         ],
     }
+    if request.avoid_mentions:  # only then, so hashes without a tier guard are unchanged
+        payload["avoid_mentions"] = [list(request.avoid_mentions), request.avoid_match_case]
     return sha256_text(json.dumps(payload, sort_keys=True, ensure_ascii=False))
 
 
@@ -679,8 +682,9 @@ class _Picker:
         """The filled template, or None when it cannot be used here.
 
         Unusable: a placeholder without a value, a fact the cited sources do not
-        state, a relative-time deadline, urgency wording when not allowed, or a
-        title that repeats a word of the template ("Your guide to ... Guide").
+        state, a relative-time deadline, urgency wording when not allowed, a
+        title that repeats a word of the template ("Your guide to ... Guide"), or
+        an audience value not every recipient holds (a title naming a tier).
         """
         needed = placeholders(template) - {"first_name"}
         if any(not self.values.get(name) for name in needed):
@@ -689,6 +693,9 @@ class _Picker:
         if relative_time_phrases(text) or (not self.allow_urgency and urgency_phrases(text)):
             return None
         if "title" in needed and _shares_terms(fill(template, {"title": ""}), self.values["title"]):
+            return None
+        request = self.request
+        if find_mentions(text, request.avoid_mentions, request.avoid_match_case):
             return None
         _, missing = self.support.missing(text, self.names)
         return None if missing else text

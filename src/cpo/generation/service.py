@@ -13,7 +13,7 @@ The library behind the ``generate`` stage and ``cpo generate``:
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,16 +62,25 @@ def build_requests(
     profiles: Sequence[SegmentProfile],
     snippets_by_segment: dict[str, Sequence[Snippet]],
     tones: Sequence[str] | None = None,
+    avoid_by_segment: Mapping[str, Sequence[str]] | None = None,
+    avoid_match_case: bool = False,
 ) -> list[GenerationRequest]:
-    """One request per segment x tone (segments in profile order, tones in config order)."""
+    """One request per segment x tone (segments in profile order, tones in config order).
+
+    ``avoid_by_segment`` holds, per segment, the audience values (tiers) the retrieve
+    stage found not every customer of the segment holds; the message must not name them.
+    """
     settings = config.experiment.generation
     constraints = settings.constraints.to_constraints()
+    avoid = avoid_by_segment or {}
     return [
         GenerationRequest(
             segment=profile,
             snippets=tuple(snippets_by_segment.get(profile.name, ())),
             tone=tone,
             constraints=constraints,
+            avoid_mentions=tuple(avoid.get(profile.name, ())),
+            avoid_match_case=avoid_match_case,
         )
         for profile in profiles
         for tone in (tones or settings.tones)
@@ -229,16 +238,20 @@ def preview_variant(
             f"unknown tone '{tone}'",
             hint="choose one of: " + ", ".join(config.experiment.generation.tones),
         )
+    avoid: dict[str, list[str]] = {}
+    match_case = False
     if run_dir is not None:
         profiles = read_profiles(run_dir / "segment_profiles.json")
         profile = find_profile(profiles, segment_name)
-        snippets, query = _snippets_from_run(run_dir, profile.name)
+        snippets, query, (avoid, match_case) = _snippets_from_run(run_dir, profile.name)
     else:
         profiles = _profiles(config, customers)
         profile = find_profile(profiles, segment_name)
         snippets, query = _retrieve_one(config, profiles, profile, content)
     generator = open_generator(config)
-    request = build_requests(config, [profile], {profile.name: snippets}, [tone])[0]
+    request = build_requests(
+        config, [profile], {profile.name: snippets}, [tone], avoid, match_case
+    )[0]
     return Preview(generator.generate(request), tuple(snippets), query)
 
 
@@ -255,8 +268,10 @@ def _profiles(config: Config, customers: Path | None) -> list[SegmentProfile]:
     return list(segment(loaded.frame, settings, seed=config.experiment.campaign.seed).profiles)
 
 
-def _snippets_from_run(run_dir: Path, segment_name: str) -> tuple[list[Snippet], str]:
-    """A segment's snippets and query from a run folder's retrieval.json."""
+def _snippets_from_run(
+    run_dir: Path, segment_name: str
+) -> tuple[list[Snippet], str, tuple[dict[str, list[str]], bool]]:
+    """A segment's snippets and query, and the avoided mentions, from a run's retrieval.json."""
     from cpo.retrieval.base import load_snippets
     from cpo.runfiles import read_json
 
@@ -271,7 +286,25 @@ def _snippets_from_run(run_dir: Path, segment_name: str) -> tuple[list[Snippet],
         (e.get("query", "") for e in data.get("segments", []) if e.get("segment") == segment_name),
         "",
     )
-    return load_snippets(data, segment_name), str(query)
+    return load_snippets(data, segment_name), str(query), avoided_mentions(data)
+
+
+def avoided_mentions(retrieval: dict[str, Any]) -> tuple[dict[str, list[str]], bool]:
+    """Per segment, the audience values its messages must not name (from retrieval.json).
+
+    Also whether they match case-sensitively. Empty for a retrieval.json written
+    without customer data (previews).
+    """
+    section = retrieval.get("audience_mentions")
+    match_case = bool(section.get("match_case", False)) if isinstance(section, dict) else False
+    avoid = {
+        str(entry.get("segment")): list(
+            (entry.get("audience_values") or {}).get("not_held_by_all") or ()
+        )
+        for entry in retrieval.get("segments") or ()
+        if isinstance(entry, dict)
+    }
+    return avoid, match_case
 
 
 def _retrieve_one(

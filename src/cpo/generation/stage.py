@@ -21,6 +21,7 @@ from cpo.config import Config
 from cpo.errors import DataValidationError
 from cpo.generation.prompts import PromptLibrary
 from cpo.generation.service import (
+    avoided_mentions,
     build_requests,
     control_variant,
     log_variant,
@@ -91,7 +92,8 @@ class GenerateStage:
         retrieval = self._read_retrieval(ctx)
         snippets = {p.name: load_snippets(retrieval, p.name) for p in profiles}
         generator = open_generator(ctx.config, log=ctx.log)
-        requests = build_requests(ctx.config, profiles, snippets)
+        avoid, match_case = avoided_mentions(retrieval)
+        requests = build_requests(ctx.config, profiles, snippets, None, avoid, match_case)
         variants = run_generation(generator, requests, ctx.log, ctx.progress, self.name)
         library = PromptLibrary.for_config(ctx.config)
         control = control_variant(library)

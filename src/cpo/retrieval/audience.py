@@ -113,7 +113,8 @@ def mention_pattern(values: tuple[str, ...], match_case: bool) -> re.Pattern[str
 TIER_NOUNS = frozenset(
     "tier tiers plan plans member members membership memberships level levels status "
     "customer customers account accounts subscriber subscribers subscription "
-    "subscriptions user users card cards cardholder cardholders client clients".split()
+    "subscriptions user users card cards cardholder cardholders client clients seat seats "
+    "license licenses edition perks benefits".split()
 )
 _NEXT_WORD = re.compile(r"[\s,&/-]*([^\W\d_]+)")
 _SENTENCE_END = re.compile(r"(?:^|[.!?:;\n])[\s\"'“‘(\[*•-]*$")
