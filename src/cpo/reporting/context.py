@@ -22,6 +22,7 @@ from cpo.reporting.simulated import (
     PIPELINE_CHECK,
     TruthCheck,
     check_sentence,
+    control_sentence,
     coverage_sentence,
     read_true_effects,
     true_effect_text,
@@ -301,6 +302,9 @@ def _simulated_recommendation(art: RunArtifacts, metric: str) -> list[str]:
         )
         return lines
     lines += [check_sentence(c, arm_tone(art, c.arm)) for c in checks]
+    control = control_sentence(art.metrics, read_true_effects(art.run_dir), metric)
+    if control:
+        lines.append(control)
     coverage = coverage_sentence(checks, confidence(art))
     if coverage:
         lines.append(coverage)

@@ -134,10 +134,44 @@ def coverage_sentence(checks: list[TruthCheck], confidence: float = 0.95) -> str
     if not judged:
         return None
     hits = sum(1 for c in judged if c.covered)
+    shared = (
+        " Every comparison shares the control arm, so one unusual control draw moves them "
+        "all together (see the control line)."
+        if len(judged) - hits > 1
+        else ""
+    )
     return (
         f"{hits} of {len(judged)} interval(s) contain the simulator's true effect; "
         f"{fmt.pct(confidence, 0)} intervals miss it about {fmt.pct(1 - confidence, 0)} of the "
-        "time by chance, more often means the pipeline or the analysis is wrong."
+        "time by chance, more often means the pipeline or the analysis is wrong." + shared
+    )
+
+
+def control_sentence(
+    metrics: dict[str, Any], true_effects: dict[str, Any] | None, metric: str
+) -> str | None:
+    """The control arm's observed rate against the simulator's, with how unusual the draw is.
+
+    The probability is the two-sided exact binomial test of the control's count at
+    the simulator's expected rate (None when either is missing). Every lift shares the
+    control, so a low or high control draw shifts every estimate the same way.
+    """
+    from scipy.stats import binomtest  # lazy: the CLI imports this module at start-up
+
+    from cpo.experiment.comparisons import METRIC_DEFINITIONS
+
+    truth = ((true_effects or {}).get("control") or {}).get(metric)
+    control = (metrics.get("arms") or {}).get(str(metrics.get("control_arm", "control"))) or {}
+    numerator, denominator = METRIC_DEFINITIONS.get(metric, ("", ""))
+    counts = control.get("counts") or {}
+    events, trials = counts.get(numerator), counts.get(denominator)
+    if truth is None or not trials or events is None or not 0 < truth < 1:
+        return None
+    chance = binomtest(int(events), int(trials), float(truth)).pvalue
+    return (
+        f"control: observed {fmt.metric_label(metric).lower()} {fmt.pct(events / trials)} "
+        f"({events} of {trials}) against the simulator's {fmt.pct(truth)}; a draw at least this "
+        f"far off happens {fmt.pct(chance)} of the time (exact binomial test)."
     )
 
 
@@ -151,12 +185,16 @@ def terminal_lines(run_dir: Path | str) -> list[str]:
     if str(metrics.get("engagement_source", "")).lower() != SOURCE_SIMULATED:
         return []
     metric = str(metrics.get("primary_metric", ""))
-    checks = truth_checks(metrics, read_true_effects(run_dir), metric)
+    truth = read_true_effects(run_dir)
+    checks = truth_checks(metrics, truth, metric)
     tones = {arm: (record or {}).get("tone", "") for arm, record in metrics["arms"].items()}
     lines = [f"SIMULATED engagement. {PIPELINE_CHECK}"]
     if checks:
         lines.append(f"{fmt.metric_label(metric)}, estimate against the simulator's truth:")
         lines += [f"  {check_sentence(c, tones.get(c.arm, ''))}" for c in checks]
+        control = control_sentence(metrics, truth, metric)
+        if control:
+            lines.append(f"  {control}")
         coverage = coverage_sentence(checks, float(metrics.get("confidence_level") or 0.95))
         if coverage:
             lines.append(f"  {coverage}")
