@@ -236,6 +236,25 @@ def test_sends_carry_no_relative_time_and_the_audit_has_every_variant(runs):
         assert {v["variant_id"] for v in _variants(run)} <= audited
 
 
+def test_customers_get_the_configured_brand_and_no_markers(runs):
+    # Issue 9's acceptance on every corpus and on the six short documents: no citation
+    # marker and nothing of the bundled sample brand in what a customer receives, and
+    # the control and every variant end with the configured brand's footer.
+    for key, (run, _) in runs.items():
+        brand, site = BRANDS[key.split("/")[0]]
+        with (run / "sends.csv").open(encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        assert {row["experiment_arm"] for row in rows} >= {"control", "treatment_1"}, key
+        for row in rows:
+            for field in ("subject", "preheader", "body", "body_html"):
+                text = row[field]
+                assert "[Source:" not in text, (key, field)
+                assert "fernleaf" not in text.lower(), (key, field, text[:200])
+            footer = row["body"].rstrip().splitlines()[-1]
+            assert f"{site}/u" in footer and brand in footer, (key, footer)
+            assert f'href="{site}/u"' in row["body_html"], key
+
+
 TONE_DIR = Path(cpo.pipeline.__file__).parent / "data" / "config" / "prompts" / "tones"
 INDUSTRY_WORDS = re.compile(
     r"\b(?:trips?|trails?|outings?|outdoors?|hik(?:e|es|ing)|camp(?:ing)?|gear|adventures?|"
