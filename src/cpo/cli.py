@@ -40,6 +40,26 @@ class CpoGroup(click.Group):
             ctx.exit(130)
 
 
+def checked_value(
+    check: Callable[[str], str],
+) -> Callable[[click.Context, click.Parameter, str | None], str | None]:
+    """A click callback passing a given value through ``check`` (``None`` stays ``None``).
+
+    ``check`` returns the normalized value or raises ``ValueError``, which becomes a
+    usage error (exit status 2) naming the option.
+    """
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return check(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+    return callback
+
+
 def common_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """Add ``--version`` to a command (``--help`` comes with click)."""
     return click.version_option(__version__, prog_name="cpo")(function)

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from cpo.cli import checked_value
 from cpo.customer_settings import normalize_delimiter, normalize_encoding
 
 
@@ -50,24 +51,6 @@ def parse_column_map(
     return mapping
 
 
-def _encoding(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        return normalize_encoding(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
-
-
-def _delimiter(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        return normalize_delimiter(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
-
-
 def customer_file_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """Add ``--map`` (repeatable), ``--encoding`` and ``--delimiter`` to a command.
 
@@ -86,13 +69,13 @@ def customer_file_options(function: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--encoding",
-            callback=_encoding,
+            callback=checked_value(normalize_encoding),
             help="Text encoding of a CSV customer file, e.g. latin-1 or cp1252. "
             "Default: customers.encoding, else utf-8.",
         ),
         click.option(
             "--delimiter",
-            callback=_delimiter,
+            callback=checked_value(normalize_delimiter),
             help="Column separator of a CSV customer file: ',', ';', tab or another "
             "character. Default: detected from the header line.",
         ),

@@ -8,7 +8,7 @@ import click
 from pydantic import ValidationError
 
 from cpo.brand import BrandSettings, check_http_url
-from cpo.cli import cli, common_options
+from cpo.cli import checked_value, cli, common_options
 from cpo.commands.output_paths import output_folder
 from cpo.config import init_config
 
@@ -19,16 +19,6 @@ _FLAG_OF = {
     "sender_name": "--sender",
     "postal_address": "--postal-address",
 }
-
-
-def _http_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """Click callback: an http(s) URL, or a usage error naming the flag."""
-    if value is None:
-        return None
-    try:
-        return check_http_url(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
 
 def _brand(
@@ -82,9 +72,15 @@ def _brand_flags(*values: str | None) -> list[tuple[str, str]]:
 )
 @click.option("--force", is_flag=True, help="Overwrite config files in a non-empty folder.")
 @click.option("--brand", "brand_name", help="Your brand's name: writes the brand: section.")
-@click.option("--site", callback=_http_url, help="Your brand's website (http or https URL).")
 @click.option(
-    "--unsubscribe-url", callback=_http_url, help="The footer's unsubscribe link (http or https)."
+    "--site",
+    callback=checked_value(check_http_url),
+    help="Your brand's website (http or https URL).",
+)
+@click.option(
+    "--unsubscribe-url",
+    callback=checked_value(check_http_url),
+    help="The footer's unsubscribe link (http or https).",
 )
 @click.option("--sender", help="The sender's display name. Default: the brand name.")
 @click.option("--postal-address", help="Postal address printed in every footer (CAN-SPAM).")
