@@ -13,7 +13,6 @@ import click
 
 from cpo.cli import cli, common_options, config_option
 from cpo.commands.output_paths import output_file_path
-from cpo.config import load_config
 
 DESIGN_FILE = "experiment_design.json"
 DASH = "-"
@@ -64,6 +63,7 @@ def analyze_command(
     with Newcombe intervals and multiplicity-adjusted p-values, the
     sample-ratio check, power and warnings; --json prints the full document.
     """
+    from cpo.config import load_config
     from cpo.experiment.metrics import analyze_file
     from cpo.runfiles import write_json
 

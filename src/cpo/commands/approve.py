@@ -8,7 +8,6 @@ import click
 
 from cpo.cli import cli, common_options
 from cpo.outpaths import check_writable
-from cpo.safety.approval import approve_run, pending_review, sendable_variants
 
 
 @cli.command("approve", short_help="Approve or reject variants awaiting review.")
@@ -34,6 +33,8 @@ def approve_command(
     blocked variants can never be approved. Then continue the run with
     `cpo run --resume RUN_DIR`.
     """
+    from cpo.safety.approval import approve_run, pending_review, sendable_variants
+
     if list_only:
         waiting = pending_review(sendable_variants(run_dir))
         if not waiting:

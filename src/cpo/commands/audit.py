@@ -8,8 +8,6 @@ import click
 
 from cpo.cli import cli, common_options
 from cpo.commands.output_paths import output_file_path
-from cpo.safety.approval import verify_target
-from cpo.safety.audit import export_csv
 
 TARGET = click.argument("target", metavar="FILE_OR_RUN_DIR", type=click.Path(path_type=Path))
 
@@ -34,6 +32,8 @@ def verify_command(target: Path) -> None:
     Detects edited, deleted, reordered, inserted and (with a run folder)
     truncated entries.
     """
+    from cpo.safety.approval import verify_target
+
     path, result, manifest = verify_target(target)
     if result.ok:
         against = " (matches the run manifest)" if manifest else ""
@@ -61,6 +61,9 @@ def export_command(target: Path, out: Path) -> None:
     The chain is verified first; a damaged log is still exported (it is
     evidence) but the command then exits 1 with the verification failure.
     """
+    from cpo.safety.approval import verify_target
+    from cpo.safety.audit import export_csv
+
     path, result, _ = verify_target(target)
     rows = export_csv(path, out)
     click.echo(f"wrote {rows} rows to {out}")

@@ -14,7 +14,23 @@ from typing import Any
 import click
 
 from cpo.cli import checked_value
-from cpo.customer_settings import normalize_delimiter, normalize_encoding
+
+
+def _normalize_encoding(value: str) -> str:
+    """:func:`cpo.customer_settings.normalize_encoding`, imported when a value is given.
+
+    The settings module needs pydantic; importing it only here keeps ``--help`` light.
+    """
+    from cpo.customer_settings import normalize_encoding
+
+    return normalize_encoding(value)
+
+
+def _normalize_delimiter(value: str) -> str:
+    """:func:`cpo.customer_settings.normalize_delimiter`, imported when a value is given."""
+    from cpo.customer_settings import normalize_delimiter
+
+    return normalize_delimiter(value)
 
 
 def parse_column_map(
@@ -69,13 +85,13 @@ def customer_file_options(function: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--encoding",
-            callback=checked_value(normalize_encoding),
+            callback=checked_value(_normalize_encoding),
             help="Text encoding of a CSV customer file, e.g. latin-1 or cp1252. "
             "Default: customers.encoding, else utf-8.",
         ),
         click.option(
             "--delimiter",
-            callback=checked_value(normalize_delimiter),
+            callback=checked_value(_normalize_delimiter),
             help="Column separator of a CSV customer file: ',', ';', tab or another "
             "character. Default: detected from the header line.",
         ),

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from cpo.cli import cli, common_options, config_option
-from cpo.config import load_config
-from cpo.generation.citations import strip_citations
-from cpo.generation.service import Preview, preview_variant, variant_record
-from cpo.generation.text import count_words
+
+if TYPE_CHECKING:
+    from cpo.generation.service import Preview
 
 
 @cli.command("generate")
@@ -55,6 +55,9 @@ def generate_command(
 
       cpo generate --segment At-Risk --tone urgent
     """
+    from cpo.config import load_config
+    from cpo.generation.service import preview_variant, variant_record
+
     config = load_config(config_dir)
     preview = preview_variant(
         config, segment_name, tone, customers=customers, content=content_dir, run_dir=run_dir
@@ -70,6 +73,9 @@ def generate_command(
 
 def _print(preview: Preview) -> None:
     """Header, subject, body, citations, grounding and size checks."""
+    from cpo.generation.citations import strip_citations
+    from cpo.generation.text import count_words
+
     variant = preview.variant
     click.echo(
         f"{variant.variant_id}  {variant.segment} / {variant.tone}  "

@@ -9,8 +9,6 @@ import click
 
 from cpo.cli import cli, common_options, config_option
 from cpo.commands.output_paths import output_file_path
-from cpo.config import load_config
-from cpo.retrieval.service import prepare_index, run_as_of
 
 
 @cli.command("index")
@@ -38,6 +36,9 @@ def index_command(
     --db; azure_search: the configured Azure AI Search index). Expired documents
     are left out with a warning. Rebuilding is skipped when the content is unchanged.
     """
+    from cpo.config import load_config
+    from cpo.retrieval.service import prepare_index, run_as_of
+
     config = load_config(config_dir)
     day = as_of.date() if as_of else run_as_of(config.experiment.campaign.as_of)
     prepared = prepare_index(

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from pydantic import ValidationError
 
-from cpo.brand import BrandSettings, check_http_url
 from cpo.cli import checked_value, cli, common_options
 from cpo.commands.output_paths import output_folder
-from cpo.config import init_config
+
+if TYPE_CHECKING:
+    from cpo.brand import BrandSettings
+
+
+def _check_http_url(text: str) -> str:
+    """:func:`cpo.brand.check_http_url`, imported when a URL is given (keeps ``--help`` light)."""
+    from cpo.brand import check_http_url
+
+    return check_http_url(text)
+
 
 _FLAG_OF = {
     "name": "--brand",
@@ -43,6 +52,10 @@ def _brand(
         raise click.UsageError(f"--brand needs {' and '.join(missing)} (http or https URLs)")
     if not name.strip():
         raise click.BadParameter("the brand name must not be blank", param_hint="--brand")
+    from pydantic import ValidationError
+
+    from cpo.brand import BrandSettings
+
     try:
         return BrandSettings(
             name=name,
@@ -74,12 +87,12 @@ def _brand_flags(*values: str | None) -> list[tuple[str, str]]:
 @click.option("--brand", "brand_name", help="Your brand's name: writes the brand: section.")
 @click.option(
     "--site",
-    callback=checked_value(check_http_url),
+    callback=checked_value(_check_http_url),
     help="Your brand's website (http or https URL).",
 )
 @click.option(
     "--unsubscribe-url",
-    callback=checked_value(check_http_url),
+    callback=checked_value(_check_http_url),
     help="The footer's unsubscribe link (http or https).",
 )
 @click.option("--sender", help="The sender's display name. Default: the brand name.")
@@ -103,6 +116,8 @@ def init_command(
     message, footer and sign-offs speak for it. Use the folder with
     `cpo run --config DIRECTORY`.
     """
+    from cpo.config import init_config
+
     brand = _brand(brand_name, site, unsubscribe_url, sender, postal_address)
     written = init_config(directory, force=force, brand=brand)
     click.echo(f"wrote {len(written)} files to {directory}")

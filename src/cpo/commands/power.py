@@ -9,8 +9,6 @@ from typing import Any
 import click
 
 from cpo.cli import cli, common_options, config_option
-from cpo.config import load_config
-from cpo.experiment.power import plan_mde, plan_sample_size
 
 _RATE = click.FloatRange(0, 1, min_open=True, max_open=True)
 
@@ -55,6 +53,9 @@ def power_command(
     divided by --comparisons. Example: `cpo power --baseline 0.5 --effect 0.25
     --power 0.9` prints n = 76.7 per arm.
     """
+    from cpo.config import load_config
+    from cpo.experiment.power import plan_mde, plan_sample_size
+
     if (n_per_arm is None) == (effect is None):
         raise click.UsageError("give exactly one of --n-per-arm (for the MDE) or --effect (for n)")
     analysis = load_config(config_dir).experiment.analysis

@@ -6,30 +6,18 @@ import json
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from cpo.cli import cli, common_options, config_option
 from cpo.commands.output_paths import output_file_path
-from cpo.config import Config, load_config
-from cpo.customers import load_customers
-from cpo.models import SegmentProfile
-from cpo.retrieval.base import snippet_to_result
-from cpo.retrieval.query import SegmentQuery, build_segment_query, population_means
-from cpo.retrieval.service import (
-    PreparedIndex,
-    SegmentRetrieval,
-    find_profile,
-    prepare_index,
-    read_profiles,
-    retrieve_segment,
-    run_as_of,
-    segment_entry,
-)
-from cpo.runfiles import read_json
-from cpo.sample_data import bundled_content, bundled_customers
-from cpo.segmentation import segment
+
+if TYPE_CHECKING:
+    from cpo.config import Config
+    from cpo.models import SegmentProfile
+    from cpo.retrieval.query import SegmentQuery
+    from cpo.retrieval.service import PreparedIndex, SegmentRetrieval
 
 SNIPPET_CHARS = 160
 
@@ -86,6 +74,8 @@ def retrieve_command(**options: Any) -> None:
     """
     if (options["segment_name"] is None) == (options["query_text"] is None):
         raise click.UsageError("give exactly one of --segment NAME or --query TEXT")
+    from cpo.config import load_config
+
     config = load_config(options["config_dir"])
     with tempfile.TemporaryDirectory(prefix="cpo-retrieve-") as scratch:
         db_path = options["db_path"] or _default_db(config, Path(scratch))
@@ -104,6 +94,8 @@ def _default_db(config: Config, scratch: Path) -> Path | None:
 
 def _prepare(config: Config, options: dict[str, Any], db_path: Path | None) -> PreparedIndex:
     """Load and index the content folder chosen by the options."""
+    from cpo.retrieval.service import prepare_index, run_as_of
+
     as_of = options["as_of"]
     day = as_of.date() if as_of else run_as_of(config.experiment.campaign.as_of)
     return prepare_index(
@@ -117,6 +109,9 @@ def _prepare(config: Config, options: dict[str, Any], db_path: Path | None) -> P
 
 def _content_dir(options: dict[str, Any]) -> Path:
     """--content, else the run's content option, else the bundled sample."""
+    from cpo.runfiles import read_json
+    from cpo.sample_data import bundled_content
+
     if options["content_dir"] is not None:
         return options["content_dir"]
     run_dir = options["run_dir"]
@@ -129,6 +124,11 @@ def _content_dir(options: dict[str, Any]) -> Path:
 
 def _profiles(config: Config, options: dict[str, Any]) -> list[SegmentProfile]:
     """Profiles from --run, else from segmenting --customers (or the bundled sample)."""
+    from cpo.customers import load_customers
+    from cpo.retrieval.service import read_profiles
+    from cpo.sample_data import bundled_customers
+    from cpo.segmentation import segment
+
     if options["run_dir"] is not None:
         return read_profiles(options["run_dir"] / "segment_profiles.json")
     loaded = load_customers(
@@ -142,6 +142,9 @@ def _profiles(config: Config, options: dict[str, Any]) -> list[SegmentProfile]:
 
 def _show_segment(config: Config, prepared: PreparedIndex, options: dict[str, Any]) -> None:
     """Build the segment's query, retrieve as the stage does, print."""
+    from cpo.retrieval.query import build_segment_query, population_means
+    from cpo.retrieval.service import find_profile, retrieve_segment, segment_entry
+
     profiles = _profiles(config, options)
     profile = find_profile(profiles, options["segment_name"])
     settings = config.experiment.content
@@ -171,6 +174,8 @@ def _with_filters(query: SegmentQuery, options: dict[str, Any]) -> SegmentQuery:
 
 def _print_segment(retrieval: SegmentRetrieval, min_score: float) -> None:
     """The segment's query, where its terms came from, and its results."""
+    from cpo.retrieval.base import snippet_to_result
+
     query = retrieval.query
     click.echo(f"segment: {query.segment} (id {query.segment_id})")
     click.echo(f"query:   {query.text or '(empty)'}")
@@ -185,6 +190,8 @@ def _print_segment(retrieval: SegmentRetrieval, min_score: float) -> None:
 
 def _show_query(config: Config, prepared: PreparedIndex, options: dict[str, Any]) -> None:
     """Run a free query without threshold or fallback and print the ranked results."""
+    from cpo.retrieval.base import snippet_to_result
+
     settings = config.experiment.content
     filters: dict[str, Any] = {}
     if options["category"]:

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from cpo.cli import SEED, cli, common_options, config_option
 from cpo.commands.customer_options import customer_file_options
-from cpo.config import load_config
-from cpo.console import TerminalReporter
 from cpo.errors import RunDirError
-from cpo.pipeline import MANIFEST, RunOptions, run_pipeline
-from cpo.reporting.simulated import terminal_lines as simulated_run_lines
-from cpo.runfiles import read_json
+
+if TYPE_CHECKING:
+    from cpo.pipeline import RunOptions
 
 
 @cli.command("run")
@@ -80,6 +79,11 @@ def run_command(
     """
     if (out_dir is None) == (resume_dir is None):
         raise RunDirError("give exactly one of --out DIR (new run) or --resume DIR")
+    from cpo.config import load_config
+    from cpo.console import TerminalReporter
+    from cpo.pipeline import run_pipeline
+    from cpo.reporting.simulated import terminal_lines as simulated_run_lines
+
     reporter = TerminalReporter(quiet=quiet)
     if resume_dir is not None:
         config = load_config(config_dir) if config_dir else None
@@ -110,6 +114,8 @@ def _options(
     seed: int | None,
     on_invalid: str,
 ) -> RunOptions:
+    from cpo.pipeline import RunOptions
+
     return RunOptions(
         customers=customers,
         content=content,
@@ -131,6 +137,9 @@ def _resume_options(
 
     ``None`` (no flag given) lets the pipeline reuse the stored options as they are.
     """
+    from cpo.pipeline import MANIFEST, RunOptions
+    from cpo.runfiles import read_json
+
     given = {
         "customers": customers,
         "content": content,
@@ -161,6 +170,9 @@ def _with_reading(
     """
     if not column_map and encoding is None and delimiter is None:
         return options
+    from cpo.pipeline import MANIFEST, RunOptions
+    from cpo.runfiles import read_json
+
     if options is None:
         manifest_path = run_dir / MANIFEST
         stored = read_json(manifest_path).get("options", {}) if manifest_path.is_file() else {}

@@ -9,7 +9,6 @@ import click
 from cpo.cli import SEED, cli, common_options
 from cpo.commands.output_paths import output_folder
 from cpo.outpaths import os_error, output_dir, output_file
-from cpo.sample_data.customers import write_customers
 
 
 @cli.command("sample-data")
@@ -53,6 +52,8 @@ def sample_data_command(
     """
     customers = output_file(out_dir / f"customers.{file_format}", "customer file")
     content = None if no_content else output_dir(out_dir / "content", "content folder")
+    from cpo.sample_data.customers import write_customers
+
     try:
         target = write_customers(count, customers, seed=seed)
         click.echo(f"wrote {count} customers to {target}")

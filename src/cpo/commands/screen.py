@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from cpo.cli import cli, common_options, config_option
-from cpo.config import load_config
 from cpo.errors import ConfigError
-from cpo.models import HARM_CATEGORIES, Variant, Verdict
-from cpo.safety.base import build_analyzer
-from cpo.safety.stage import load_variants, screen_variants
+
+if TYPE_CHECKING:
+    from cpo.models import Verdict
 
 #: Exit status per worst verdict (errors exit 1 as everywhere in cpo).
 EXIT_STATUS = {"pass": 0, "review": 2, "block": 3}
@@ -55,6 +54,11 @@ def screen_command(
     """
     if (text is None) == (variants_file is None):
         raise ConfigError("give exactly one of --text TEXT or --file variants.json")
+    from cpo.config import load_config
+    from cpo.models import Variant
+    from cpo.safety.base import build_analyzer
+    from cpo.safety.stage import load_variants, screen_variants
+
     config = load_config(config_dir)
     settings = config.services.services.safety
     if backend:
@@ -88,6 +92,8 @@ def _footer_off(policy: Any) -> Any:
 
 def verdict_json(verdict: Verdict) -> dict[str, Any]:
     """The documented JSON form of a verdict (severities are null when not screened)."""
+    from cpo.models import HARM_CATEGORIES
+
     return {
         "status": verdict.status,
         "severities": {c: verdict.severities.get(c) for c in HARM_CATEGORIES},
@@ -96,6 +102,8 @@ def verdict_json(verdict: Verdict) -> dict[str, Any]:
 
 
 def _print(verdicts: list[Verdict], *, single: bool, as_json: bool) -> None:
+    from cpo.models import HARM_CATEGORIES
+
     if as_json:
         if single:
             payload: Any = verdict_json(verdicts[0])

@@ -9,10 +9,6 @@ import click
 from cpo.cli import SEED, cli, common_options, config_option
 from cpo.commands.customer_options import customer_file_options
 from cpo.commands.output_paths import output_file_path
-from cpo.config import load_config
-from cpo.customers import load_customers, merged_settings
-from cpo.runfiles import write_csv
-from cpo.segmentation import segment
 
 
 @cli.command("segment")
@@ -60,6 +56,11 @@ def segment_command(
     is read as `customers:` in the config says, with --map, --encoding and
     --delimiter laid over it.
     """
+    from cpo.config import load_config
+    from cpo.customers import load_customers, merged_settings
+    from cpo.runfiles import write_csv
+    from cpo.segmentation import segment
+
     config = load_config(config_dir)
     settings = config.experiment.segmentation
     if method:
