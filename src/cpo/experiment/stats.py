@@ -262,7 +262,7 @@ class BayesResult:
         expected_loss_control: E[max(p_t - p_c, 0)], the expected loss of
             keeping the control, or None.
         prior: The Beta(alpha, beta) prior used for both arms.
-        method: How the integrals were computed.
+        method: How the probabilities were computed.
         reason: None when computed, else ``"code: explanation"``.
     """
 
@@ -270,7 +270,7 @@ class BayesResult:
     expected_loss_treatment: float | None
     expected_loss_control: float | None
     prior: tuple[float, float]
-    method: str = "beta-binomial, numerical integration (scipy quad)"
+    method: str = "beta-binomial, exact sums (evan miller closed form, incomplete-beta recurrences)"
     reason: str | None = None
 
 
@@ -964,27 +964,103 @@ def mde_for_n(
 # --------------------------------------------------------------------------
 
 
+# Summing more terms than this in one numpy array would cost memory for nothing.
+_SUM_CHUNK = 1 << 18
+
+
 def _prob_greater(a1: float, b1: float, a2: float, b2: float) -> float:
     """P(X1 > X2) for independent X1 ~ Beta(a1, b1), X2 ~ Beta(a2, b2).
 
-    Integrates ``F2(F1^{-1}(u))`` over u in [0, 1]: a bounded integrand, so
-    no density spikes for large counts; the likely step location is passed
-    to quad as a breakpoint.
+    Exact finite sums (Evan Miller's closed form, generalised to non-integer
+    parameters, see :func:`_prob_greater_by_sum`). Four equivalent
+    orientations exist (swap the arms with ``P = 1 - P(X2 > X1)``, reflect
+    both with ``X -> 1 - X``); the one with the fewest terms is used, so
+    integer parameters cost ``min(a1, b1, a2, b2)`` terms.
     """
+    candidates = [
+        (False, (a1, b1), (a2, b2)),
+        (True, (a2, b2), (a1, b1)),
+        (False, (b2, a2), (b1, a1)),
+        (True, (b1, a1), (b2, a2)),
+    ]
+    complement, summed, other = min(candidates, key=lambda c: _sum_terms(*c[1]))
+    value = _prob_greater_by_sum(*summed, *other)
+    value = 1.0 - value if complement else value
+    return min(1.0, max(0.0, value))
+
+
+def _sum_terms(a: float, b: float) -> float:
+    """Terms :func:`_prob_greater_by_sum` needs when the summed arm is Beta(a, b)."""
+    whole_a = float(a).is_integer()
+    return a if whole_a else a + b
+
+
+def _prob_greater_by_sum(a: float, b: float, c: float, d: float) -> float:
+    """P(X > Y), X ~ Beta(a, b), Y ~ Beta(c, d), by exact sums in log space.
+
+    With ``P = E_Y[1 - I_Y(a, b)]`` (I the regularized incomplete beta) and
+    the recurrences (DLMF 8.17.20-21, Evan Miller, "Formulas for Bayesian A/B
+    testing", 2015, for integer ``a``)::
+
+        1 - I_y(f + k, b) = 1 - I_y(f, b) + sum_{i<k} y^(f+i) (1-y)^b / ((f+i) B(f+i, b))
+        1 - I_y(f, g + m) = I_{1-y}(g + m, f)
+                          = I_{1-y}(g, f) - sum_{j<m} (1-y)^(g+j) y^f / ((g+j) B(g+j, f))
+
+    with ``f, g`` in (0, 1], every term's expectation over Y is a ratio of beta
+    functions. For integer ``a`` (f = 1) the remainder is closed,
+    ``E[(1-Y)^b] = B(c, d+b) / B(c, d)``; otherwise see :func:`_remainder`.
+    All terms are positive and each sum lies in [0, 1], so the result is
+    accurate in absolute terms to a few 1e-13 even at 10^6 units.
+    """
+    f = a - math.ceil(a) + 1.0
+    log_norm = float(special.betaln(c, d))
+    first = _beta_ratio_sum(f, round(a - f), lambda s: (c + s, d + b), lambda s: (s, b), log_norm)
+    if f == 1.0:
+        return first + math.exp(float(special.betaln(c, d + b)) - log_norm)
+    g = b - math.ceil(b) + 1.0
+    second = _beta_ratio_sum(g, round(b - g), lambda s: (d + s, c + f), lambda s: (s, f), log_norm)
+    return first + _remainder(f, g, c, d, log_norm) - second
+
+
+def _beta_ratio_sum(
+    start: float,
+    count: int,
+    numerator: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    denominator: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    log_norm: float,
+) -> float:
+    """``sum_{i<count} B(numerator(s)) / (s B(denominator(s)) exp(log_norm))``, s = start + i.
+
+    Vectorized in chunks of :data:`_SUM_CHUNK` terms; every term in log space.
+    """
+    total = 0.0
+    for begin in range(0, count, _SUM_CHUNK):
+        s = start + np.arange(begin, min(count, begin + _SUM_CHUNK), dtype=float)
+        log_terms = (
+            special.betaln(*numerator(s)) - np.log(s) - special.betaln(*denominator(s)) - log_norm
+        )
+        total += float(np.exp(log_terms).sum())
+    return total
+
+
+def _remainder(f: float, g: float, c: float, d: float, log_norm: float) -> float:
+    """``E[I_{1-Y}(g, f)]`` for Y ~ Beta(c, d) and f, g in (0, 1].
+
+    Closed when ``g = 1`` (``1 - E[Y^f]``); otherwise a numerical integral
+    over Y's quantiles, ``int_0^1 I_{1-F^{-1}(u)}(g, f) du``: the integrand is
+    bounded and monotone and varies on the scale of [0, 1] (f, g <= 1), so
+    quad converges to 1e-12 without the steps of a two-posterior integrand.
+    """
+    if g == 1.0:
+        return 1.0 - math.exp(float(special.betaln(c + f, d)) - log_norm)
 
     def integrand(u: float) -> float:
-        return float(special.betainc(a2, b2, special.betaincinv(a1, b1, u)))
+        return float(special.betainc(g, f, 1.0 - special.betaincinv(c, d, u)))
 
-    step = float(special.betainc(a1, b1, a2 / (a2 + b2)))
-    points = [step] if 0.0 < step < 1.0 else None
     with warnings.catch_warnings():
-        # When the integrand is flat near 0 or 1 (one arm almost surely ahead),
-        # QUADPACK reports roundoff in its extrapolation table although the
-        # value is already exact to ~1e-9 (tested against Evan Miller's closed
-        # form); the warning would only alarm users.
         warnings.simplefilter("ignore", integrate.IntegrationWarning)
-        value, _ = integrate.quad(integrand, 0.0, 1.0, points=points, limit=500, epsabs=1e-12)
-    return min(1.0, max(0.0, float(value)))
+        value, _ = integrate.quad(integrand, 0.0, 1.0, limit=200, epsabs=1e-13, epsrel=1e-12)
+    return float(value)
 
 
 def prob_beat_control(
@@ -993,8 +1069,9 @@ def prob_beat_control(
     """Posterior probability that treatment beats control, and expected losses.
 
     Beta(prior) priors, binomial likelihood, so p ~ Beta(alpha + x, beta + n - x)
-    per arm. P(p_t > p_c) is integrated numerically (deterministic). The
-    expected losses use the identity
+    per arm. P(p_t > p_c) is an exact finite sum of beta-function ratios in
+    log space (see :func:`_prob_greater`; deterministic, accurate to 1e-7
+    absolute or better even at 10^6 units). The expected losses use the identity
     ``E[max(p_c - p_t, 0)] = m_c P(p_c' > p_t) - m_t P(p_c > p_t')`` where m
     are posterior means and ' denotes the posterior with alpha + 1.
 
