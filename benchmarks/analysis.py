@@ -13,6 +13,12 @@ its own:
   ``--loop-rows`` rows and its time is extrapolated linearly to the full file
   (reported as such).
 
+A separate small case (``--cases calculate-metrics``, also in the default
+set) times :func:`cpo.experiment.metrics.calculate_metrics` on
+``--small-records`` in-memory records (10,000 by default; median of
+``--repeats`` calls after one warm-up), and how much of it the Bayesian
+comparisons (:func:`cpo.experiment.stats.prob_beat_control`) take.
+
 Data generation is not timed. The file is kept (``--data``) and reused.
 
     python benchmarks/analysis.py                   # 10M rows
@@ -141,6 +147,58 @@ def run_loop(path: Path, limit: int) -> dict[str, float]:
     }
 
 
+def small_records(rows: int, seed: int = 1) -> list[dict[str, object]]:
+    """``rows`` per-recipient dicts with the same rates as :func:`generate`."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    opened = rng.random(rows) < 0.30
+    clicked = opened & (rng.random(rows) < 0.12)
+    converted = clicked & (rng.random(rows) < 0.10)
+    arms = np.array(ARMS)[rng.integers(0, 4, rows)]
+    segments = np.array(SEGMENTS)[rng.integers(0, 4, rows)]
+    columns = zip(arms, segments, opened, clicked, converted, strict=True)
+    return [
+        {"customer_id": f"C{i:09d}", "experiment_arm": str(arm), "segment": str(segment),
+         "opened": int(o), "clicked": int(c), "converted": int(v)}
+        for i, (arm, segment, o, c, v) in enumerate(columns)
+    ]  # fmt: skip
+
+
+def run_calculate_metrics(rows: int, repeats: int) -> dict[str, float]:
+    """Median wall time of ``calculate_metrics`` and of its Bayesian comparisons."""
+    import statistics
+
+    from cpo.experiment import stats
+    from cpo.experiment.metrics import calculate_metrics
+
+    records = small_records(rows)
+    bayes_seconds = [0.0]
+    original = stats.prob_beat_control
+
+    def timed(*args: object, **kwargs: object) -> stats.BayesResult:
+        started = time.perf_counter()
+        result = original(*args, **kwargs)
+        bayes_seconds[0] += time.perf_counter() - started
+        return result
+
+    stats.prob_beat_control = timed
+    calculate_metrics(records)  # warm-up: imports, first config load
+    totals, bayes = [], []
+    for _ in range(repeats):
+        bayes_seconds[0] = 0.0
+        started = time.perf_counter()
+        calculate_metrics(records)
+        totals.append(time.perf_counter() - started)
+        bayes.append(bayes_seconds[0])
+    stats.prob_beat_control = original
+    return {
+        "rows": rows,
+        "calculate_metrics_s": statistics.median(totals),
+        "prob_beat_control_s": statistics.median(bayes),
+    }
+
+
 def run_case(case: str, path: Path, loop_rows: int) -> dict[str, float]:
     """One case in this process, with its peak RSS."""
     if case == "python-loop":
@@ -163,8 +221,12 @@ def main() -> None:
     parser.add_argument("--loop-rows", type=int, default=1_000_000)
     parser.add_argument("--data", type=Path, help="Parquet file to create or reuse.")
     parser.add_argument(
-        "--cases", nargs="+", default=["vectorized", "vectorized-no-dup-check", "python-loop"]
+        "--cases",
+        nargs="+",
+        default=["vectorized", "vectorized-no-dup-check", "python-loop", "calculate-metrics"],
     )
+    parser.add_argument("--small-records", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args()
     data = args.data or Path(tempfile.gettempdir()) / f"cpo-analysis-{args.rows}.parquet"
@@ -172,6 +234,16 @@ def main() -> None:
         print(json.dumps(run_case(args.case, data, args.loop_rows)))
         return
     print_machine()
+    if "calculate-metrics" in args.cases:
+        small = run_calculate_metrics(args.small_records, args.repeats)
+        print(
+            f"calculate_metrics on {small['rows']:,} records (median of {args.repeats}): "
+            f"{small['calculate_metrics_s']:.3f} s, of which prob_beat_control "
+            f"{small['prob_beat_control_s']:.3f} s"
+        )
+        args.cases = [case for case in args.cases if case != "calculate-metrics"]
+    if not args.cases:
+        return
     if not data.exists():
         print(f"generating {args.rows:,} records into {data} ...", flush=True)
         generate(data, args.rows)
