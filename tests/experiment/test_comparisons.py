@@ -24,7 +24,7 @@ def arm(sent, clicked, opened=None):
 )  # fmt: skip
 def test_prob_best_of_two_arms_is_prob_beat_control(x_t, n_t, x_c, n_c):
     # With two arms, P(treatment best) = P(p_t > p_c), which stats computes by
-    # adaptive quadrature: an independent reference for the grid sum.
+    # exact finite sums: an independent reference for the grid sum.
     best = prob_best({"control": arm(n_c, x_c), "t": arm(n_t, x_t)}, "click_rate", SETTINGS)
     exact = prob_beat_control(x_t, n_t, x_c, n_c).prob_beat_control
     assert best["t"] == pytest.approx(exact, abs=5e-5)

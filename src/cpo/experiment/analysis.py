@@ -388,8 +388,9 @@ class _Analysis:
     def _bayesian_summary(self, best: Mapping[str, Any]) -> dict[str, Any]:
         """Probability of being best per metric over all arms."""
         return {
-            "method": "beta-binomial posteriors; P(beat control) and expected loss by adaptive "
-            "quadrature, P(best) by a Riemann-Stieltjes sum over each posterior; deterministic "
+            "method": "beta-binomial posteriors; P(beat control) and expected loss by exact "
+            "finite sums (Evan Miller's closed form), P(best) by a Riemann-Stieltjes sum over "
+            "each posterior; deterministic "
             "(no Monte Carlo, so the result does not depend on a seed)",
             "prior": list(self.settings.bayesian_prior),
             "integration_points": PROB_BEST_POINTS,
