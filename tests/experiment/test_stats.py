@@ -1016,10 +1016,57 @@ def test_bayes_matches_high_precision_reference_with_fractional_priors(counts, p
 
 def test_bayes_fractional_prior_at_a_million_units_is_continuous_in_the_prior():
     # No affordable mpmath reference at 10^6 units with fractional parameters;
-    # the general path must agree with the exact integer-prior sums as the
-    # prior moves by 1e-6 (the answer is smooth in the prior).
+    # the fractional-prior result (here by quadrature, ~10^6 terms) must agree
+    # with the exact integer-prior sums as the prior moves by 1e-6 (the answer
+    # is smooth in the prior).
     counts = (3120, 1_000_000, 3000, 1_000_000)
     near = prob_beat_control(*counts, prior=(1 + 1e-6, 1 + 1e-6))
     exact = _mp_bayes(*counts, (1, 1), _mp_greater)
     assert near.prob_beat_control == pytest.approx(float(exact[0]), abs=1e-7)
     assert near.expected_loss_treatment == pytest.approx(float(exact[1]), abs=1e-7)
+
+
+@pytest.mark.parametrize("counts", INTEGER_PRIOR_GRID)
+def test_bayes_quadrature_fallback_matches_high_precision_reference(counts, monkeypatch):
+    # Above EXACT_SUM_MAX_TERMS terms (e.g. 10^6 units at a 50% rate) the sums
+    # give way to composite Gauss-Legendre; with the limit at 0 every
+    # probability with parameters >= 1 takes that path, on the same grid.
+    from cpo.experiment import stats as stats_module
+
+    calls = []
+    original = stats_module._prob_greater_by_quadrature
+
+    def spy(*parameters):
+        calls.append(parameters)
+        return original(*parameters)
+
+    monkeypatch.setattr(stats_module, "EXACT_SUM_MAX_TERMS", 0)
+    monkeypatch.setattr(stats_module, "_prob_greater_by_quadrature", spy)
+    expected = _mp_bayes(*counts, (1, 1), _mp_greater)
+    result = prob_beat_control(*counts)
+    got = (result.prob_beat_control, result.expected_loss_treatment, result.expected_loss_control)
+    assert len(calls) == 3
+    for value, reference in zip(got, expected, strict=True):
+        assert value == pytest.approx(float(reference), abs=1e-7)
+
+
+def test_bayes_large_balanced_counts_use_quadrature_and_agree_with_the_sums(monkeypatch):
+    # 10^6 units at ~50%: ~500,000 terms per sum, so the quadrature is used;
+    # the exact sums (forced) agree to 1e-7.
+    from cpo.experiment import stats as stats_module
+
+    counts = (500_000, 1_000_000, 501_000, 1_000_000)
+    calls = []
+    original = stats_module._prob_greater_by_quadrature
+    monkeypatch.setattr(
+        stats_module,
+        "_prob_greater_by_quadrature",
+        lambda *parameters: calls.append(parameters) or original(*parameters),
+    )
+    fast = prob_beat_control(*counts)
+    assert len(calls) == 3
+    monkeypatch.setattr(stats_module, "EXACT_SUM_MAX_TERMS", 10**9)
+    summed = prob_beat_control(*counts)
+    assert len(calls) == 3
+    assert fast.prob_beat_control == pytest.approx(summed.prob_beat_control, abs=1e-7)
+    assert fast.expected_loss_treatment == pytest.approx(summed.expected_loss_treatment, abs=1e-7)

@@ -966,6 +966,15 @@ def mde_for_n(
 
 # Summing more terms than this in one numpy array would cost memory for nothing.
 _SUM_CHUNK = 1 << 18
+#: Above this many terms (and with every posterior parameter >= 1) P(X > Y) is
+#: integrated by composite Gauss-Legendre instead of summed (same accuracy,
+#: constant cost: ~2,000 CDF evaluations instead of up to millions of terms).
+EXACT_SUM_MAX_TERMS = 20_000
+# Panels across each posterior's bulk and Gauss-Legendre nodes per panel.
+_QUADRATURE_PANELS = 64
+_QUADRATURE_NODES = 16
+# Posterior mass left out on each side of the integration range.
+_QUADRATURE_TAIL = 1e-15
 
 
 def _prob_greater(a1: float, b1: float, a2: float, b2: float) -> float:
@@ -984,9 +993,47 @@ def _prob_greater(a1: float, b1: float, a2: float, b2: float) -> float:
         (True, (b1, a1), (b2, a2)),
     ]
     complement, summed, other = min(candidates, key=lambda c: _sum_terms(*c[1]))
+    if _sum_terms(*summed) > EXACT_SUM_MAX_TERMS and min(a1, b1, a2, b2) >= 1.0:
+        return _prob_greater_by_quadrature(a1, b1, a2, b2)
     value = _prob_greater_by_sum(*summed, *other)
     value = 1.0 - value if complement else value
     return min(1.0, max(0.0, value))
+
+
+def _prob_greater_by_quadrature(a: float, b: float, c: float, d: float) -> float:
+    """P(X > Y), X ~ Beta(a, b), Y ~ Beta(c, d), all parameters >= 1, by quadrature.
+
+    ``int f_Y(y) (1 - F_X(y)) dy`` over Y's central ``1 - 2e-15`` mass, split
+    into panels spread evenly across both posteriors' bulks (so a narrow X
+    step is resolved too), :data:`_QUADRATURE_NODES`-point Gauss-Legendre on
+    each. The density (log space) and the upper tail ``betaincc`` are smooth
+    and bounded for parameters >= 1, so the sum is accurate to ~1e-12
+    (tested against an mpmath reference with the sums switched off).
+    """
+    low_y, high_y = _central_range(c, d)
+    low_x, high_x = _central_range(a, b)
+    edges = np.unique(
+        np.concatenate(
+            [
+                np.linspace(low_y, high_y, _QUADRATURE_PANELS + 1),
+                np.clip(np.linspace(low_x, high_x, _QUADRATURE_PANELS + 1), low_y, high_y),
+            ]
+        )
+    )
+    nodes, weights = np.polynomial.legendre.leggauss(_QUADRATURE_NODES)
+    middles, halves = (edges[1:] + edges[:-1]) / 2.0, (edges[1:] - edges[:-1]) / 2.0
+    y = (middles[:, None] + halves[:, None] * nodes).ravel()
+    # xlogy/xlog1py: 0 * log(0) = 0 when a parameter is 1 and a node rounds to 0 or 1.
+    log_density = special.xlogy(c - 1.0, y) + special.xlog1py(d - 1.0, -y) - special.betaln(c, d)
+    values = np.exp(log_density) * special.betaincc(a, b, y)
+    return float(np.sum((halves[:, None] * weights).ravel() * values))
+
+
+def _central_range(a: float, b: float) -> tuple[float, float]:
+    """Quantiles :data:`_QUADRATURE_TAIL` and ``1 -`` that of Beta(a, b)."""
+    low = float(special.betaincinv(a, b, _QUADRATURE_TAIL))
+    high = float(special.betainccinv(a, b, _QUADRATURE_TAIL))
+    return low, high
 
 
 def _sum_terms(a: float, b: float) -> float:
