@@ -6,6 +6,7 @@ injects latency, 429, 500, 400 and hangs; nothing here touches the internet.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -101,6 +102,21 @@ def test_prompt_carries_the_tone_the_constraints_and_the_sources(
     for snippet in request_one.snippets:
         assert f"[Source: {snippet.title}, ¶{snippet.paragraph_index}]" in text
     assert "$" not in text.replace("$", "") or "${" not in text  # every placeholder filled
+
+
+def test_prompt_names_the_tiers_to_avoid_only_when_there_are_some(
+    helpers, prompts, request_one, tmp_path
+):
+    setup = helpers.make_setup(prompts, cache_dir=tmp_path)
+    _, plain = build_messages(request_one, setup, prompts.footer())
+    assert "Do not name these tiers" not in plain["content"]
+    assert "$audience_rule" not in plain["content"]
+    guarded = dataclasses.replace(request_one, avoid_mentions=("Gold", "Platinum"))
+    _, user = build_messages(guarded, setup, prompts.footer())
+    assert (
+        "which not every recipient has, anywhere (subject included): Gold, Platinum."
+        in (user["content"])
+    )
 
 
 def test_retries_429_and_500_with_exponential_backoff(

@@ -103,11 +103,23 @@ def build_messages(
         "max_citations": str(constraints.max_citations),
         "cta_examples": ", ".join(f"'{v}'" for v in verbs[:-1]) + f" or '{verbs[-1]}'",
         "cta_link": " Include the link of a source you cite in it." if has_links else "",
+        "audience_rule": _audience_rule(request),
     }
     return [
         {"role": "system", "content": system.safe_substitute(values)},
         {"role": "user", "content": user.safe_substitute(values)},
     ]
+
+
+def _audience_rule(request: GenerationRequest) -> str:
+    """The prompt's rule against naming tiers not every recipient holds ("" when none)."""
+    if not request.avoid_mentions:
+        return ""
+    names = ", ".join(request.avoid_mentions)
+    return (
+        f" Do not name these tiers or plans, which not every recipient has, anywhere "
+        f"(subject included): {names}."
+    )
 
 
 def render_snippets(request: GenerationRequest) -> str:
