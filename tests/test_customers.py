@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from cpo_testkit import BEHAVIOUR_COLUMNS
 
 from cpo.customer_reader import read_customer_columns
 from cpo.customer_settings import CustomerSettings
@@ -152,18 +153,6 @@ def test_all_rows_invalid_in_skip_mode_is_an_error(customers_csv: Path, edit_csv
 
 
 # --- Files from other systems: optional names and emails, encodings, delimiters, mapping ---
-
-BEHAVIOUR_COLUMNS = [
-    "customer_id",
-    "age",
-    "location",
-    "tier",
-    "purchase_frequency",
-    "avg_order_value",
-    "last_engagement_days",
-    "historical_open_rate",
-    "historical_click_rate",
-]
 
 
 def bakery_frame(rows: int = 12) -> pd.DataFrame:

@@ -14,21 +14,11 @@ import pandas as pd
 import pytest
 import yaml
 from click.testing import CliRunner
+from cpo_testkit import BEHAVIOUR_COLUMNS
 
 from cpo.cli import cli
 from cpo.sample_data import bundled_customers
 
-BEHAVIOUR_COLUMNS = [
-    "customer_id",
-    "age",
-    "location",
-    "tier",
-    "purchase_frequency",
-    "avg_order_value",
-    "last_engagement_days",
-    "historical_open_rate",
-    "historical_click_rate",
-]
 NO_EMAIL_WARNING = "the customer file has no email column"
 #: A CRM's names for our columns.
 CRM_NAMES = {

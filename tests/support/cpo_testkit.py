@@ -18,6 +18,18 @@ from cpo.models import HARM_CATEGORIES, CategoryScores, Variant
 from cpo.pipeline import RunContext, StageOutcome
 from cpo.runfiles import write_json
 
+#: The behavioural-only customer export of issue 10 (no names, no emails).
+BEHAVIOUR_COLUMNS = [
+    "customer_id",
+    "age",
+    "location",
+    "tier",
+    "purchase_frequency",
+    "avg_order_value",
+    "last_engagement_days",
+    "historical_open_rate",
+    "historical_click_rate",
+]
 FOOTER = "You are receiving this email because you subscribed. Unsubscribe: https://x.example/u"
 MARKER = re.compile(r"\[(hate|violence|self_harm|sexual):(\d)\]")
 
