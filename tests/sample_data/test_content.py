@@ -1,4 +1,4 @@
-"""Tests of the bundled approved-content corpus and its generator."""
+"""Tests of the bundled approved-content corpus (its packaged JSON files) and its copy."""
 
 from __future__ import annotations
 
@@ -10,14 +10,29 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from cpo.sample_data import content as corpus
+from cpo.cli import cli
 
 CONTENT_DIR = Path(str(resources.files("cpo") / "data" / "sample" / "content"))
 CONTROL_PATH = Path(
     str(resources.files("cpo") / "data" / "config" / "prompts" / "control_message.txt")
 )
 REFERENCE_DATE = date(2026, 11, 26)
+CATEGORIES = ("product", "promotion", "support")
+#: Keys of a document record, in the order the bundled files write them.
+RECORD_KEYS = (
+    "document_id",
+    "title",
+    "category",
+    "content",
+    "audience",
+    "keywords",
+    "approval_date",
+    "expiry_date",
+    "source_url",
+    "metadata",
+)
 SEGMENTS = ("High-Value Recent", "At-Risk", "New Customer", "Standard")
 BANNED_PHRASES = ("guaranteed", "guarantee", "risk-free", "no risk", "100% safe", "cure")
 HARMFUL_WORDS = ("kill", "shoot", "die", "attack", "bomb", "weapon", "gun", "blood", "dead")
@@ -64,7 +79,7 @@ def _words(text: str) -> int:
 def test_corpus_size_and_categories(docs: list[dict]) -> None:
     assert 30 <= len(docs) <= 50
     categories = Counter(d["category"] for d in docs)
-    assert set(categories) == set(corpus.CATEGORIES)
+    assert set(categories) == set(CATEGORIES)
     assert all(n >= 8 for n in categories.values()), categories
 
 
@@ -79,7 +94,7 @@ def test_ids_unique_and_match_file_names() -> None:
 
 def test_record_schema_and_key_order(docs: list[dict]) -> None:
     for doc in docs:
-        assert tuple(doc) == corpus.RECORD_KEYS, doc["document_id"]
+        assert tuple(doc) == RECORD_KEYS, doc["document_id"]
         assert list(doc["metadata"]) == ["author", "version", "last_updated"]
         assert doc["title"].strip() and doc["metadata"]["author"].strip()
         assert re.fullmatch(r"\d+\.\d+", doc["metadata"]["version"])
@@ -88,7 +103,7 @@ def test_record_schema_and_key_order(docs: list[dict]) -> None:
 
 def test_categories_and_audiences_valid(docs: list[dict]) -> None:
     for doc in docs:
-        assert doc["category"] in ("product", "promotion", "support"), doc["document_id"]
+        assert doc["category"] in CATEGORIES, doc["document_id"]
         assert doc["audience"] in ("All", *SEGMENTS), doc["document_id"]
 
 
@@ -181,19 +196,34 @@ def test_facts_in_documents() -> None:
     assert "60 days" in by_id["FERN-SUP-002"]["content"]
 
 
-def test_generator_reproduces_bundled_files(tmp_path: Path) -> None:
-    written = corpus.write_content(tmp_path)
-    assert [p.name for p in written] == sorted(p.name for p in written)
-    assert {p.name for p in written} == {p.name for p in CONTENT_DIR.glob("*.json")}
-    for path in written:
-        assert path.read_bytes() == (CONTENT_DIR / path.name).read_bytes(), path.name
-        assert path.read_bytes().endswith(b"}\n")
+def test_bundled_files_are_formatted_alike() -> None:
+    for path, doc in _bundled():
+        text = path.read_bytes().decode("utf-8")
+        assert text == json.dumps(doc, ensure_ascii=False, indent=2) + "\n", path.name
 
 
-def test_generator_is_deterministic(tmp_path: Path) -> None:
-    first = {p.name: p.read_bytes() for p in corpus.write_content(tmp_path / "a")}
-    second = {p.name: p.read_bytes() for p in corpus.write_content(tmp_path / "b")}
-    assert first == second and len(first) == len(corpus.DOCUMENTS)
+def test_sample_data_command_copies_the_bundled_files(tmp_path: Path) -> None:
+    out = tmp_path / "sample"
+    (out / "content").mkdir(parents=True)
+    (out / "content" / "mine.txt").write_text("kept", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["sample-data", "--customers", "10", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    bundled = sorted(CONTENT_DIR.glob("*.json"))
+    assert f"wrote {len(bundled)} approved-content documents" in result.output
+    copied = sorted((out / "content").glob("*.json"))
+    assert [p.name for p in copied] == [p.name for p in bundled]
+    for source, copy in zip(bundled, copied, strict=True):
+        assert copy.read_bytes() == source.read_bytes(), copy.name
+    assert (out / "content" / "mine.txt").read_text(encoding="utf-8") == "kept"
+
+
+def test_sample_data_command_can_skip_the_content(tmp_path: Path) -> None:
+    out = tmp_path / "sample"
+    result = CliRunner().invoke(
+        cli, ["sample-data", "--customers", "10", "--out", str(out), "--no-content"]
+    )
+    assert result.exit_code == 0, result.output
+    assert (out / "customers.csv").is_file() and not (out / "content").exists()
 
 
 def test_control_message_format() -> None:

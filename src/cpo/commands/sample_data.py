@@ -58,9 +58,9 @@ def sample_data_command(
         target = write_customers(count, customers, seed=seed)
         click.echo(f"wrote {count} customers to {target}")
         if content is not None:
-            from cpo.sample_data.content import write_content
+            from cpo.sample_data import copy_bundled_content
 
-            files = write_content(content)
+            files = copy_bundled_content(content)
             click.echo(f"wrote {len(files)} approved-content documents to {content}")
     except OSError as exc:
         raise os_error(out_dir, exc, "write the sample data to") from None
