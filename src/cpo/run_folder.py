@@ -13,8 +13,20 @@ imported inside the functions that need them, so ``cpo --help`` stays light.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cpo.errors import DataValidationError, RunDirError
+from cpo.models import Citation, Grounding, SegmentProfile, Snippet, Variant
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+_RUN_HINT = "pass the folder of a `cpo run --out`"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +60,13 @@ class Artifact:
     def path(self, run_dir: Path | str) -> Path:
         """This artifact's path inside ``run_dir``."""
         return Path(run_dir) / self.file_name
+
+    @property
+    def rewrite_hint(self) -> str:
+        """How to get a missing or damaged copy written again."""
+        if self.writer == "pipeline":
+            return "start a new run with `cpo run --out NEW_DIR`"
+        return f"the {self.writer} stage writes it: rerun it with `cpo run --resume RUN_DIR`"
 
 
 MANIFEST = Artifact(
@@ -222,3 +241,296 @@ def artifact(name: str) -> Artifact:
         if name in (candidate.name, candidate.file_name):
             return candidate
     raise KeyError(name)
+
+
+# --- manifest -----------------------------------------------------------------
+
+
+def read_manifest(run_dir: Path | str) -> dict[str, Any]:
+    """The run's manifest.json as a dict.
+
+    Raises:
+        RunDirError: there is no manifest (not a run folder) or it is not a JSON object.
+    """
+    path = MANIFEST.path(run_dir)
+    if not path.is_file():
+        raise RunDirError(f"{run_dir}: no {MANIFEST.name} here", hint=_RUN_HINT)
+    return _read_json_object(path, MANIFEST)
+
+
+def write_manifest(run_dir: Path | str, manifest: dict[str, Any]) -> None:
+    """Write the manifest atomically (the pipeline and ``cpo approve`` call this)."""
+    from cpo.runfiles import write_json
+
+    write_json(MANIFEST.path(run_dir), manifest)
+
+
+def _read_json_object(path: Path, what: Artifact) -> dict[str, Any]:
+    """A JSON object from ``path``, with one clear error when it is not one."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataValidationError(
+            f"{path}: cannot read {what.name} ({type(exc).__name__}: {exc})",
+            hint=what.rewrite_hint,
+        ) from None
+    if not isinstance(data, dict):
+        raise DataValidationError(
+            f"{path}: {what.name} must hold a JSON object, found {type(data).__name__}",
+            hint=what.rewrite_hint,
+        )
+    return data
+
+
+def _locate(source: Path | str, what: Artifact) -> Path:
+    """The artifact's file: ``source`` itself, or its copy inside the run folder ``source``."""
+    source = Path(source)
+    return what.path(source) if source.is_dir() else source
+
+
+# --- segment: segments.csv, segment_profiles.json -----------------------------
+
+
+def write_segments(run_dir: Path | str, assignments: pd.DataFrame) -> None:
+    """Write segments.csv (one row per customer)."""
+    from cpo.runfiles import write_csv
+
+    write_csv(SEGMENTS.path(run_dir), assignments)
+
+
+def read_segments(run_dir: Path | str) -> pd.DataFrame:
+    """segments.csv with ``customer_id`` and ``segment`` as text (empty cells stay ``""``).
+
+    Raises:
+        DataValidationError: the run has no segments.csv.
+    """
+    from cpo.runfiles import read_csv
+
+    path = SEGMENTS.path(run_dir)
+    if not path.is_file():
+        raise DataValidationError(
+            f"{path}: segment assignments not found", hint=SEGMENTS.rewrite_hint
+        )
+    return read_csv(path, dtype={"customer_id": str, "segment": str}, keep_default_na=False)
+
+
+def write_profiles(
+    run_dir: Path | str,
+    profiles: Sequence[SegmentProfile],
+    *,
+    method: str,
+    total_customers: int,
+    details: dict[str, Any],
+) -> None:
+    """Write segment_profiles.json: how the run segmented, and one profile per segment."""
+    from cpo.runfiles import write_json
+
+    write_json(
+        SEGMENT_PROFILES.path(run_dir),
+        {
+            "method": method,
+            "total_customers": total_customers,
+            "details": details,
+            "segments": [asdict(profile) for profile in profiles],
+        },
+    )
+
+
+def read_profiles(source: Path | str) -> list[SegmentProfile]:
+    """The segment profiles of a run folder (or of a segment_profiles.json file).
+
+    Raises:
+        DataValidationError: the file is missing or not in the expected shape.
+    """
+    path = _locate(source, SEGMENT_PROFILES)
+    if not path.is_file():
+        raise DataValidationError(
+            f"{path}: segment profiles not found",
+            hint="run the segment stage first (cpo run), or pass --run RUN_DIR",
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return [_profile(entry) for entry in data["segments"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataValidationError(
+            f"{path}: not a valid {SEGMENT_PROFILES.name} ({type(exc).__name__}: {exc})",
+            hint="rerun the segment stage to rewrite it",
+        ) from None
+
+
+def _profile(entry: dict[str, Any]) -> SegmentProfile:
+    """A :class:`SegmentProfile` from its JSON form."""
+    return SegmentProfile(
+        name=str(entry["name"]),
+        segment_id=int(entry["segment_id"]),
+        size=int(entry["size"]),
+        share=float(entry["share"]),
+        definition=str(entry.get("definition", "")),
+        means={str(k): float(v) for k, v in (entry.get("means") or {}).items()},
+        medians={str(k): float(v) for k, v in (entry.get("medians") or {}).items()},
+        traits=tuple(str(t) for t in entry.get("traits") or ()),
+    )
+
+
+# --- retrieve: retrieval.json ---------------------------------------------------
+
+
+def write_retrieval(run_dir: Path | str, document: dict[str, Any]) -> None:
+    """Write retrieval.json (built by :func:`cpo.retrieval.service.retrieval_document`)."""
+    from cpo.runfiles import write_json
+
+    write_json(RETRIEVAL.path(run_dir), document)
+
+
+def read_retrieval(source: Path | str) -> dict[str, Any]:
+    """retrieval.json of a run folder (or the file itself) as a dict.
+
+    Raises:
+        DataValidationError: the file is missing or is not a JSON object.
+    """
+    path = _locate(source, RETRIEVAL)
+    if not path.is_file():
+        raise DataValidationError(
+            f"{path}: retrieval results not found",
+            hint="the retrieve stage writes it; rerun with `cpo run --resume RUN_DIR`",
+        )
+    return _read_json_object(path, RETRIEVAL)
+
+
+def snippet_to_result(snippet: Snippet) -> dict[str, Any]:
+    """One ``results`` entry of retrieval.json for a snippet (score rounded to 4 places)."""
+    return {
+        "document_id": snippet.document_id,
+        "title": snippet.title,
+        "paragraph_index": snippet.paragraph_index,
+        "snippet": snippet.text,
+        "score": round(float(snippet.score), 4),
+        "category": snippet.category,
+        "audience": snippet.audience,
+        "source_url": snippet.source_url,
+    }
+
+
+def snippet_from_result(result: dict[str, Any]) -> Snippet:
+    """A :class:`Snippet` from one ``results`` entry of retrieval.json."""
+    return Snippet(
+        document_id=str(result["document_id"]),
+        title=str(result["title"]),
+        paragraph_index=int(result["paragraph_index"]),
+        text=str(result["snippet"]),
+        score=float(result["score"]),
+        category=str(result.get("category", "")),
+        audience=str(result.get("audience", "")),
+        source_url=str(result.get("source_url", "")),
+    )
+
+
+def segment_snippets(retrieval: dict[str, Any], segment: str) -> list[Snippet]:
+    """The snippets retrieved for ``segment`` in a loaded retrieval.json, best first.
+
+    Raises:
+        DataValidationError: the segment is not in the file, or the file is malformed.
+    """
+    try:
+        segments = retrieval["segments"]
+        for entry in segments:
+            if entry["segment"] == segment:
+                return [snippet_from_result(r) for r in entry["results"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataValidationError(
+            f"{RETRIEVAL.name} is malformed ({type(exc).__name__}: {exc})",
+            hint="rerun the retrieve stage (cpo run --resume RUN_DIR)",
+        ) from None
+    names = ", ".join(json.dumps(e.get("segment")) for e in segments) or "(none)"
+    raise DataValidationError(
+        f"{RETRIEVAL.name} has no segment '{segment}'; it has: {names}",
+        hint=f"use a segment name from {SEGMENT_PROFILES.name}, or rerun the retrieve stage",
+    )
+
+
+# --- generate: variants.json ----------------------------------------------------
+
+
+def write_variants(run_dir: Path | str, document: dict[str, Any]) -> None:
+    """Write variants.json (built by :func:`cpo.generation.service.variants_document`)."""
+    from cpo.runfiles import write_json
+
+    write_json(VARIANTS.path(run_dir), document)
+
+
+def read_variants(source: Path | str) -> list[Variant]:
+    """The variants of a run folder (or of a variants.json file); unknown keys are ignored.
+
+    Raises:
+        DataValidationError: the file is missing or malformed, a variant is
+            invalid, or variant ids repeat.
+    """
+    path = _locate(source, VARIANTS)
+    if not path.is_file():
+        raise DataValidationError(
+            f"{path}: variants file not found",
+            hint="the generate stage of `cpo run` writes variants.json into the run folder",
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        items = data["variants"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise DataValidationError(
+            f"{path}: expected a JSON object with a 'variants' list ({exc})"
+        ) from None
+    variants = [_variant_from_dict(path, index, item) for index, item in enumerate(items)]
+    repeated = [vid for vid, n in Counter(v.variant_id for v in variants).items() if n > 1]
+    if repeated:
+        raise DataValidationError(f"{path}: variant ids repeat: {', '.join(sorted(repeated))}")
+    return variants
+
+
+_VARIANT_FIELDS = frozenset(f.name for f in fields(Variant))
+
+
+def _variant_from_dict(path: Path, index: int, item: Any) -> Variant:
+    """Build one Variant, naming the file and list position when it is malformed."""
+    try:
+        values = {key: value for key, value in item.items() if key in _VARIANT_FIELDS}
+        values["citations"] = tuple(Citation(**c) for c in values.get("citations", ()))
+        grounding = values.get("grounding") or {"score": 1.0}
+        values["grounding"] = Grounding(
+            score=float(grounding.get("score", 1.0)),
+            unsupported_claims=tuple(grounding.get("unsupported_claims", ())),
+            invalid_citations=tuple(grounding.get("invalid_citations", ())),
+        )
+        values["retrieved_document_ids"] = tuple(values.get("retrieved_document_ids", ()))
+        variant = Variant(**values)
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise DataValidationError(
+            f"{path}: variants[{index}] is not a valid variant ({exc})"
+        ) from None
+    if not isinstance(variant.subject, str) or not isinstance(variant.body, str):
+        raise DataValidationError(f"{path}: variants[{index}]: subject and body must be text")
+    return variant
+
+
+# --- screen: the audit log's recorded head --------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AuditHead:
+    """What the manifest recorded about the audit log, to verify it against.
+
+    Attributes:
+        entries: Number of entries when the run recorded it (``None``: nothing recorded).
+        head_hash: Hash of the last entry then (``None``: nothing recorded).
+    """
+
+    entries: int | None = None
+    head_hash: str | None = None
+
+    def as_record(self) -> dict[str, Any]:
+        """The manifest's ``safety.audit`` record of this head."""
+        return {"entries": self.entries, "head_hash": self.head_hash}
+
+
+def recorded_audit_head(manifest: dict[str, Any]) -> AuditHead:
+    """The audit log's length and head hash recorded under ``safety.audit`` in a manifest."""
+    recorded = (manifest.get("safety") or {}).get("audit") or {}
+    return AuditHead(recorded.get("entries"), recorded.get("head_hash"))

@@ -1,0 +1,270 @@
+"""The stage contract of ``cpo run``: what a stage is given and what it returns.
+
+A stage is a class with a ``name``, a ``description``, the ``outputs`` it writes
+into the run folder, and four methods (:class:`Stage`). Subclass
+:class:`StageBase` to get the optional hooks with their defaults and override
+only what the stage needs. The pipeline (:mod:`cpo.pipeline`) calls the hooks in
+this order: ``preflight`` for every stage before anything runs; then per stage
+``input_files`` and ``fingerprint_extra`` (the resume fingerprint) and ``run``.
+
+A stage never writes the manifest: it returns a :class:`StageOutcome` whose
+``records`` the pipeline merges into the manifest (``{"inputs": {"customers":
+{...}}}`` adds one input record) and whose ``usage`` it adds to the run totals.
+
+This is a leaf module (standard library only at run time), so stage modules,
+the pipeline and tests can all import it without a cycle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from cpo.config import Config
+    from cpo.logs import RunLog
+
+
+class Reporter(Protocol):
+    """Receives progress from a running pipeline (the CLI shows it)."""
+
+    def stage_started(self, name: str, description: str) -> None:
+        """A stage begins."""
+
+    def stage_progress(self, name: str, completed: int, total: int) -> None:
+        """A long stage reports ``completed`` of ``total`` units."""
+
+    def stage_finished(self, name: str, status: str, seconds: float, summary: str) -> None:
+        """A stage ended (completed, skipped, paused or failed)."""
+
+    def event(self, record: dict[str, Any]) -> None:
+        """A log event (warnings are worth showing)."""
+
+
+class NullReporter:
+    """A reporter that shows nothing (library and test use)."""
+
+    def stage_started(self, name: str, description: str) -> None:
+        """Ignore the start."""
+
+    def stage_progress(self, name: str, completed: int, total: int) -> None:
+        """Ignore progress."""
+
+    def stage_finished(self, name: str, status: str, seconds: float, summary: str) -> None:
+        """Ignore the end."""
+
+    def event(self, record: dict[str, Any]) -> None:
+        """Ignore events."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the user asked for; stored in the manifest so a resume can reuse it.
+
+    Attributes:
+        customers: Customer file (``None`` = the bundled sample).
+        content: Approved-content folder (``None`` = the bundled sample).
+        engagement: Engagement file to import instead of simulating.
+        seed: Overrides ``campaign.seed`` when set.
+        on_invalid: ``"error"`` or ``"skip"`` for invalid customer rows.
+        column_map: ``--map`` pairs (their column, our column), merged over
+            ``customers.columns`` of the config.
+        encoding: ``--encoding`` of the customer file (``None`` = the config's).
+        delimiter: ``--delimiter`` of the customer file (``None`` = the config's).
+    """
+
+    customers: Path | None = None
+    content: Path | None = None
+    engagement: Path | None = None
+    seed: int | None = None
+    on_invalid: str = "error"
+    column_map: tuple[tuple[str, str], ...] = ()
+    encoding: str | None = None
+    delimiter: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (paths as absolute strings)."""
+        return {
+            "customers": _path_text(self.customers),
+            "content": _path_text(self.content),
+            "engagement": _path_text(self.engagement),
+            "seed": self.seed,
+            "on_invalid": self.on_invalid,
+            "column_map": dict(self.column_map),
+            "encoding": self.encoding,
+            "delimiter": self.delimiter,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunOptions:
+        """Rebuild options stored by :meth:`to_dict`."""
+        return cls(
+            customers=_path_or_none(data.get("customers")),
+            content=_path_or_none(data.get("content")),
+            engagement=_path_or_none(data.get("engagement")),
+            seed=data.get("seed"),
+            on_invalid=data.get("on_invalid", "error"),
+            column_map=tuple((data.get("column_map") or {}).items()),
+            encoding=data.get("encoding"),
+            delimiter=data.get("delimiter"),
+        )
+
+
+def _path_text(path: Path | None) -> str | None:
+    return str(Path(path).resolve()) if path is not None else None
+
+
+def _path_or_none(text: str | None) -> Path | None:
+    return Path(text) if text else None
+
+
+@dataclass(frozen=True)
+class ApiUsage:
+    """Paid API use of one stage, added to the run totals in the manifest.
+
+    Attributes:
+        api_calls: Requests sent.
+        tokens_prompt: Prompt tokens billed.
+        tokens_completion: Completion tokens billed.
+        cost_usd: Estimated cost.
+    """
+
+    api_calls: int = 0
+    tokens_prompt: int = 0
+    tokens_completion: int = 0
+    cost_usd: float = 0.0
+
+
+@dataclass
+class StageOutcome:
+    """What a stage reports when it returns.
+
+    Attributes:
+        summary: One line for the terminal, e.g. "500 customers in 4 segments".
+        paused: True when the run must stop here and wait (e.g. for approval).
+        facts: Stage facts recorded in the manifest under ``stages.<name>.facts``.
+        records: Run-level records the pipeline merges into the manifest
+            (a dict updates the manifest's dict key by key), e.g.
+            ``{"inputs": {"content": {...}}}`` or ``{"safety": {...}}``.
+        usage: Paid API use, added to the manifest's ``totals``.
+    """
+
+    summary: str = ""
+    paused: bool = False
+    facts: dict[str, Any] = field(default_factory=dict)
+    records: dict[str, Any] = field(default_factory=dict)
+    usage: ApiUsage | None = None
+
+
+@dataclass
+class RunContext:
+    """Everything a stage may use: the run folder, config, options, log and manifest.
+
+    Attributes:
+        run_dir: The run folder.
+        config: The loaded configuration.
+        options: The user's input files and flags.
+        log: The run's JSON-lines log.
+        manifest: The manifest so far, for reading (earlier stages' records);
+            a stage records through :attr:`StageOutcome.records`.
+        reporter: Progress receiver.
+        current_stage: Name of the running stage (for progress).
+    """
+
+    run_dir: Path
+    config: Config
+    options: RunOptions
+    log: RunLog
+    manifest: dict[str, Any]
+    reporter: Reporter
+    current_stage: str = ""
+
+    @property
+    def run_id(self) -> str:
+        """The run's id (kept across resumes)."""
+        return str(self.manifest["run_id"])
+
+    @property
+    def seed(self) -> int:
+        """The effective seed: the option when given, else ``campaign.seed``."""
+        if self.options.seed is not None:
+            return self.options.seed
+        return self.config.experiment.campaign.seed
+
+    @property
+    def salt(self) -> str:
+        """Salt for hashing customer ids in logs (per campaign and seed)."""
+        return f"{self.config.experiment.campaign.name}:{self.seed}"
+
+    def path(self, name: str) -> Path:
+        """Absolute path of an artifact in the run folder (``ctx.path(SEGMENTS.name)``)."""
+        return self.run_dir / name
+
+    def progress(self, completed: int, total: int) -> None:
+        """Report progress of the current stage."""
+        self.reporter.stage_progress(self.current_stage, completed, total)
+
+
+class Stage(Protocol):
+    """One step of the pipeline (subclass :class:`StageBase` to implement it)."""
+
+    name: str
+    description: str
+    outputs: tuple[str, ...]
+
+    def preflight(self, config: Config, options: RunOptions) -> None:
+        """Check what can be checked from config and options before any stage runs."""
+
+    def input_files(self, ctx: RunContext) -> list[Path]:
+        """Files (or folders) whose content decides whether this stage must rerun."""
+
+    def fingerprint_extra(self, ctx: RunContext) -> dict[str, Any] | None:
+        """Facts that are not files (e.g. a default as-of date) for the resume fingerprint."""
+
+    def run(self, ctx: RunContext) -> StageOutcome:
+        """Do the work and write ``outputs`` into ``ctx.run_dir``."""
+
+
+class StageBase:
+    """Base class of the stages: the optional hooks with their defaults.
+
+    A subclass sets ``name``, ``description`` and ``outputs`` (artifact file
+    names, e.g. ``(SEGMENTS.name,)``), implements ``run(ctx) -> StageOutcome``
+    and overrides the hooks it needs; mypy checks it against :class:`Stage`
+    where the pipeline takes it.
+    """
+
+    name: str = ""
+    description: str = ""
+    outputs: tuple[str, ...] = ()
+
+    def preflight(self, config: Config, options: RunOptions) -> None:
+        """No checks before the run by default."""
+        del config, options
+
+    def input_files(self, ctx: RunContext) -> list[Path]:
+        """No input files by default (the stage reruns only when config or seed change)."""
+        del ctx
+        return []
+
+    def fingerprint_extra(self, ctx: RunContext) -> dict[str, Any] | None:
+        """Nothing beyond files, config and seed by default."""
+        del ctx
+        return None
+
+
+def merge_records(target: dict[str, Any], records: dict[str, Any]) -> None:
+    """Merge a stage's ``records`` into the manifest ``target`` in place.
+
+    A record that is a dict updates the manifest's dict of that name key by key
+    (so ``{"inputs": {"content": ...}}`` keeps the other inputs, and
+    ``{"experiment": {"engagement_source": ...}}`` adds one key); anything else
+    replaces what was there.
+    """
+    for key, value in records.items():
+        current = target.get(key)
+        if isinstance(value, dict) and isinstance(current, dict):
+            current.update(value)
+        else:
+            target[key] = value
