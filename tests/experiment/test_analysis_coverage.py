@@ -17,7 +17,7 @@ import pytest
 from cpo.config import load_config
 from cpo.experiment.aggregate import aggregate_records
 from cpo.experiment.analysis import AnalysisPlan, analyze
-from cpo.experiment.comparisons import METRIC_DEFINITIONS
+from cpo.experiment.comparisons import metric_definitions
 from cpo.experiment.simulate import (
     default_arm_tones,
     expected_rates,
@@ -56,11 +56,11 @@ def simulated_counts(experiment, seed):
 @pytest.mark.slow
 def test_newcombe_interval_covers_the_configured_effect(experiment):
     truth = experiment[4]
-    covered = {metric: [] for metric in METRIC_DEFINITIONS}
-    estimates = {metric: [] for metric in METRIC_DEFINITIONS}
+    covered = {metric: [] for metric in metric_definitions()}
+    estimates = {metric: [] for metric in metric_definitions()}
     for seed in SEEDS:
         counts = simulated_counts(experiment, seed)
-        for metric, (numerator, denominator) in METRIC_DEFINITIONS.items():
+        for metric, (numerator, denominator) in metric_definitions().items():
             control = counts["control"]
             for arm in ARMS[1:]:
                 treatment = counts[arm]
@@ -92,7 +92,7 @@ def test_metrics_json_reports_the_same_intervals(experiment):
     counts = simulated_counts(experiment, 0)
     assert metrics["engagement_source"] == "simulated"
     for record in metrics["lift_analysis"]:
-        numerator, denominator = METRIC_DEFINITIONS[record["metric"]]
+        numerator, denominator = metric_definitions()[record["metric"]]
         treatment, control = counts[record["treatment_arm"]], counts["control"]
         interval = newcombe_difference_interval(
             treatment[numerator], treatment[denominator], control[numerator], control[denominator]

@@ -129,9 +129,11 @@ def build_sections(metrics: dict[str, Any]) -> list[Section]:
 
 
 def _arms_section(metrics: dict[str, Any]) -> Section:
-    names = ("open_rate", "click_rate", "conversion_rate", "click_to_open_rate")
+    arms = list(metrics["arms"].values())
+    # The metrics the analysis wrote (every catalog metric at the time of the run).
+    names = tuple(arms[0]["metrics"]) if arms else ()
     rows = []
-    for arm in metrics["arms"].values():
+    for arm in arms:
         cells = [arm["arm_name"], arm["tone"] or DASH, str(arm["sample_size"])]
         for name in names:
             value = arm["metrics"][name]

@@ -31,10 +31,10 @@ from cpo.experiment.analysis_settings import AnalysisSettings
 from cpo.experiment.comparisons import (
     BENJAMINI_HOCHBERG,
     HOLM,
-    METRIC_DEFINITIONS,
     PROB_BEST_POINTS,
     adjust,
     compare,
+    metric_definitions,
     prob_best,
     rate,
     rate_intervals,
@@ -276,7 +276,7 @@ class _Analysis:
             "tone": self.plan.tones.get(arm),
             "sample_size": counts["sent"],
             "counts": {name: counts[name] for name in COUNT_COLUMNS},
-            "metrics": {metric: rate(counts, metric) for metric in METRIC_DEFINITIONS},
+            "metrics": {metric: rate(counts, metric) for metric in metric_definitions()},
             "intervals": rate_intervals(counts, self.settings),
         }
 
@@ -313,7 +313,7 @@ class _Analysis:
                     )
                 )
             zero = [
-                m for m, (num, den) in METRIC_DEFINITIONS.items() if counts[den] and not counts[num]
+                m for m, (num, den) in metric_definitions().items() if counts[den] and not counts[num]
             ]
             if counts["sent"] and zero:
                 self.warnings.append(

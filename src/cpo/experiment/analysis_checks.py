@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from cpo.experiment import stats
-from cpo.experiment.comparisons import METRIC_DEFINITIONS, rate
+from cpo.experiment.comparisons import metric_counts, rate
 from cpo.experiment.settings import CONTROL_ARM
 
 if TYPE_CHECKING:
@@ -198,7 +198,7 @@ def _arm_power(
     plan: AnalysisPlan,
 ) -> dict[str, Any]:
     """MDE and power of one treatment-vs-control comparison."""
-    _, denominator = METRIC_DEFINITIONS[metric]
+    _, denominator = metric_counts(metric)
     n_control = overall.get(CONTROL_ARM, {}).get(denominator, 0)
     n_treatment = overall[arm][denominator]
     n = 2.0 / (1.0 / n_control + 1.0 / n_treatment) if n_control and n_treatment else 0.0

@@ -7,14 +7,33 @@ confidence level apply everywhere.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
+from cpo.experiment.catalog import metric_names
 from cpo.settings_base import StrictModel
 
-Metric = Literal["open_rate", "click_rate", "conversion_rate", "click_to_open_rate"]
-METRICS: tuple[str, ...] = ("open_rate", "click_rate", "conversion_rate", "click_to_open_rate")
+
+def registered_metric(value: Any) -> Any:
+    """``value`` if it names a metric of :mod:`cpo.experiment.catalog`.
+
+    Checked against the catalog when the config is validated, so a metric
+    registered by any module (before loading) is accepted.
+
+    Raises:
+        ValueError: not a registered metric name; the message lists them all.
+    """
+    names = metric_names()
+    if not isinstance(value, str) or value not in names:
+        quoted = [f"'{name}'" for name in names]
+        choices = ", ".join(quoted[:-1]) + f" or {quoted[-1]}" if len(quoted) > 1 else quoted[0]
+        raise ValueError(f"Input should be {choices}")
+    return value
+
+
+#: A metric name, validated against the catalog.
+MetricName = Annotated[str, BeforeValidator(registered_metric)]
 
 
 class AnalysisSettings(StrictModel):
@@ -25,6 +44,7 @@ class AnalysisSettings(StrictModel):
             inflated by mail privacy proxies (Apple Mail Privacy Protection
             pre-fetches images), so open rate is a poor primary metric.
         secondary_metrics: Reported with Benjamini-Hochberg correction.
+            Both take any metric of :mod:`cpo.experiment.catalog`.
         alpha: Two-sided significance level (family-wise, Holm, for the primary
             metric across treatment arms; false discovery rate, BH, elsewhere).
         confidence_level: Level of every reported interval.
@@ -34,8 +54,8 @@ class AnalysisSettings(StrictModel):
         bayesian_prior: Beta prior (alpha, beta) for the probability to beat control.
     """
 
-    primary_metric: Metric = "click_rate"
-    secondary_metrics: list[Metric] = Field(
+    primary_metric: MetricName = "click_rate"
+    secondary_metrics: list[MetricName] = Field(
         default_factory=lambda: ["open_rate", "conversion_rate", "click_to_open_rate"]
     )
     alpha: float = Field(default=0.05, gt=0, lt=0.5)

@@ -125,7 +125,8 @@ def register_metric(definition: Metric) -> Metric:
         The registered metric.
 
     Raises:
-        ValueError: an unknown count, a count over itself, or another metric
+        ValueError: an unknown count, a numerator that is not a subset of the
+            denominator (see :data:`COUNTS`), or another metric
             already registered under the same name.
     """
     for part in (definition.numerator, definition.denominator):
@@ -134,8 +135,14 @@ def register_metric(definition: Metric) -> Metric:
                 f"metric '{definition.name}': unknown count '{part}'; "
                 f"counts are {', '.join(COUNTS)}"
             )
-    if definition.numerator == definition.denominator:
-        raise ValueError(f"metric '{definition.name}': numerator and denominator are the same")
+    funnel = list(COUNTS)
+    if funnel.index(definition.numerator) <= funnel.index(definition.denominator):
+        # Every event implies the ones before it (a click implies an open), so a
+        # later count over an earlier one is a share in [0, 1].
+        raise ValueError(
+            f"metric '{definition.name}': the numerator must come after the denominator "
+            f"in {' > '.join(funnel)}"
+        )
     existing = _CATALOG.get(definition.name)
     if existing is not None and existing != definition:
         raise ValueError(f"metric '{definition.name}' is already registered differently")
@@ -234,6 +241,26 @@ def metric_baselines(
             value = min(counts[found.numerator] / counts[found.denominator], MAX_BASELINE)
         result[name] = value
     return result
+
+
+def denominator_share(name: str, baselines: Mapping[str, float]) -> float:
+    """Expected share of recipients in the metric's denominator (1 for ``sent``).
+
+    Args:
+        name: A registered metric.
+        baselines: Baseline of every metric (:func:`metric_baselines`); the
+            share is the baseline of the metric ``denominator / sent``.
+
+    Raises:
+        ValueError: no registered metric measures the denominator per recipient.
+    """
+    denominator = metric(name).denominator
+    if denominator == "sent":
+        return 1.0
+    for candidate in _CATALOG.values():
+        if candidate.numerator == denominator and candidate.denominator == "sent":
+            return baselines[candidate.name]
+    raise ValueError(f"metric '{name}': no metric measures '{denominator}' per recipient")
 
 
 for _builtin in (

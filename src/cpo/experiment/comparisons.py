@@ -15,16 +15,9 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-from cpo.experiment import stats
+from cpo.experiment import catalog, stats
 from cpo.experiment.analysis_settings import AnalysisSettings
 
-#: metric -> (numerator count, denominator count).
-METRIC_DEFINITIONS: dict[str, tuple[str, str]] = {
-    "open_rate": ("opened", "sent"),
-    "click_rate": ("clicked", "sent"),
-    "conversion_rate": ("converted", "sent"),
-    "click_to_open_rate": ("clicked", "opened"),
-}
 HOLM = "holm"
 BENJAMINI_HOCHBERG = "benjamini-hochberg"
 #: Grid points per arm of the probability-of-being-best integral.
@@ -34,9 +27,20 @@ RISK_DIFFERENCE_METHOD = "mantel-haenszel risk difference, sato variance"
 Counts = Mapping[str, int]
 
 
+def metric_counts(metric: str) -> tuple[str, str]:
+    """``(numerator count, denominator count)`` of a catalog metric."""
+    found = catalog.metric(metric)
+    return found.numerator, found.denominator
+
+
+def metric_definitions() -> dict[str, tuple[str, str]]:
+    """Every catalog metric -> ``(numerator count, denominator count)``, in catalog order."""
+    return {name: metric_counts(name) for name in catalog.metric_names()}
+
+
 def rate(counts: Counts, metric: str) -> float | None:
     """The metric's rate for one arm, or None when its denominator is 0."""
-    numerator, denominator = METRIC_DEFINITIONS[metric]
+    numerator, denominator = metric_counts(metric)
     return counts[numerator] / counts[denominator] if counts[denominator] else None
 
 
@@ -53,7 +57,7 @@ def interval_record(interval: stats.Interval, scale: float = 1.0) -> dict[str, A
 def rate_intervals(counts: Counts, settings: AnalysisSettings) -> dict[str, dict[str, Any]]:
     """Wilson interval of every metric of one arm."""
     intervals = {}
-    for metric, (numerator, denominator) in METRIC_DEFINITIONS.items():
+    for metric, (numerator, denominator) in metric_definitions().items():
         found = stats.wilson_interval(
             counts[numerator], counts[denominator], settings.confidence_level
         )
@@ -90,7 +94,7 @@ def compare(
     later (see :func:`adjust`), so ``p_value_adjusted``, ``adjustment`` and
     ``significant`` start empty.
     """
-    numerator, denominator = METRIC_DEFINITIONS[metric]
+    numerator, denominator = metric_counts(metric)
     x_t, n_t = treatment[numerator], treatment[denominator]
     x_c, n_c = control[numerator], control[denominator]
     rate_t, rate_c = rate(treatment, metric), rate(control, metric)
@@ -195,7 +199,7 @@ def prob_best(
     integral to about 1e-5. Deterministic: no Monte Carlo, so no seed is
     needed. Arms without a denominator get None.
     """
-    numerator, denominator = METRIC_DEFINITIONS[metric]
+    numerator, denominator = metric_counts(metric)
     usable = [arm for arm, c in counts.items() if c[denominator] > 0]
     result: dict[str, float | None] = dict.fromkeys(counts)
     if len(usable) <= 1:
@@ -245,7 +249,7 @@ def stratified_record(
         strata: ``(treatment counts, control counts)`` per segment.
         settings: Confidence level and alpha.
     """
-    numerator, denominator = METRIC_DEFINITIONS[metric]
+    numerator, denominator = metric_counts(metric)
     tables = [(t[numerator], t[denominator], c[numerator], c[denominator]) for t, c in strata]
     result = stats.cochran_mantel_haenszel(tables, settings.confidence_level)
     interval_reason = None

@@ -33,8 +33,8 @@ import numpy as np
 import pandas as pd
 
 from cpo.errors import StageError
-from cpo.experiment import stats
-from cpo.experiment.analysis_settings import METRICS, AnalysisSettings
+from cpo.experiment import catalog, stats
+from cpo.experiment.analysis_settings import AnalysisSettings
 from cpo.experiment.settings import (
     CONTROL_ARM,
     HOLDOUT_ARM,
@@ -492,33 +492,26 @@ def availability_warnings(design: Design) -> list[dict[str, str]]:
 
 
 def estimate_baselines(customers: pd.DataFrame, power: PowerSettings) -> dict[str, float]:
-    """Baseline rate per metric: configured, else estimated from customer history.
+    """Baseline rate of every catalog metric: configured, else estimated from customer history.
 
-    Open and click baselines are the means of ``historical_open_rate`` and
-    ``historical_click_rate``; conversion is click x ``conversion_per_click``;
-    click-to-open is click / open (capped below 1).
+    Each count's per-recipient baseline comes from the mean of its history
+    column (opens: ``historical_open_rate``, clicks: ``historical_click_rate``)
+    or, for conversions, clicks x ``conversion_per_click``; a metric's baseline
+    is its numerator's over its denominator's (capped below 1). See
+    :func:`cpo.experiment.catalog.count_baselines`.
     """
-    configured = power.baseline_rates
-    open_rate = configured.open_rate or _mean_rate(customers, "historical_open_rate", 0.2)
-    click_rate = configured.click_rate or _mean_rate(customers, "historical_click_rate", 0.03)
-    conversion = configured.conversion_rate or click_rate * power.conversion_per_click
-    cto = configured.click_to_open_rate or min(click_rate / open_rate, 0.999)
-    return {
-        "open_rate": open_rate,
-        "click_rate": click_rate,
-        "conversion_rate": conversion,
-        "click_to_open_rate": cto,
-    }
+    columns = {c.history_column for c in catalog.COUNTS.values() if c.history_column}
+    means = {column: _mean_of(customers, column) for column in sorted(columns)}
+    counts = catalog.count_baselines(power.baseline_rates, means, power.conversion_per_click)
+    return catalog.metric_baselines(power.baseline_rates, counts)
 
 
-def _mean_rate(customers: pd.DataFrame, column: str, fallback: float) -> float:
-    """Mean of a rate column, kept strictly inside (0, 1) for the power formulas."""
+def _mean_of(customers: pd.DataFrame, column: str) -> float | None:
+    """Mean of a rate column; None when the column is missing, empty or all NaN."""
     if column not in customers or customers.empty:
-        return fallback
+        return None
     value = float(np.nanmean(customers[column].to_numpy(dtype=float)))
-    if not math.isfinite(value):
-        return fallback
-    return min(max(value, 1e-4), 0.999)
+    return value if math.isfinite(value) else None
 
 
 def design_power(
@@ -534,19 +527,19 @@ def design_power(
     harmonic mean, which gives the same variance of the difference). Alpha is
     divided by the number of treatment arms that receive customers
     (Bonferroni, conservative next to the Holm correction the analysis uses).
-    Click-to-open rate is a rate among openers, so its n is scaled by the open
-    baseline. A metric's MDE is the largest over the treatment arms.
+    A metric whose denominator is not every recipient (click-to-open: among
+    openers) has its n scaled by the denominator's baseline share. A metric's
+    MDE is the largest over the treatment arms.
     """
     counts = design.expected_counts()
     treatments = [a.name for a in design.arms if a.name != CONTROL_ARM and counts[a.name] > 0]
     comparisons = max(1, len(treatments))
     metrics: dict[str, Any] = {}
-    for metric in METRICS:
+    for metric in catalog.metric_names():
+        share = catalog.denominator_share(metric, baselines)
         per_arm = {}
         for arm in treatments:
-            n_eq = _equivalent_n(counts[CONTROL_ARM], counts[arm])
-            if metric == "click_to_open_rate":
-                n_eq *= baselines["open_rate"]
+            n_eq = _equivalent_n(counts[CONTROL_ARM], counts[arm]) * share
             per_arm[arm] = _mde_record(n_eq, baselines[metric], analysis, comparisons)
         metrics[metric] = _worst(metric, baselines[metric], per_arm)
     return {

@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cpo.errors import ConfigError
-from cpo.experiment.analysis_settings import METRICS
+from cpo.experiment.catalog import metric_names
 from cpo.experiment.settings import CONTROL_ARM, TREATMENT_PREFIX
 
 #: Keys of the original's ``experiment`` section (cpo's ``experiment`` has none of them).
@@ -61,9 +61,8 @@ ORIGINAL_EXPERIMENT_KEYS = frozenset(
 )
 #: Sections of the original that cpo's experiment_config.yaml does not have.
 ORIGINAL_SECTIONS = frozenset({"metrics", "statistical_testing"})
-#: Original metric names -> cpo metric names.
+#: Original metric names -> cpo metric names (besides cpo's own names, see :func:`metric_name`).
 METRIC_ALIASES = {
-    **{name: name for name in METRICS},
     "open": "open_rate",
     "opens": "open_rate",
     "click": "click_rate",
@@ -220,7 +219,7 @@ def _apply_metrics(result: Translation, path: str, value: Any) -> None:
         _set_default(result, "analysis", "secondary_metrics", unique, f"{path}.secondary")
     elif primary is not None:
         # cpo's default secondaries minus the new primary (the primary cannot be both).
-        secondary = [m for m in METRICS if m != primary]
+        secondary = [m for m in metric_names() if m != primary]
         _section(result, "analysis").setdefault("secondary_metrics", secondary)
     result.ignored += [f"{path}.{k}" for k in metrics if k not in ("primary", "secondary")]
 
@@ -232,12 +231,13 @@ def metric_name(value: Any, path: str) -> str:
         ConfigError: the name is not a known metric.
     """
     text = str(value).strip().lower().replace(" ", "_").replace("-", "_")
-    if text not in METRIC_ALIASES:
+    aliases = {**{name: name for name in metric_names()}, **METRIC_ALIASES}
+    if text not in aliases:
         raise ConfigError(
             f"config key '{path}': unknown metric {value!r}",
-            hint=f"use one of {', '.join(METRICS)}",
+            hint=f"use one of {', '.join(metric_names())}",
         )
-    return METRIC_ALIASES[text]
+    return aliases[text]
 
 
 def _apply_testing(result: Translation, path: str, value: Any) -> None:

@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from cpo.experiment.catalog import metric_names
 from cpo.settings_base import StrictModel
 
 AssignmentMethod = Literal["stratified_block", "hash"]
@@ -31,26 +32,17 @@ def treatment_arm_name(position: int) -> str:
     return f"{TREATMENT_PREFIX}{position + 1}"
 
 
-class BaselineRates(StrictModel):
-    """Baseline (control) rates assumed by the power calculation.
-
-    ``None`` means "estimate it": open and click rates from the mean of the
-    customers' ``historical_open_rate`` / ``historical_click_rate``; the
-    conversion rate as the click baseline times ``conversion_per_click``; the
-    click-to-open rate as click baseline / open baseline.
-    """
-
-    open_rate: float | None = Field(default=None, gt=0, lt=1)
-    click_rate: float | None = Field(default=None, gt=0, lt=1)
-    conversion_rate: float | None = Field(default=None, gt=0, lt=1)
-    click_to_open_rate: float | None = Field(default=None, gt=0, lt=1)
+#: A configured baseline rate, strictly inside (0, 1); ``None`` = estimate it.
+BaselineRate = Annotated[float, Field(gt=0, lt=1)] | None
 
 
 class PowerSettings(StrictModel):
     """Assumptions of the design's minimum-detectable-effect calculation.
 
     Attributes:
-        baseline_rates: Control rates per metric (``None`` = estimated).
+        baseline_rates: Control rate per metric of :mod:`cpo.experiment.catalog`
+            (``None`` or left out = estimated from the customers' history: see
+            :func:`cpo.experiment.catalog.count_baselines`).
         conversion_per_click: Share of clickers assumed to convert, used only to
             estimate the conversion baseline when it is not given.
         expected_relative_lift: The relative lift you plausibly expect (0.10 =
@@ -58,9 +50,24 @@ class PowerSettings(StrictModel):
             primary metric's minimum detectable relative effect is larger.
     """
 
-    baseline_rates: BaselineRates = Field(default_factory=BaselineRates)
+    baseline_rates: dict[str, BaselineRate] = Field(
+        default_factory=lambda: dict.fromkeys(metric_names())
+    )
     conversion_per_click: float = Field(default=0.10, gt=0, le=1)
     expected_relative_lift: float = Field(default=0.10, gt=0)
+
+    @field_validator("baseline_rates", mode="before")
+    @classmethod
+    def _baselines_of_registered_metrics(cls, value: object) -> object:
+        """Every key of ``baseline_rates`` must be a metric of the catalog."""
+        if isinstance(value, dict):
+            unknown = [str(key) for key in value if key not in metric_names()]
+            if unknown:
+                raise ValueError(
+                    f"unknown key(s) {', '.join(unknown)}; expected metric names, "
+                    f"one of: {', '.join(metric_names())}"
+                )
+        return value
 
 
 class ExperimentSettings(StrictModel):

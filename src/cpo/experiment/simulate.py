@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cpo.experiment import catalog
 from cpo.experiment.engagement import ENGAGEMENT_COLUMNS
 from cpo.experiment.settings import (
     CONTROL_ARM,
@@ -56,7 +57,6 @@ from cpo.experiment.settings import (
 from cpo.models import CONTROL_TONE, TONES
 
 SOURCE_SIMULATED = "simulated"
-RATE_COLUMNS = ("open_rate", "click_rate", "conversion_rate", "click_to_open_rate")
 
 
 @dataclass(frozen=True)
@@ -287,9 +287,11 @@ def expected_rates(
 ) -> pd.DataFrame:
     """True expected rates per arm (or arm and segment) for the assigned customers.
 
-    ``open_rate``, ``click_rate`` and ``conversion_rate`` are the means of the
-    recipients' true probabilities; ``click_to_open_rate`` is the ratio of
-    expected clicks to expected opens (what clicks / opens converges to). The
+    Every metric of :mod:`cpo.experiment.catalog`: a rate over all recipients
+    (``open_rate``, ``click_rate``, ``conversion_rate``) is the mean of the
+    recipients' true probabilities; a rate among some (``click_to_open_rate``)
+    is the ratio of expected events, e.g. expected clicks to expected opens
+    (what clicks / opens converges to). The
     true effect of a treatment arm on a metric is its rate minus the control's
     (see :func:`true_differences`).
 
@@ -301,7 +303,7 @@ def expected_rates(
         by_segment: Group by arm and segment instead of arm only.
 
     Returns:
-        One row per group: experiment_arm (, segment), n, and the four rates.
+        One row per group: experiment_arm (, segment), n, and one rate per metric.
     """
     probs = response_probabilities(
         customers, assignments, arm_tones or default_arm_tones(), settings
@@ -311,21 +313,28 @@ def expected_rates(
 
 
 def _rates_of(probs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Mean true probabilities per group of :func:`response_probabilities` rows."""
+    """True expected rate of every catalog metric per group of :func:`response_probabilities` rows.
+
+    A metric over every recipient is the mean of its numerator's probability;
+    one among some recipients (click-to-open: among openers) is expected
+    numerator over expected denominator, NaN when the denominator is 0.
+    """
     grouped = probs.groupby(keys, sort=True)
-    table = grouped.agg(
-        n=("customer_id", "size"),
-        open_rate=("p_open", "mean"),
-        click_rate=("p_click", "mean"),
-        conversion_rate=("p_convert", "mean"),
-        expected_clicks=("p_click", "sum"),
-        expected_opens=("p_open", "sum"),
-    ).reset_index()
-    opens = table["expected_opens"].to_numpy()
-    table["click_to_open_rate"] = np.divide(
-        table["expected_clicks"].to_numpy(), opens, out=np.full(len(table), np.nan), where=opens > 0
-    )
-    return table[[*keys, "n", *RATE_COLUMNS]]
+    columns = [c.simulated_probability for c in catalog.COUNTS.values() if c.simulated_probability]
+    means, sums = grouped[columns].mean(), grouped[columns].sum()
+    table = grouped.size().rename("n").to_frame()
+    for name in catalog.metric_names():
+        found = catalog.metric(name)
+        numerator = catalog.COUNTS[found.numerator].simulated_probability
+        denominator = catalog.COUNTS[found.denominator].simulated_probability
+        if denominator is None:
+            table[name] = means[numerator]
+            continue
+        below = sums[denominator].to_numpy()
+        table[name] = np.divide(
+            sums[numerator].to_numpy(), below, out=np.full(len(table), np.nan), where=below > 0
+        )
+    return table.reset_index()[[*keys, "n", *catalog.metric_names()]]
 
 
 def true_effects(probs: pd.DataFrame, control: str = CONTROL_ARM) -> dict[str, Any]:
@@ -339,11 +348,11 @@ def true_effects(probs: pd.DataFrame, control: str = CONTROL_ARM) -> dict[str, A
     rates = _rates_of(probs, ["experiment_arm"]).set_index("experiment_arm")
     if control not in rates.index:
         return {}
-    base = {m: _number(rates.at[control, m]) for m in RATE_COLUMNS}
+    base = {m: _number(rates.at[control, m]) for m in catalog.metric_names()}
     arms: dict[str, Any] = {}
     for arm in rates.index.drop(control):
         arms[str(arm)] = {}
-        for metric in RATE_COLUMNS:
+        for metric in catalog.metric_names():
             rate, reference = _number(rates.at[arm, metric]), base[metric]
             absolute = None if rate is None or reference is None else rate - reference
             relative = absolute / reference if absolute is not None and reference else None
@@ -363,7 +372,7 @@ def _number(value: Any) -> float | None:
 
 def true_differences(rates: pd.DataFrame, control: str = CONTROL_ARM) -> pd.DataFrame:
     """Treatment minus control of each rate, from an arm-level :func:`expected_rates` table."""
-    indexed = rates.set_index("experiment_arm")[list(RATE_COLUMNS)]
+    indexed = rates.set_index("experiment_arm")[list(catalog.metric_names())]
     if control not in indexed.index:
         raise ValueError(f"no '{control}' arm in the rates table")
     treatments = indexed.drop(index=control)

@@ -9,14 +9,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-MISSING = "–"
+from cpo.experiment import catalog
 
-METRIC_LABELS = {
-    "open_rate": "Open rate",
-    "click_rate": "Click rate",
-    "conversion_rate": "Conversion rate",
-    "click_to_open_rate": "Click-to-open rate",
-}
+MISSING = "–"
 
 
 def is_missing(value: Any) -> bool:
@@ -107,8 +102,8 @@ def interval(lower: Any, upper: Any, kind: str = "pp") -> str:
 
 
 def metric_label(metric: str) -> str:
-    """'click_rate' -> 'Click rate'."""
-    return METRIC_LABELS.get(metric, metric.replace("_", " ").capitalize())
+    """'click_rate' -> 'Click rate' (the label of :mod:`cpo.experiment.catalog`)."""
+    return catalog.label(metric)
 
 
 def yes_no(value: Any) -> str:

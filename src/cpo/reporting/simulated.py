@@ -158,11 +158,11 @@ def control_sentence(
     """
     from scipy.stats import binomtest  # lazy: the CLI imports this module at start-up
 
-    from cpo.experiment.comparisons import METRIC_DEFINITIONS
+    from cpo.experiment.comparisons import metric_definitions
 
     truth = ((true_effects or {}).get("control") or {}).get(metric)
     control = (metrics.get("arms") or {}).get(str(metrics.get("control_arm", "control"))) or {}
-    numerator, denominator = METRIC_DEFINITIONS.get(metric, ("", ""))
+    numerator, denominator = metric_definitions().get(metric, ("", ""))
     counts = control.get("counts") or {}
     events, trials = counts.get(numerator), counts.get(denominator)
     if truth is None or not trials or events is None or not 0 < truth < 1:
