@@ -150,6 +150,17 @@ def register_metric(definition: Metric) -> Metric:
     return definition
 
 
+def unregister_metric(name: str) -> Metric:
+    """Remove a metric from the catalog (for plugins and tests that clean up).
+
+    Raises:
+        KeyError: no metric of that name.
+    """
+    found = metric(name)
+    del _CATALOG[name]
+    return found
+
+
 def metric(name: str) -> Metric:
     """The registered metric called ``name``.
 
