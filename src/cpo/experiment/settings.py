@@ -176,6 +176,19 @@ def _default_effects() -> dict[str, Lifts]:
     }
 
 
+def _default_segment_effects() -> dict[str, dict[str, LiftOverride]]:
+    # Segments (of the default rules) answer tones differently, so the segment
+    # breakdown has something to find: pressure backfires with lapsed customers.
+    return {
+        "At-Risk": {
+            "urgent": LiftOverride(click_rate=-0.05),
+            "friendly": LiftOverride(click_rate=0.06),
+        },
+        "High-Value Recent": {"informational": LiftOverride(click_rate=0.10)},
+        "New Customer": {"friendly": LiftOverride(open_rate=0.06, click_rate=0.08)},
+    }
+
+
 class SimulationSettings(StrictModel):
     """The response model used when no engagement file is given.
 
@@ -196,7 +209,9 @@ class SimulationSettings(StrictModel):
     prior_strength: float = Field(default=10.0, ge=0)
     conversion_per_click: float = Field(default=0.10, ge=0, le=1)
     effects: dict[str, Lifts] = Field(default_factory=_default_effects)
-    segment_effects: dict[str, dict[str, LiftOverride]] = Field(default_factory=dict)
+    segment_effects: dict[str, dict[str, LiftOverride]] = Field(
+        default_factory=_default_segment_effects
+    )
 
     def lifts_for(self, tone: str, segment: str) -> Lifts:
         """The true lifts of ``tone`` in ``segment`` (control tone: none)."""

@@ -128,8 +128,49 @@ class Fallback(StrictModel):
     """The segment for customers no rule matched."""
 
     name: Annotated[str, Field(min_length=1)] = "Standard"
-    description: str = "Customers who match none of the rules above."
-    traits: list[str] = Field(default_factory=list)
+    description: str = "Regular customers who match none of the rules above."
+    traits: list[str] = Field(default_factory=lambda: ["value", "seasonal", "everyday"])
+
+
+def _condition(column: str, op: Operator, quantile: float) -> RuleCondition:
+    """A condition comparing ``column`` with a quantile of the run's customers."""
+    return RuleCondition.model_validate(
+        {"column": column, "op": op, "value": {"quantile": quantile}}
+    )
+
+
+def _default_rules() -> list[Rule]:
+    """The default rules: recency/frequency/value cut at quantiles, so they fit any data."""
+    return [
+        Rule(
+            name="High-Value Recent",
+            description="Frequent, high-spending customers who engaged recently: the top 35%"
+            " by order value and by purchase frequency, outside the quarter longest since"
+            " engagement.",
+            conditions=[
+                _condition("avg_order_value", ">=", 0.65),
+                _condition("purchase_frequency", ">=", 0.65),
+                _condition("last_engagement_days", "<=", 0.75),
+            ],
+            traits=["premium", "loyalty", "vip", "exclusive"],
+        ),
+        Rule(
+            name="At-Risk",
+            description="The quarter of customers with the longest time since they last engaged.",
+            conditions=[_condition("last_engagement_days", ">=", 0.75)],
+            traits=["win-back", "re-engagement", "lapsed"],
+        ),
+        Rule(
+            name="New Customer",
+            description="Customers who buy least often (bottom 30% by purchases a year) and"
+            " engaged recently (outside the 30% longest since engagement).",
+            conditions=[
+                _condition("purchase_frequency", "<=", 0.3),
+                _condition("last_engagement_days", "<=", 0.7),
+            ],
+            traits=["welcome", "onboarding", "first purchase"],
+        ),
+    ]
 
 
 class KMeansSettings(StrictModel):
@@ -165,6 +206,6 @@ class SegmentationSettings(StrictModel):
     method: Literal["rules", "kmeans"] = "rules"
     min_share_warning: float = Field(default=0.10, ge=0, le=1)
     quantile_method: QuantileMethod = "linear"
-    rules: list[Rule] = Field(default_factory=list)
+    rules: list[Rule] = Field(default_factory=_default_rules)
     fallback: Fallback = Field(default_factory=Fallback)
     kmeans: KMeansSettings = Field(default_factory=KMeansSettings)
