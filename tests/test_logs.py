@@ -86,8 +86,9 @@ def test_full_run_leaks_no_pii_to_logs_or_terminal(tmp_path: Path, customers_csv
 
 def test_failed_run_masks_customer_ids_in_log_and_manifest(tmp_path: Path, customers_csv: Path):
     from cpo.errors import StageError
-    from cpo.pipeline import RunOptions, run_pipeline
+    from cpo.pipeline import run_pipeline
     from cpo.segmentation.stage import SegmentStage
+    from cpo.stage_api import RunOptions
 
     frame = pd.read_csv(customers_csv, dtype=str, keep_default_na=False)
     frame.loc[5, "customer_id"] = "CUSTX-4242"

@@ -13,15 +13,13 @@ import pytest
 from filelock import FileLock
 
 from cpo.errors import OutputPathError, RunDirError, StageError
-from cpo.pipeline import (
-    LOCK_FILE,
-    RunOptions,
-    StageOutcome,
-    lock_holder,
-    run_dir_lock,
-    run_pipeline,
-)
+from cpo.pipeline import run_pipeline
+from cpo.run_folder import LOCK
+from cpo.runlock import lock_holder, run_dir_lock
 from cpo.segmentation.stage import SegmentStage
+from cpo.stage_api import RunOptions, StageBase, StageOutcome
+
+LOCK_FILE = LOCK.name
 
 
 def segment_only(run_dir: Path, **kwargs):
@@ -70,7 +68,7 @@ def test_refuses_non_empty_folder_without_force(tmp_path: Path):
     assert (run / "segments.csv").is_file()
 
 
-class Exploding:
+class Exploding(StageBase):
     name = "explode"
     description = "Always fails"
     outputs = ("never.txt",)
@@ -137,7 +135,7 @@ def test_skip_invalid_rows_writes_rejected_and_counts_them(
     assert "historical_open_rate" in rejected.loc[0, "reason"]
 
 
-class DatedStage:
+class DatedStage(StageBase):
     """A stage whose result depends on a non-file fact (like today's date)."""
 
     name = "dated"

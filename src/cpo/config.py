@@ -18,8 +18,6 @@ key path, what was expected and what was found.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 from dataclasses import dataclass
 from datetime import date
@@ -37,6 +35,7 @@ from cpo.experiment.analysis_settings import AnalysisSettings
 from cpo.experiment.settings import ExperimentSettings, SimulationSettings
 from cpo.generation.settings import GenerationServiceSettings, GenerationSettings
 from cpo.retrieval.settings import ContentSettings, RetrievalServiceSettings
+from cpo.runfiles import sha256_json
 from cpo.safety.settings import SafetyPolicySettings, SafetyServiceSettings
 from cpo.segmentation.settings import SegmentationSettings
 from cpo.settings_base import StrictModel
@@ -132,12 +131,6 @@ class Config:
                 hint=f"add '{relative}' to the prompts folder (cpo init DIR writes the defaults)",
             )
         return path.read_text(encoding="utf-8")
-
-
-def sha256_json(data: Any) -> str:
-    """Return the sha256 hex digest of canonical JSON (sorted keys, no spaces)."""
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def default_config_dir() -> Path:

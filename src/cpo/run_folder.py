@@ -269,6 +269,10 @@ def _read_json_object(path: Path, what: Artifact) -> dict[str, Any]:
     """A JSON object from ``path``, with one clear error when it is not one."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataValidationError(
+            f"{path}: malformed JSON at line {exc.lineno} ({exc.msg})", hint=what.rewrite_hint
+        ) from None
     except (OSError, ValueError) as exc:
         raise DataValidationError(
             f"{path}: cannot read {what.name} ({type(exc).__name__}: {exc})",

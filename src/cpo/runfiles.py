@@ -57,6 +57,12 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def sha256_json(data: Any) -> str:
+    """Return the sha256 hex digest of canonical JSON (sorted keys, no spaces)."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
 def sha256_path(path: Path) -> str:
     """sha256 of a file, or of a folder's files (relative names and contents, sorted)."""
     if path.is_file():

@@ -19,12 +19,13 @@ from cpo.cli import cli
 from cpo.errors import StageError
 from cpo.experiment.analysis_stage import AnalyzeStage
 from cpo.experiment.stages import AssignStage, EngageStage
-from cpo.pipeline import RunOptions, run_pipeline
+from cpo.pipeline import run_pipeline
 from cpo.reporting.artifacts import load_run
 from cpo.reporting.context import design_section
 from cpo.reporting.render import render_report
 from cpo.safety.stage import ScreenStage
 from cpo.segmentation.stage import SegmentStage
+from cpo.stage_api import RunOptions
 
 SEGMENTS = ["High-Value Recent", "At-Risk", "New Customer", "Standard"]
 

@@ -12,11 +12,12 @@ import yaml
 from cpo.config import init_config, load_config
 from cpo.errors import StageError
 from cpo.experiment.stages import AssignStage, EngageStage
-from cpo.pipeline import RunOptions, default_stages, run_pipeline
+from cpo.pipeline import default_stages, run_pipeline
 from cpo.safety.approval import approve_run
 from cpo.safety.stage import ScreenStage
 from cpo.sample_data import bundled_customers
 from cpo.segmentation.stage import SegmentStage
+from cpo.stage_api import RunOptions
 
 SEGMENTS = ["High-Value Recent", "At-Risk", "New Customer", "Standard"]
 

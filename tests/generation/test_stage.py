@@ -15,10 +15,11 @@ from cpo.cli import cli
 from cpo.config import Config, init_config, load_config
 from cpo.errors import ConfigError
 from cpo.generation.stage import GenerateStage
-from cpo.pipeline import RunOptions, default_stages, run_pipeline
-from cpo.retrieval.base import load_snippets
+from cpo.pipeline import default_stages, run_pipeline
 from cpo.retrieval.stage import RetrieveStage
+from cpo.run_folder import segment_snippets
 from cpo.segmentation.stage import SegmentStage
+from cpo.stage_api import RunOptions
 
 FIELDS = {
     "variant_id",
@@ -80,7 +81,7 @@ def _check_run(helpers, run_dir: Path, allow_failed: bool = False) -> dict:
         if record["status"] != "generated":
             assert allow_failed and record["error"] and not record["body"]
             continue
-        snippets = load_snippets(retrieval, record["segment"])
+        snippets = segment_snippets(retrieval, record["segment"])
         assert helpers.violations(record["subject"], record["body"], snippets) == [], record
         assert record["grounding"]["score"] == 1.0
         assert record["grounding"]["invalid_citations"] == []

@@ -9,18 +9,17 @@ import pytest
 
 from cpo.errors import DataValidationError
 from cpo.models import SegmentProfile, Snippet
-from cpo.retrieval import load_snippets
 from cpo.retrieval.content import load_content
 from cpo.retrieval.query import build_segment_query
 from cpo.retrieval.service import (
     diversify,
     find_profile,
-    read_profiles,
     retrieval_document,
     retrieve_segment,
 )
 from cpo.retrieval.settings import ContentSettings, FallbackSettings
 from cpo.retrieval.sqlite_fts import SqliteFtsRetriever
+from cpo.run_folder import read_profiles, segment_snippets
 
 AS_OF = date(2026, 11, 26)
 
@@ -173,14 +172,14 @@ def test_retrieval_document_and_load_snippets_round_trip(indexed):
         "audience",
         "source_url",
     ]
-    snippets = load_snippets(document, "Loyal Fans")
+    snippets = segment_snippets(document, "Loyal Fans")
     assert [(s.document_id, s.paragraph_index, s.text) for s in snippets] == [
         (s.document_id, s.paragraph_index, s.text) for s in result.results
     ]
     with pytest.raises(DataValidationError, match="no segment 'Nobody'; it has: \"Loyal Fans\""):
-        load_snippets(document, "Nobody")
+        segment_snippets(document, "Nobody")
     with pytest.raises(DataValidationError, match="malformed"):
-        load_snippets({"segments": [{"segment": "Loyal Fans"}]}, "Loyal Fans")
+        segment_snippets({"segments": [{"segment": "Loyal Fans"}]}, "Loyal Fans")
 
 
 def test_read_profiles_and_find_profile(tmp_path: Path):

@@ -11,10 +11,11 @@ import pytest
 
 from cpo.config import Config, load_config
 from cpo.errors import StageError
-from cpo.pipeline import RunOptions, default_stages, run_pipeline
-from cpo.retrieval import load_snippets
+from cpo.pipeline import default_stages, run_pipeline
 from cpo.retrieval.stage import RetrieveStage
+from cpo.run_folder import segment_snippets
 from cpo.segmentation.stage import SegmentStage
+from cpo.stage_api import RunOptions
 
 AS_OF = date(2026, 11, 26)
 
@@ -97,7 +98,7 @@ def test_manifest_records_the_content_and_logs_record_every_query(tmp_path: Path
 def test_generation_can_load_snippets_from_the_run(tmp_path: Path):
     run(tmp_path / "run")
     data = json.loads((tmp_path / "run" / "retrieval.json").read_text(encoding="utf-8"))
-    snippets = load_snippets(data, "At-Risk")
+    snippets = segment_snippets(data, "At-Risk")
     assert snippets and all(s.text and s.title for s in snippets)
     assert snippets[0].score >= snippets[-1].score
 

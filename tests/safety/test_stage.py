@@ -10,10 +10,10 @@ import pytest
 
 from cpo.errors import AuditError, RunDirError, StageError
 from cpo.models import Grounding
+from cpo.run_folder import read_variants
 from cpo.runfiles import read_json
 from cpo.safety.approval import approve_run, may_send, sendable_variants
 from cpo.safety.audit import verify
-from cpo.safety.stage import load_variants
 
 
 def mixed_variants(kit):
@@ -199,13 +199,13 @@ def test_load_variants_rejects_malformed_files(tmp_path, kit):
     path = tmp_path / "variants.json"
     path.write_text('{"nope": []}')
     with pytest.raises(Exception, match="'variants' list"):
-        load_variants(path)
+        read_variants(path)
     kit.write_variants(path, [kit.make_variant("a"), kit.make_variant("a")])
     with pytest.raises(Exception, match="variant ids repeat: a"):
-        load_variants(path)
+        read_variants(path)
     path.write_text('{"variants": [{"variant_id": "x"}]}')
     with pytest.raises(Exception, match=r"variants\[0\]"):
-        load_variants(path)
+        read_variants(path)
 
 
 # --- approval gate ----------------------------------------------------------------------

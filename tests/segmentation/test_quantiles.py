@@ -14,11 +14,12 @@ from click.testing import CliRunner
 from cpo.cli import cli
 from cpo.config import load_config
 from cpo.errors import ConfigError
-from cpo.pipeline import RunOptions, run_pipeline
+from cpo.pipeline import run_pipeline
 from cpo.sample_data.customers import generate_customers
 from cpo.segmentation import segment
 from cpo.segmentation.settings import SegmentationSettings
 from cpo.segmentation.stage import SegmentStage
+from cpo.stage_api import RunOptions
 
 #: Known values: linear interpolation falls between them (q0.3 = 2.1).
 KNOWN = np.array([1.0, 2.0, 3.0, 4.0, 10.0, 7.5, 0.5, 6.0])

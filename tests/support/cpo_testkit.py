@@ -15,8 +15,8 @@ from pathlib import Path
 
 from cpo import registry
 from cpo.models import HARM_CATEGORIES, CategoryScores, Variant
-from cpo.pipeline import RunContext, StageOutcome
 from cpo.runfiles import write_json
+from cpo.stage_api import RunContext, StageBase, StageOutcome
 
 #: The behavioural-only customer export of issue 10 (no names, no emails).
 BEHAVIOUR_COLUMNS = [
@@ -84,7 +84,7 @@ def write_variants(path: Path, variants: list[Variant]) -> Path:
 
 
 @dataclass
-class VariantsStage:
+class VariantsStage(StageBase):
     """Stands in for ``generate``: writes the given variants to variants.json."""
 
     variants: list[Variant]

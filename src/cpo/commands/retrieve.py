@@ -109,14 +109,14 @@ def _prepare(config: Config, options: dict[str, Any], db_path: Path | None) -> P
 
 def _content_dir(options: dict[str, Any]) -> Path:
     """--content, else the run's content option, else the bundled sample."""
-    from cpo.runfiles import read_json
+    from cpo.run_folder import MANIFEST, read_manifest
     from cpo.sample_data import bundled_content
 
     if options["content_dir"] is not None:
         return options["content_dir"]
     run_dir = options["run_dir"]
-    if run_dir is not None and (run_dir / "manifest.json").is_file():
-        stored = read_json(run_dir / "manifest.json").get("options", {}).get("content")
+    if run_dir is not None and MANIFEST.path(run_dir).is_file():
+        stored = read_manifest(run_dir).get("options", {}).get("content")
         if stored:
             return Path(stored)
     return bundled_content()
@@ -125,12 +125,12 @@ def _content_dir(options: dict[str, Any]) -> Path:
 def _profiles(config: Config, options: dict[str, Any]) -> list[SegmentProfile]:
     """Profiles from --run, else from segmenting --customers (or the bundled sample)."""
     from cpo.customers import load_customers
-    from cpo.retrieval.service import read_profiles
+    from cpo.run_folder import read_profiles
     from cpo.sample_data import bundled_customers
     from cpo.segmentation import segment
 
     if options["run_dir"] is not None:
-        return read_profiles(options["run_dir"] / "segment_profiles.json")
+        return read_profiles(options["run_dir"])
     loaded = load_customers(
         options["customers"] or bundled_customers(),
         on_invalid="skip",
@@ -174,7 +174,7 @@ def _with_filters(query: SegmentQuery, options: dict[str, Any]) -> SegmentQuery:
 
 def _print_segment(retrieval: SegmentRetrieval, min_score: float) -> None:
     """The segment's query, where its terms came from, and its results."""
-    from cpo.retrieval.base import snippet_to_result
+    from cpo.run_folder import snippet_to_result
 
     query = retrieval.query
     click.echo(f"segment: {query.segment} (id {query.segment_id})")
@@ -190,7 +190,7 @@ def _print_segment(retrieval: SegmentRetrieval, min_score: float) -> None:
 
 def _show_query(config: Config, prepared: PreparedIndex, options: dict[str, Any]) -> None:
     """Run a free query without threshold or fallback and print the ranked results."""
-    from cpo.retrieval.base import snippet_to_result
+    from cpo.run_folder import snippet_to_result
 
     settings = config.experiment.content
     filters: dict[str, Any] = {}

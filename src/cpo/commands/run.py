@@ -10,10 +10,9 @@ import click
 
 from cpo.cli import SEED, cli, common_options, config_option
 from cpo.commands.customer_options import customer_file_options
-from cpo.errors import RunDirError
 
 if TYPE_CHECKING:
-    from cpo.pipeline import RunOptions
+    from cpo.stage_api import RunOptions
 
 
 @cli.command("run")
@@ -78,7 +77,7 @@ def run_command(
     logs/system.log (see README). Offline by default.
     """
     if (out_dir is None) == (resume_dir is None):
-        raise RunDirError("give exactly one of --out DIR (new run) or --resume DIR")
+        raise click.UsageError("give exactly one of --out DIR (new run) or --resume DIR")
     from cpo.config import load_config
     from cpo.console import TerminalReporter
     from cpo.pipeline import run_pipeline
@@ -114,7 +113,7 @@ def _options(
     seed: int | None,
     on_invalid: str,
 ) -> RunOptions:
-    from cpo.pipeline import RunOptions
+    from cpo.stage_api import RunOptions
 
     return RunOptions(
         customers=customers,
@@ -137,8 +136,8 @@ def _resume_options(
 
     ``None`` (no flag given) lets the pipeline reuse the stored options as they are.
     """
-    from cpo.pipeline import MANIFEST, RunOptions
-    from cpo.runfiles import read_json
+    from cpo.run_folder import MANIFEST, read_manifest
+    from cpo.stage_api import RunOptions
 
     given = {
         "customers": customers,
@@ -149,10 +148,9 @@ def _resume_options(
     given = {key: value for key, value in given.items() if value is not None}
     if on_invalid != "error":
         given["on_invalid"] = on_invalid
-    manifest_path = run_dir / MANIFEST
-    if not given or not manifest_path.is_file():
+    if not given or not MANIFEST.path(run_dir).is_file():
         return None
-    stored = RunOptions.from_dict(read_json(manifest_path).get("options", {}))
+    stored = RunOptions.from_dict(read_manifest(run_dir).get("options", {}))
     return replace(stored, **given)
 
 
@@ -170,12 +168,12 @@ def _with_reading(
     """
     if not column_map and encoding is None and delimiter is None:
         return options
-    from cpo.pipeline import MANIFEST, RunOptions
-    from cpo.runfiles import read_json
+    from cpo.run_folder import MANIFEST, read_manifest
+    from cpo.stage_api import RunOptions
 
     if options is None:
-        manifest_path = run_dir / MANIFEST
-        stored = read_json(manifest_path).get("options", {}) if manifest_path.is_file() else {}
+        present = MANIFEST.path(run_dir).is_file()
+        stored = read_manifest(run_dir).get("options", {}) if present else {}
         options = RunOptions.from_dict(stored)
     return replace(
         options,

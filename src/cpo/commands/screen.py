@@ -56,8 +56,9 @@ def screen_command(
         raise ConfigError("give exactly one of --text TEXT or --file variants.json")
     from cpo.config import load_config
     from cpo.models import Variant
+    from cpo.run_folder import read_variants
     from cpo.safety.base import build_analyzer
-    from cpo.safety.stage import load_variants, screen_variants
+    from cpo.safety.stage import screen_variants
 
     config = load_config(config_dir)
     settings = config.services.services.safety
@@ -73,7 +74,7 @@ def screen_command(
         )
         variants = [Variant("text", "", "", "", text)]
     else:
-        variants = load_variants(variants_file)
+        variants = read_variants(variants_file)
     analyzer = build_analyzer(settings, base_dir=config.source)
     verdicts = [
         verdict

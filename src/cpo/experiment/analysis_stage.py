@@ -22,8 +22,8 @@ from cpo.experiment.analysis import analyze
 from cpo.experiment.engagement import ENGAGEMENT_COUNTS_FILE, LAYOUT_COUNTS, counts_statistics
 from cpo.experiment.metrics import plan_from_config
 from cpo.experiment.settings import HOLDOUT_ARM
-from cpo.pipeline import RunContext, StageOutcome
 from cpo.runfiles import read_csv, read_json, write_json
+from cpo.stage_api import RunContext, StageBase, StageOutcome
 
 METRICS_FILE = "metrics.json"
 ENGAGEMENT_FILE = "engagement.csv"
@@ -33,7 +33,7 @@ ENGAGEMENT_REPORT_FILE = "engagement_report.json"
 CHANNEL = "experiment"
 
 
-class AnalyzeStage:
+class AnalyzeStage(StageBase):
     """Analyse the experiment and write metrics.json."""
 
     name = "analyze"

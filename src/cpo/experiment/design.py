@@ -330,12 +330,12 @@ def segment_availability(
         if arm.name == CONTROL_ARM:
             available[arm.name] = CONTROL_VARIANT_ID
             continue
-        variant = by_key.get((segment, arm.tone))
-        problem = unavailable_reason(variant, decisions)
-        if problem is None:
-            available[arm.name] = variant.variant_id  # type: ignore[union-attr]
-        else:
+        candidate = by_key.get((segment, arm.tone))
+        problem = unavailable_reason(candidate, decisions)
+        if problem is not None:
             dropped[arm.name] = problem
+        elif candidate is not None:  # always, when there is no problem
+            available[arm.name] = candidate.variant_id
     return available, dropped
 
 
@@ -465,11 +465,11 @@ def availability_warnings(design: Design) -> list[dict[str, str]]:
     """Warnings for arms dropped in segments (renormalized) or everywhere."""
     warnings = []
     for plan in design.segments:
-        for arm, dropped in plan.dropped.items():
+        for arm_name, dropped in plan.dropped.items():
             warnings.append(
                 {
                     "code": "arm_dropped_in_segment",
-                    "message": f"segment '{plan.segment}': {arm} dropped ({dropped.code}: "
+                    "message": f"segment '{plan.segment}': {arm_name} dropped ({dropped.code}: "
                     f"{dropped.message}); its allocation is renormalized over "
                     f"{', '.join(plan.arms_available)}",
                 }

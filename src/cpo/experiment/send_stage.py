@@ -28,11 +28,9 @@ from cpo.experiment.sends import (
     write_send_list,
 )
 from cpo.models import Variant
-from cpo.pipeline import RunContext
-from cpo.runfiles import read_json, write_csv
+from cpo.run_folder import RETRIEVAL, SAFETY_AUDIT, SAFETY_AUDIT_CSV, read_retrieval
+from cpo.runfiles import write_csv
 from cpo.safety.audit import (
-    AUDIT_CSV,
-    AUDIT_FILE,
     KIND_MERGE_SCREENING,
     KIND_MERGE_WITHHELD,
     AuditLog,
@@ -41,8 +39,8 @@ from cpo.safety.audit import (
 from cpo.safety.base import build_analyzer
 from cpo.safety.merge import MergeScreener, audit_merge_screening
 from cpo.safety.policy import policy_sha256
+from cpo.stage_api import RunContext
 
-RETRIEVAL_FILE = "retrieval.json"
 _MERGE_KINDS = (KIND_MERGE_SCREENING, KIND_MERGE_WITHHELD)
 
 
@@ -50,8 +48,8 @@ def message_options(ctx: RunContext, variants: list[Variant]) -> MessageOptions:
     """Customer-copy options from the config (citations, footer, greeting fallback)."""
     generation = getattr(ctx.config.experiment, "generation", None)
     customers = getattr(ctx.config.experiment, "customers", None)
-    retrieval_path = ctx.path(RETRIEVAL_FILE)
-    retrieval = read_json(retrieval_path) if retrieval_path.is_file() else {}
+    present = RETRIEVAL.path(ctx.run_dir).is_file()
+    retrieval = read_retrieval(ctx.run_dir) if present else {}
     return MessageOptions(
         citations=getattr(generation, "citations_in_email", "none"),
         links=source_links(retrieval, variants),
@@ -90,7 +88,7 @@ def write_sends(
 
 def record_merge_audit(ctx: RunContext, send_list: SendList, backend: str) -> None:
     """Append the merge screening to the audit log; keep manifest head and CSV in step."""
-    path = ctx.path(AUDIT_FILE)
+    path = SAFETY_AUDIT.path(ctx.run_dir)
     last = audit_merge_screening(
         AuditLog(path),
         send_list.merge_results,
@@ -103,7 +101,7 @@ def record_merge_audit(ctx: RunContext, send_list: SendList, backend: str) -> No
         return
     safety = ctx.manifest.setdefault("safety", {})
     safety["audit"] = {"entries": last["seq"], "head_hash": last["hash"]}
-    export_csv(path, ctx.path(AUDIT_CSV))
+    export_csv(path, SAFETY_AUDIT_CSV.path(ctx.run_dir))
 
 
 def withheld_summary(send_list: SendList) -> dict[str, Any]:

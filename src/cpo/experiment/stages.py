@@ -22,8 +22,6 @@ from typing import Any
 
 import pandas as pd
 
-from cpo.customers import load_customers
-from cpo.errors import StageError
 from cpo.experiment.assignment import ASSIGNMENTS_FILE, assign
 from cpo.experiment.design import (
     DESIGN_FILE,
@@ -49,32 +47,20 @@ from cpo.experiment.settings import HOLDOUT_ARM
 from cpo.experiment.simulate import SOURCE_SIMULATED, simulate_engagement
 from cpo.logs import utc_now
 from cpo.models import Variant
-from cpo.pipeline import RunContext, StageOutcome
+from cpo.run_folder import (
+    ENGAGEMENT_REPORT,
+    RETRIEVAL,
+    SAFETY_AUDIT,
+    SEGMENTS,
+    VARIANTS,
+    read_segments,
+    read_variants,
+)
+from cpo.run_inputs import customers_path, load_run_customers
 from cpo.runfiles import read_csv, read_json, sha256_file, write_csv, write_json
-from cpo.segmentation.stage import SEGMENTS_FILE, customer_settings, customers_path
+from cpo.stage_api import RunContext, StageBase, StageOutcome
 
-VARIANTS_FILE = "variants.json"
-AUDIT_FILE = "safety_audit.jsonl"
-ENGAGEMENT_REPORT_FILE = "engagement_report.json"
 CHANNEL = "experiment"
-
-
-def run_customers(ctx: RunContext) -> pd.DataFrame:
-    """The run's validated customers, reloaded from the file the segment stage read."""
-    recorded = (ctx.manifest.get("inputs") or {}).get("customers") or {}
-    path = Path(recorded["path"]) if recorded.get("path") else customers_path(ctx)
-    settings = customer_settings(ctx)
-    frame = load_customers(path, on_invalid=ctx.options.on_invalid, settings=settings).frame
-    frame["customer_id"] = frame["customer_id"].astype(str)
-    return frame
-
-
-def read_segments(ctx: RunContext) -> pd.DataFrame:
-    """segments.csv as text ids and names, ordered segment list by segment_id."""
-    path = ctx.path(SEGMENTS_FILE)
-    if not path.is_file():
-        raise StageError("assign", f"{path}: not found", hint="the segment stage writes it")
-    return read_csv(path, dtype={"customer_id": str, "segment": str}, keep_default_na=False)
 
 
 def segment_sizes(segments: pd.DataFrame) -> dict[str, int]:
@@ -85,7 +71,7 @@ def segment_sizes(segments: pd.DataFrame) -> dict[str, int]:
     return {name: int(counts[name]) for name in order.index}
 
 
-class AssignStage:
+class AssignStage(StageBase):
     """Design the experiment, assign customers and write the send list."""
 
     name = "assign"
@@ -95,25 +81,24 @@ class AssignStage:
     def input_files(self, ctx: RunContext) -> list[Path]:
         """Segments, variants, retrieval (footnote links) and the customer file."""
         return [
-            ctx.path(SEGMENTS_FILE),
-            ctx.path(VARIANTS_FILE),
-            ctx.path("retrieval.json"),
+            SEGMENTS.path(ctx.run_dir),
+            VARIANTS.path(ctx.run_dir),
+            RETRIEVAL.path(ctx.run_dir),
             customers_path(ctx),
         ]
 
     def fingerprint_extra(self, ctx: RunContext) -> dict[str, Any]:
         """The audit log's decisions (approvals change them; this stage's merge entries do not)."""
-        return {"audit_decisions": decisions_fingerprint(ctx.path(AUDIT_FILE))}
+        return {"audit_decisions": decisions_fingerprint(SAFETY_AUDIT.path(ctx.run_dir))}
 
     def run(self, ctx: RunContext) -> StageOutcome:
         """Build the design, assign, render the send list, write the three artifacts."""
         from cpo.safety.approval import sendable_variants
-        from cpo.safety.stage import load_variants
 
-        segments = read_segments(ctx)
-        variants = load_variants(ctx.path(VARIANTS_FILE))
+        segments = read_segments(ctx.run_dir)
+        variants = read_variants(ctx.run_dir)
         decisions = sendable_variants(ctx.run_dir)
-        customers = run_customers(ctx)
+        customers = load_run_customers(ctx)
         design = self._design(ctx, segments, variants, decisions, customers)
         write_json(ctx.path(DESIGN_FILE), design.to_dict())
         self._log_design(ctx, design)
@@ -245,12 +230,12 @@ class AssignStage:
         )
 
 
-class EngageStage:
+class EngageStage(StageBase):
     """Import engagement from a real send, or simulate it."""
 
     name = "engage"
     description = "Collecting engagement"
-    outputs = (ENGAGEMENT_FILE, ENGAGEMENT_REPORT_FILE)
+    outputs = (ENGAGEMENT_FILE, ENGAGEMENT_REPORT.name)
 
     def input_files(self, ctx: RunContext) -> list[Path]:
         """Assignments, design, customers (simulation baselines) and the engagement file."""
@@ -270,7 +255,7 @@ class EngageStage:
         write_csv(ctx.path(ENGAGEMENT_FILE), frame)
         if report["layout"] != LAYOUT_COUNTS:  # a counts file of an earlier import is stale
             ctx.path(ENGAGEMENT_COUNTS_FILE).unlink(missing_ok=True)
-        write_json(ctx.path(ENGAGEMENT_REPORT_FILE), report)
+        write_json(ENGAGEMENT_REPORT.path(ctx.run_dir), report)
         for warning in report["warnings"]:
             ctx.log.warning(self.name, warning["code"], channel=CHANNEL, message=warning["message"])
         totals, recipients = engagement_totals(frame, report)
@@ -318,7 +303,11 @@ class EngageStage:
     ) -> tuple[pd.DataFrame, dict[str, Any]]:
         arm_tones = {arm["name"]: arm["tone"] for arm in design["arms"]}
         result = simulate_engagement(
-            run_customers(ctx), assignments, arm_tones, ctx.config.experiment.simulation, ctx.seed
+            load_run_customers(ctx),
+            assignments,
+            arm_tones,
+            ctx.config.experiment.simulation,
+            ctx.seed,
         )
         counts = result.frame.groupby("experiment_arm")[["opened", "clicked", "converted"]].sum()
         report = {

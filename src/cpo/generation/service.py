@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cpo.config import Config
-from cpo.errors import ConfigError, DataValidationError
+from cpo.errors import ConfigError
 from cpo.generation.base import (
     Generator,
     append_footer,
@@ -231,7 +231,8 @@ def preview_variant(
         ConfigError: unknown tone.
         DataValidationError: unknown segment, invalid customers or content.
     """
-    from cpo.retrieval.service import find_profile, read_profiles
+    from cpo.retrieval.service import find_profile
+    from cpo.run_folder import read_profiles
 
     if tone not in config.experiment.generation.tones:
         raise ConfigError(
@@ -241,7 +242,7 @@ def preview_variant(
     avoid: dict[str, list[str]] = {}
     match_case = False
     if run_dir is not None:
-        profiles = read_profiles(run_dir / "segment_profiles.json")
+        profiles = read_profiles(run_dir)
         profile = find_profile(profiles, segment_name)
         snippets, query, (avoid, match_case) = _snippets_from_run(run_dir, profile.name)
     else:
@@ -272,21 +273,14 @@ def _snippets_from_run(
     run_dir: Path, segment_name: str
 ) -> tuple[list[Snippet], str, tuple[dict[str, list[str]], bool]]:
     """A segment's snippets and query, and the avoided mentions, from a run's retrieval.json."""
-    from cpo.retrieval.base import load_snippets
-    from cpo.runfiles import read_json
+    from cpo.run_folder import read_retrieval, segment_snippets
 
-    path = run_dir / "retrieval.json"
-    if not path.is_file():
-        raise DataValidationError(
-            f"{path}: retrieval results not found",
-            hint="run `cpo run` (or --resume) until the retrieve stage has finished",
-        )
-    data = read_json(path)
+    data = read_retrieval(run_dir)
     query = next(
         (e.get("query", "") for e in data.get("segments", []) if e.get("segment") == segment_name),
         "",
     )
-    return load_snippets(data, segment_name), str(query), avoided_mentions(data)
+    return segment_snippets(data, segment_name), str(query), avoided_mentions(data)
 
 
 def avoided_mentions(retrieval: dict[str, Any]) -> tuple[dict[str, list[str]], bool]:

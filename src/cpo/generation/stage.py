@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from cpo.brand import check_brand_for_content
 from cpo.config import Config
-from cpo.errors import DataValidationError
 from cpo.generation.prompts import PromptLibrary
 from cpo.generation.service import (
     avoided_mentions,
@@ -29,23 +29,26 @@ from cpo.generation.service import (
     run_generation,
     variants_document,
 )
-from cpo.pipeline import RunContext, RunOptions, StageOutcome
-from cpo.retrieval.base import load_snippets
-from cpo.retrieval.service import read_profiles
-from cpo.retrieval.stage import RETRIEVAL_FILE
-from cpo.runfiles import read_json, write_json
-from cpo.segmentation.stage import PROFILES_FILE
+from cpo.run_folder import (
+    RETRIEVAL,
+    SEGMENT_PROFILES,
+    VARIANTS,
+    read_profiles,
+    read_retrieval,
+    segment_snippets,
+    write_variants,
+)
+from cpo.stage_api import ApiUsage, RunContext, RunOptions, StageBase, StageOutcome
 
-VARIANTS_FILE = "variants.json"
 URL = re.compile(r"https?://[^\s)\]>\"']+")
 
 
-class GenerateStage:
+class GenerateStage(StageBase):
     """Write every segment x tone variant and the control message."""
 
     name = "generate"
     description = "Generating message variants"
-    outputs = (VARIANTS_FILE,)
+    outputs = (VARIANTS.name,)
 
     def preflight(self, config: Config, options: RunOptions) -> None:
         """Checks that need only the config and the inputs, run before any stage.
@@ -58,10 +61,18 @@ class GenerateStage:
 
     def input_files(self, ctx: RunContext) -> list[Path]:
         """Segment profiles, retrieval results and the prompts folder."""
-        return [ctx.path(PROFILES_FILE), ctx.path(RETRIEVAL_FILE), ctx.config.prompts_dir]
+        return [
+            SEGMENT_PROFILES.path(ctx.run_dir),
+            RETRIEVAL.path(ctx.run_dir),
+            ctx.config.prompts_dir,
+        ]
 
     def _warn_about_foreign_links(
-        self, ctx: RunContext, retrieval: dict, control_body: str, library: PromptLibrary
+        self,
+        ctx: RunContext,
+        retrieval: dict[str, Any],
+        control_body: str,
+        library: PromptLibrary,
     ) -> None:
         """Warn when the control message or footer link to a site no content comes from.
 
@@ -88,9 +99,9 @@ class GenerateStage:
 
     def run(self, ctx: RunContext) -> StageOutcome:
         """Generate concurrently (per the backend), write variants.json, record usage."""
-        profiles = read_profiles(ctx.path(PROFILES_FILE))
-        retrieval = self._read_retrieval(ctx)
-        snippets = {p.name: load_snippets(retrieval, p.name) for p in profiles}
+        profiles = read_profiles(ctx.run_dir)
+        retrieval = read_retrieval(ctx.run_dir)
+        snippets = {p.name: segment_snippets(retrieval, p.name) for p in profiles}
         generator = open_generator(ctx.config, log=ctx.log)
         avoid, match_case = avoided_mentions(retrieval)
         requests = build_requests(ctx.config, profiles, snippets, None, avoid, match_case)
@@ -100,15 +111,8 @@ class GenerateStage:
         log_variant(ctx.log, control, self.name)
         self._warn_about_foreign_links(ctx, retrieval, control.body, library)
         document = variants_document(generator, variants, control, ctx.config)
-        write_json(ctx.path(VARIANTS_FILE), document)
+        write_variants(ctx.run_dir, document)
         usage = getattr(generator, "usage", None)
-        if usage is not None:
-            ctx.add_usage(
-                api_calls=usage.api_calls,
-                tokens_prompt=usage.tokens_prompt,
-                tokens_completion=usage.tokens_completion,
-                cost_usd=usage.cost_usd,
-            )
         counts = document["counts"]
         summary = (
             f"{counts['generated']} variants for {len(profiles)} segments + control "
@@ -126,14 +130,12 @@ class GenerateStage:
                 "cost_usd": document["usage"]["cost_usd"],
                 "cache_hits": getattr(usage, "cache_hits", 0),
             },
+            usage=None
+            if usage is None
+            else ApiUsage(
+                api_calls=usage.api_calls,
+                tokens_prompt=usage.tokens_prompt,
+                tokens_completion=usage.tokens_completion,
+                cost_usd=usage.cost_usd,
+            ),
         )
-
-    def _read_retrieval(self, ctx: RunContext) -> dict:
-        """retrieval.json, with a clear error when the retrieve stage has not run."""
-        path = ctx.path(RETRIEVAL_FILE)
-        if not path.is_file():
-            raise DataValidationError(
-                f"{path}: retrieval results not found",
-                hint="the retrieve stage writes it; rerun with `cpo run --resume RUN_DIR`",
-            )
-        return read_json(path)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cpo.pipeline import RunContext, StageOutcome
 from cpo.reporting.artifacts import (
     ASSIGNMENTS_FILE,
     PROFILES_FILE,
@@ -17,20 +16,20 @@ from cpo.reporting.artifacts import (
     RETRIEVAL_FILE,
     customers_path,
 )
+from cpo.run_folder import MANIFEST, REPORT_HTML, REPORT_NOTEBOOK, REPORT_PDF
+from cpo.stage_api import RunContext, StageBase, StageOutcome
 
-REPORT_OUTPUTS = ("report.html", "report.pdf", "report.ipynb")
 
-
-class ReportStage:
+class ReportStage(StageBase):
     """Write the three reports from the run's artifacts."""
 
     name = "report"
     description = "Writing the report"
-    outputs = REPORT_OUTPUTS
+    outputs = (REPORT_HTML.name, REPORT_PDF.name, REPORT_NOTEBOOK.name)
 
     def input_files(self, ctx: RunContext) -> list[Path]:
         """Every artifact the report reads, and the customer file."""
-        names = [n for n in REQUIRED_ARTIFACTS if n != "manifest.json"]
+        names = [n for n in REQUIRED_ARTIFACTS if n != MANIFEST.name]
         names += [RETRIEVAL_FILE, ASSIGNMENTS_FILE, PROFILES_FILE]
         files = [ctx.path(name) for name in names]
         customers = customers_path(ctx.manifest)

@@ -5,13 +5,14 @@ Backends (registered here; add one with a module and one ``register`` line):
 * ``sqlite_fts`` (default): SQLite FTS5 index in a file, offline.
 * ``azure_search``: Azure AI Search with semantic ranking (``pip install 'cpo[azure]'``).
 
-The generation stage reads retrieval.json through :func:`load_snippets`.
+Later stages read retrieval.json through :func:`cpo.run_folder.read_retrieval` and
+:func:`cpo.run_folder.segment_snippets`.
 """
 
 from cpo.registry import register
-from cpo.retrieval.base import Retriever, load_snippets
+from cpo.retrieval.base import Retriever
 
 register("retrieval", "sqlite_fts", "cpo.retrieval.sqlite_fts:SqliteFtsRetriever")
 register("retrieval", "azure_search", "cpo.retrieval.azure_search:AzureSearchRetriever")
 
-__all__ = ["Retriever", "load_snippets"]
+__all__ = ["Retriever"]

@@ -20,15 +20,14 @@ for the backend that produced them (see docs/retrieval.md).
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from cpo.errors import ConfigError, DataValidationError
+from cpo.errors import ConfigError
 from cpo.models import Snippet
 from cpo.retrieval.content import Document
+from cpo.runfiles import sha256_json
 
 FILTER_KEYS = ("category", "audience", "boost_audience")
 #: Bumped when the shape of indexed units changes, so old indexes are rebuilt.
@@ -134,9 +133,7 @@ def units_fingerprint(units: Sequence[IndexUnit], extra: dict[str, Any] | None =
         for u in units
     ]
     payload = {"schema": INDEX_SCHEMA_VERSION, "units": rows, "extra": extra or {}}
-    # Same canonical form as cpo.config.sha256_json (not imported: config imports this package).
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return sha256_json(payload)
 
 
 @dataclass(frozen=True)
@@ -180,54 +177,3 @@ def _names(value: Any, key: str) -> tuple[str, ...]:
     if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) for v in items):
         raise ConfigError(f"retrieval filter '{key}' must be a string or a list of strings")
     return tuple(dict.fromkeys(v.strip().lower() for v in items if v.strip()))
-
-
-def snippet_from_result(result: dict[str, Any]) -> Snippet:
-    """A :class:`Snippet` from one ``results`` entry of retrieval.json."""
-    return Snippet(
-        document_id=str(result["document_id"]),
-        title=str(result["title"]),
-        paragraph_index=int(result["paragraph_index"]),
-        text=str(result["snippet"]),
-        score=float(result["score"]),
-        category=str(result.get("category", "")),
-        audience=str(result.get("audience", "")),
-        source_url=str(result.get("source_url", "")),
-    )
-
-
-def snippet_to_result(snippet: Snippet) -> dict[str, Any]:
-    """One ``results`` entry of retrieval.json for a snippet (score rounded to 4 places)."""
-    return {
-        "document_id": snippet.document_id,
-        "title": snippet.title,
-        "paragraph_index": snippet.paragraph_index,
-        "snippet": snippet.text,
-        "score": round(float(snippet.score), 4),
-        "category": snippet.category,
-        "audience": snippet.audience,
-        "source_url": snippet.source_url,
-    }
-
-
-def load_snippets(retrieval_json: dict[str, Any], segment: str) -> list[Snippet]:
-    """The snippets retrieved for ``segment`` in a loaded retrieval.json, best first.
-
-    Raises:
-        DataValidationError: the segment is not in the file, or the file is malformed.
-    """
-    try:
-        segments = retrieval_json["segments"]
-        for entry in segments:
-            if entry["segment"] == segment:
-                return [snippet_from_result(r) for r in entry["results"]]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DataValidationError(
-            f"retrieval.json is malformed ({type(exc).__name__}: {exc})",
-            hint="rerun the retrieve stage (cpo run --resume RUN_DIR)",
-        ) from None
-    names = ", ".join(json.dumps(e.get("segment")) for e in segments) or "(none)"
-    raise DataValidationError(
-        f"retrieval.json has no segment '{segment}'; it has: {names}",
-        hint="use a segment name from segment_profiles.json, or rerun the retrieve stage",
-    )

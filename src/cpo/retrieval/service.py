@@ -18,7 +18,6 @@ This is the library behind the ``retrieve`` stage and ``cpo retrieve``:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
@@ -30,11 +29,12 @@ from cpo.errors import DataValidationError
 from cpo.logs import RunLog
 from cpo.models import SegmentProfile, Snippet
 from cpo.retrieval.audience import remove_mentions, segment_audiences
-from cpo.retrieval.base import IndexReport, Retriever, snippet_to_result
+from cpo.retrieval.base import IndexReport, Retriever
 from cpo.retrieval.content import Document, LoadedContent, load_content
 from cpo.retrieval.eligibility import SegmentGuard
 from cpo.retrieval.query import SegmentQuery
 from cpo.retrieval.settings import ContentSettings, RetrievalServiceSettings
+from cpo.run_folder import snippet_to_result
 
 #: Candidates fetched per kept result, so the per-document cap and threshold can still fill top_k.
 CANDIDATE_FACTOR = 4
@@ -443,41 +443,6 @@ def retrieval_document(
         "segments": [segment_entry(r) for r in retrievals],
     }
     return document
-
-
-def read_profiles(path: Path) -> list[SegmentProfile]:
-    """Segment profiles from a segment_profiles.json file.
-
-    Raises:
-        DataValidationError: the file is missing or not in the expected shape.
-    """
-    if not path.is_file():
-        raise DataValidationError(
-            f"{path}: segment profiles not found",
-            hint="run the segment stage first (cpo run), or pass --run RUN_DIR",
-        )
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return [_profile(entry) for entry in data["segments"]]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise DataValidationError(
-            f"{path}: not a valid segment_profiles.json ({type(exc).__name__}: {exc})",
-            hint="rerun the segment stage to rewrite it",
-        ) from None
-
-
-def _profile(entry: dict[str, Any]) -> SegmentProfile:
-    """A :class:`SegmentProfile` from its JSON form."""
-    return SegmentProfile(
-        name=str(entry["name"]),
-        segment_id=int(entry["segment_id"]),
-        size=int(entry["size"]),
-        share=float(entry["share"]),
-        definition=str(entry.get("definition", "")),
-        means={str(k): float(v) for k, v in (entry.get("means") or {}).items()},
-        medians={str(k): float(v) for k, v in (entry.get("medians") or {}).items()},
-        traits=tuple(str(t) for t in entry.get("traits") or ()),
-    )
 
 
 def run_as_of(configured: date | None) -> date:

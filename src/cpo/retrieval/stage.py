@@ -14,10 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cpo.customers import load_customers
-from cpo.errors import DataValidationError
 from cpo.models import SegmentProfile
-from cpo.pipeline import RunContext, StageOutcome
 from cpo.retrieval.audience import unmatched_audiences, unmatched_warning
 from cpo.retrieval.base import Retriever
 from cpo.retrieval.content import LoadedContent, load_content
@@ -32,27 +29,21 @@ from cpo.retrieval.service import (
     SegmentRetrieval,
     log_retrieval,
     open_retriever,
-    read_profiles,
     retrieval_document,
     retrieve_segment,
     run_as_of,
 )
-from cpo.runfiles import read_csv, write_json
-from cpo.sample_data import bundled_content
-from cpo.segmentation.stage import (
-    PROFILES_FILE,
-    SEGMENTS_FILE,
-    customer_settings,
-    customers_path,
+from cpo.run_folder import (
+    CONTENT_INDEX,
+    RETRIEVAL,
+    SEGMENT_PROFILES,
+    SEGMENTS,
+    read_profiles,
+    read_segments,
+    write_retrieval,
 )
-
-RETRIEVAL_FILE = "retrieval.json"
-INDEX_FILE = "content_index.sqlite"
-
-
-def content_path(ctx: RunContext) -> Path:
-    """The approved-content folder of this run (the bundled sample unless given)."""
-    return Path(ctx.options.content) if ctx.options.content else bundled_content()
+from cpo.run_inputs import content_path, load_run_customers, recorded_customers_path
+from cpo.stage_api import RunContext, StageBase, StageOutcome
 
 
 def index_path(ctx: RunContext) -> Path:
@@ -62,35 +53,35 @@ def index_path(ctx: RunContext) -> Path:
     (``cpo index``, ``cpo retrieve``, ``cpo generate``), so they all share one file.
     """
     configured = ctx.config.services.services.retrieval.db_path
-    return Path(configured).expanduser() if configured else ctx.path(INDEX_FILE)
+    return Path(configured).expanduser() if configured else CONTENT_INDEX.path(ctx.run_dir)
 
 
-class RetrieveStage:
+class RetrieveStage(StageBase):
     """Retrieve the most relevant approved paragraphs for every segment."""
 
     name = "retrieve"
     description = "Retrieving approved content"
-    outputs = (RETRIEVAL_FILE,)
+    outputs = (RETRIEVAL.name,)
 
     def input_files(self, ctx: RunContext) -> list[Path]:
         """The segment profiles and assignments, the customers and the content folder."""
         return [
-            ctx.path(PROFILES_FILE),
-            ctx.path(SEGMENTS_FILE),
-            run_customers_path(ctx),
+            SEGMENT_PROFILES.path(ctx.run_dir),
+            SEGMENTS.path(ctx.run_dir),
+            recorded_customers_path(ctx),
             content_path(ctx),
         ]
 
-    def fingerprint_extra(self, ctx: RunContext) -> dict[str, str]:
+    def fingerprint_extra(self, ctx: RunContext) -> dict[str, str] | None:
         """The effective as-of date: a resume on a later day re-checks expiry."""
         return {"as_of": run_as_of(ctx.config.experiment.campaign.as_of).isoformat()}
 
     def run(self, ctx: RunContext) -> StageOutcome:
         """Load content, index it, query per segment, write retrieval.json."""
-        content = self._load(ctx)
+        content, content_record = self._load(ctx)
         settings = ctx.config.experiment.content
         service = ctx.config.services.services.retrieval
-        profiles = read_profiles(ctx.path(PROFILES_FILE))
+        profiles = read_profiles(ctx.run_dir)
         guards, values = segment_guards(ctx, content)
         for profile in profiles:
             if profile.name not in guards:  # no customer found: fail closed
@@ -104,7 +95,7 @@ class RetrieveStage:
             retriever.close()
         audience = audience_section(warnings, values, settings.audience_match_case)
         document = retrieval_document(retriever.name, content, retrievals, audience)
-        write_json(ctx.path(RETRIEVAL_FILE), document)
+        write_retrieval(ctx.run_dir, document)
         fallbacks = [r.query.segment for r in retrievals if r.fallback]
         removed = sum(len(r.removals) for r in retrievals)
         summary = (
@@ -130,6 +121,7 @@ class RetrieveStage:
                     name: sorted(guard.excluded) for name, guard in guards.items() if guard.excluded
                 },
             },
+            records={"inputs": {"content": content_record}},
         )
 
     def _audience_warnings(
@@ -169,12 +161,12 @@ class RetrieveStage:
             ctx.progress(number, len(profiles))
         return retrievals
 
-    def _load(self, ctx: RunContext) -> LoadedContent:
-        """Load the content folder and record it in the manifest."""
+    def _load(self, ctx: RunContext) -> tuple[LoadedContent, dict[str, Any]]:
+        """Load the content folder; return it and its record for the manifest's inputs."""
         path = content_path(ctx)
         as_of = run_as_of(ctx.config.experiment.campaign.as_of)
         content = load_content(path, as_of=as_of, log=ctx.log, stage=self.name)
-        ctx.manifest["inputs"]["content"] = {
+        record = {
             "path": str(path.resolve()),
             "sha256": content.sha256,
             "documents": len(content.documents),
@@ -190,32 +182,17 @@ class RetrieveStage:
             excluded=[e.document_id for e in content.excluded],
             as_of=as_of.isoformat(),
         )
-        return content
-
-
-def run_customers_path(ctx: RunContext) -> Path:
-    """The customer file the segment stage read (recorded in the manifest)."""
-    recorded = (ctx.manifest.get("inputs") or {}).get("customers") or {}
-    return Path(recorded["path"]) if recorded.get("path") else customers_path(ctx)
+        return content, record
 
 
 def segment_guards(
     ctx: RunContext, content: LoadedContent
 ) -> tuple[dict[str, SegmentGuard], AudienceValues]:
     """Per segment, what its customers allow (from segments.csv and the customer file)."""
-    path = ctx.path(SEGMENTS_FILE)
-    if not path.is_file():
-        raise DataValidationError(
-            f"{path}: segment assignments not found",
-            hint="run the segment stage first (cpo run --resume RUN_DIR)",
-        )
-    segments = read_csv(path, dtype={"customer_id": str, "segment": str}, keep_default_na=False)[
-        ["customer_id", "segment"]
-    ].rename(columns={"segment": "__segment__"})
-    customers = load_customers(
-        run_customers_path(ctx), on_invalid=ctx.options.on_invalid, settings=customer_settings(ctx)
-    ).frame
-    customers["customer_id"] = customers["customer_id"].astype(str)
+    segments = read_segments(ctx.run_dir)[["customer_id", "segment"]].rename(
+        columns={"segment": "__segment__"}
+    )
+    customers = load_run_customers(ctx)
     joined = customers.merge(segments, on="customer_id", how="inner")
     segment = joined.pop("__segment__")
     return build_guards(content.documents, joined, segment, ctx.config.experiment.content)

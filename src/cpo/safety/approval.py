@@ -22,17 +22,23 @@ before it answers, so a tampered log never produces a send list.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cpo.errors import AuditError, RunDirError
-from cpo.pipeline import run_dir_lock
-from cpo.runfiles import read_json, write_json
+from cpo.run_folder import (
+    MANIFEST,
+    SAFETY_AUDIT,
+    SAFETY_AUDIT_CSV,
+    AuditHead,
+    read_manifest,
+    recorded_audit_head,
+    write_manifest,
+)
+from cpo.runlock import run_dir_lock
 from cpo.safety.audit import (
-    AUDIT_CSV,
-    AUDIT_FILE,
     KIND_APPROVAL,
     KIND_REJECTION,
     KIND_SCREENING,
@@ -44,7 +50,6 @@ from cpo.safety.audit import (
 )
 from cpo.safety.policy import content_sha256
 
-MANIFEST = "manifest.json"
 SENDABLE_STATUSES = frozenset({"pass", "approved"})
 FINAL_STATUSES = ("pass", "approved", "review-pending", "rejected", "block")
 
@@ -150,13 +155,12 @@ def verify_target(target: Path | str) -> tuple[Path, VerifyResult, dict[str, Any
     target = Path(target)
     manifest = None
     if target.is_dir():
-        path = target / AUDIT_FILE
-        manifest_path = target / MANIFEST
-        manifest = read_json(manifest_path) if manifest_path.is_file() else None
+        path = SAFETY_AUDIT.path(target)
+        manifest = read_manifest(target) if MANIFEST.path(target).is_file() else None
     else:
         path = target
-    recorded = ((manifest or {}).get("safety") or {}).get("audit") or {}
-    return path, verify(path, recorded.get("entries"), recorded.get("head_hash")), manifest
+    recorded = recorded_audit_head(manifest or {})
+    return path, verify(path, recorded.entries, recorded.head_hash), manifest
 
 
 def load_verified(target: Path | str) -> tuple[Path, list[dict[str, Any]], dict[str, Any] | None]:
@@ -192,7 +196,7 @@ def sendable_variants(run_dir_or_audit_path: Path | str) -> dict[str, FinalDecis
     return final_decisions(entries, run_id)
 
 
-def may_send(variant: Any, decisions: dict[str, FinalDecision]) -> bool:
+def may_send(variant: Any, decisions: Mapping[str, FinalDecision]) -> bool:
     """True when this exact variant (same screened text) is sendable."""
     decision = decisions.get(variant.variant_id)
     return bool(
@@ -255,8 +259,10 @@ def approve_run(
     run_dir = Path(run_dir)
     if not by.strip():
         raise RunDirError("an approval needs a name", hint="pass --by 'Full Name'")
-    if not (run_dir / MANIFEST).is_file():
-        raise RunDirError(f"{run_dir}: no {MANIFEST} here", hint="pass the folder of a `cpo run`")
+    if not MANIFEST.path(run_dir).is_file():
+        raise RunDirError(
+            f"{run_dir}: no {MANIFEST.name} here", hint="pass the folder of a `cpo run`"
+        )
     # The pipeline's lock: a running `cpo run` (or another approval) is named by its pid.
     with run_dir_lock(run_dir, busy_hint="wait until `cpo run` has stopped, then approve"):
         return _approve_locked(run_dir, by.strip(), list(dict.fromkeys(reject)), note)
@@ -287,7 +293,8 @@ def _approve_locked(run_dir: Path, by: str, reject: list[str], note: str) -> App
                 content_sha256=decisions[variant_id].content_sha256,
             )
     _update_manifest(run_dir, manifest, final_decisions(read_entries(path), run_id), last)
-    export_csv(path, run_dir / AUDIT_CSV)  # keep the compliance export in step with the log
+    # keep the compliance export in step with the log
+    export_csv(path, SAFETY_AUDIT_CSV.path(run_dir))
     return ApprovalResult(tuple(to_approve), tuple(reject), last["seq"], last["hash"])
 
 
@@ -320,5 +327,5 @@ def _update_manifest(
     safety = manifest.setdefault("safety", {})
     variant_ids = safety.get("variant_ids") or sorted(decisions)
     safety.update(final_summary(decisions, variant_ids))
-    safety["audit"] = {"entries": last["seq"], "head_hash": last["hash"]}
-    write_json(run_dir / MANIFEST, manifest)
+    safety["audit"] = AuditHead(last["seq"], last["hash"]).as_record()
+    write_manifest(run_dir, manifest)

@@ -46,9 +46,8 @@ from filelock import FileLock, Timeout
 from cpo.errors import AuditError
 from cpo.logs import utc_now
 from cpo.models import HARM_CATEGORIES, Variant, Verdict
+from cpo.run_folder import SAFETY_AUDIT
 
-AUDIT_FILE = "safety_audit.jsonl"
-AUDIT_CSV = "safety_audit.csv"
 GENESIS_HASH = "0" * 64
 KIND_SCREENING = "screening"
 KIND_APPROVAL = "approval"
@@ -510,4 +509,4 @@ def export_csv(path: Path | str, out: Path | str) -> int:
 def audit_path(target: Path | str) -> Path:
     """The audit file for a run folder or a path to the file itself."""
     target = Path(target)
-    return target / AUDIT_FILE if target.is_dir() else target
+    return SAFETY_AUDIT.path(target) if target.is_dir() else target

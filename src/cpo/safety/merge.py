@@ -131,7 +131,7 @@ class MergeScreener:
 
     def __call__(self, values: Sequence[str]) -> list[tuple[str, ...]]:
         """Reason codes for each value, in order (empty = passed)."""
-        from cpo.safety.stage import analyze_safely  # the stage imports the pipeline
+        from cpo.safety.stage import analyze_safely  # the stage module is heavy
 
         if not values:
             return []

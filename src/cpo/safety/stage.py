@@ -17,19 +17,27 @@ does not screen them again; it applies the recorded approvals and completes.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cpo.errors import DataValidationError, StageError
-from cpo.models import HARM_CATEGORIES, CategoryScores, Citation, Grounding, Variant, Verdict
-from cpo.pipeline import RunContext, StageOutcome
+from cpo.errors import StageError
+from cpo.models import HARM_CATEGORIES, CategoryScores, Variant, Verdict
+from cpo.run_folder import (
+    RETRIEVAL,
+    SAFETY_AUDIT,
+    SAFETY_AUDIT_CSV,
+    VARIANTS,
+    AuditHead,
+    read_retrieval,
+    read_variants,
+    recorded_audit_head,
+)
 from cpo.safety.approval import FinalDecision, final_decisions, final_summary, pending_review
-from cpo.safety.audit import AUDIT_CSV, AUDIT_FILE, AuditLog, export_csv, read_entries, verify
+from cpo.safety.audit import AuditLog, export_csv, read_entries, verify
 from cpo.safety.base import SafetyAnalyzer, build_analyzer
 from cpo.safety.policy import (
     MentionCheck,
@@ -42,59 +50,9 @@ from cpo.safety.policy import (
     screening_text,
 )
 from cpo.safety.settings import SafetyPolicySettings
+from cpo.stage_api import RunContext, StageBase, StageOutcome
 
-VARIANTS_FILE = "variants.json"
-RETRIEVAL_FILE = "retrieval.json"
 MAX_SEVERITY = 7
-_VARIANT_FIELDS = {f.name for f in fields(Variant)}
-
-
-def load_variants(path: Path) -> list[Variant]:
-    """Read ``variants.json`` into :class:`Variant` records (unknown keys are ignored).
-
-    Raises:
-        DataValidationError: the file is missing or malformed, a variant is
-            invalid, or variant ids repeat.
-    """
-    if not path.is_file():
-        raise DataValidationError(
-            f"{path}: variants file not found",
-            hint="the generate stage of `cpo run` writes variants.json into the run folder",
-        )
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        items = data["variants"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise DataValidationError(
-            f"{path}: expected a JSON object with a 'variants' list ({exc})"
-        ) from None
-    variants = [_variant_from_dict(path, index, item) for index, item in enumerate(items)]
-    repeated = [vid for vid, n in Counter(v.variant_id for v in variants).items() if n > 1]
-    if repeated:
-        raise DataValidationError(f"{path}: variant ids repeat: {', '.join(sorted(repeated))}")
-    return variants
-
-
-def _variant_from_dict(path: Path, index: int, item: Any) -> Variant:
-    """Build one Variant, naming the file and list position when it is malformed."""
-    try:
-        values = {key: value for key, value in item.items() if key in _VARIANT_FIELDS}
-        values["citations"] = tuple(Citation(**c) for c in values.get("citations", ()))
-        grounding = values.get("grounding") or {"score": 1.0}
-        values["grounding"] = Grounding(
-            score=float(grounding.get("score", 1.0)),
-            unsupported_claims=tuple(grounding.get("unsupported_claims", ())),
-            invalid_citations=tuple(grounding.get("invalid_citations", ())),
-        )
-        values["retrieved_document_ids"] = tuple(values.get("retrieved_document_ids", ()))
-        variant = Variant(**values)
-    except (AttributeError, TypeError, ValueError) as exc:
-        raise DataValidationError(
-            f"{path}: variants[{index}] is not a valid variant ({exc})"
-        ) from None
-    if not isinstance(variant.subject, str) or not isinstance(variant.body, str):
-        raise DataValidationError(f"{path}: variants[{index}]: subject and body must be text")
-    return variant
 
 
 def is_sendable_content(variant: Variant) -> bool:
@@ -110,7 +68,7 @@ class _Screened:
     error: str | None
 
 
-class ScreenStage:
+class ScreenStage(StageBase):
     """Screen every variant and the control; record each decision in the audit log.
 
     Args:
@@ -121,21 +79,23 @@ class ScreenStage:
 
     name = "screen"
     description = "Screening variants"
-    outputs = (AUDIT_FILE, AUDIT_CSV)
+    outputs = (SAFETY_AUDIT.name, SAFETY_AUDIT_CSV.name)
 
-    def __init__(self, analyzer: SafetyAnalyzer | None = None, backend_name: str | None = None):
+    def __init__(
+        self, analyzer: SafetyAnalyzer | None = None, backend_name: str | None = None
+    ) -> None:
         self._analyzer = analyzer
         self._backend_name = backend_name
 
     def input_files(self, ctx: RunContext) -> list[Path]:
         """variants.json (the policy is part of the config fingerprint)."""
-        return [ctx.path(VARIANTS_FILE)]
+        return [VARIANTS.path(ctx.run_dir)]
 
     def run(self, ctx: RunContext) -> StageOutcome:
         """Screen what this run has not screened yet, then summarize and gate."""
-        variants = load_variants(ctx.path(VARIANTS_FILE))
-        log = AuditLog(ctx.path(AUDIT_FILE))
-        run_id = ctx.manifest["run_id"]
+        variants = read_variants(ctx.run_dir)
+        log = AuditLog(SAFETY_AUDIT.path(ctx.run_dir))
+        run_id = ctx.run_id
         recorded = self._recorded_decisions(ctx, run_id)
         todo = [v for v in variants if recorded.get(v.variant_id) != content_sha256(v)]
         if len(todo) < len(variants):
@@ -143,20 +103,19 @@ class ScreenStage:
         self._screen_all(ctx, log, todo, run_id)
         entries = read_entries(log.path)
         decisions = final_decisions(entries, run_id)
-        export_csv(log.path, ctx.path(AUDIT_CSV))
+        export_csv(log.path, SAFETY_AUDIT_CSV.path(ctx.run_dir))
         summary = self._summary(ctx, variants, decisions, entries, run_id)
-        ctx.manifest["safety"] = summary
-        return self._outcome(ctx, summary, decisions)
+        outcome = self._outcome(ctx, summary, decisions)
+        outcome.records["safety"] = summary
+        return outcome
 
     def _recorded_decisions(self, ctx: RunContext, run_id: str) -> dict[str, str]:
         """This run's screened content hashes per variant, after verifying the chain."""
-        path = ctx.path(AUDIT_FILE)
+        path = SAFETY_AUDIT.path(ctx.run_dir)
         if not path.exists():
             return {}
-        recorded = (ctx.manifest.get("safety") or {}).get("audit") or {}
-        result = verify(
-            path, recorded.get("entries"), recorded.get("head_hash"), allow_appended=True
-        )
+        recorded = recorded_audit_head(ctx.manifest)
+        result = verify(path, recorded.entries, recorded.head_hash, allow_appended=True)
         if not result.ok:
             raise StageError(
                 self.name,
@@ -243,10 +202,7 @@ class ScreenStage:
             "require_approval": ctx.config.experiment.experiment.require_approval,
             "variant_ids": ids,
             **final_summary(decisions, ids),
-            "audit": {
-                "entries": len(entries),
-                "head_hash": entries[-1]["hash"] if entries else None,
-            },
+            "audit": AuditHead(len(entries), entries[-1]["hash"] if entries else None).as_record(),
         }
 
     def _outcome(
@@ -333,17 +289,9 @@ def screen_variants(
 
 def _mention_checks(ctx: RunContext, variants: list[Variant]) -> dict[str, MentionCheck]:
     """The audience values each variant must not name, from the run's retrieval.json."""
-    path = ctx.path(RETRIEVAL_FILE)
-    if not path.is_file():
+    if not RETRIEVAL.path(ctx.run_dir).is_file():
         return {}
-    try:
-        retrieval = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataValidationError(
-            f"{path}: malformed JSON at line {exc.lineno} ({exc.msg})",
-            hint="rerun the retrieve stage (cpo run --resume RUN_DIR)",
-        ) from None
-    return mention_checks(retrieval, variants) if isinstance(retrieval, dict) else {}
+    return mention_checks(read_retrieval(ctx.run_dir), variants)
 
 
 def analyze_safely(analyzer: SafetyAnalyzer, text: str) -> _Screened:

@@ -2,49 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
-from cpo.customer_settings import CustomerSettings
-from cpo.customers import LoadedCustomers, load_customers, merged_settings
-from cpo.pipeline import RunContext, StageOutcome
-from cpo.runfiles import sha256_file, write_csv, write_json
-from cpo.sample_data import bundled_customers
+import pandas as pd
+
+from cpo.customers import LoadedCustomers, load_customers
+from cpo.run_folder import REJECTED, SEGMENT_PROFILES, SEGMENTS, write_profiles, write_segments
+from cpo.run_inputs import customer_settings, customers_path
+from cpo.runfiles import sha256_file, write_csv
 from cpo.segmentation import segment
-
-SEGMENTS_FILE = "segments.csv"
-PROFILES_FILE = "segment_profiles.json"
-REJECTED_FILE = "rejected.csv"
+from cpo.stage_api import RunContext, StageBase, StageOutcome
 
 
-def customers_path(ctx: RunContext) -> Path:
-    """The customer file of this run (the bundled sample unless given)."""
-    return Path(ctx.options.customers) if ctx.options.customers else bundled_customers()
-
-
-def customer_settings(ctx: RunContext) -> CustomerSettings:
-    """How this run reads its customer file: the config's ``customers:`` plus the flags."""
-    options = ctx.options
-    return merged_settings(
-        ctx.config.experiment.customers,
-        columns=dict(options.column_map),
-        encoding=options.encoding,
-        delimiter=options.delimiter,
-    )
-
-
-class SegmentStage:
+class SegmentStage(StageBase):
     """Validate customers, assign segments and write their profiles."""
 
     name = "segment"
     description = "Segmenting customers"
-    outputs = (SEGMENTS_FILE, PROFILES_FILE)
+    outputs = (SEGMENTS.name, SEGMENT_PROFILES.name)
 
     def input_files(self, ctx: RunContext) -> list[Path]:
         """The customer file."""
         return [customers_path(ctx)]
 
-    def fingerprint_extra(self, ctx: RunContext) -> dict[str, object]:
+    def fingerprint_extra(self, ctx: RunContext) -> dict[str, object] | None:
         """How the file is read (flags included): a new ``--map`` re-runs the stage."""
         return {
             "reading": customer_settings(ctx).model_dump(mode="json"),
@@ -57,7 +38,7 @@ class SegmentStage:
         loaded = load_customers(
             path, on_invalid=ctx.options.on_invalid, settings=customer_settings(ctx)
         )
-        ctx.manifest["inputs"]["customers"] = {
+        customers_record = {
             "path": str(path.resolve()),
             "sha256": sha256_file(path),
             "rows": loaded.total_rows,
@@ -69,15 +50,13 @@ class SegmentStage:
         self._warn_without_email(ctx, loaded)
         settings = ctx.config.experiment.segmentation
         result = segment(loaded.frame, settings, seed=ctx.seed)
-        write_csv(ctx.path(SEGMENTS_FILE), result.assignments)
-        write_json(
-            ctx.path(PROFILES_FILE),
-            {
-                "method": result.method,
-                "total_customers": len(result.assignments),
-                "details": result.details,
-                "segments": [asdict(p) for p in result.profiles],
-            },
+        write_segments(ctx.run_dir, result.assignments)
+        write_profiles(
+            ctx.run_dir,
+            result.profiles,
+            method=result.method,
+            total_customers=len(result.assignments),
+            details=result.details,
         )
         for warning in result.warnings:
             ctx.log.warning(self.name, "segment_warning", message=warning)
@@ -92,6 +71,7 @@ class SegmentStage:
             summary=f"{len(result.assignments)} customers in {len(result.profiles)} segments"
             + (f" ({len(loaded.rejected)} rows rejected)" if len(loaded.rejected) else ""),
             facts={"segments": {p.name: p.size for p in result.profiles}},
+            records={"inputs": {"customers": customers_record}},
         )
 
     def _warn_without_email(self, ctx: RunContext, loaded: LoadedCustomers) -> None:
@@ -105,16 +85,16 @@ class SegmentStage:
             "is keyed by customer_id for your email service to join addresses on",
         )
 
-    def _write_rejected(self, ctx: RunContext, rejected) -> None:
+    def _write_rejected(self, ctx: RunContext, rejected: pd.DataFrame) -> None:
         """Write rejected.csv (or remove a stale one) and log the count."""
-        target = ctx.path(REJECTED_FILE)
+        target = REJECTED.path(ctx.run_dir)
         if len(rejected):
             write_csv(target, rejected)
             ctx.log.warning(
                 self.name,
                 "rows_rejected",
                 count=len(rejected),
-                message=f"{len(rejected)} invalid customer rows set aside in {REJECTED_FILE}",
+                message=f"{len(rejected)} invalid customer rows set aside in {REJECTED.name}",
             )
         else:
             target.unlink(missing_ok=True)
