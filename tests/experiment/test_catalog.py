@@ -44,7 +44,8 @@ def test_builtin_metrics_and_their_definitions():
         "click_to_open_rate": ("clicked", "opened"),
     }
     cto = catalog.metric("click_to_open_rate")
-    assert (cto.outcome, cto.among) == ("clicked", "opened")
+    assert (cto.outcome, cto.among, cto.columns) == ("clicked", "opened", ("clicked", "opened"))
+    assert catalog.metric("conversion_rate").columns == ("converted",)
     assert (catalog.metric("click_rate").outcome, catalog.metric("click_rate").among) == (
         "clicked",
         None,

@@ -111,6 +111,11 @@ class Metric:
         """The 0/1 column a recipient must have set to count (``None`` = every recipient)."""
         return COUNTS[self.denominator].flag
 
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The per-recipient columns a model of this metric needs: outcome (and ``among``)."""
+        return (self.outcome,) if self.among is None else (self.outcome, self.among)
+
 
 _CATALOG: dict[str, Metric] = {}
 
