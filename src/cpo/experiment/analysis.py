@@ -19,7 +19,6 @@ deterministic apart from ``computed_at``.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,10 +39,31 @@ from cpo.experiment.comparisons import (
     rate_intervals,
     stratified_record,
 )
+from cpo.experiment.results import (
+    SCHEMA_VERSION,
+    AnalysisWarning,
+    ArmSummary,
+    BayesianResult,
+    Comparison,
+    Interval,
+    MetricsDocument,
+    PowerResult,
+    SampleRatioCheck,
+    SegmentResult,
+    StratifiedComparison,
+    json_safe,
+)
 from cpo.experiment.settings import CONTROL_ARM, HOLDOUT_ARM
 from cpo.logs import utc_now
 
-SCHEMA_VERSION = 1
+__all__ = [
+    "SCHEMA_VERSION",
+    "AnalysisPlan",
+    "analyze",
+    "analyze_document",
+    "json_safe",
+    "plan_from_design",
+]
 SIMULATED = "simulated"
 UNSPECIFIED_SOURCE = "unspecified"
 ZERO_COUNTS: dict[str, int] = {**dict.fromkeys(COUNT_COLUMNS, 0), "clicked_without_open": 0}
@@ -140,6 +160,8 @@ def analyze(
 ) -> dict[str, Any]:
     """Analyse an experiment from its sufficient statistics.
 
+    The dict form of :func:`analyze_document` (what ``metrics.json`` holds).
+
     Args:
         statistics: Counts per (arm, segment), see :mod:`cpo.experiment.aggregate`.
         plan: Arms, expected shares and settings (default: equal allocation
@@ -153,29 +175,53 @@ def analyze(
     Returns:
         The metrics dict (the content of ``metrics.json``), JSON-safe.
     """
+    return analyze_document(
+        statistics,
+        plan,
+        engagement_source=engagement_source,
+        extra_warnings=extra_warnings,
+        computed_at=computed_at,
+    ).to_dict()
+
+
+def analyze_document(
+    statistics: SufficientStatistics,
+    plan: AnalysisPlan | None = None,
+    *,
+    engagement_source: str | None = None,
+    extra_warnings: Sequence[Mapping[str, Any]] = (),
+    computed_at: str | None = None,
+) -> MetricsDocument:
+    """Analyse an experiment from its sufficient statistics, as frozen result records.
+
+    Arguments as for :func:`analyze`.
+
+    Returns:
+        The :class:`~cpo.experiment.results.MetricsDocument`.
+    """
     plan = plan or AnalysisPlan()
     run = _Analysis(statistics, plan)
     source = engagement_source or _source_of(statistics, run.warnings)
-    document = {
-        "schema_version": SCHEMA_VERSION,
-        "experiment_id": plan.experiment_id,
-        "experiment_name": plan.experiment_name,
-        "computed_at": computed_at or utc_now(),
-        "engagement_source": source,
-        "primary_metric": plan.settings.primary_metric,
-        "secondary_metrics": list(plan.settings.secondary_metrics),
-        "alpha": plan.settings.alpha,
-        "confidence_level": plan.settings.confidence_level,
-        "control_arm": CONTROL_ARM,
-        "total_customers": run.total,
-        **run.body(),
-    }
+    sections = run.sections()
     warnings = _leading_warnings(source, statistics, run)
     own = {w["code"] for w in warnings + run.warnings}
     # Earlier steps' warnings are kept unless the analysis reports the same finding.
     warnings += [dict(w) for w in extra_warnings if w.get("code") not in own] + run.warnings
-    document["warnings"] = warnings
-    return json_safe(document)
+    return MetricsDocument(
+        schema_version=SCHEMA_VERSION,
+        experiment_id=plan.experiment_id,
+        experiment_name=plan.experiment_name,
+        computed_at=computed_at or utc_now(),
+        engagement_source=source,
+        primary_metric=plan.settings.primary_metric,
+        secondary_metrics=tuple(plan.settings.secondary_metrics),
+        alpha=plan.settings.alpha,
+        confidence_level=plan.settings.confidence_level,
+        control_arm=CONTROL_ARM,
+        total_customers=run.total,
+        **sections,
+        warnings=tuple(AnalysisWarning.from_dict(json_safe(w)) for w in warnings),
+    )
 
 
 def _source_of(statistics: SufficientStatistics, warnings: list[dict[str, Any]]) -> str:
@@ -249,13 +295,14 @@ class _Analysis:
         self.segments = _segment_order(plan.segment_order, self.statistics.segments)
         self.treatments = [a for a in self.arms if a != CONTROL_ARM]
 
-    def body(self) -> dict[str, Any]:
-        """Every section after the header, in schema order."""
+    def sections(self) -> dict[str, Any]:
+        """Every section after the header, as records, in schema order."""
         self._check_arms()
         arms = {arm: self._arm_record(arm, self.overall[arm]) for arm in self.arms}
         best = {m: prob_best(self.overall, m, self.settings) for m in self.plan.metrics}
-        lifts = self._lift_analysis(self.overall, best=best)
-        self._adjust_overall(lifts)
+        records = self._lift_analysis(self.overall, best=best)
+        self._adjust_overall(records)
+        lifts = tuple(Comparison.from_dict(record) for record in records)
         self._lift_warnings(lifts)
         segment_breakdown = self._segment_breakdown()
         return {
@@ -270,15 +317,17 @@ class _Analysis:
 
     # ------------------------------------------------------------ arms
 
-    def _arm_record(self, arm: str, counts: Mapping[str, int]) -> dict[str, Any]:
-        return {
-            "arm_name": arm,
-            "tone": self.plan.tones.get(arm),
-            "sample_size": counts["sent"],
-            "counts": {name: counts[name] for name in COUNT_COLUMNS},
-            "metrics": {metric: rate(counts, metric) for metric in metric_definitions()},
-            "intervals": rate_intervals(counts, self.settings),
-        }
+    def _arm_record(self, arm: str, counts: Mapping[str, int]) -> ArmSummary:
+        """Counts, every metric's rate and its interval for one arm."""
+        intervals = rate_intervals(counts, self.settings)
+        return ArmSummary(
+            arm_name=arm,
+            tone=self.plan.tones.get(arm),
+            sample_size=counts["sent"],
+            counts={name: counts[name] for name in COUNT_COLUMNS},
+            metrics={metric: rate(counts, metric) for metric in metric_definitions()},
+            intervals={metric: Interval.from_dict(found) for metric, found in intervals.items()},
+        )
 
     def _check_arms(self) -> None:
         """Warnings for missing, empty and unplanned arms, and zero counts."""
@@ -313,7 +362,9 @@ class _Analysis:
                     )
                 )
             zero = [
-                m for m, (num, den) in metric_definitions().items() if counts[den] and not counts[num]
+                m
+                for m, (num, den) in metric_definitions().items()
+                if counts[den] and not counts[num]
             ]
             if counts["sent"] and zero:
                 self.warnings.append(
@@ -357,13 +408,13 @@ class _Analysis:
         for record in lifts:
             record["exploratory"] = record["metric"] != self.settings.primary_metric
 
-    def _lift_warnings(self, lifts: list[dict[str, Any]]) -> None:
+    def _lift_warnings(self, lifts: Sequence[Comparison]) -> None:
         """control_rate_zero and test_not_computed, one warning per metric."""
         for metric in self.plan.metrics:
-            records = [r for r in lifts if r["metric"] == metric]
+            records = [r for r in lifts if r.metric == metric]
             if not records:
                 continue
-            if records[0]["control_value"] == 0:
+            if records[0].control_value == 0:
                 self.warnings.append(
                     make_warning(
                         "control_rate_zero",
@@ -372,34 +423,34 @@ class _Analysis:
                         metric=metric,
                     )
                 )
-            untested = [r for r in records if r["statistical_significance"]["p_value"] is None]
+            untested = [r for r in records if r.significance.p_value is None]
             if untested:
-                reasons = sorted({r["statistical_significance"]["reason"] for r in untested})
+                reasons = sorted({str(r.significance.reason) for r in untested})
                 self.warnings.append(
                     make_warning(
                         "test_not_computed",
                         f"{metric}: no p-value for "
-                        f"{', '.join(r['treatment_arm'] for r in untested)} "
+                        f"{', '.join(r.treatment_arm for r in untested)} "
                         f"({'; '.join(reasons)})",
                         metric=metric,
                     )
                 )
 
-    def _bayesian_summary(self, best: Mapping[str, Any]) -> dict[str, Any]:
+    def _bayesian_summary(self, best: Mapping[str, Mapping[str, float | None]]) -> BayesianResult:
         """Probability of being best per metric over all arms."""
-        return {
-            "method": "beta-binomial posteriors; P(beat control) and expected loss by exact "
+        return BayesianResult(
+            method="beta-binomial posteriors; P(beat control) and expected loss by exact "
             "finite sums (Evan Miller's closed form), P(best) by a Riemann-Stieltjes sum over "
             "each posterior; deterministic "
             "(no Monte Carlo, so the result does not depend on a seed)",
-            "prior": list(self.settings.bayesian_prior),
-            "integration_points": PROB_BEST_POINTS,
-            "prob_best": dict(best),
-        }
+            prior=tuple(self.settings.bayesian_prior),
+            integration_points=PROB_BEST_POINTS,
+            prob_best={metric: dict(arms) for metric, arms in best.items()},
+        )
 
     # ------------------------------------------------------------ stratified
 
-    def _stratified(self) -> dict[str, dict[str, Any]]:
+    def _stratified(self) -> dict[str, dict[str, StratifiedComparison]]:
         """CMH test and MH risk difference per metric and arm, segments as strata."""
         by_segment = {s: self.statistics.by_arm(s) for s in self.segments}
         section: dict[str, dict[str, Any]] = {}
@@ -415,13 +466,16 @@ class _Analysis:
                 section[metric][arm] = record
                 records.append(record)
         self._adjust_overall(records)
-        return section
+        return {
+            metric: {arm: StratifiedComparison.from_dict(r) for arm, r in arms.items()}
+            for metric, arms in section.items()
+        }
 
     # ------------------------------------------------------------ segments
 
-    def _segment_breakdown(self) -> list[dict[str, Any]]:
+    def _segment_breakdown(self) -> tuple[SegmentResult, ...]:
         """Per-segment arms and lifts; exploratory, BH across all segment comparisons."""
-        breakdown, all_lifts = [], []
+        per_segment, all_lifts = [], []
         for segment in self.segments:
             counts = self.statistics.by_arm(segment)
             arms = self._segment_arms(segment, counts)
@@ -430,9 +484,12 @@ class _Analysis:
             for record in lifts:
                 record["exploratory"] = True
             all_lifts += lifts
-            breakdown.append(self._segment_entry(segment, full, lifts))
+            per_segment.append((segment, full, lifts))
         adjust(all_lifts, BENJAMINI_HOCHBERG, self.settings.alpha)
-        return breakdown
+        return tuple(
+            self._segment_entry(segment, full, tuple(Comparison.from_dict(r) for r in lifts))
+            for segment, full, lifts in per_segment
+        )
 
     def _segment_arms(self, segment: str, counts: Mapping[str, Any]) -> list[str]:
         """Arms planned in the segment (positive share) plus any observed there."""
@@ -443,16 +500,20 @@ class _Analysis:
         return [a for a in self.arms if a in planned or a in counts]
 
     def _segment_entry(
-        self, segment: str, counts: Mapping[str, Mapping[str, int]], lifts: list[dict[str, Any]]
-    ) -> dict[str, Any]:
+        self,
+        segment: str,
+        counts: Mapping[str, Mapping[str, int]],
+        lifts: tuple[Comparison, ...],
+    ) -> SegmentResult:
+        """One segment's record (adds a ``small_segment`` warning for small arms)."""
         primary = self.settings.primary_metric
         rates = {arm: rate(c, primary) for arm, c in counts.items()}
-        ranked = [arm for arm in counts if rates[arm] is not None]
-        best = max(ranked, key=lambda arm: rates[arm]) if ranked else None
+        ranked = {arm: value for arm, value in rates.items() if value is not None}
+        best = max(ranked, key=lambda arm: ranked[arm]) if ranked else None
         lift_percent = 0.0 if best == CONTROL_ARM else None
         for record in lifts:
-            if record["metric"] == primary and record["treatment_arm"] == best:
-                lift_percent = record["lift_percent"]
+            if record.metric == primary and record.treatment_arm == best:
+                lift_percent = record.lift_percent
         small = {
             a: c["sent"] for a, c in counts.items() if c["sent"] < self.settings.min_segment_size
         }
@@ -467,30 +528,34 @@ class _Analysis:
                     segment=segment,
                 )
             )
-        return {
-            "segment": segment,
-            "exploratory": True,
-            "sample_size": sum(c["sent"] for c in counts.values()),
-            "best_performing_arm": best,
-            "best_performing_metric": primary,
-            "lift_percent": lift_percent,
-            "arms": {arm: self._arm_record(arm, c) for arm, c in counts.items()},
-            "lift_analysis": lifts,
-        }
+        return SegmentResult(
+            segment=segment,
+            exploratory=True,
+            sample_size=sum(c["sent"] for c in counts.values()),
+            best_performing_arm=best,
+            best_performing_metric=primary,
+            lift_percent=lift_percent,
+            arms={arm: self._arm_record(arm, c) for arm, c in counts.items()},
+            lift_analysis=lifts,
+        )
 
     # ------------------------------------------------------------ SRM and power
 
-    def _srm_section(self) -> dict[str, Any]:
+    def _srm_section(self) -> SampleRatioCheck:
         by_segment = {}
         for segment in self.segments:
             counts = self.statistics.by_arm(segment)
             arms = self._segment_arms(segment, counts)
             by_segment[segment] = {a: counts.get(a, ZERO_COUNTS)["sent"] for a in arms}
         observed = {arm: c["sent"] for arm, c in self.overall.items()}
-        return srm_section(observed, by_segment, self.plan, self.warnings)
+        return SampleRatioCheck.from_dict(
+            json_safe(srm_section(observed, by_segment, self.plan, self.warnings))
+        )
 
-    def _power_section(self) -> dict[str, Any]:
-        return power_section(self.overall, self.plan, self.warnings)
+    def _power_section(self) -> PowerResult:
+        return PowerResult.from_dict(
+            json_safe(power_section(self.overall, self.plan, self.warnings))
+        )
 
 
 def _natural_key(name: str) -> tuple[Any, ...]:
@@ -510,23 +575,3 @@ def _segment_order(planned: Sequence[str], observed: Sequence[str]) -> list[str]
     present = set(observed)
     ordered = [s for s in planned if s in present]
     return ordered + sorted(s for s in observed if s not in ordered)
-
-
-# --------------------------------------------------------------------------
-# JSON safety
-# --------------------------------------------------------------------------
-
-
-def json_safe(value: Any) -> Any:
-    """Replace NaN/infinity by None and NumPy scalars by Python numbers, recursively."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if hasattr(value, "item") and not isinstance(value, int | float):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
