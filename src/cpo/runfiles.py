@@ -176,8 +176,8 @@ def _matches(column: pd.Series, pattern: str) -> np.ndarray:
         except AttributeError:  # an object column without any text
             return np.zeros(len(column), dtype=bool)
         return found.fillna(False).to_numpy(dtype=bool)
-    found = pc.fill_null(pc.match_substring_regex(text, pattern), False)
-    return found.to_numpy(zero_copy_only=False)
+    matched = pc.match_substring_regex(text, pattern).fill_null(False)
+    return matched.to_numpy(zero_copy_only=False)
 
 
 def unescape_formulas(frame: pd.DataFrame) -> pd.DataFrame:

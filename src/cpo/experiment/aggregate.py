@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cpo.errors import DataValidationError
@@ -93,7 +92,7 @@ class SufficientStatistics:
         rows = []
         for key, values in counts.items():
             arm, segment = key if isinstance(key, tuple) else (key, DEFAULT_SEGMENT)
-            row = {ARM_COLUMN: str(arm), SEGMENT_COLUMN: str(segment)}
+            row: dict[str, Any] = {ARM_COLUMN: str(arm), SEGMENT_COLUMN: str(segment)}
             row.update({name: values.get(name, 0) for name in COUNT_COLUMNS})
             row["clicked_without_open"] = values.get("clicked_without_open", 0)
             _check_count_row(row)
@@ -216,6 +215,7 @@ def _sources(frame: pd.DataFrame) -> tuple[str, ...]:
     if SOURCE_COLUMN not in frame.columns:
         return ()
     column = pd.Series(frame[SOURCE_COLUMN])
+    values: Iterable[object]
     if isinstance(column.dtype, pd.CategoricalDtype):
         values = column.cat.remove_unused_categories().cat.categories
     else:
@@ -465,10 +465,10 @@ def _as_text(ids: pa.Array | pa.ChunkedArray) -> pa.Array:
     """Customer ids as one Arrow string array (numbers and dictionaries are cast)."""
     if isinstance(ids, pa.ChunkedArray):
         ids = ids.combine_chunks()
-    if pa.types.is_dictionary(ids.type):
+    if isinstance(ids, pa.DictionaryArray):
         ids = ids.dictionary_decode()
     if not (pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type)):
-        ids = pc.cast(ids, pa.string())
+        ids = ids.cast(pa.string())
     return ids
 
 
@@ -487,10 +487,18 @@ def id_hashes(ids: pa.Array) -> np.ndarray:
     verified on the strings themselves (:func:`_check_unique_hashed_ids`).
     """
     offset_type = np.int64 if pa.types.is_large_string(ids.type) else np.int32
-    offsets = np.frombuffer(ids.buffers()[1], dtype=offset_type)
-    offsets = offsets[ids.offset : ids.offset + len(ids) + 1].astype(np.int64)
-    buffer = ids.buffers()[2]
-    data = np.frombuffer(buffer, dtype=np.uint8) if buffer is not None else np.zeros(0, np.uint8)
+    _, offsets_buffer, data_buffer = ids.buffers()[:3]
+    all_offsets = (
+        np.frombuffer(memoryview(offsets_buffer), dtype=offset_type)
+        if offsets_buffer is not None  # may be absent for an empty array
+        else np.zeros(1, offset_type)
+    )
+    offsets = all_offsets[ids.offset : ids.offset + len(ids) + 1].astype(np.int64)
+    data = (
+        np.frombuffer(memoryview(data_buffer), dtype=np.uint8)
+        if data_buffer is not None
+        else np.zeros(0, np.uint8)
+    )
     lengths = offsets[1:] - offsets[:-1]
     hashed = lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
     if len(ids) == 0 or lengths.max() == 0:
@@ -535,7 +543,7 @@ def _check_unique_hashed_ids(ids: list[pa.Array], hashes: list[np.ndarray], sour
     if len(repeated_hashes) == 0:
         return
     rows = np.flatnonzero(np.isin(every, repeated_hashes))
-    candidates = pa.chunked_array(ids).take(pa.array(rows)).to_pylist()
+    candidates = pa.chunked_array(ids).take(rows).to_pylist()
     seen: dict[Any, int] = {}
     for value in candidates:
         seen[value] = seen.get(value, 0) + 1

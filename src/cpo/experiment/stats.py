@@ -430,7 +430,7 @@ def relative_lift_interval(
     if empty:
         return Interval(None, None, method, None, confidence, empty)
     if x_t == 0 and x_c == 0:
-        reason = "undefined: both arms have zero events, the ratio is 0/0"
+        reason: str | None = "undefined: both arms have zero events, the ratio is 0/0"
         return Interval(None, None, method, None, confidence, reason)
     zc = _z(confidence)
     estimate = (x_t / n_t) / (x_c / n_c) - 1.0 if x_c > 0 else None
@@ -631,7 +631,7 @@ def cochran_mantel_haenszel(
     used = np.array([s for s in strata if s[1] > 0 and s[3] > 0], dtype=float).reshape(-1, 4)
     dropped = len(strata) - len(used)
     if len(used) == 0:
-        reason = "empty: no stratum has units in both arms"
+        reason: str | None = "empty: no stratum has units in both arms"
         return CMHResult(None, None, None, None, None, confidence, 0, dropped, reason=reason)
     rd, lower, upper, rd_reason = _mh_risk_difference(used, confidence)
     p_value, statistic, test_reason = _cmh_test(used)
@@ -724,7 +724,9 @@ def srm_check(
         return SRMResult("none", None, expected, obs, None, "empty: no units observed", None, alpha)
     impossible = [i for i, (o, s) in enumerate(zip(obs, shares, strict=True)) if s == 0 and o > 0]
     if impossible:
-        reason = f"impossible: units observed in arm(s) {impossible} whose expected share is 0"
+        reason: str | None = (
+            f"impossible: units observed in arm(s) {impossible} whose expected share is 0"
+        )
         return SRMResult("none", None, expected, obs, True, reason, None, alpha)
     active = shares > 0
     if active.sum() < 2:
@@ -1072,8 +1074,8 @@ def _prob_greater_by_sum(a: float, b: float, c: float, d: float) -> float:
 def _beta_ratio_sum(
     start: float,
     count: int,
-    numerator: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
-    denominator: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    numerator: Callable[[np.ndarray], tuple[np.ndarray | float, np.ndarray | float]],
+    denominator: Callable[[np.ndarray], tuple[np.ndarray | float, np.ndarray | float]],
     log_norm: float,
 ) -> float:
     """``sum_{i<count} B(numerator(s)) / (s B(denominator(s)) exp(log_norm))``, s = start + i.
@@ -1083,11 +1085,15 @@ def _beta_ratio_sum(
     total = 0.0
     for begin in range(0, count, _SUM_CHUNK):
         s = start + np.arange(begin, min(count, begin + _SUM_CHUNK), dtype=float)
-        log_terms = (
-            special.betaln(*numerator(s)) - np.log(s) - special.betaln(*denominator(s)) - log_norm
-        )
+        log_terms = _betaln(numerator(s)) - np.log(s) - _betaln(denominator(s)) - log_norm
         total += float(np.exp(log_terms).sum())
     return total
+
+
+def _betaln(pair: tuple[np.ndarray | float, np.ndarray | float]) -> np.ndarray:
+    """``log B(x, y)`` elementwise for a pair of arrays or numbers (broadcast)."""
+    x, y = pair
+    return np.asarray(special.betaln(np.asarray(x, dtype=float), np.asarray(y, dtype=float)))
 
 
 def _remainder(f: float, g: float, c: float, d: float, log_norm: float) -> float:

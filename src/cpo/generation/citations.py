@@ -258,9 +258,9 @@ def resolve_citations(
         and the raw text of each invalid marker.
     """
     by_key: dict[tuple[str, int], Snippet] = {}
-    for snippet in snippets:
+    for ranked in snippets:
         # Two documents with the same title: the better-ranked paragraph is the one cited.
-        by_key.setdefault((normalize_title(snippet.title), snippet.paragraph_index), snippet)
+        by_key.setdefault((normalize_title(ranked.title), ranked.paragraph_index), ranked)
     valid: dict[tuple[str, int], tuple[Citation, Snippet]] = {}
     invalid: list[str] = []
     for marker in markers:

@@ -171,7 +171,7 @@ def evaluate(
 def strictest(findings: list[Finding]) -> ScreeningStatus:
     """``block`` if any finding blocks, else ``review`` if any reviews, else ``pass``."""
     rank = max((ACTION_RANK[f.action] for f in findings), default=0)
-    return ("pass", "review", "block")[rank]  # type: ignore[return-value]
+    return ("pass", "review", "block")[rank]
 
 
 def category_findings(scores: CategoryScores, policy: SafetyPolicySettings) -> list[Finding]:

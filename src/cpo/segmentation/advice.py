@@ -151,17 +151,22 @@ def _suggestion(frame: pd.DataFrame, old: Threshold, mask: np.ndarray, new: Thre
     """``x >= 90 matches none (...); its 75th percentile is 41 — try `value: ...` or 41``."""
     fact = _match_fact(frame, old, mask)
     if new.op == "between":
-        low, high = new.quantile  # type: ignore[misc]
-        values = [format_number(v) for v in new.value]  # type: ignore[union-attr]
+        low, high = new.levels
+        if low is None or high is None:
+            raise TypeError("a loosened 'between' threshold carries both quantile levels")
+        values = [format_number(v) for v in new.bounds]
         return (
             f"{fact}; its {_ordinal(low)}-{_ordinal(high)} percentiles are {values[0]} and "
             f"{values[1]} — try `value: [{{quantile: {low:g}}}, {{quantile: {high:g}}}]` or "
             f"[{values[0]}, {values[1]}]"
         )
-    shown = format_number(new.value)  # type: ignore[arg-type]
+    level = new.level
+    if level is None:
+        raise TypeError("a loosened threshold carries its quantile level")
+    shown = format_number(new.bound)
     return (
-        f"{fact}; its {_ordinal(new.quantile)} percentile is {shown} — try "  # type: ignore[arg-type]
-        f"`value: {{quantile: {new.quantile:g}}}` or {shown}"
+        f"{fact}; its {_ordinal(level)} percentile is {shown} — try "
+        f"`value: {{quantile: {level:g}}}` or {shown}"
     )
 
 

@@ -150,7 +150,8 @@ def _label_centroids(
     traits: dict[int, tuple[str, ...]] = {}
     for cluster, centre in enumerate(centroids):
         ranked = np.argsort(-np.abs(centre), kind="stable")
-        words, cluster_traits = [], []
+        words: list[str] = []
+        cluster_traits: list[str] = []
         for position in ranked[:2]:
             feature, high = features[position], centre[position] >= 0
             pair = FEATURE_WORDS.get(feature, (f"High {feature}", f"Low {feature}"))

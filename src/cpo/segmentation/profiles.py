@@ -26,17 +26,18 @@ def build_profiles(
     names = assignments.drop_duplicates("segment_id").set_index("segment_id")["segment"]
     total = len(assignments)
     profiles = []
-    for segment_id, size in sizes.items():
+    for label, size in zip(sizes.index.to_list(), sizes.to_list(), strict=True):
+        segment_id = int(label)
         profiles.append(
             SegmentProfile(
-                name=str(names[segment_id]),
-                segment_id=int(segment_id),
+                name=str(names[label]),
+                segment_id=segment_id,
                 size=int(size),
                 share=round(int(size) / total, 6),
-                definition=definitions.get(int(segment_id), ""),
-                means=_rounded(means.loc[segment_id]),
-                medians=_rounded(medians.loc[segment_id]),
-                traits=traits.get(int(segment_id), ()),
+                definition=definitions.get(segment_id, ""),
+                means=_rounded(means.loc[label]),
+                medians=_rounded(medians.loc[label]),
+                traits=traits.get(segment_id, ()),
             )
         )
     return profiles

@@ -168,10 +168,10 @@ def _numeric_condition(values: np.ndarray, threshold: Threshold) -> tuple[np.nda
     """Mask and margin for <, <=, >, >=, between, scaled by the column's std."""
     scale = (float(np.nanstd(values)) if values.size else 0.0) or 1.0
     if threshold.op == "between":
-        low, high = threshold.value  # type: ignore[misc]
+        low, high = threshold.bounds
         distance = np.minimum(values - low, high - values)
         return (values >= low) & (values <= high), distance / scale
-    bound = float(threshold.value)  # type: ignore[arg-type]
+    bound = threshold.bound
     distance = values - bound if threshold.op in (">", ">=") else bound - values
     strict = threshold.op in ("<", ">")
     mask = distance > 0 if strict else distance >= 0

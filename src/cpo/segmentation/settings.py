@@ -36,6 +36,16 @@ class Quantile(StrictModel):
     quantile: Annotated[float, Field(ge=0, le=1)]
 
 
+def _check_value_fits_operator(op: Operator, value: object) -> None:
+    """Raise ValueError unless ``value`` has the shape ``op`` needs (list, pair, number)."""
+    if op in ("in", "not_in") and not isinstance(value, list):
+        raise ValueError(f"operator '{op}' needs a list value, e.g. [Gold, Silver]")
+    if op == "between" and not (isinstance(value, list) and len(value) == 2):
+        raise ValueError("operator 'between' needs a two-element list [low, high]")
+    if op in ("<", "<=", ">", ">=") and isinstance(value, (list, bool, str)):
+        raise ValueError(f"operator '{op}' needs a number")
+
+
 class Condition(StrictModel):
     """One test on one column, e.g. ``{column: tier, op: in, value: [Gold]}``."""
 
@@ -45,16 +55,11 @@ class Condition(StrictModel):
 
     @model_validator(mode="after")
     def _value_matches_operator(self) -> Condition:
-        if self.op in ("in", "not_in") and not isinstance(self.value, list):
-            raise ValueError(f"operator '{self.op}' needs a list value, e.g. [Gold, Silver]")
-        if self.op == "between" and not (isinstance(self.value, list) and len(self.value) == 2):
-            raise ValueError("operator 'between' needs a two-element list [low, high]")
-        if self.op in ("<", "<=", ">", ">=") and isinstance(self.value, (list, bool, str)):
-            raise ValueError(f"operator '{self.op}' needs a number")
+        _check_value_fits_operator(self.op, self.value)
         return self
 
 
-class RuleCondition(Condition):
+class RuleCondition(StrictModel):
     """A segmentation-rule condition: a :class:`Condition` whose thresholds may be quantiles.
 
     Numeric tests (``<, <=, >, >=, between``) accept a quantile of the loaded
@@ -62,7 +67,15 @@ class RuleCondition(Condition):
     ``between`` a pair such as ``[{quantile: 0.25}, {quantile: 0.75}]``.
     """
 
+    # Not a subclass of Condition: its ``value`` admits more than a Condition's does.
+    column: str
+    op: Operator
     value: Scalar | Quantile | list[Scalar | Quantile]
+
+    @model_validator(mode="after")
+    def _value_matches_operator(self) -> RuleCondition:
+        _check_value_fits_operator(self.op, self.value)
+        return self
 
     @field_validator("value", mode="before")
     @classmethod

@@ -52,14 +52,42 @@ class Threshold:
         """True for ``<, <=, >, >=, between``."""
         return self.op in NUMERIC_OPS
 
+    @property
+    def bound(self) -> float:
+        """The resolved number of a ``<, <=, >, >=`` test."""
+        if not isinstance(self.value, int | float):
+            raise TypeError(f"'{self.column} {self.op}' has no single numeric bound")
+        return float(self.value)
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """The resolved ``(low, high)`` of a ``between`` test."""
+        if not isinstance(self.value, tuple):
+            raise TypeError(f"'{self.column} {self.op}' has no (low, high) bounds")
+        low, high = self.value
+        return float(low), float(high)
+
+    @property
+    def level(self) -> Level:
+        """The quantile level of a ``<, <=, >, >=`` test's bound (``None`` for a number)."""
+        if isinstance(self.quantile, tuple):
+            raise TypeError(f"'{self.column} {self.op}' has two quantile levels")
+        return self.quantile
+
+    @property
+    def levels(self) -> tuple[Level, Level]:
+        """The quantile levels of a ``between`` test's bounds (``(None, None)`` for numbers)."""
+        return self.quantile if isinstance(self.quantile, tuple) else (None, None)
+
     def describe(self) -> str:
         """The test in words, e.g. ``>= 112.4 (q0.75)`` or ``in [Gold, Silver]``."""
         if self.op == "between":
-            pairs = zip(self.value, self.literal, self.quantile or (None, None), strict=True)  # type: ignore[arg-type]
-            low, high = (_show(bound, written, level) for bound, written, level in pairs)
+            written = self.literal if isinstance(self.literal, list) else (None, None)
+            pairs = zip(self.bounds, written, self.levels, strict=True)
+            low, high = (_show(bound, text, level) for bound, text, level in pairs)
             return f"between [{low}, {high}]"
         if self.numeric:
-            return f"{self.op} {_show(self.value, self.literal, self.quantile)}"  # type: ignore[arg-type]
+            return f"{self.op} {_show(self.bound, self.literal, self.level)}"
         if isinstance(self.value, list):
             return f"{self.op} [{', '.join(str(v) for v in self.value)}]"
         return f"{self.op} {self.value}"
@@ -68,9 +96,9 @@ class Threshold:
         """The JSON form for ``segment_profiles.json``: column, op, quantile, value."""
         value = self.value
         if self.op == "between":
-            value = [float(v) for v in self.value]  # type: ignore[union-attr]
+            value = list(self.bounds)
         elif self.numeric:
-            value = float(self.value)  # type: ignore[arg-type]
+            value = self.bound
         quantile = list(self.quantile) if isinstance(self.quantile, tuple) else self.quantile
         return {"column": self.column, "op": self.op, "quantile": quantile, "value": value}
 
@@ -126,16 +154,17 @@ def _resolve_condition(
     items = condition.value if isinstance(condition.value, list) else [condition.value]
     has_quantile = any(isinstance(item, Quantile) for item in items)
     values = numeric_values(frame[condition.column], rule_name, where, has_quantile)
-    bounds, levels = [], []
+    bounds: list[float] = []
+    levels: list[Level] = []
     for item in items:
         if isinstance(item, Quantile):
             bounds.append(quantile_of(values, item.quantile, method, rule_name, where))
             levels.append(item.quantile)
         else:
-            bounds.append(float(item))  # type: ignore[arg-type]
+            bounds.append(float(item))
             levels.append(None)
     if condition.op == "between":
-        pair = tuple(levels) if has_quantile else None
+        pair = (levels[0], levels[1]) if has_quantile else None
         return Threshold(condition.column, condition.op, tuple(bounds), pair, condition.value)
     return Threshold(condition.column, condition.op, bounds[0], levels[0], condition.value)
 
