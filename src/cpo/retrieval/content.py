@@ -376,8 +376,9 @@ def _apply_expiry(documents: list[Document], as_of: date) -> tuple[list[Document
     usable: list[Document] = []
     excluded: list[Exclusion] = []
     for document in documents:
-        if document.is_expired(as_of):
-            reason = f"expired {document.expiry_date.isoformat()}"  # type: ignore[union-attr]
+        expiry = document.expiry_date
+        if expiry is not None and document.is_expired(as_of):
+            reason = f"expired {expiry.isoformat()}"
             excluded.append(Exclusion(document.document_id, reason, str(document.path or "")))
         else:
             usable.append(document)

@@ -77,10 +77,10 @@ def condition_mask(frame: pd.DataFrame, condition: Condition) -> np.ndarray:
     column = frame[condition.column]
     if condition.op in NUMERIC_OPS:
         values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
-        if condition.op == "between":
-            low, high = (float(v) for v in condition.value)  # type: ignore[union-attr]
+        if isinstance(condition.value, list):  # 'between' (the model checks it is a pair)
+            low, high = (float(v) for v in condition.value)
             return (values >= low) & (values <= high)
-        threshold = float(condition.value)  # type: ignore[arg-type]
+        threshold = float(condition.value)
         compare = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}
         with np.errstate(invalid="ignore"):
             return compare[condition.op](values, threshold)

@@ -245,13 +245,13 @@ class TextNormalizer:
         joined = self.resolve(joined)
         if joined in self.vocabulary or self._splitter is None:
             return joined
-        return self._split(joined)
+        return self._split(joined, self._splitter)
 
-    def _split(self, joined: str) -> str:
+    def _split(self, joined: str, splitter: re.Pattern[str]) -> str:
         """Split a joined run around the lexicon words it contains ("killyou")."""
         pieces: list[str] = []
         last = 0
-        for hit in self._splitter.finditer(joined):  # type: ignore[union-attr]
+        for hit in splitter.finditer(joined):
             gap = joined[last : hit.start()]
             if 0 < len(gap) < 2:  # "s"+"kill" is "skill": a real word, not a disguise
                 return joined

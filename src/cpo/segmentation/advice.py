@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from cpo.segmentation.rules import RulesOutcome, evaluate_condition
-from cpo.segmentation.settings import Rule, SegmentationSettings
+from cpo.segmentation.settings import QuantileMethod, Rule, SegmentationSettings
 from cpo.segmentation.thresholds import Threshold, format_number, numeric_values, quantile_of
 
 #: A segment under this share of customers gets a warning with advice.
@@ -135,7 +135,9 @@ def _search_fix(
     return None
 
 
-def _loosened(frame: pd.DataFrame, threshold: Threshold, keep: float, method: str) -> Threshold:
+def _loosened(
+    frame: pd.DataFrame, threshold: Threshold, keep: float, method: QuantileMethod
+) -> Threshold:
     """The condition with its bound(s) at the quantile(s) that keep ``keep`` of customers."""
     values = numeric_values(frame[threshold.column], "", "")
     if threshold.op == "between":

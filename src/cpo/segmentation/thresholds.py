@@ -18,7 +18,12 @@ import numpy as np
 import pandas as pd
 
 from cpo.errors import ConfigError, DataValidationError
-from cpo.segmentation.settings import Quantile, RuleCondition, SegmentationSettings
+from cpo.segmentation.settings import (
+    Quantile,
+    QuantileMethod,
+    RuleCondition,
+    SegmentationSettings,
+)
 
 NUMERIC_OPS = ("<", "<=", ">", ">=", "between")
 CONFIG_FILE = "experiment_config.yaml"
@@ -140,7 +145,11 @@ def resolve_thresholds(
 
 
 def _resolve_condition(
-    frame: pd.DataFrame, condition: RuleCondition, rule_name: str, where: str, method: str
+    frame: pd.DataFrame,
+    condition: RuleCondition,
+    rule_name: str,
+    where: str,
+    method: QuantileMethod,
 ) -> Threshold:
     """Check the column and turn any quantile of the condition into a number."""
     if condition.column not in frame.columns:
@@ -203,7 +212,11 @@ def numeric_values(
 
 
 def quantile_of(
-    values: np.ndarray, level: float, method: str, rule_name: str = "", where: str = ""
+    values: np.ndarray,
+    level: float,
+    method: QuantileMethod,
+    rule_name: str = "",
+    where: str = "",
 ) -> float:
     """The ``level`` quantile of the non-missing ``values`` by numpy's ``method``.
 
@@ -217,4 +230,4 @@ def quantile_of(
             "but there are no customers with a value in that column",
             hint="check the customer file (every row may have been rejected)",
         )
-    return float(np.quantile(present, level, method=method))  # type: ignore[call-overload]
+    return float(np.quantile(present, level, method=method))
