@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _machine import print_machine
 
 from cpo.config import load_config
-from cpo.generation.base import GeneratorSetup, generate_many
+from cpo.generation.base import GenerationContext, generate_many
 from cpo.generation.grounded import GroundedGenerator
-from cpo.generation.openai_compat import OpenAIGenerator
+from cpo.generation.openai_compat import OpenAIGenerator, OpenAISettings
 from cpo.generation.prompts import PromptLibrary
 from cpo.generation.service import build_requests
 from cpo.generation.stage import GenerateStage
@@ -66,19 +66,16 @@ def _prepared_run(folder: Path):
 
 def _openai_wall_time(config, requests, server_url: str, concurrency: int, cache: Path) -> float:
     """Seconds to generate every request at a concurrency (fresh cache)."""
-    service = config.services.services.generation.model_copy(
-        update={
-            "backend": "openai",
-            "base_url": f"{server_url}/v1",
-            "model": "bench-model",
-            "concurrency": concurrency,
-            "cache_dir": str(cache),
-        }
+    settings = OpenAISettings(
+        base_url=f"{server_url}/v1",
+        model="bench-model",
+        concurrency=concurrency,
+        cache_dir=str(cache),
     )
-    setup = GeneratorSetup(
-        service, config.experiment.generation, PromptLibrary(config.prompts_dir), None, cache
+    setup = GenerationContext(
+        config.experiment.generation, PromptLibrary(config.prompts_dir), None, cache
     )
-    generator = OpenAIGenerator(setup)
+    generator = OpenAIGenerator.from_settings(settings, setup)
     started = time.perf_counter()
     variants = generate_many(generator, requests)
     elapsed = time.perf_counter() - started
@@ -106,9 +103,7 @@ def bench_concurrency(config, requests, latency: float, folder: Path) -> None:
 def bench_grounded(config, requests, run_dir: Path, rounds: int) -> None:
     """Part 2: grounded composer throughput and the whole generate stage."""
     prompts = PromptLibrary(config.prompts_dir)
-    setup = GeneratorSetup(
-        config.services.services.generation, config.experiment.generation, prompts
-    )
+    setup = GenerationContext(config.experiment.generation, prompts)
     generator = GroundedGenerator(setup)
     generate_many(generator, requests)  # warm up (tone files parsed once)
     started = time.perf_counter()

@@ -21,9 +21,9 @@ def config_dir(tmp_path: Path) -> Path:
 
 def test_defaults_load_with_local_backends():
     config = load_config()
-    assert config.services.services.retrieval.backend == "sqlite_fts"
-    assert config.services.services.generation.backend == "grounded"
-    assert config.services.services.safety.backend == "local"
+    assert config.services.retrieval.backend == "sqlite_fts"
+    assert config.services.generation.backend == "grounded"
+    assert config.services.safety.backend == "local"
     assert config.experiment.segmentation.method == "rules"
     assert len(config.experiment.segmentation.rules) >= 3
 

@@ -121,15 +121,16 @@ def test_env_vars_are_expanded(config_dir, monkeypatch):
     monkeypatch.setenv("CPO_TEST_SEARCH", "https://search.example.net")
 
     def change(data: dict) -> None:
-        data["services"]["retrieval"]["endpoint"] = "${CPO_TEST_SEARCH}"
-        data["services"]["generation"]["model"] = "${CPO_TEST_UNSET_MODEL:-gpt-x}"
-        data["services"]["generation"]["api_key_env"] = "KEY$$1"
+        data["services"]["retrieval"]["azure_search"]["endpoint"] = "${CPO_TEST_SEARCH}"
+        data["services"]["generation"]["openai"]["model"] = "${CPO_TEST_UNSET_MODEL:-gpt-x}"
+        data["services"]["generation"]["openai"]["api_key_env"] = "KEY$$1"
 
     edit_yaml(config_dir / "azure_config.yaml", change)
-    services = load_config(config_dir).services.services
-    assert services.retrieval.endpoint == "https://search.example.net"
-    assert services.generation.model == "gpt-x"
-    assert services.generation.api_key_env == "KEY$1"
+    services = load_config(config_dir).services
+    assert services.retrieval.settings_for("azure_search").endpoint == "https://search.example.net"
+    openai = services.generation.settings_for("openai")
+    assert openai.model == "gpt-x"
+    assert openai.api_key_env == "KEY$1"
 
 
 def test_unset_env_var_is_named_with_file_and_key(config_dir, monkeypatch, tmp_path):
@@ -137,14 +138,16 @@ def test_unset_env_var_is_named_with_file_and_key(config_dir, monkeypatch, tmp_p
 
     def change(data: dict) -> None:
         data["services"]["generation"]["backend"] = "azure_openai"
-        data["services"]["generation"]["azure_endpoint"] = "${AZURE_OPENAI_ENDPOINT}"
-        data["services"]["generation"]["deployment"] = "gpt-4o"
+        data["services"]["generation"]["azure_openai"]["azure_endpoint"] = (
+            "${AZURE_OPENAI_ENDPOINT}"
+        )
+        data["services"]["generation"]["azure_openai"]["deployment"] = "gpt-4o"
 
     edit_yaml(config_dir / "azure_config.yaml", change)
     result = run_with(config_dir, tmp_path / "run")
     assert result.exit_code == 1
     assert "azure_config.yaml" in result.output
-    assert "services.generation.azure_endpoint" in result.output
+    assert "services.generation.azure_openai.azure_endpoint" in result.output
     assert "AZURE_OPENAI_ENDPOINT, which is not set" in result.output
 
 
@@ -162,31 +165,33 @@ def test_unset_env_var_is_named_with_file_and_key(config_dir, monkeypatch, tmp_p
 def test_key_over_plain_http_to_another_host_is_refused(config_dir, url, refused):
     def change(data: dict) -> None:
         data["services"]["generation"]["backend"] = "openai"
-        data["services"]["generation"]["base_url"] = url
+        data["services"]["generation"]["openai"]["base_url"] = url
 
     edit_yaml(config_dir / "azure_config.yaml", change)
     if not refused:
-        assert load_config(config_dir).services.services.generation.base_url == url
+        assert load_config(config_dir).services.generation.selected.base_url == url
         return
     with pytest.raises(ConfigError) as info:
         load_config(config_dir)
     message = str(info.value)
-    assert "services.generation.base_url" in message and "allow_insecure_http" in message
+    assert "services.generation.openai.base_url" in message
+    assert "services.generation.openai.allow_insecure_http: true" in message
 
 
 def test_allow_insecure_http_lets_it_through(config_dir):
     def change(data: dict) -> None:
+        block = data["services"]["safety"]["azure_content_safety"]
         data["services"]["safety"]["backend"] = "azure_content_safety"
-        data["services"]["safety"]["endpoint"] = "http://safety.lan.example"
-        data["services"]["safety"]["allow_insecure_http"] = True
+        block.update(endpoint="http://safety.lan.example", allow_insecure_http=True)
 
     edit_yaml(config_dir / "azure_config.yaml", change)
-    assert load_config(config_dir).services.services.safety.endpoint == "http://safety.lan.example"
+    selected = load_config(config_dir).services.safety.selected
+    assert selected.endpoint == "http://safety.lan.example"
 
 
 def test_offline_backend_ignores_an_unused_http_endpoint(config_dir):
     def change(data: dict) -> None:
-        data["services"]["retrieval"]["endpoint"] = "http://search.lan.example"
+        data["services"]["retrieval"]["azure_search"]["endpoint"] = "http://search.lan.example"
 
     edit_yaml(config_dir / "azure_config.yaml", change)
-    assert load_config(config_dir).services.services.retrieval.backend == "sqlite_fts"
+    assert load_config(config_dir).services.retrieval.backend == "sqlite_fts"

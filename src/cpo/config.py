@@ -43,7 +43,7 @@ from cpo.yamlio import describe_validation_error, expand_env_vars, read_yaml_map
 
 
 class ServicesSettings(StrictModel):
-    """Backend selection per stage."""
+    """The ``services`` section: backend selection and settings per stage."""
 
     retrieval: RetrievalServiceSettings = Field(default_factory=RetrievalServiceSettings)
     generation: GenerationServiceSettings = Field(default_factory=GenerationServiceSettings)
@@ -93,14 +93,15 @@ class Config:
 
     Attributes:
         source: The folder it was loaded from.
-        services: azure_config.yaml.
+        services: The ``services`` section of azure_config.yaml
+            (``config.services.retrieval``, ``.generation``, ``.safety``).
         safety: safety_thresholds.yaml.
         experiment: experiment_config.yaml.
         prompts_dir: The prompts folder.
     """
 
     source: Path
-    services: AzureConfigFile
+    services: ServicesSettings
     safety: SafetyPolicySettings
     experiment: ExperimentConfigFile
     prompts_dir: Path
@@ -108,7 +109,7 @@ class Config:
     def snapshot(self) -> dict[str, Any]:
         """Return the effective configuration as a JSON-ready dict (prompts included)."""
         return {
-            "azure_config.yaml": self.services.model_dump(mode="json"),
+            "azure_config.yaml": {"services": self.services.model_dump(mode="json")},
             "safety_thresholds.yaml": self.safety.model_dump(mode="json"),
             "experiment_config.yaml": self.experiment.model_dump(mode="json"),
             "prompts": {
@@ -159,7 +160,7 @@ def load_config(config_dir: Path | str | None = None) -> Config:
         )
     config = Config(
         source=folder.resolve(),
-        services=models["azure_config.yaml"],  # type: ignore[arg-type]
+        services=models["azure_config.yaml"].services,  # type: ignore[attr-defined]
         safety=models["safety_thresholds.yaml"],  # type: ignore[arg-type]
         experiment=models["experiment_config.yaml"],  # type: ignore[arg-type]
         prompts_dir=prompts.resolve(),

@@ -9,10 +9,12 @@ screening have run:
   least one treatment arm weight (otherwise there is nothing to compare);
 * the experiment's tones are tones the generation section writes;
 * every prompt file the run needs exists and parses: the control message, the
-  footer, one tone file per tone, and the LLM prompt for LLM backends (all
-  missing files are listed in one message);
-* no backend that sends a key is pointed at ``http://`` on a host other than
-  loopback, unless its settings say ``allow_insecure_http: true``.
+  footer, one tone file per tone, and the prompt files the selected generation
+  backend reads (its settings model's ``prompt_files``; all missing files are
+  listed in one message);
+* no selected backend that sends a key is pointed at ``http://`` on a host other
+  than loopback (its settings model's ``endpoint_fields``), unless its block says
+  ``allow_insecure_http: true``.
 """
 
 from __future__ import annotations
@@ -26,15 +28,6 @@ from cpo.errors import ConfigError
 
 if TYPE_CHECKING:
     from cpo.config import Config
-
-#: Backends that run offline and therefore never send a key.
-OFFLINE_BACKENDS = frozenset({"sqlite_fts", "grounded", "local"})
-#: Per service: the settings fields holding an endpoint URL.
-ENDPOINT_FIELDS = {
-    "retrieval": ("endpoint",),
-    "generation": ("base_url", "azure_endpoint"),
-    "safety": ("endpoint",),
-}
 
 
 def check_config(config: Config) -> None:
@@ -82,20 +75,21 @@ def _allocation_problems(config: Config) -> Iterator[str]:
 
 
 def _insecure_endpoints(config: Config) -> Iterator[str]:
-    """Endpoints of key-sending backends that use plain http to a non-loopback host."""
-    services = config.services.services
-    for name, fields in ENDPOINT_FIELDS.items():
-        settings = getattr(services, name)
-        if settings.backend in OFFLINE_BACKENDS or settings.allow_insecure_http:
+    """Endpoints of the selected backends that send a key over plain http off this machine."""
+    for kind in ("retrieval", "generation", "safety"):
+        service = getattr(config.services, kind)
+        settings = service.selected
+        if getattr(settings, "allow_insecure_http", False):
             continue
-        for field in fields:
+        for field in settings.endpoint_fields:
             url = getattr(settings, field)
             if url and _sends_in_clear(url):
+                key = f"services.{kind}.{service.backend}"
                 yield (
-                    f"azure_config.yaml: key 'services.{name}.{field}': {url} is plain http to "
-                    f"a host that is not this machine, so the {name} key would cross the "
+                    f"azure_config.yaml: key '{key}.{field}': {url} is plain http to "
+                    f"a host that is not this machine, so the {kind} key would cross the "
                     "network unencrypted; use https://, or set "
-                    f"services.{name}.allow_insecure_http: true if the network is trusted"
+                    f"{key}.allow_insecure_http: true if the network is trusted"
                 )
 
 
@@ -118,15 +112,13 @@ def check_prompts(config: Config) -> None:
     from cpo.generation.prompts import (
         CONTROL_MESSAGE_FILE,
         FOOTER_FILE,
-        GENERATION_PROMPT_FILE,
         TONES_DIR,
         PromptLibrary,
     )
 
     tones = config.experiment.generation.tones
     needed = [CONTROL_MESSAGE_FILE, FOOTER_FILE, *(f"{TONES_DIR}/{t}.yaml" for t in tones)]
-    if config.services.services.generation.backend not in OFFLINE_BACKENDS:
-        needed.append(GENERATION_PROMPT_FILE)
+    needed.extend(config.services.generation.selected.prompt_files)
     missing = [name for name in needed if not (config.prompts_dir / name).is_file()]
     if missing:
         raise ConfigError(

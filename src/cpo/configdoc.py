@@ -1,7 +1,8 @@
 """Generate the key reference of docs/configuration.md from the config models.
 
-The reference is derived from the same pydantic models that validate the files, so
-it cannot drift: a test regenerates it and compares it with the docs.
+The reference is derived from the same pydantic models that validate the files
+(for the service sections: the settings model of each of cpo's own registered
+backends), so it cannot drift: a test regenerates it and compares it with the docs.
 Run ``python -m cpo.configdoc`` to print it.
 """
 
@@ -15,7 +16,9 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
+from cpo import registry
 from cpo.config import CONFIG_FILES
+from cpo.registry import ServiceSettings
 
 BEGIN = "<!-- BEGIN GENERATED KEY REFERENCE -->"
 END = "<!-- END GENERATED KEY REFERENCE -->"
@@ -45,6 +48,20 @@ def _rows(model: type[BaseModel], prefix: str) -> list[str]:
             continue
         default = field.get_default(call_default_factory=True)
         rows.append(f"| `{key}` | {_type_text(field.annotation)} | {_default_text(default)} |")
+    if isinstance(model, type) and issubclass(model, ServiceSettings):
+        rows.extend(_backend_rows(model, prefix))
+    return rows
+
+
+def _backend_rows(service: type[ServiceSettings], prefix: str) -> list[str]:
+    """Rows for each of cpo's own backends' block (from its ``settings_model``)."""
+    rows: list[str] = []
+    for name in registry.bundled(service.kind):
+        block = registry.registration(service.kind, name).settings_model()
+        if block.model_fields:
+            rows.extend(_rows(block, prefix=f"{prefix}{name}."))
+        else:
+            rows.append(f"| `{prefix}{name}` | mapping (no settings) | `{{}}` |")
     return rows
 
 

@@ -86,9 +86,14 @@ def _allowed_keys(model: type[BaseModel], loc: list[Any]) -> list[str]:
         if isinstance(part, int) or current is None:
             continue
         field = getattr(current, "model_fields", {}).get(part)
+        if field is None and hasattr(current, "block_model"):
+            current = current.block_model(part)  # a backend's block in a service section
+            continue
         current = _model_in(field.annotation) if field else None
     if current is None or not hasattr(current, "model_fields"):
         return []
+    if hasattr(current, "config_keys"):
+        return list(current.config_keys())  # fields plus the registered backends' blocks
     return list(current.model_fields)
 
 

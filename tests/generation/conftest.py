@@ -20,9 +20,9 @@ import pytest
 
 from cpo.config import load_config
 from cpo.customers import load_customers
-from cpo.generation.base import GeneratorSetup
+from cpo.generation.base import GenerationContext
 from cpo.generation.prompts import PromptLibrary
-from cpo.generation.settings import GenerationServiceSettings, GenerationSettings
+from cpo.generation.settings import GenerationSettings
 from cpo.generation.text import terms
 from cpo.models import GenerationRequest, SegmentProfile, Snippet
 from cpo.sample_data import bundled_content, bundled_customers
@@ -350,14 +350,13 @@ def make_setup(
     prompts: PromptLibrary,
     cache_dir: Path | None = None,
     generation: GenerationSettings | None = None,
-    **service: Any,
-) -> GeneratorSetup:
-    """A GeneratorSetup with service overrides (backend, base_url, ...)."""
-    return GeneratorSetup(
-        service=GenerationServiceSettings(**service),
+    log: Any = None,
+) -> GenerationContext:
+    """What the generate stage gives a backend's ``from_settings``."""
+    return GenerationContext(
         generation=generation or GenerationSettings(),
         prompts=prompts,
-        log=None,
+        log=log,
         cache_dir=cache_dir,
     )
 

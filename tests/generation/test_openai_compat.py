@@ -16,11 +16,14 @@ from cpo.errors import ConfigError
 from cpo.generation.base import generate_many
 from cpo.generation.openai_compat import (
     AzureOpenAIGenerator,
+    AzureOpenAISettings,
     OpenAIGenerator,
+    OpenAISettings,
     ReplyFormatError,
     build_messages,
     parse_reply,
 )
+from cpo.generation.settings import GenerationServiceSettings
 from cpo.logs import RunLog
 from cpo.models import GenerationRequest
 
@@ -34,16 +37,11 @@ def request_one(helpers, sample_profiles, bundled_folder) -> GenerationRequest:
 
 
 def _openai(helpers, prompts, server, tmp_path, log=None, **service) -> OpenAIGenerator:
-    setup = helpers.make_setup(
-        prompts,
-        cache_dir=tmp_path / "cache",
-        backend="openai",
-        base_url=f"{server.url}/v1",
-        **{**FAST, "model": "test-model", **service},
+    settings = OpenAISettings(
+        base_url=f"{server.url}/v1", **{**FAST, "model": "test-model", **service}
     )
-    if log is not None:
-        setup = type(setup)(setup.service, setup.generation, setup.prompts, log, setup.cache_dir)
-    return OpenAIGenerator(setup)
+    setup = helpers.make_setup(prompts, cache_dir=tmp_path / "cache", log=log)
+    return OpenAIGenerator.from_settings(settings, setup)
 
 
 def test_registry_resolves_both_backends():
@@ -313,18 +311,16 @@ def test_azure_url_shape_and_key_header(
     helpers, prompts, chat_server, tmp_path, request_one, monkeypatch
 ):
     monkeypatch.setenv("TEST_AZURE_OPENAI_KEY", "secret-test-key")
-    setup = helpers.make_setup(
-        prompts,
-        cache_dir=tmp_path / "cache",
-        backend="azure_openai",
+    settings = AzureOpenAISettings(
         azure_endpoint=chat_server.url,
         deployment="gpt4o-campaigns",
         api_version="2024-10-21",
         api_key_env="TEST_AZURE_OPENAI_KEY",
         **FAST,
     )
+    setup = helpers.make_setup(prompts, cache_dir=tmp_path / "cache")
     chat_server.state.script = [{"status": 503}]
-    variant = AzureOpenAIGenerator(setup).generate(request_one)
+    variant = AzureOpenAIGenerator.from_settings(settings, setup).generate(request_one)
     assert variant.status == "generated", variant.error
     assert variant.backend == "azure_openai" and variant.model == "gpt4o-campaigns"
     for recorded in chat_server.state.requests:
@@ -338,18 +334,26 @@ def test_missing_key_for_the_official_endpoint_is_a_config_error(
     helpers, prompts, tmp_path, monkeypatch
 ):
     monkeypatch.delenv("NO_SUCH_KEY_FOR_TESTS", raising=False)
-    setup = helpers.make_setup(
-        prompts, cache_dir=tmp_path, backend="openai", api_key_env="NO_SUCH_KEY_FOR_TESTS"
-    )
+    settings = OpenAISettings(api_key_env="NO_SUCH_KEY_FOR_TESTS")
     with pytest.raises(ConfigError, match="NO_SUCH_KEY_FOR_TESTS"):
-        OpenAIGenerator(setup)
+        OpenAIGenerator.from_settings(settings, helpers.make_setup(prompts, cache_dir=tmp_path))
 
 
-def test_azure_settings_need_endpoint_and_deployment():
+def test_azure_settings_need_endpoint_and_deployment(helpers, prompts):
     from cpo.generation.settings import GenerationServiceSettings
 
-    with pytest.raises(ValueError, match="azure_endpoint"):
+    with pytest.raises(ValueError, match="azure_openai.azure_endpoint"):
         GenerationServiceSettings(backend="azure_openai")
+    with pytest.raises(ValueError, match="azure_openai.deployment") as caught:
+        GenerationServiceSettings(
+            backend="azure_openai", azure_openai={"azure_endpoint": "https://x.example"}
+        )
+    assert "azure_endpoint" not in str(caught.value)
+    assert GenerationServiceSettings(backend="grounded").backend == "grounded"  # unselected: fine
+    with pytest.raises(ConfigError, match="services.generation.azure_openai.deployment"):
+        AzureOpenAIGenerator.from_settings(
+            AzureOpenAISettings(azure_endpoint="https://x.example"), helpers.make_setup(prompts)
+        )
 
 
 @pytest.mark.parametrize(
@@ -374,7 +378,7 @@ def test_parse_reply_rejects_replies_without_subject_or_body(reply):
         parse_reply(reply)
 
 
-def test_missing_openai_package_is_a_clean_backend_unavailable(monkeypatch):
+def test_missing_openai_package_is_a_clean_backend_unavailable(monkeypatch, helpers, prompts):
     import sys
 
     from cpo.errors import BackendUnavailable
@@ -384,8 +388,15 @@ def test_missing_openai_package_is_a_clean_backend_unavailable(monkeypatch):
     monkeypatch.setitem(
         registry._REGISTRY,
         ("generation", "openai"),
-        "cpo.generation.openai_compat:OpenAIGenerator",
+        registry.Registration(
+            "generation", "openai", "cpo.generation.openai_compat:OpenAIGenerator", "openai"
+        ),
     )
+    # The module (and its settings) load without the SDK, so the config validates...
+    service = GenerationServiceSettings(backend="openai")
+    assert service.selected.model == "gpt-4o-mini"
+    # ...and building the backend names the package and the extra from the registration.
     with pytest.raises(BackendUnavailable) as caught:
-        registry.get("generation", "openai")
-    assert "pip install 'cpo[openai]'" in str(caught.value)
+        registry.build("generation", "openai", service.selected, helpers.make_setup(prompts))
+    assert "needs the package 'openai'" in str(caught.value)
+    assert "pip install 'cpo[openai]'" in caught.value.hint

@@ -209,8 +209,8 @@ def _openai_config(tmp_path: Path, server, **extra) -> Path:
     init_config(config_dir)
     path = config_dir / "azure_config.yaml"
     data = yaml.safe_load(path.read_text())
-    data["services"]["generation"].update(
-        backend="openai",
+    data["services"]["generation"]["backend"] = "openai"
+    data["services"]["generation"]["openai"].update(
         base_url=f"{server.url}/v1",
         model="local-model",
         cache_dir=str(tmp_path / "cache"),

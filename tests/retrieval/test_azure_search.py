@@ -14,10 +14,15 @@ import pytest
 
 from cpo.errors import BackendError, ConfigError
 from cpo.logs import RunLog
-from cpo.retrieval.azure_search import AzureSearchRetriever, odata_string, unit_key
+from cpo.retrieval.azure_search import (
+    AzureSearchRetriever,
+    AzureSearchSettings,
+    odata_string,
+    unit_key,
+)
 from cpo.retrieval.base import IndexUnit
 from cpo.retrieval.content import load_content
-from cpo.retrieval.settings import ContentSettings, RetrievalServiceSettings
+from cpo.retrieval.settings import ContentSettings
 
 AS_OF = date(2026, 11, 26)
 
@@ -30,7 +35,6 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> str:
 
 def make_retriever(fake, log: RunLog | None = None, **overrides) -> AzureSearchRetriever:
     settings = {
-        "backend": "azure_search",
         "endpoint": fake.endpoint,
         "index_name": "cpo-test",
         "api_key_env": "CPO_TEST_SEARCH_KEY",
@@ -41,7 +45,7 @@ def make_retriever(fake, log: RunLog | None = None, **overrides) -> AzureSearchR
     }
     sleeps: list[float] = []
     retriever = AzureSearchRetriever(
-        RetrievalServiceSettings(**settings), ContentSettings(), log, sleep=sleeps.append
+        AzureSearchSettings(**settings), ContentSettings(), log, sleep=sleeps.append
     )
     retriever.sleeps = sleeps  # type: ignore[attr-defined]
     return retriever
@@ -254,13 +258,11 @@ def test_a_hanging_service_times_out_and_is_retried(azure_search, api_key, conte
 
 def test_missing_key_and_endpoint_are_config_errors(monkeypatch):
     monkeypatch.delenv("CPO_TEST_SEARCH_KEY", raising=False)
-    settings = RetrievalServiceSettings(
-        backend="azure_search", endpoint="http://127.0.0.1:9", api_key_env="CPO_TEST_SEARCH_KEY"
-    )
+    settings = AzureSearchSettings(endpoint="http://127.0.0.1:9", api_key_env="CPO_TEST_SEARCH_KEY")
     with pytest.raises(ConfigError, match="CPO_TEST_SEARCH_KEY is not set"):
         AzureSearchRetriever(settings)
-    with pytest.raises(ConfigError, match="services.retrieval.endpoint is not set"):
-        AzureSearchRetriever(RetrievalServiceSettings(backend="azure_search"))
+    with pytest.raises(ConfigError, match="services.retrieval.azure_search.endpoint is not set"):
+        AzureSearchRetriever(AzureSearchSettings())
 
 
 def test_search_before_index_is_an_error(azure_search, api_key):

@@ -12,6 +12,7 @@ import pytest
 from cpo.config import Config, load_config
 from cpo.errors import StageError
 from cpo.pipeline import default_stages, run_pipeline
+from cpo.retrieval.settings import RetrievalServiceSettings
 from cpo.retrieval.stage import RetrieveStage
 from cpo.run_folder import segment_snippets
 from cpo.segmentation.stage import SegmentStage
@@ -32,11 +33,9 @@ def configured(
         updates["segmentation"] = experiment.segmentation.model_copy(update={"method": method})
     services = config.services
     if retrieval:
-        inner = services.services
-        new_retrieval = inner.retrieval.model_copy(update=retrieval)
-        services = services.model_copy(
-            update={"services": inner.model_copy(update={"retrieval": new_retrieval})}
-        )
+        section = {**services.retrieval.model_dump(), **retrieval}
+        new_retrieval = RetrievalServiceSettings.model_validate(section)
+        services = services.model_copy(update={"retrieval": new_retrieval})
     return dataclasses.replace(
         config, experiment=experiment.model_copy(update=updates), services=services
     )
@@ -133,7 +132,7 @@ def test_resume_skips_unchanged_and_reruns_after_a_content_change(
 
 def test_shared_index_file_from_config_is_reused(tmp_path: Path):
     shared = tmp_path / "shared" / "index.sqlite"
-    config = configured(retrieval={"db_path": str(shared)})
+    config = configured(retrieval={"sqlite_fts": {"db_path": str(shared)}})
     run(tmp_path / "a", config)
     second = run(tmp_path / "b", config)
     assert second["stages"]["retrieve"]["facts"]["index"] == "reused"
@@ -172,9 +171,11 @@ def test_stage_with_the_azure_backend(tmp_path: Path, azure_search, monkeypatch)
     config = configured(
         retrieval={
             "backend": "azure_search",
-            "endpoint": azure_search.endpoint,
-            "index_name": "cpo-stage",
-            "api_key_env": "CPO_TEST_SEARCH_KEY",
+            "azure_search": {
+                "endpoint": azure_search.endpoint,
+                "index_name": "cpo-stage",
+                "api_key_env": "CPO_TEST_SEARCH_KEY",
+            },
         }
     )
     manifest = run(tmp_path / "run", config)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from pydantic import ValidationError
 
 from cpo.errors import BackendError, ConfigError
 from cpo.safety.azure_content_safety import AzureContentSafetyAnalyzer, split_text
@@ -169,7 +170,8 @@ def test_incomplete_response_fails_closed(content_safety_server, monkeypatch):
 def test_factory_builds_from_settings_with_key_from_environment(content_safety_server, monkeypatch):
     monkeypatch.setenv(KEY_ENV, content_safety_server.key)
     settings = SafetyServiceSettings(
-        backend="azure_content_safety", endpoint=content_safety_server.url, api_key_env=KEY_ENV
+        backend="azure_content_safety",
+        azure_content_safety={"endpoint": content_safety_server.url, "api_key_env": KEY_ENV},
     )
     analyzer = build_analyzer(settings)
     assert isinstance(analyzer, AzureContentSafetyAnalyzer)
@@ -179,7 +181,8 @@ def test_factory_builds_from_settings_with_key_from_environment(content_safety_s
 def test_factory_names_the_missing_key_variable(monkeypatch):
     monkeypatch.delenv(KEY_ENV, raising=False)
     settings = SafetyServiceSettings(
-        backend="azure_content_safety", endpoint="https://x.example", api_key_env=KEY_ENV
+        backend="azure_content_safety",
+        azure_content_safety={"endpoint": "https://x.example", "api_key_env": KEY_ENV},
     )
     with pytest.raises(ConfigError, match=KEY_ENV):
         build_analyzer(settings)
@@ -187,11 +190,19 @@ def test_factory_names_the_missing_key_variable(monkeypatch):
 
 def test_factory_requires_an_endpoint(monkeypatch):
     monkeypatch.setenv(KEY_ENV, "k")
-    settings = SafetyServiceSettings(backend="azure_content_safety", api_key_env=KEY_ENV)
-    with pytest.raises(ConfigError, match=r"services\.safety\.endpoint"):
+    settings = SafetyServiceSettings(
+        backend="azure_content_safety", azure_content_safety={"api_key_env": KEY_ENV}
+    )
+    with pytest.raises(ConfigError, match=r"services\.safety\.azure_content_safety\.endpoint"):
         build_analyzer(settings)
 
 
 def test_unknown_backend_lists_the_registered_ones():
+    with pytest.raises(
+        ValidationError, match="unknown safety backend; choose one of: azure_content_safety, local"
+    ):
+        SafetyServiceSettings(backend="nope")
+    # an override that skips validation (cpo screen --backend) is refused when built
+    settings = SafetyServiceSettings().model_copy(update={"backend": "nope"})
     with pytest.raises(ConfigError, match="azure_content_safety"):
-        build_analyzer(SafetyServiceSettings(backend="nope"))
+        build_analyzer(settings)

@@ -354,7 +354,7 @@ def test_lexicon_dir_is_resolved_against_the_config_folder(config_dir):
     from cpo.safety.settings import SafetyServiceSettings
 
     shutil.copytree(DEFAULT_LEXICON_DIR, config_dir / "lexicon")
-    settings = SafetyServiceSettings(backend="local", lexicon_dir="lexicon")
+    settings = SafetyServiceSettings(backend="local", local={"lexicon_dir": "lexicon"})
     analyzer = build_analyzer(settings, base_dir=config_dir)
     assert analyzer.lexicon_dir == config_dir / "lexicon"
     assert analyzer.analyze("I will kill you").violence >= 6

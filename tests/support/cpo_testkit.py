@@ -15,6 +15,7 @@ from pathlib import Path
 
 from cpo import registry
 from cpo.models import HARM_CATEGORIES, CategoryScores, Variant
+from cpo.registry import NoSettings
 from cpo.runfiles import write_json
 from cpo.stage_api import RunContext, StageBase, StageOutcome
 
@@ -49,6 +50,7 @@ class MarkerAnalyzer:
     """
 
     name = "marker"
+    settings_model = NoSettings
 
     def __init__(self, delay_s: float = 0.0) -> None:
         self.delay_s = delay_s
@@ -56,6 +58,11 @@ class MarkerAnalyzer:
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: NoSettings, ctx: object) -> MarkerAnalyzer:
+        """Built like any backend when a config selects ``marker``."""
+        return cls()
 
     def analyze(self, text: str) -> CategoryScores:
         """Score the markers in ``text``."""

@@ -43,7 +43,7 @@ def index_command(
     day = as_of.date() if as_of else run_as_of(config.experiment.campaign.as_of)
     prepared = prepare_index(
         content_dir,
-        config.services.services.retrieval,
+        config.services.retrieval,
         config.experiment.content,
         as_of=day,
         db_path=db_path,

@@ -78,8 +78,7 @@ def retrieve_command(**options: Any) -> None:
 
     config = load_config(options["config_dir"])
     with tempfile.TemporaryDirectory(prefix="cpo-retrieve-") as scratch:
-        db_path = options["db_path"] or _default_db(config, Path(scratch))
-        prepared = _prepare(config, options, db_path)
+        prepared = _prepare(config, options, Path(scratch) / "index.sqlite")
         if options["segment_name"] is not None:
             _show_segment(config, prepared, options)
         else:
@@ -87,23 +86,22 @@ def retrieve_command(**options: Any) -> None:
         prepared.retriever.close()
 
 
-def _default_db(config: Config, scratch: Path) -> Path | None:
-    """A scratch index unless the config names one."""
-    return None if config.services.services.retrieval.db_path else scratch / "index.sqlite"
+def _prepare(config: Config, options: dict[str, Any], scratch_db: Path) -> PreparedIndex:
+    """Load and index the content folder chosen by the options.
 
-
-def _prepare(config: Config, options: dict[str, Any], db_path: Path | None) -> PreparedIndex:
-    """Load and index the content folder chosen by the options."""
+    The index file is ``--db``, else the configured one, else ``scratch_db``.
+    """
     from cpo.retrieval.service import prepare_index, run_as_of
 
     as_of = options["as_of"]
     day = as_of.date() if as_of else run_as_of(config.experiment.campaign.as_of)
     return prepare_index(
         _content_dir(options),
-        config.services.services.retrieval,
+        config.services.retrieval,
         config.experiment.content,
         as_of=day,
-        db_path=db_path,
+        db_path=options["db_path"],
+        default_db_path=scratch_db,
     )
 
 

@@ -61,7 +61,7 @@ def screen_command(
     from cpo.safety.stage import screen_variants
 
     config = load_config(config_dir)
-    settings = config.services.services.safety
+    settings = config.services.safety
     if backend:
         settings = settings.model_copy(update={"backend": backend})
     policy = config.safety

@@ -60,7 +60,7 @@ def message_options(ctx: RunContext, variants: list[Variant]) -> MessageOptions:
 
 def merge_screener(ctx: RunContext) -> MergeScreener:
     """The configured safety backend, wrapped to screen merge values."""
-    settings = ctx.config.services.services.safety
+    settings = ctx.config.services.safety
     analyzer = build_analyzer(settings, log=ctx.log, base_dir=ctx.config.source)
     return MergeScreener(
         analyzer,

@@ -7,9 +7,10 @@ which appends the unsubscribe footer, validates the hard constraints
 (:func:`cpo.generation.citations.check_grounding`) and gives the variant its
 deterministic id (:func:`variant_id`).
 
-Adding a backend: a new module in this folder with a class taking a
-:class:`GeneratorSetup`, plus one ``register("generation", name, "module:Class")``
-line in ``cpo/generation/__init__.py``.
+Adding a backend: a new module in this folder with a class that has a
+``settings_model`` and ``from_settings(settings, ctx)`` (``ctx`` a
+:class:`GenerationContext`), plus one ``register("generation", name,
+"module:Class")`` line in ``cpo/generation/__init__.py`` (see :mod:`cpo.registry`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from cpo import registry
 from cpo.errors import CpoError
@@ -31,6 +32,7 @@ from cpo.generation.settings import GenerationServiceSettings, GenerationSetting
 from cpo.generation.text import count_words, split_sentences
 from cpo.logs import RunLog, utc_now
 from cpo.models import GenerationConstraints, GenerationRequest, Variant
+from cpo.registry import BackendSettings
 
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _PLACEHOLDER = re.compile(r"\{(\w*)\}")
@@ -49,22 +51,27 @@ class Generator(Protocol):
         backend: Backend name recorded on variants (``grounded``, ``openai``, ...).
         model: Model (or composer version) recorded on variants.
         concurrency: How many ``generate`` calls may run at once.
+        settings_model: Its block in ``services.generation`` (validated on load).
     """
 
     backend: str
     model: str
     concurrency: int
+    settings_model: ClassVar[type[BackendSettings]]
+
+    @classmethod
+    def from_settings(cls, settings: Any, ctx: GenerationContext) -> Generator:
+        """Build the backend from its validated ``settings_model`` block."""
 
     def generate(self, request: GenerationRequest) -> Variant:
         """Write one variant for ``request``; never raises for a bad reply (status failed)."""
 
 
 @dataclass(frozen=True)
-class GeneratorSetup:
-    """Everything a backend's constructor receives.
+class GenerationContext:
+    """What the generate stage gives a backend's ``from_settings``.
 
     Attributes:
-        service: ``services.generation`` (backend, endpoint, limits, prices).
         generation: The ``generation:`` section (tones, constraints, CTA verbs).
         prompts: The prompts folder (tone files, footer, generation prompt).
         log: Run log for API calls (``None`` = in memory only).
@@ -72,7 +79,6 @@ class GeneratorSetup:
             setting, or the user cache).
     """
 
-    service: GenerationServiceSettings
     generation: GenerationSettings
     prompts: PromptLibrary
     log: RunLog | None = None
@@ -111,8 +117,9 @@ def create_generator(
         ConfigError: unknown backend, or a setting it needs is missing.
         BackendUnavailable: the backend's optional package is not installed.
     """
-    cls = registry.get("generation", service.backend)
-    return cls(GeneratorSetup(service, generation, prompts, log, cache_dir))
+    ctx = GenerationContext(generation, prompts, log, cache_dir)
+    generator: Generator = registry.build("generation", service.backend, service.selected, ctx)
+    return generator
 
 
 def variant_id(segment: str, tone: str, backend: str, model: str, prompt_sha256: str) -> str:

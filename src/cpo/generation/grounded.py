@@ -36,9 +36,11 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from cpo.generation.base import (
-    GeneratorSetup,
+    GenerationContext,
+    Generator,
     Provenance,
     failed_variant,
     finish_variant,
@@ -62,6 +64,7 @@ from cpo.generation.text import (
     urgency_phrases,
 )
 from cpo.models import GenerationConstraints, GenerationRequest, SegmentProfile, Snippet, Variant
+from cpo.registry import NoSettings
 from cpo.retrieval.audience import find_mentions
 
 COMPOSER_MODEL = "grounded-composer-1"
@@ -137,9 +140,15 @@ class GroundedGenerator:
     backend = "grounded"
     model = COMPOSER_MODEL
     concurrency = 1
+    settings_model = NoSettings
 
-    def __init__(self, setup: GeneratorSetup) -> None:
+    def __init__(self, setup: GenerationContext) -> None:
         self.setup = setup
+
+    @classmethod
+    def from_settings(cls, settings: NoSettings, ctx: GenerationContext) -> GroundedGenerator:
+        """Build the composer (it has no settings of its own)."""
+        return cls(ctx)
 
     def generate(self, request: GenerationRequest) -> Variant:
         """Compose, validate and ground one variant (failed, with a reason, if impossible)."""
@@ -184,7 +193,7 @@ def _with_latency(provenance: Provenance, latency_ms: float) -> Provenance:
 
 
 def composition_sha256(
-    request: GenerationRequest, tone_source: str, footer: str, setup: GeneratorSetup
+    request: GenerationRequest, tone_source: str, footer: str, setup: GenerationContext
 ) -> str:
     """Hash of everything that decides the composed text (the composer's "prompt")."""
     payload = {
@@ -869,3 +878,7 @@ def _safe_url(linked: Sequence[Snippet], cited: Sequence[Snippet]) -> str:
         if all(d in cited_text for d in _URL_DIGITS.findall(url)):
             return url
     return ""
+
+
+if TYPE_CHECKING:
+    _conforms: type[Generator] = GroundedGenerator

@@ -29,13 +29,14 @@ import re
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-import openai
+from pydantic import Field
 
 from cpo.errors import BackendError, ConfigError
 from cpo.generation.base import (
-    GeneratorSetup,
+    GenerationContext,
+    Generator,
     Provenance,
     UsageCounter,
     append_footer,
@@ -44,11 +45,20 @@ from cpo.generation.base import (
     with_error,
 )
 from cpo.generation.citations import format_citation
+from cpo.generation.prompts import GENERATION_PROMPT_FILE
 from cpo.generation.text import count_words
 from cpo.logs import RunLog
 from cpo.models import GenerationRequest, Variant
 from cpo.netclient import Failure, RetryPolicy, call_with_retries, status_is_retryable
+from cpo.registry import BackendSettings
 from cpo.runfiles import atomic_open
+
+try:  # the ``openai`` extra; imported when the backend is built, reported by the registry
+    import openai
+except ModuleNotFoundError as _missing:
+    _SDK_MISSING: ModuleNotFoundError | None = _missing
+else:
+    _SDK_MISSING = None
 
 STAGE = "generate"
 _SUBJECT_LINE = re.compile(r"^\W*subject\W*:\s*(?P<text>.*)$", re.IGNORECASE)
@@ -78,7 +88,7 @@ class Completion:
 
 
 def build_messages(
-    request: GenerationRequest, setup: GeneratorSetup, footer: str
+    request: GenerationRequest, setup: GenerationContext, footer: str
 ) -> list[dict[str, str]]:
     """The chat messages for one request (system + user) from the prompt files."""
     system, user = setup.prompts.generation_prompt()
@@ -238,48 +248,119 @@ def default_cache_dir() -> Path:
 # ----------------------------------------------------------------------------- backend
 
 
-class OpenAIGenerator:
-    """Generation over an OpenAI-compatible Chat Completions endpoint."""
+class ChatSettings(BackendSettings):
+    """What every Chat Completions backend shares (its block has these keys too).
 
-    backend = "openai"
+    Attributes:
+        api_key_env: Environment variable holding the API key (never the key itself).
+        concurrency: Requests in flight at once.
+        timeout_s: Per-request timeout in seconds.
+        max_retries: Retries after the first attempt on connection errors,
+            timeouts, 429 and 5xx (so 2 means up to 3 attempts).
+        backoff_base_s: First backoff wait; doubles on every retry (with jitter).
+        temperature: Sampling temperature.
+        max_tokens: Completion token limit per request.
+        price_per_1k_prompt: USD per 1,000 prompt tokens (cost accounting).
+        price_per_1k_completion: USD per 1,000 completion tokens.
+        cache_dir: Response cache folder; ``None`` = the user cache
+            (``$XDG_CACHE_HOME/cpo/generation`` or ``~/.cache/cpo/generation``).
+        allow_insecure_http: Allow a plain ``http://`` endpoint on a host other than
+            loopback (the key then crosses the network unencrypted).
+    """
 
-    def __init__(self, setup: GeneratorSetup) -> None:
+    prompt_files = (GENERATION_PROMPT_FILE,)
+
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = Field(default=8, ge=1, le=256)
+    timeout_s: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    backoff_base_s: float = Field(default=0.5, ge=0)
+    temperature: float = Field(default=0.4, ge=0, le=2)
+    max_tokens: int = Field(default=700, ge=64, le=16_000)
+    price_per_1k_prompt: float = Field(default=0.00015, ge=0)
+    price_per_1k_completion: float = Field(default=0.0006, ge=0)
+    cache_dir: str | None = None
+    allow_insecure_http: bool = False
+
+
+class OpenAISettings(ChatSettings):
+    """``services.generation.openai``: any OpenAI-compatible Chat Completions server.
+
+    Attributes:
+        base_url: Endpoint, e.g. ``http://127.0.0.1:8000/v1`` (``None`` = api.openai.com).
+        model: Model name sent to the server; recorded on variants.
+    """
+
+    endpoint_fields = ("base_url",)
+
+    base_url: str | None = None
+    model: str = "gpt-4o-mini"
+
+
+class AzureOpenAISettings(ChatSettings):
+    """``services.generation.azure_openai``: a deployment on Azure OpenAI.
+
+    Attributes:
+        azure_endpoint: ``https://<name>.openai.azure.com`` (required when selected).
+        deployment: Deployment name, recorded as the model (required when selected).
+        api_version: Azure OpenAI REST API version.
+    """
+
+    endpoint_fields = ("azure_endpoint",)
+
+    azure_endpoint: str | None = None
+    deployment: str | None = None
+    api_version: str = "2024-10-21"
+
+    def problems_when_selected(self) -> dict[str, str]:
+        """Azure routes by endpoint and deployment: both are needed."""
+        problems = {}
+        if not self.azure_endpoint:
+            problems["azure_endpoint"] = (
+                "backend 'azure_openai' needs it (https://<name>.openai.azure.com)"
+            )
+        if not self.deployment:
+            problems["deployment"] = "backend 'azure_openai' needs the deployment name"
+        return problems
+
+
+SettingsT = TypeVar("SettingsT", bound=ChatSettings)
+
+
+class ChatGenerator(Generic[SettingsT]):
+    """Generation over a Chat Completions endpoint (the shared part of both backends).
+
+    Args:
+        settings: The backend's block of ``services.generation``.
+        setup: What the stage provides (prompts, generation section, log, cache folder).
+    """
+
+    backend = ""
+
+    def __init__(self, settings: SettingsT, setup: GenerationContext) -> None:
+        if _SDK_MISSING is not None:
+            raise _SDK_MISSING
         self.setup = setup
-        self.service = setup.service
+        self.settings = settings
         self.model = self._model_name()
-        self.concurrency = self.service.concurrency
+        self.concurrency = settings.concurrency
         self.usage = UsageCounter()
         self.policy = RetryPolicy(
-            max_retries=self.service.max_retries, backoff_base_s=self.service.backoff_base_s
+            max_retries=settings.max_retries, backoff_base_s=settings.backoff_base_s
         )
         folder = setup.cache_dir or (
-            Path(self.service.cache_dir).expanduser() if self.service.cache_dir else None
+            Path(settings.cache_dir).expanduser() if settings.cache_dir else None
         )
         self.cache = ResponseCache(folder or default_cache_dir(), setup.log)
         self.client = self._client()
 
     def _model_name(self) -> str:
         """The model sent with each request."""
-        return self.service.model
+        raise NotImplementedError
 
     def _client(self) -> Any:
         """The SDK client (retries off; timeout from settings)."""
-        key = os.environ.get(self.service.api_key_env)
-        if not key:
-            if self.service.base_url is None:
-                raise ConfigError(
-                    f"backend 'openai' needs an API key in the environment variable "
-                    f"{self.service.api_key_env}, which is not set",
-                    hint=f"export {self.service.api_key_env}=... , or set services.generation."
-                    "base_url to a local server (vLLM, Ollama, llama.cpp) in azure_config.yaml",
-                )
-            key = "not-needed"  # local OpenAI-compatible servers ignore the key
-        return openai.OpenAI(
-            api_key=key,
-            base_url=self.service.base_url,
-            timeout=self.service.timeout_s,
-            max_retries=0,
-        )
+        raise NotImplementedError
 
     # -- one variant ----------------------------------------------------------------
 
@@ -316,8 +397,8 @@ class OpenAIGenerator:
         """Sampling parameters sent with (and hashed into) every request."""
         return {
             "model": self.model,
-            "temperature": self.service.temperature,
-            "max_tokens": self.service.max_tokens,
+            "temperature": self.settings.temperature,
+            "max_tokens": self.settings.max_tokens,
         }
 
     def _finish(
@@ -389,8 +470,8 @@ class OpenAIGenerator:
         tokens_prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
         tokens_completion = int(getattr(usage, "completion_tokens", 0) or 0)
         cost = (
-            tokens_prompt / 1000 * self.service.price_per_1k_prompt
-            + tokens_completion / 1000 * self.service.price_per_1k_completion
+            tokens_prompt / 1000 * self.settings.price_per_1k_prompt
+            + tokens_completion / 1000 * self.settings.price_per_1k_completion
         )
         self.usage.add(
             tokens_prompt=tokens_prompt, tokens_completion=tokens_completion, cost_usd=cost
@@ -407,28 +488,80 @@ class OpenAIGenerator:
         return Completion(content, tokens_prompt, tokens_completion, latency, False, cost)
 
 
-class AzureOpenAIGenerator(OpenAIGenerator):
+class OpenAIGenerator(ChatGenerator[OpenAISettings]):
+    """Generation over an OpenAI-compatible Chat Completions endpoint."""
+
+    backend = "openai"
+    settings_model = OpenAISettings
+
+    @classmethod
+    def from_settings(cls, settings: OpenAISettings, ctx: GenerationContext) -> OpenAIGenerator:
+        """Build from ``services.generation.openai``."""
+        return cls(settings, ctx)
+
+    def _model_name(self) -> str:
+        """The model sent with each request."""
+        return self.settings.model
+
+    def _client(self) -> Any:
+        """The SDK client (retries off; timeout from settings)."""
+        key = os.environ.get(self.settings.api_key_env)
+        if not key:
+            if self.settings.base_url is None:
+                raise ConfigError(
+                    f"backend 'openai' needs an API key in the environment variable "
+                    f"{self.settings.api_key_env}, which is not set",
+                    hint=f"export {self.settings.api_key_env}=... , or set services.generation."
+                    "openai.base_url to a local server (vLLM, Ollama, llama.cpp) in "
+                    "azure_config.yaml",
+                )
+            key = "not-needed"  # local OpenAI-compatible servers ignore the key
+        return openai.OpenAI(
+            api_key=key,
+            base_url=self.settings.base_url,
+            timeout=self.settings.timeout_s,
+            max_retries=0,
+        )
+
+
+class AzureOpenAIGenerator(ChatGenerator[AzureOpenAISettings]):
     """Generation over Azure OpenAI (a deployment of a chat model)."""
 
     backend = "azure_openai"
+    settings_model = AzureOpenAISettings
+
+    @classmethod
+    def from_settings(
+        cls, settings: AzureOpenAISettings, ctx: GenerationContext
+    ) -> AzureOpenAIGenerator:
+        """Build from ``services.generation.azure_openai``.
+
+        Raises:
+            ConfigError: the endpoint or the deployment is not set.
+        """
+        for field, problem in settings.problems_when_selected().items():
+            raise ConfigError(
+                f"azure_config.yaml: key 'services.generation.azure_openai.{field}': {problem}"
+            )
+        return cls(settings, ctx)
 
     def _model_name(self) -> str:
         """Azure routes by deployment; record the deployment as the model."""
-        return self.service.deployment or self.service.model
+        return self.settings.deployment or ""
 
     def _client(self) -> Any:
         """``AzureOpenAI`` with a key from the environment, or Entra ID when unset."""
         options: dict[str, Any] = {
-            "azure_endpoint": self.service.azure_endpoint,
-            "api_version": self.service.api_version,
-            "timeout": self.service.timeout_s,
+            "azure_endpoint": self.settings.azure_endpoint,
+            "api_version": self.settings.api_version,
+            "timeout": self.settings.timeout_s,
             "max_retries": 0,
         }
-        key = os.environ.get(self.service.api_key_env)
+        key = os.environ.get(self.settings.api_key_env)
         if key:
             options["api_key"] = key
         else:
-            options["azure_ad_token_provider"] = _entra_token_provider(self.service.api_key_env)
+            options["azure_ad_token_provider"] = _entra_token_provider(self.settings.api_key_env)
         return openai.AzureOpenAI(**options)
 
 
@@ -504,3 +637,8 @@ def _better(
             cached=second.cached,
         )
     return second
+
+
+if TYPE_CHECKING:
+    _openai_conforms: type[Generator] = OpenAIGenerator
+    _azure_conforms: type[Generator] = AzureOpenAIGenerator

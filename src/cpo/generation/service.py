@@ -53,7 +53,7 @@ def open_generator(
         prompts.tone(tone)
     prompts.footer()
     return create_generator(
-        config.services.services.generation, settings, prompts, log=log, cache_dir=cache_dir
+        config.services.generation, settings, prompts, log=log, cache_dir=cache_dir
     )
 
 
@@ -313,15 +313,14 @@ def _retrieve_one(
     from cpo.sample_data import bundled_content
 
     settings = config.experiment.content
-    service = config.services.services.retrieval
+    service = config.services.retrieval
     with tempfile.TemporaryDirectory(prefix="cpo-generate-") as folder:
-        db_path = None if service.db_path else Path(folder) / "index.sqlite"
         prepared = prepare_index(
             content or bundled_content(),
             service,
             settings,
             as_of=run_as_of(config.experiment.campaign.as_of),
-            db_path=db_path,
+            default_db_path=Path(folder) / "index.sqlite",
         )
         try:
             query = build_segment_query(profile, population_means(profiles), settings)

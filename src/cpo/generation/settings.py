@@ -3,21 +3,22 @@
 Two sections, owned here and composed by :mod:`cpo.config`:
 
 * ``services.generation`` in azure_config.yaml (:class:`GenerationServiceSettings`):
-  which backend writes the variants and how to reach it.
+  which backend writes the variants; each backend's block (how to reach it) is its
+  ``settings_model``, defined next to the backend.
 * ``generation:`` in experiment_config.yaml (:class:`GenerationSettings`): the
   tones and the hard constraints every variant must meet, whatever the backend.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from cpo.models import CONTROL_TONE, GenerationConstraints
+from cpo.registry import ServiceSettings
 from cpo.settings_base import StrictModel
-
-BackendName = Literal["grounded", "openai", "azure_openai"]
 
 #: Verbs that open a call to action (a line starting with one, or a link, counts).
 DEFAULT_CTA_VERBS: tuple[str, ...] = (
@@ -67,60 +68,43 @@ DEFAULT_CTA_VERBS: tuple[str, ...] = (
 )
 
 
-class GenerationServiceSettings(StrictModel):
-    """Which generation backend to use and how to reach it.
+class GenerationServiceSettings(ServiceSettings):
+    """``services.generation``: which backend writes the variants, plus one block per backend.
+
+    Each block (``grounded:``, ``openai:``, ``azure_openai:``, ...) is validated
+    against its backend's ``settings_model``.
 
     Attributes:
         backend: ``grounded`` (offline composer), ``openai`` (any
             OpenAI-compatible server) or ``azure_openai``.
-        base_url: OpenAI-compatible endpoint, e.g. ``http://127.0.0.1:8000/v1``
-            (``None`` = api.openai.com).
-        model: Model name sent to the server (``openai``); recorded on variants.
-        api_key_env: Environment variable holding the API key (never the key itself).
-        azure_endpoint: ``https://<name>.openai.azure.com`` (``azure_openai``).
-        deployment: Azure OpenAI deployment name (``azure_openai``).
-        api_version: Azure OpenAI REST API version.
-        concurrency: Requests in flight at once.
-        timeout_s: Per-request timeout in seconds.
-        max_retries: Retries after the first attempt on connection errors,
-            timeouts, 429 and 5xx (so 2 means up to 3 attempts).
-        backoff_base_s: First backoff wait; doubles on every retry (with jitter).
-        temperature: Sampling temperature.
-        max_tokens: Completion token limit per request.
-        price_per_1k_prompt: USD per 1,000 prompt tokens (cost accounting).
-        price_per_1k_completion: USD per 1,000 completion tokens.
-        cache_dir: Response cache folder; ``None`` = the user cache
-            (``$XDG_CACHE_HOME/cpo/generation`` or ``~/.cache/cpo/generation``).
-        allow_insecure_http: Allow a plain ``http://`` endpoint on a host other than
-            loopback (the key then crosses the network unencrypted).
     """
 
-    backend: BackendName = "grounded"
-    base_url: str | None = None
-    model: str = "gpt-4o-mini"
-    api_key_env: str = "OPENAI_API_KEY"
-    azure_endpoint: str | None = None
-    deployment: str | None = None
-    api_version: str = "2024-10-21"
-    concurrency: int = Field(default=8, ge=1, le=256)
-    timeout_s: float = Field(default=30.0, gt=0)
-    max_retries: int = Field(default=2, ge=0, le=10)
-    backoff_base_s: float = Field(default=0.5, ge=0)
-    temperature: float = Field(default=0.4, ge=0, le=2)
-    max_tokens: int = Field(default=700, ge=64, le=16_000)
-    price_per_1k_prompt: float = Field(default=0.0, ge=0)
-    price_per_1k_completion: float = Field(default=0.0, ge=0)
-    cache_dir: str | None = None
-    allow_insecure_http: bool = False
-
-    @model_validator(mode="after")
-    def _azure_needs_endpoint(self) -> GenerationServiceSettings:
-        if self.backend == "azure_openai" and not (self.azure_endpoint and self.deployment):
-            raise ValueError(
-                "backend 'azure_openai' needs azure_endpoint (https://<name>.openai.azure.com) "
-                "and deployment"
+    kind: ClassVar[str] = "generation"
+    legacy_keys: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "base_url": ("openai",),
+        "model": ("openai",),
+        "azure_endpoint": ("azure_openai",),
+        "deployment": ("azure_openai",),
+        "api_version": ("azure_openai",),
+        **{
+            key: ("openai", "azure_openai")
+            for key in (
+                "api_key_env",
+                "concurrency",
+                "timeout_s",
+                "max_retries",
+                "backoff_base_s",
+                "temperature",
+                "max_tokens",
+                "price_per_1k_prompt",
+                "price_per_1k_completion",
+                "cache_dir",
+                "allow_insecure_http",
             )
-        return self
+        },
+    }
+
+    backend: str = "grounded"
 
 
 class ConstraintSettings(StrictModel):

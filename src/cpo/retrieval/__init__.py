@@ -1,6 +1,7 @@
 """Retrieval stage: approved content in, relevant paragraphs per segment out.
 
-Backends (registered here; add one with a module and one ``register`` line):
+Backends (registered here; add one with a module holding the class and its
+``settings_model``, plus one ``register`` line; see :mod:`cpo.registry`):
 
 * ``sqlite_fts`` (default): SQLite FTS5 index in a file, offline.
 * ``azure_search``: Azure AI Search with semantic ranking (``pip install 'cpo[azure]'``).
@@ -13,6 +14,8 @@ from cpo.registry import register
 from cpo.retrieval.base import Retriever
 
 register("retrieval", "sqlite_fts", "cpo.retrieval.sqlite_fts:SqliteFtsRetriever")
-register("retrieval", "azure_search", "cpo.retrieval.azure_search:AzureSearchRetriever")
+register(
+    "retrieval", "azure_search", "cpo.retrieval.azure_search:AzureSearchRetriever", extra="azure"
+)
 
 __all__ = ["Retriever"]

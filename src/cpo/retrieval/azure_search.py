@@ -1,7 +1,8 @@
 """Azure AI Search backend (``services.retrieval.backend: azure_search``).
 
 Uses the official ``azure-search-documents`` SDK (``pip install 'cpo[azure]'``) with an
-API key from the environment variable named in ``services.retrieval.api_key_env``.
+API key from the environment variable named in
+``services.retrieval.azure_search.api_key_env``.
 
 * **Index schema** (created or updated on every :meth:`AzureSearchRetriever.index`):
   ``id`` (key), ``document_id``, ``title``, ``paragraph_index``, ``content``,
@@ -15,7 +16,7 @@ API key from the environment variable named in ``services.retrieval.api_key_env`
   paragraph of this content version; paragraphs of other versions are deleted
   afterwards, so the index mirrors the content folder (one folder per index).
 * **Query**: ``query_type="semantic"`` with the semantic configuration (or
-  ``simple`` when ``services.retrieval.query_type`` says so), filtered to the current
+  ``simple`` when ``services.retrieval.azure_search.query_type`` says so), filtered to the current
   ``content_version`` plus the category/audience filters as OData (``category_key eq
   'promotion'``). Score = the semantic reranker score (0-4; the BM25 ``@search.score``
   for simple queries) times the audience factor, applied here exactly as sqlite_fts does.
@@ -28,34 +29,45 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from azure.core.credentials import AzureKeyCredential
-from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
-from azure.search.documents import SearchClient
-from azure.search.documents.indexes import SearchIndexClient
-from azure.search.documents.indexes.models import (
-    ScoringProfile,
-    SearchableField,
-    SearchFieldDataType,
-    SearchIndex,
-    SemanticConfiguration,
-    SemanticField,
-    SemanticPrioritizedFields,
-    SemanticSearch,
-    SimpleField,
-    TextWeights,
-)
+try:  # the ``azure`` extra; imported when the backend is built, reported by the registry
+    from azure.core.credentials import AzureKeyCredential
+    from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+    from azure.search.documents import SearchClient
+    from azure.search.documents.indexes import SearchIndexClient
+    from azure.search.documents.indexes.models import (
+        ScoringProfile,
+        SearchableField,
+        SearchFieldDataType,
+        SearchIndex,
+        SemanticConfiguration,
+        SemanticField,
+        SemanticPrioritizedFields,
+        SemanticSearch,
+        SimpleField,
+        TextWeights,
+    )
+except ModuleNotFoundError as _missing:
+    _SDK_MISSING: ModuleNotFoundError | None = _missing
+else:
+    _SDK_MISSING = None
+
+from pydantic import Field, field_validator
 
 from cpo.errors import BackendError, ConfigError
 from cpo.logs import RunLog
 from cpo.models import Snippet
 from cpo.netclient import Failure, RetryPolicy, call_with_retries, status_is_retryable
+from cpo.registry import BackendSettings
 from cpo.retrieval.base import (
     IndexReport,
     IndexUnit,
+    RetrievalContext,
+    Retriever,
     SearchFilters,
     index_units,
     parse_filters,
@@ -63,7 +75,7 @@ from cpo.retrieval.base import (
 )
 from cpo.retrieval.content import Document
 from cpo.retrieval.query import parse_query
-from cpo.retrieval.settings import ContentSettings, RetrievalServiceSettings
+from cpo.retrieval.settings import ContentSettings
 
 BACKEND_NAME = "azure_search"
 SCORING_PROFILE = "cpo-field-weights"
@@ -132,11 +144,57 @@ def unit_key(unit: IndexUnit) -> str:
     return base64.urlsafe_b64encode(raw).decode("ascii")
 
 
+class AzureSearchSettings(BackendSettings):
+    """``services.retrieval.azure_search``: how to reach Azure AI Search.
+
+    Attributes:
+        endpoint: ``https://<name>.search.windows.net`` (required when selected).
+        index_name: Index name (one content folder per index).
+        api_key_env: Environment variable holding the admin/query key.
+        semantic_configuration: Name of the semantic configuration cpo creates and queries.
+        query_type: ``semantic`` (semantic ranker; needs a tier that has it) or ``simple``.
+        batch_size: Documents per upload request (Azure accepts at most 1000).
+        timeout_s: Read timeout of one request, in seconds.
+        connect_timeout_s: Connection timeout of one request, in seconds.
+        max_retries: Retries after the first attempt (connection errors, timeouts, 408/429/5xx).
+        allow_insecure_http: Allow a plain ``http://`` endpoint on a host other than
+            loopback (the key then crosses the network unencrypted).
+    """
+
+    endpoint_fields = ("endpoint",)
+
+    endpoint: str | None = None
+    index_name: str = "cpo-approved-content"
+    api_key_env: str = "AZURE_SEARCH_API_KEY"
+    semantic_configuration: str = "cpo-semantic"
+    query_type: Literal["semantic", "simple"] = "semantic"
+    batch_size: int = Field(default=100, ge=1, le=1000)
+    timeout_s: float = Field(default=5.0, gt=0)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    max_retries: int = Field(default=3, ge=0, le=10)
+    allow_insecure_http: bool = False
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_is_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("expected an http(s) URL such as https://<name>.search.windows.net")
+        return value.rstrip("/") if value else value
+
+    @field_validator("index_name")
+    @classmethod
+    def _index_name_is_valid(cls, value: str) -> str:
+        # Azure AI Search: lowercase letters, digits and dashes, 2-128 characters.
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,126}[a-z0-9]", value):
+            raise ValueError("expected lowercase letters, digits and dashes (2-128 characters)")
+        return value
+
+
 class AzureSearchRetriever:
     """Index and search approved content in Azure AI Search.
 
     Args:
-        service: ``services.retrieval`` settings (endpoint, index name, key variable, ...).
+        service: ``services.retrieval.azure_search`` (endpoint, index name, key variable, ...).
         content: The ``content`` section (field weights, audience boosts).
         log: Run log (API calls with latency, index events).
         credential: Overrides the key from the environment (tests, managed setups).
@@ -145,10 +203,11 @@ class AzureSearchRetriever:
     """
 
     name = BACKEND_NAME
+    settings_model = AzureSearchSettings
 
     def __init__(
         self,
-        service: RetrievalServiceSettings,
+        service: AzureSearchSettings,
         content: ContentSettings | None = None,
         log: RunLog | None = None,
         *,
@@ -156,9 +215,12 @@ class AzureSearchRetriever:
         sleep: Callable[[float], None] = time.sleep,
         client_options: dict[str, Any] | None = None,
     ) -> None:
+        if _SDK_MISSING is not None:
+            raise _SDK_MISSING
         if not service.endpoint:
             raise ConfigError(
-                "services.retrieval.endpoint is not set; the azure_search backend needs it",
+                "services.retrieval.azure_search.endpoint is not set; the azure_search backend "
+                "needs it",
                 hint="set it in azure_config.yaml, e.g. https://<name>.search.windows.net",
             )
         self.service = service
@@ -178,16 +240,11 @@ class AzureSearchRetriever:
         self.version: str | None = None
 
     @classmethod
-    def from_config(
-        cls,
-        service: RetrievalServiceSettings,
-        content: ContentSettings,
-        *,
-        db_path: Any = None,
-        log: RunLog | None = None,
+    def from_settings(
+        cls, settings: AzureSearchSettings, ctx: RetrievalContext
     ) -> AzureSearchRetriever:
-        """Build from settings (``db_path`` is for sqlite_fts and ignored here)."""
-        return cls(service, content, log)
+        """Build from its block (the index lives in the service: ``ctx.db_path`` is unused)."""
+        return cls(settings, ctx.content, ctx.log)
 
     def _call(self, what: str, operation: Callable[[], Any]) -> Any:
         """One SDK call under the shared retry policy."""
@@ -445,6 +502,10 @@ def _api_key(variable: str) -> str:
         raise ConfigError(
             f"environment variable {variable} is not set; the azure_search backend needs "
             "an Azure AI Search key",
-            hint=f"export {variable}=<key>, or change services.retrieval.api_key_env",
+            hint=f"export {variable}=<key>, or change services.retrieval.azure_search.api_key_env",
         )
     return key
+
+
+if TYPE_CHECKING:
+    _conforms: type[Retriever] = AzureSearchRetriever

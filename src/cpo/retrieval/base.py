@@ -22,11 +22,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
 
 from cpo.errors import ConfigError
+from cpo.logs import RunLog
 from cpo.models import Snippet
+from cpo.registry import BackendSettings
 from cpo.retrieval.content import Document
+from cpo.retrieval.settings import ContentSettings
 from cpo.runfiles import sha256_json
 
 FILTER_KEYS = ("category", "audience", "boost_audience")
@@ -82,10 +86,39 @@ class IndexReport:
     location: str
 
 
+@dataclass(frozen=True)
+class RetrievalContext:
+    """What the retrieve stage gives a backend's ``from_settings``.
+
+    Attributes:
+        content: The ``content`` section (field weights, audience boosts).
+        db_path: Index file the caller chose (``--db``); wins over the backend's
+            settings. Backends that keep their index elsewhere ignore it.
+        default_db_path: Index file when neither the caller nor the settings name
+            one (the run folder's, or a scratch file).
+        log: Run log for API calls and index events.
+    """
+
+    content: ContentSettings
+    db_path: Path | None = None
+    default_db_path: Path | None = None
+    log: RunLog | None = None
+
+
 class Retriever(Protocol):
-    """A retrieval backend: build an index of paragraphs, then search it."""
+    """A retrieval backend: build an index of paragraphs, then search it.
+
+    Attributes:
+        name: The registered name.
+        settings_model: Its block in ``services.retrieval`` (validated on load).
+    """
 
     name: str
+    settings_model: ClassVar[type[BackendSettings]]
+
+    @classmethod
+    def from_settings(cls, settings: Any, ctx: RetrievalContext) -> Retriever:
+        """Build the backend from its validated ``settings_model`` block."""
 
     def index(self, documents: Sequence[Document]) -> IndexReport:
         """Make the index hold exactly these documents (skip when already so)."""

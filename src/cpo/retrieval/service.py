@@ -29,7 +29,7 @@ from cpo.errors import DataValidationError
 from cpo.logs import RunLog
 from cpo.models import SegmentProfile, Snippet
 from cpo.retrieval.audience import remove_mentions, segment_audiences
-from cpo.retrieval.base import IndexReport, Retriever
+from cpo.retrieval.base import IndexReport, RetrievalContext, Retriever
 from cpo.retrieval.content import Document, LoadedContent, load_content
 from cpo.retrieval.eligibility import SegmentGuard
 from cpo.retrieval.query import SegmentQuery
@@ -83,18 +83,25 @@ def open_retriever(
     content: ContentSettings,
     *,
     db_path: Path | None = None,
+    default_db_path: Path | None = None,
     log: RunLog | None = None,
 ) -> Retriever:
-    """Instantiate the configured backend (``services.retrieval.backend``).
+    """Build the configured backend (``services.retrieval.backend``) from its block.
 
     Args:
-        service: ``services.retrieval`` settings.
+        service: ``services.retrieval``.
         content: The ``content`` section (ranking and boosts).
-        db_path: Index file for ``sqlite_fts`` (wins over ``services.retrieval.db_path``).
+        db_path: Index file chosen by the caller (``--db``); wins over the config.
+        default_db_path: Index file when neither the caller nor the config names one.
         log: Run log for API calls and index events.
+
+    Raises:
+        ConfigError: unknown backend, or its settings cannot run.
+        BackendUnavailable: its optional package is not installed.
     """
-    backend = registry.get("retrieval", service.backend)
-    return backend.from_config(service, content, db_path=db_path, log=log)
+    ctx = RetrievalContext(content, db_path=db_path, default_db_path=default_db_path, log=log)
+    retriever: Retriever = registry.build("retrieval", service.backend, service.selected, ctx)
+    return retriever
 
 
 def diversify(snippets: Iterable[Snippet], limit: int, max_per_document: int) -> list[Snippet]:
@@ -472,16 +479,21 @@ def prepare_index(
     *,
     as_of: date,
     db_path: Path | None = None,
+    default_db_path: Path | None = None,
     log: RunLog | None = None,
 ) -> PreparedIndex:
     """Load ``content_dir`` as of a date and index it with the configured backend.
+
+    ``db_path`` and ``default_db_path`` are passed to :func:`open_retriever`.
 
     Raises:
         DataValidationError: the content folder is invalid (see :func:`load_content`).
         ConfigError: the backend is unknown or misconfigured.
     """
     content = load_content(content_dir, as_of=as_of, log=log)
-    retriever = open_retriever(service, settings, db_path=db_path, log=log)
+    retriever = open_retriever(
+        service, settings, db_path=db_path, default_db_path=default_db_path, log=log
+    )
     report = retriever.index(content.documents)
     return PreparedIndex(content, retriever, report)
 

@@ -3,70 +3,56 @@
 Two places configure retrieval:
 
 * ``services.retrieval`` in azure_config.yaml (:class:`RetrievalServiceSettings`):
-  which backend answers queries and how to reach it.
+  which backend answers queries; each backend's own block (how to reach it) is
+  its ``settings_model``, defined next to the backend.
 * the ``content`` section of experiment_config.yaml (:class:`ContentSettings`): how
   a segment becomes a query, how results are ranked, cut off and backed up.
 """
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from typing import Annotated, ClassVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
+from cpo.registry import ServiceSettings
 from cpo.settings_base import StrictModel
 
 Term = Annotated[str, Field(min_length=1, max_length=100)]
 
 
-class RetrievalServiceSettings(StrictModel):
-    """Which retrieval backend to use and how to reach it.
+class RetrievalServiceSettings(ServiceSettings):
+    """``services.retrieval``: which backend answers queries, plus one block per backend.
+
+    Each block (``sqlite_fts:``, ``azure_search:``, ...) is validated against its
+    backend's ``settings_model``.
 
     Attributes:
         backend: Registered backend name: ``sqlite_fts`` (offline) or ``azure_search``.
-        db_path: SQLite index file for ``sqlite_fts``; ``null`` keeps the index in the
-            run folder (``content_index.sqlite``). A shared path lets runs reuse one index.
-        endpoint: Azure AI Search endpoint, ``https://<name>.search.windows.net``.
-        index_name: Azure AI Search index name (one content folder per index).
-        api_key_env: Environment variable holding the Azure admin/query key.
-        semantic_configuration: Name of the semantic configuration cpo creates and queries.
-        query_type: ``semantic`` (semantic ranker; needs a tier that has it) or ``simple``.
-        batch_size: Documents per upload request (Azure accepts at most 1000).
-        timeout_s: Read timeout of one request, in seconds.
-        connect_timeout_s: Connection timeout of one request, in seconds.
-        max_retries: Retries after the first attempt (connection errors, timeouts, 408/429/5xx).
-        allow_insecure_http: Allow a plain ``http://`` endpoint on a host other than
-            loopback (the key then crosses the network unencrypted).
     """
 
+    kind: ClassVar[str] = "retrieval"
+    legacy_keys: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "db_path": ("sqlite_fts",),
+        **{
+            key: ("azure_search",)
+            for key in (
+                "endpoint",
+                "index_name",
+                "api_key_env",
+                "semantic_configuration",
+                "query_type",
+                "batch_size",
+                "timeout_s",
+                "connect_timeout_s",
+                "max_retries",
+                "allow_insecure_http",
+            )
+        },
+    }
+
     backend: str = "sqlite_fts"
-    db_path: str | None = None
-    endpoint: str | None = None
-    index_name: str = "cpo-approved-content"
-    api_key_env: str = "AZURE_SEARCH_API_KEY"
-    semantic_configuration: str = "cpo-semantic"
-    query_type: Literal["semantic", "simple"] = "semantic"
-    batch_size: int = Field(default=100, ge=1, le=1000)
-    timeout_s: float = Field(default=5.0, gt=0)
-    connect_timeout_s: float = Field(default=5.0, gt=0)
-    max_retries: int = Field(default=3, ge=0, le=10)
-    allow_insecure_http: bool = False
-
-    @field_validator("endpoint")
-    @classmethod
-    def _endpoint_is_url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^\s/]+", value):
-            raise ValueError("expected an http(s) URL such as https://<name>.search.windows.net")
-        return value.rstrip("/") if value else value
-
-    @field_validator("index_name")
-    @classmethod
-    def _index_name_is_valid(cls, value: str) -> str:
-        # Azure AI Search: lowercase letters, digits and dashes, 2-128 characters.
-        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,126}[a-z0-9]", value):
-            raise ValueError("expected lowercase letters, digits and dashes (2-128 characters)")
-        return value
 
 
 class FieldWeights(StrictModel):

@@ -33,15 +33,18 @@ import time
 from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cpo.errors import BackendError, DataValidationError
 from cpo.logs import RunLog, utc_now
 from cpo.models import Snippet
+from cpo.registry import BackendSettings
 from cpo.retrieval.base import (
     INDEX_SCHEMA_VERSION,
     IndexReport,
     IndexUnit,
+    RetrievalContext,
+    Retriever,
     SearchFilters,
     index_units,
     parse_filters,
@@ -49,7 +52,7 @@ from cpo.retrieval.base import (
 )
 from cpo.retrieval.content import Document
 from cpo.retrieval.query import parse_query
-from cpo.retrieval.settings import ContentSettings, RetrievalServiceSettings
+from cpo.retrieval.settings import ContentSettings
 
 BACKEND_NAME = "sqlite_fts"
 TOKENIZER = "porter unicode61 remove_diacritics 2"
@@ -72,6 +75,17 @@ def fts_match(terms: Sequence[str]) -> str:
     return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
 
 
+class SqliteFtsSettings(BackendSettings):
+    """``services.retrieval.sqlite_fts``.
+
+    Attributes:
+        db_path: SQLite index file; ``null`` keeps the index in the run folder
+            (``content_index.sqlite``). A shared path lets runs reuse one index.
+    """
+
+    db_path: str | None = None
+
+
 class SqliteFtsRetriever:
     """Search approved content in a SQLite FTS5 file.
 
@@ -82,6 +96,7 @@ class SqliteFtsRetriever:
     """
 
     name = BACKEND_NAME
+    settings_model = SqliteFtsSettings
 
     def __init__(
         self, db_path: Path | str, content: ContentSettings | None = None, log: RunLog | None = None
@@ -92,22 +107,26 @@ class SqliteFtsRetriever:
         self._connection: sqlite3.Connection | None = None
 
     @classmethod
-    def from_config(
-        cls,
-        service: RetrievalServiceSettings,
-        content: ContentSettings,
-        *,
-        db_path: Path | None = None,
-        log: RunLog | None = None,
+    def from_settings(
+        cls, settings: SqliteFtsSettings, ctx: RetrievalContext
     ) -> SqliteFtsRetriever:
-        """Build from settings; ``db_path`` (or ``services.retrieval.db_path``) is required."""
-        path = db_path or (Path(service.db_path) if service.db_path else None)
+        """Build from its block and the stage's index file choices.
+
+        The index file is ``ctx.db_path`` (the caller's ``--db``), else
+        ``settings.db_path``, else ``ctx.default_db_path``.
+
+        Raises:
+            DataValidationError: none of them gives an index file.
+        """
+        configured = Path(settings.db_path).expanduser() if settings.db_path else None
+        path = ctx.db_path or configured or ctx.default_db_path
         if path is None:
             raise DataValidationError(
                 "the sqlite_fts backend needs an index file",
-                hint="pass --db FILE, or set services.retrieval.db_path in azure_config.yaml",
+                hint="pass --db FILE, or set services.retrieval.sqlite_fts.db_path "
+                "in azure_config.yaml",
             )
-        return cls(path, content, log)
+        return cls(path, ctx.content, ctx.log)
 
     # -- index ---------------------------------------------------------------------------
 
@@ -165,7 +184,7 @@ class SqliteFtsRetriever:
         if header != SQLITE_HEADER:
             raise DataValidationError(
                 f"{self.db_path}: exists and is not a SQLite index file; refusing to overwrite it",
-                hint="choose a new --db path (or services.retrieval.db_path)",
+                hint="choose a new --db path (or services.retrieval.sqlite_fts.db_path)",
             )
         try:
             with closing(self._open(read_only=True)) as connection:
@@ -176,7 +195,7 @@ class SqliteFtsRetriever:
             raise DataValidationError(
                 f"{self.db_path}: is a SQLite database but not a cpo content index; "
                 "refusing to overwrite it",
-                hint="choose a new --db path (or services.retrieval.db_path)",
+                hint="choose a new --db path (or services.retrieval.sqlite_fts.db_path)",
             )
 
     def _build(self, units: list[IndexUnit], fingerprint: str, documents: int) -> None:
@@ -316,3 +335,7 @@ def _row(unit: IndexUnit) -> tuple[Any, ...]:
         unit.category.lower(),
         unit.audience.lower(),
     )
+
+
+if TYPE_CHECKING:
+    _conforms: type[Retriever] = SqliteFtsRetriever

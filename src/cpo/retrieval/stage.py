@@ -46,16 +46,6 @@ from cpo.run_inputs import content_path, load_run_customers, recorded_customers_
 from cpo.stage_api import RunContext, StageBase, StageOutcome
 
 
-def index_path(ctx: RunContext) -> Path:
-    """The SQLite index file: ``services.retrieval.db_path`` or one in the run folder.
-
-    A relative ``db_path`` is relative to the current directory, as for every caller
-    (``cpo index``, ``cpo retrieve``, ``cpo generate``), so they all share one file.
-    """
-    configured = ctx.config.services.services.retrieval.db_path
-    return Path(configured).expanduser() if configured else CONTENT_INDEX.path(ctx.run_dir)
-
-
 class RetrieveStage(StageBase):
     """Retrieve the most relevant approved paragraphs for every segment."""
 
@@ -80,14 +70,18 @@ class RetrieveStage(StageBase):
         """Load content, index it, query per segment, write retrieval.json."""
         content, content_record = self._load(ctx)
         settings = ctx.config.experiment.content
-        service = ctx.config.services.services.retrieval
+        service = ctx.config.services.retrieval
         profiles = read_profiles(ctx.run_dir)
         guards, values = segment_guards(ctx, content)
         for profile in profiles:
             if profile.name not in guards:  # no customer found: fail closed
                 guards[profile.name] = unknown_segment_guard(content.documents, values, settings)
         warnings = self._audience_warnings(ctx, content, profiles)
-        retriever = open_retriever(service, settings, db_path=index_path(ctx), log=ctx.log)
+        # A backend keeping a local index (sqlite_fts) uses the run folder's file unless
+        # its settings name a shared one.
+        retriever = open_retriever(
+            service, settings, default_db_path=CONTENT_INDEX.path(ctx.run_dir), log=ctx.log
+        )
         try:
             report = retriever.index(content.documents)
             retrievals = self._retrieve_all(ctx, retriever, content, profiles, guards)

@@ -10,7 +10,7 @@ returned). Severities map one to one onto :class:`~cpo.models.CategoryScores`
 Client discipline (DESIGN.md): the SDK's own retries are off (``retry_total=0``)
 so :func:`cpo.netclient.call_with_retries` is the only retry policy (connection
 errors, timeouts, 408/429/5xx; never 400/401/403); connection and read timeouts
-come from ``services.safety``; the key is read from the environment variable
+come from ``services.safety.azure_content_safety``; the key is read from the environment variable
 named by ``api_key_env`` and never logged. Texts longer than the service limit
 (10,000 characters) are split at whitespace and the highest severity per
 category is kept. A response without all four severities is an error, so the
@@ -29,14 +29,16 @@ import random
 import re
 import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cpo.errors import BackendError, BackendUnavailable, ConfigError
+from pydantic import Field, field_validator
+
+from cpo.errors import BackendError, ConfigError
 from cpo.logs import RunLog
 from cpo.models import HARM_CATEGORIES, CategoryScores
 from cpo.netclient import Failure, RetryPolicy, call_with_retries, status_is_retryable
-from cpo.safety.settings import SafetyServiceSettings
+from cpo.registry import BackendSettings
+from cpo.safety.base import SafetyAnalyzer, SafetyContext
 
 #: The service's maximum text length per request (characters).
 MAX_TEXT_CHARS = 10_000
@@ -51,18 +53,48 @@ BACKEND_NAME = "azure_content_safety"
 
 
 def _sdk() -> Any:
-    """Import the SDK lazily (the ``azure`` extra), explaining how to install it."""
-    try:
-        from azure.ai import contentsafety
-        from azure.ai.contentsafety import models
-        from azure.core import credentials, exceptions
-    except ModuleNotFoundError as exc:
-        raise BackendUnavailable(
-            f"the safety backend '{BACKEND_NAME}' needs the package '{exc.name}', "
-            "which is not installed",
-            hint="pip install 'cpo[azure]'",
-        ) from exc
+    """Import the SDK lazily (the ``azure`` extra; the registry explains a missing one)."""
+    from azure.ai import contentsafety
+    from azure.ai.contentsafety import models
+    from azure.core import credentials, exceptions
+
     return contentsafety, models, credentials, exceptions
+
+
+class AzureContentSafetySettings(BackendSettings):
+    """``services.safety.azure_content_safety``: how to reach Azure AI Content Safety.
+
+    Attributes:
+        endpoint: ``https://<name>.cognitiveservices.azure.com`` (required when selected).
+        api_key_env: Environment variable holding the key (never the key itself).
+        api_version: REST API version sent as ``api-version``.
+        blocklists: Names of custom blocklists to apply.
+        timeout_s: Read timeout of one request, in seconds.
+        connect_timeout_s: Connection timeout of one request, in seconds.
+        max_retries: Retries after the first attempt (connection errors, timeouts, 408/429/5xx).
+        allow_insecure_http: Allow a plain ``http://`` endpoint on a host other than
+            loopback (the key then crosses the network unencrypted).
+    """
+
+    endpoint_fields = ("endpoint",)
+
+    endpoint: str | None = None
+    api_key_env: str = "AZURE_CONTENT_SAFETY_KEY"
+    api_version: str = "2023-10-01"
+    blocklists: tuple[str, ...] = ()
+    timeout_s: float = Field(default=10.0, gt=0)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    max_retries: int = Field(default=3, ge=0, le=10)
+    allow_insecure_http: bool = False
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_is_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError(
+                "expected an http(s) URL such as https://<name>.cognitiveservices.azure.com"
+            )
+        return value.rstrip("/") if value else value
 
 
 class AzureContentSafetyAnalyzer:
@@ -115,43 +147,40 @@ class AzureContentSafetyAnalyzer:
         )
         self._rng = random.Random(0)
 
+    settings_model = AzureContentSafetySettings
+
     @classmethod
     def from_settings(
-        cls,
-        settings: SafetyServiceSettings,
-        *,
-        log: RunLog | None = None,
-        base_dir: Path | None = None,
-        **overrides: Any,
+        cls, settings: AzureContentSafetySettings, ctx: SafetyContext
     ) -> AzureContentSafetyAnalyzer:
-        """Build from ``services.safety``; the key comes from ``settings.api_key_env``.
+        """Build from its block; the key comes from ``settings.api_key_env``.
 
         Raises:
             ConfigError: no endpoint, or the key's environment variable is not set.
         """
+        where = f"services.safety.{BACKEND_NAME}"
         if not settings.endpoint:
             raise ConfigError(
-                "azure_config.yaml: key 'services.safety.endpoint' is required for the "
+                f"azure_config.yaml: key '{where}.endpoint' is required for the "
                 f"'{BACKEND_NAME}' backend",
                 hint="set it to https://<name>.cognitiveservices.azure.com",
             )
         key = os.environ.get(settings.api_key_env, "")
         if not key:
             raise ConfigError(
-                f"the environment variable {settings.api_key_env} (services.safety.api_key_env) "
-                "is not set",
+                f"the environment variable {settings.api_key_env} ({where}.api_key_env) is not set",
                 hint=f"export {settings.api_key_env}=<your Content Safety key>",
             )
-        options: dict[str, Any] = {
-            "blocklists": settings.blocklists,
-            "timeout_s": settings.timeout_s,
-            "connect_timeout_s": settings.connect_timeout_s,
-            "max_retries": settings.max_retries,
-            "api_version": settings.api_version,
-            "log": log,
-        }
-        options.update(overrides)
-        return cls(settings.endpoint, key, **options)
+        return cls(
+            settings.endpoint,
+            key,
+            blocklists=settings.blocklists,
+            timeout_s=settings.timeout_s,
+            connect_timeout_s=settings.connect_timeout_s,
+            max_retries=settings.max_retries,
+            api_version=settings.api_version,
+            log=ctx.log,
+        )
 
     def analyze(self, text: str) -> CategoryScores:
         """Screen ``text`` (split when over the limit; the highest severity wins).
@@ -296,3 +325,7 @@ def _service_message(exc: Any) -> str:
 def _first_line(value: Any) -> str:
     text = str(value).strip().splitlines()[0] if str(value).strip() else ""
     return re.sub(r"\s+", " ", text)[:200]
+
+
+if TYPE_CHECKING:
+    _conforms: type[SafetyAnalyzer] = AzureContentSafetyAnalyzer

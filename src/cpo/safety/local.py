@@ -34,17 +34,19 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from cpo.errors import ConfigError
 from cpo.models import HARM_CATEGORIES, CategoryScores
+from cpo.registry import BackendSettings
+from cpo.safety.base import SafetyAnalyzer, SafetyContext
 from cpo.safety.normalize import TextNormalizer, fold
 from cpo.settings_base import StrictModel
 from cpo.yamlio import describe_validation_error, read_yaml_mapping
 
-__all__ = ["DEFAULT_LEXICON_DIR", "LocalSafetyAnalyzer"]
+__all__ = ["DEFAULT_LEXICON_DIR", "LocalSafetyAnalyzer", "LocalSafetySettings"]
 
 #: The lexicon shipped with the package.
 DEFAULT_LEXICON_DIR = Path(__file__).resolve().parent.parent / "data" / "safety" / "lexicon"
@@ -645,6 +647,18 @@ def _compile(
     return lexicon, TextNormalizer(lexicon.vocabulary, lexicon.split_words)
 
 
+class LocalSafetySettings(BackendSettings):
+    """``services.safety.local``.
+
+    Attributes:
+        lexicon_dir: Lexicon folder replacing the bundled one (start from a copy of
+            ``cpo/data/safety/lexicon``). Relative paths are resolved against the
+            config folder; ``null`` = the bundled lexicon.
+    """
+
+    lexicon_dir: str | None = None
+
+
 class LocalSafetyAnalyzer:
     """Lexicon-and-rules harm screen (the ``local`` safety backend).
 
@@ -665,12 +679,20 @@ class LocalSafetyAnalyzer:
     """
 
     name = "local"
+    settings_model = LocalSafetySettings
 
     def __init__(self, lexicon_dir: Path | None = None):
         self.lexicon_dir = Path(lexicon_dir) if lexicon_dir is not None else DEFAULT_LEXICON_DIR
         self._lex, self._normalize = _compile(
             self.lexicon_dir.resolve(), _fingerprint(self.lexicon_dir)
         )
+
+    @classmethod
+    def from_settings(
+        cls, settings: LocalSafetySettings, ctx: SafetyContext
+    ) -> LocalSafetyAnalyzer:
+        """Build with the configured lexicon folder (relative to the config folder)."""
+        return cls(ctx.resolve(settings.lexicon_dir) if settings.lexicon_dir else None)
 
     def normalize(self, text: str) -> str:
         """Return the normalized form of ``text`` the lexicon is matched against."""
@@ -861,3 +883,7 @@ def _evidence(category: str, label: str, applied: Sequence[str] | None, severity
     mods = "".join(m if m.startswith("-") else f"+{m}" for m in applied or ())
     via = "" if applied is not None else "(also)"
     return f"{category}:{label}{via}{mods}={severity}"
+
+
+if TYPE_CHECKING:
+    _conforms: type[SafetyAnalyzer] = LocalSafetyAnalyzer

@@ -3,7 +3,8 @@
 Two files configure screening:
 
 * ``services.safety`` in azure_config.yaml (:class:`SafetyServiceSettings`): which
-  screening backend runs and how to reach it.
+  screening backend runs; each backend's block (how to reach it) is its
+  ``settings_model``, defined next to the backend.
 * safety_thresholds.yaml (:class:`SafetyPolicySettings`): what a severity means for
   sending (per category) and the compliance rules applied on top of the scores.
 """
@@ -11,58 +12,50 @@ Two files configure screening:
 from __future__ import annotations
 
 import re
-from typing import Literal
+from collections.abc import Mapping
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from cpo.models import HARM_CATEGORIES
+from cpo.registry import ServiceSettings
 from cpo.settings_base import StrictModel
 
 #: What a compliance rule does when it fires.
 RuleAction = Literal["block", "review", "off"]
 
 
-class SafetyServiceSettings(StrictModel):
-    """Which screening backend to use and how to reach it.
+class SafetyServiceSettings(ServiceSettings):
+    """``services.safety``: which screening backend runs, plus one block per backend.
+
+    Each block (``local:``, ``azure_content_safety:``, ...) is validated against its
+    backend's ``settings_model``.
 
     Attributes:
         backend: Registered backend name: ``local`` (offline) or ``azure_content_safety``.
-        endpoint: Azure AI Content Safety endpoint, e.g.
-            ``https://<name>.cognitiveservices.azure.com`` (Azure only).
-        api_key_env: Environment variable holding the Azure key (never the key itself).
-        api_version: REST API version sent as ``api-version``.
-        blocklists: Names of custom Azure blocklists to apply (Azure only).
-        timeout_s: Read timeout of one request, in seconds.
-        connect_timeout_s: Connection timeout of one request, in seconds.
-        max_retries: Retries after the first attempt (connection errors, timeouts, 408/429/5xx).
-        concurrency: How many texts are screened at the same time.
-        lexicon_dir: Lexicon folder for the ``local`` backend; it replaces the bundled
-            lexicon, so start from a copy of ``cpo/data/safety/lexicon``. Relative
-            paths are resolved against the config folder; ``null`` = the bundled lexicon.
-        allow_insecure_http: Allow a plain ``http://`` endpoint on a host other than
-            loopback (the key then crosses the network unencrypted).
+        concurrency: How many texts are screened at the same time (any backend).
     """
 
-    backend: str = "local"
-    endpoint: str | None = None
-    api_key_env: str = "AZURE_CONTENT_SAFETY_KEY"
-    api_version: str = "2023-10-01"
-    blocklists: tuple[str, ...] = ()
-    timeout_s: float = Field(default=10.0, gt=0)
-    connect_timeout_s: float = Field(default=5.0, gt=0)
-    max_retries: int = Field(default=3, ge=0, le=10)
-    concurrency: int = Field(default=4, ge=1, le=64)
-    lexicon_dir: str | None = None
-    allow_insecure_http: bool = False
-
-    @field_validator("endpoint")
-    @classmethod
-    def _endpoint_is_url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^\s/]+", value):
-            raise ValueError(
-                "expected an http(s) URL such as https://<name>.cognitiveservices.azure.com"
+    kind: ClassVar[str] = "safety"
+    legacy_keys: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "lexicon_dir": ("local",),
+        **{
+            key: ("azure_content_safety",)
+            for key in (
+                "endpoint",
+                "api_key_env",
+                "api_version",
+                "blocklists",
+                "timeout_s",
+                "connect_timeout_s",
+                "max_retries",
+                "allow_insecure_http",
             )
-        return value.rstrip("/") if value else value
+        },
+    }
+
+    backend: str = "local"
+    concurrency: int = Field(default=4, ge=1, le=64)
 
 
 class CategoryPolicy(StrictModel):

@@ -135,7 +135,7 @@ class ScreenStage(StageBase):
         policy = ctx.config.safety
         policy_hash = policy_sha256(policy)
         analyzer, backend = self._backend(ctx, todo)
-        concurrency = ctx.config.services.services.safety.concurrency
+        concurrency = ctx.config.services.safety.concurrency
         mentions = _mention_checks(ctx, todo)
         screened = screen_variants(
             todo, analyzer, policy, backend=backend, concurrency=concurrency, mentions=mentions
@@ -156,7 +156,7 @@ class ScreenStage(StageBase):
 
     def _backend(self, ctx: RunContext, todo: list[Variant]) -> tuple[SafetyAnalyzer | None, str]:
         """The analyzer (built only when some variant needs screening) and its name."""
-        settings = ctx.config.services.services.safety
+        settings = ctx.config.services.safety
         if self._analyzer is not None:
             name = self._backend_name or getattr(
                 self._analyzer, "name", type(self._analyzer).__name__
