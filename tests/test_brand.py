@@ -406,7 +406,7 @@ def test_a_hard_coded_sample_footer_is_named_even_with_a_new_brand(tmp_path, sof
 
 
 def test_a_trimmed_copy_of_the_sample_content_keeps_the_sample_brand(tmp_path):
-    from cpo.brand import check_brand_for_content
+    from cpo.brand_guard import check_brand_for_content
 
     trimmed = tmp_path / "content"
     trimmed.mkdir()

@@ -16,9 +16,9 @@ placeholder          value
 ==================== ==================================================
 
 The packaged config carries the bundled sample brand (Fernleaf Outdoor Co.) so
-the sample run works out of the box. :func:`check_brand_for_content` stops a
-run whose approved content is not the sample's while the config still speaks
-for the sample brand, before anything is generated.
+the sample run works out of the box. :func:`cpo.brand_guard.check_brand_for_content`
+stops a run whose approved content is not the sample's while the config still
+speaks for the sample brand, before anything is generated.
 """
 
 from __future__ import annotations
@@ -26,19 +26,13 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Iterable
-from functools import lru_cache
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 from urllib.parse import urlparse
 
 from pydantic import AfterValidator, Field, field_validator
 
 from cpo.errors import ConfigError
 from cpo.settings_base import StrictModel
-
-if TYPE_CHECKING:
-    from cpo.config import Config
 
 #: Placeholders the brand fills in the control message, footer and tone sign-offs.
 BRAND_PLACEHOLDERS = frozenset(
@@ -48,7 +42,6 @@ BRAND_PLACEHOLDERS = frozenset(
 SIGN_OFF_PLACEHOLDERS = frozenset({"brand", "sender_name"})
 INIT_COMMAND = "cpo init NEW_DIR --brand NAME --site URL --unsubscribe-url URL"
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
-_SCAN_LIMIT_BYTES = 5_000_000  # per content file: enough for any approved document
 
 
 def check_http_url(text: str) -> str:
@@ -127,116 +120,6 @@ def slugify(name: str) -> str:
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
     return slug or "brand"
-
-
-# ----------------------------------------------------------------------------- the guard
-
-
-def check_brand_for_content(config: Config, content: Path | None) -> None:
-    """Refuse to write emails for other content in the bundled sample brand's name.
-
-    Args:
-        config: The loaded configuration.
-        content: The approved-content folder of the run (``None`` = the bundled sample).
-
-    Raises:
-        ConfigError: the content is not the sample brand's, but the brand section
-            or the prompts still carry the sample brand's name or site. One
-            message names every such file and the ``cpo init --brand`` command.
-    """
-    markers = sample_brand_markers()
-    found = sample_brand_locations(config, markers)
-    if not found or content is None or not Path(content).is_dir():
-        return  # the sample content, or a missing folder the retrieve stage reports
-    if _is_sample_brand_content(Path(content), markers):
-        return
-    raise ConfigError(
-        f"{content}: this approved content is not the bundled sample brand's, but the config "
-        f"{config.source} still writes as the sample brand ({markers[0]}) in: "
-        + "; ".join(found)
-        + ". Every email (control and variants) would go out under another brand's name",
-        hint=f"write a config for your brand with `{INIT_COMMAND}` and run with "
-        "--config NEW_DIR (or edit the files named above)",
-    )
-
-
-def sample_brand_locations(config: Config, markers: Iterable[str]) -> list[str]:
-    """Where the config carries the sample brand: ``"<file> (<what>)"`` entries."""
-    from cpo.generation.prompts import CONTROL_MESSAGE_FILE, FOOTER_FILE, TONES_DIR
-
-    found: list[str] = []
-    brand = config.experiment.brand
-    if brand is not None:
-        keys = [k for k, v in brand.model_dump().items() if v and _mentions(str(v), markers)]
-        if keys:
-            found.append("experiment_config.yaml (" + ", ".join(f"brand.{k}" for k in keys) + ")")
-    files = [CONTROL_MESSAGE_FILE, FOOTER_FILE]
-    files += [f"{TONES_DIR}/{tone}.yaml" for tone in config.experiment.generation.tones]
-    for relative in files:
-        path = config.prompts_dir / relative
-        if path.is_file() and _mentions(
-            path.read_text(encoding="utf-8", errors="replace"), markers
-        ):
-            found.append(f"prompts/{relative}")
-    return found
-
-
-@lru_cache(maxsize=1)
-def sample_brand_markers() -> tuple[str, ...]:
-    """Words that identify the bundled sample brand (from the packaged ``brand:`` section).
-
-    The brand name, its first word and the site's host name (without ``www.``),
-    longest first; the full name comes first.
-    """
-    from cpo.config import ExperimentConfigFile, default_config_dir, load_file
-
-    packaged = load_file(default_config_dir() / "experiment_config.yaml", ExperimentConfigFile)
-    brand = packaged.brand  # type: ignore[attr-defined]
-    if brand is None:
-        return ()
-    markers = {brand.name}
-    first_word = brand.name.split()[0].strip(".,")
-    if len(first_word) >= 4:
-        markers.add(first_word)
-    for url in (brand.site_url, brand.unsubscribe_url):
-        host = urlparse(url).hostname or ""
-        markers.add(host.removeprefix("www."))
-    ordered = sorted(markers - {""}, key=len, reverse=True)
-    ordered.remove(brand.name)
-    return (brand.name, *ordered)
-
-
-def _mentions(text: str, markers: Iterable[str]) -> bool:
-    """Whether ``text`` contains any marker (case-insensitive)."""
-    lowered = text.lower()
-    return any(marker.lower() in lowered for marker in markers)
-
-
-def _is_sample_brand_content(folder: Path, markers: tuple[str, ...]) -> bool:
-    """The bundled sample content, or a folder whose documents name the sample brand.
-
-    A trimmed or edited copy of the sample content still belongs to the sample
-    brand, so its documents mentioning the brand (or its site) count too.
-    """
-    from cpo.runfiles import sha256_path
-    from cpo.sample_data import bundled_content
-
-    if sha256_path(folder) == _bundled_content_sha256(str(bundled_content())):
-        return True
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        with path.open("rb") as handle:
-            text = handle.read(_SCAN_LIMIT_BYTES).decode("utf-8", errors="replace")
-        if _mentions(text, markers):
-            return True
-    return False
-
-
-@lru_cache(maxsize=2)
-def _bundled_content_sha256(folder: str) -> str:
-    """sha256 of the bundled content folder (computed once per process)."""
-    from cpo.runfiles import sha256_path
-
-    return sha256_path(Path(folder))
 
 
 # ----------------------------------------------------------------------------- cpo init

@@ -72,134 +72,134 @@ class Artifact:
 MANIFEST = Artifact(
     "manifest.json",
     1,
-    "run id, seed, options, config snapshot and hash, input hashes, stage records, totals, status",
+    "run id, seed, config snapshot, inputs, stages, state",
     "pipeline",
 )
 SEGMENTS = Artifact(
     "segments.csv",
     1,
-    "one row per customer: customer_id, segment, segment_id, confidence, reason",
+    "per customer: segment, segment id, confidence, why",
     "segment",
 )
 SEGMENT_PROFILES = Artifact(
     "segment_profiles.json",
     1,
-    "per segment: size, share, definition, feature means and medians, traits",
+    "per segment: size, share, definition, means, traits",
     "segment",
 )
 REJECTED = Artifact(
     "rejected.csv",
     1,
-    "customer rows set aside by --on-invalid skip, with the reason",
+    "rows set aside by --on-invalid skip, with the reason",
     "segment",
 )
 CONTENT_INDEX = Artifact(
     "content_index.sqlite",
     1,
-    "full-text index of the approved content (embedded retrieval backend)",
+    "full-text index of the content (sqlite_fts backend)",
     "retrieve",
 )
 RETRIEVAL = Artifact(
     "retrieval.json",
     1,
-    "per segment: query, filters and the retrieved snippets with scores",
+    "per segment: query, filters, snippets with scores",
     "retrieve",
 )
 VARIANTS = Artifact(
     "variants.json",
     1,
-    "every generated variant and the control message, with citations and usage",
+    "every variant and the control, citations, usage",
     "generate",
 )
 SAFETY_AUDIT = Artifact(
     "safety_audit.jsonl",
     1,
-    "append-only, hash-chained screening decisions (one JSON line each)",
+    "hash-chained screening and approval decisions",
     "screen",
 )
 SAFETY_AUDIT_CSV = Artifact(
     "safety_audit.csv",
     1,
-    "the same screening decisions as CSV, for compliance export",
+    "the audit log as CSV (compliance export)",
     "screen",
 )
 EXPERIMENT_DESIGN = Artifact(
     "experiment_design.json",
     1,
-    "arms, allocation, metrics, alpha, power and the sample size the design needs",
+    "arms, allocation, metrics, alpha, power, sample size",
     "assign",
 )
 ASSIGNMENTS = Artifact(
     "assignments.csv",
     1,
-    "one row per customer: experiment arm, variant id, assignment method",
+    "per customer: experiment arm, variant, method",
     "assign",
 )
 SENDS = Artifact(
     "sends.csv",
     1,
-    "the send list an email service can import (screened-and-passed content only)",
+    "the send list (screened-and-passed content only)",
     "assign",
 )
 WITHHELD = Artifact(
     "withheld.csv",
     1,
-    "customers held back from the send list, with the reason",
+    "recipients held back at merge screening, and why",
     "assign",
 )
 ENGAGEMENT = Artifact(
     "engagement.csv",
     1,
-    "one row per recipient: opened, clicked, converted and where the data came from",
+    "per recipient: opened, clicked, converted, source",
     "engage",
 )
 ENGAGEMENT_COUNTS = Artifact(
     "engagement_counts.csv",
     1,
-    "engagement as counts per arm and segment (when imported as aggregates)",
+    "imported engagement counts per arm (counts layout)",
     "engage",
 )
 ENGAGEMENT_REPORT = Artifact(
     "engagement_report.json",
     1,
-    "where the engagement came from (import or simulation) and what was checked",
+    "engagement source: import checks or simulation model",
     "engage",
 )
 METRICS = Artifact(
     "metrics.json",
     1,
-    "the analysis: rates, lift, intervals, corrected p-values, sample-ratio check, power",
+    "rates, lifts, intervals, adjusted p-values, power",
     "analyze",
 )
 MODERATORS = Artifact(
     "moderators.json",
     1,
-    "which customer attributes moderate the lift (explainability)",
+    "customer attributes that moderate the lift",
     "analyze",
 )
 REPORT_HTML = Artifact(
     "report.html",
     1,
-    "self-contained report (no network needed to view it)",
+    "self-contained report (works offline)",
     "report",
 )
 REPORT_PDF = Artifact("report.pdf", 1, "printable report", "report")
 REPORT_NOTEBOOK = Artifact(
     "report.ipynb",
     1,
-    "executed notebook that reproduces the report from the artifacts",
+    "executed notebook reproducing the report",
     "report",
 )
 LOGS = Artifact(
     "logs/",
     1,
-    "system.log and experiment.log: JSON lines of stage events (no personal data)",
+    "system.log, experiment.log (JSON lines, no PII)",
     "pipeline",
 )
 LOCK = Artifact(
     ".cpo.lock",
     1,
-    "lock held by the cpo process that is changing the folder (its pid while held)",
+    "lock of the cpo process changing the folder (pid)",
     "pipeline",
 )
 

@@ -10,12 +10,26 @@ import click
 
 from cpo.cli import SEED, cli, common_options, config_option
 from cpo.commands.customer_options import customer_file_options
+from cpo.run_folder import ARTIFACTS
 
 if TYPE_CHECKING:
     from cpo.stage_api import RunOptions
 
 
-@cli.command("run")
+def _run_help() -> str:
+    """The command's help: what it does, then every file of the run folder."""
+    width = max(len(a.name) for a in ARTIFACTS)
+    rows = "\n".join(f"  {a.name:<{width}}  {a.description}" for a in ARTIFACTS)
+    return (
+        "Run the campaign pipeline and write a run folder.\n\n"
+        "Stages: segment, retrieve, generate, screen, assign, engage, analyze, report. "
+        "Offline by default.\n\n"
+        "The run folder holds (files of a stage that did not run are absent):\n\n"
+        f"\b\n{rows}"
+    )
+
+
+@cli.command("run", help=_run_help())
 @click.option(
     "--out", "out_dir", type=click.Path(path_type=Path), help="Run folder to create (empty or new)."
 )
@@ -70,12 +84,7 @@ def run_command(
     resume_dir: Path | None,
     quiet: bool,
 ) -> None:
-    """Run the campaign pipeline and write a run folder.
-
-    Stages: segment customers, then every later stage of the campaign. The run
-    folder gets manifest.json, segments.csv, segment_profiles.json and
-    logs/system.log (see README). Offline by default.
-    """
+    """Run the campaign pipeline and write a run folder (help: :func:`_run_help`)."""
     if (out_dir is None) == (resume_dir is None):
         raise click.UsageError("give exactly one of --out DIR (new run) or --resume DIR")
     from cpo.config import load_config

@@ -7,7 +7,7 @@ totals in the manifest.
 
 Before any stage runs, :meth:`GenerateStage.preflight` stops a run whose
 approved content is not the bundled sample's while the config still speaks for
-the sample brand (:func:`cpo.brand.check_brand_for_content`).
+the sample brand (:func:`cpo.brand_guard.check_brand_for_content`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from cpo.brand import check_brand_for_content
+from cpo.brand_guard import check_brand_for_content
 from cpo.config import Config
 from cpo.generation.prompts import PromptLibrary
 from cpo.generation.service import (
