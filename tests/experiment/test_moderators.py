@@ -1,14 +1,35 @@
-"""Explainability: bins, the treatment x attribute regression and the ranking."""
+"""Moderator analysis: bins, the treatment x attribute regression, the ranking, moderators.json.
+
+The analyze stage computes it once per run and writes moderators.json; the
+tests at the end run that stage on a run folder of a non-sample brand (a
+software company's plans Starter / Team / Business) and check the file holds
+what the analysis of the joined engagement and customer attributes gives.
+"""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from cpo.errors import DataValidationError
 from cpo.experiment import stats
-from cpo.reporting.explain import explain_moderators
+from cpo.experiment.analysis_stage import AnalyzeStage
+from cpo.experiment.catalog import Metric, register_metric, unregister_metric
+from cpo.experiment.moderators import (
+    SCHEMA_VERSION,
+    ModeratorsDocument,
+    explain_moderators,
+    read_moderators,
+)
+from cpo.pipeline import run_pipeline
+from cpo.run_folder import MODERATORS
+from cpo.runfiles import sha256_file
 from cpo.sample_data.customers import generate_customers
+from cpo.stage_api import RunContext, StageBase, StageOutcome
 
 
 def _experiment(n: int, seed: int, effect) -> pd.DataFrame:
@@ -146,3 +167,195 @@ def test_large_input_is_sampled_for_the_regression() -> None:
 def test_unknown_metric_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown metric"):
         explain_moderators(_experiment(100, 1, _gold_only), "revenue")
+
+
+def test_a_registered_metric_is_explained_among_its_denominator() -> None:
+    """A catalog metric (converted among clickers) needs no change here."""
+    definition = Metric(
+        name="click_to_convert_rate",
+        label="Click-to-convert rate",
+        description="Share of clickers who converted.",
+        numerator="converted",
+        denominator="clicked",
+    )
+    register_metric(definition)
+    try:
+        data = _experiment(2000, 12, _gold_only)
+        result = explain_moderators(data, "click_to_convert_rate")
+    finally:
+        unregister_metric(definition.name)
+    clickers = data[data["clicked"] == 1]
+    assert (result.outcome, result.n_control + result.n_treatment) == ("converted", len(clickers))
+
+
+# --------------------------------------------------------------------------
+# moderators.json
+# --------------------------------------------------------------------------
+
+PLANS = ("Starter", "Team", "Business")
+
+
+def _software_customers(n: int, seed: int) -> pd.DataFrame:
+    """Accounts of a software company: plan tier, seat age, recency, logins a year."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "customer_id": [f"acct-{i:05d}" for i in range(n)],
+            "tier": rng.choice(PLANS, size=n, p=[0.5, 0.3, 0.2]),
+            "age": rng.integers(22, 70, size=n),
+            "last_engagement_days": rng.integers(0, 200, size=n),
+            "purchase_frequency": rng.gamma(2.0, 3.0, size=n).round(1),
+            "historical_click_rate": rng.beta(2, 30, size=n).round(4),
+        }
+    )
+
+
+def _software_engagement(customers: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Clicks lifted only for treated Business accounts."""
+    rng = np.random.default_rng([seed, 5])
+    arms = rng.choice(["control", "treatment_1", "treatment_2"], size=len(customers))
+    business = customers["tier"].to_numpy() == "Business"
+    p_click = np.where((arms != "control") & business, 0.30, 0.07)
+    clicked = rng.random(len(customers)) < p_click
+    return pd.DataFrame(
+        {
+            "customer_id": customers["customer_id"],
+            "segment": np.where(business, "Enterprise", "SMB"),
+            "experiment_arm": arms,
+            "opened": (clicked | (rng.random(len(customers)) < 0.4)).astype(int),
+            "clicked": clicked.astype(int),
+            "converted": (clicked & (rng.random(len(customers)) < 0.2)).astype(int),
+            "engagement_source": "imported",
+        }
+    )
+
+
+class RecordCustomers(StageBase):
+    """Stands in for the segment stage: records the customer file in the manifest."""
+
+    name = "segment"
+    description = "Recording the customer file"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def run(self, ctx: RunContext) -> StageOutcome:
+        """Record path and sha256, as the segment stage does."""
+        record = {"path": str(self.path), "sha256": sha256_file(self.path), "reading": None}
+        return StageOutcome(records={"inputs": {"customers": record}})
+
+
+def _software_run(run_dir: Path, *, n: int = 1500, layout: str | None = None) -> Path:
+    """A run folder as the engage stage leaves it, plus the customer file beside it."""
+    customers = _software_customers(n, seed=21)
+    customers_path = run_dir.parent / f"{run_dir.name}-accounts.csv"
+    customers.to_csv(customers_path, index=False)
+    engagement = _software_engagement(customers, seed=21)
+    engagement.to_csv(run_dir / "engagement.csv", index=False)
+    report: dict[str, object] = {"engagement_source": "imported", "warnings": []}
+    if layout == "counts":
+        counts = (
+            engagement.groupby(["experiment_arm", "segment"])[["opened", "clicked", "converted"]]
+            .sum()
+            .assign(sent=engagement.groupby(["experiment_arm", "segment"]).size())
+            .reset_index()
+        )
+        counts.to_csv(run_dir / "engagement_counts.csv", index=False)
+        engagement.head(0).to_csv(run_dir / "engagement.csv", index=False)
+        report.update(layout="counts", counts_file="engagement_counts.csv")
+    (run_dir / "engagement_report.json").write_text(json.dumps(report))
+    return customers_path
+
+
+def _run_analyze(run_dir: Path, customers_path: Path, *, resume: bool = False) -> dict:
+    stages = [RecordCustomers(customers_path), AnalyzeStage()]
+    if resume:
+        return run_pipeline(run_dir, stages=stages, resume=True)
+    return run_pipeline(run_dir, stages=stages, force=True)
+
+
+def test_analyze_stage_writes_the_moderator_analysis_of_the_joined_data(tmp_path: Path) -> None:
+    """moderators.json holds exactly what the analysis of engagement + attributes gives."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    customers_path = _software_run(run_dir)
+    manifest = _run_analyze(run_dir, customers_path)
+    assert manifest["status"] == "completed"
+    document = read_moderators(MODERATORS.path(run_dir))
+    assert document.computed and document.note is None
+    assert document.schema_version == SCHEMA_VERSION
+    engagement = pd.read_csv(run_dir / "engagement.csv", dtype={"customer_id": str})
+    customers = pd.read_csv(customers_path, dtype={"customer_id": str})
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    expected = explain_moderators(
+        engagement.merge(customers, on="customer_id"),
+        metrics["primary_metric"],
+        confidence=metrics["confidence_level"],
+        alpha=metrics["alpha"],
+        seed=manifest["seed"],
+    )
+    assert document.result == expected
+    assert document.result.ranking[0].attribute == "tier"
+    assert {b.bin for b in document.result.bins_for("tier")} == set(PLANS)
+
+
+def test_moderators_are_computed_once_and_not_again_on_resume(tmp_path: Path) -> None:
+    """A resume with unchanged inputs keeps the file (the analyze stage is skipped)."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    customers_path = _software_run(run_dir, n=600)
+    _run_analyze(run_dir, customers_path)
+    first = MODERATORS.path(run_dir).stat().st_mtime_ns
+    again = _run_analyze(run_dir, customers_path, resume=True)
+    assert again["stages"]["analyze"]["status"] == "completed"
+    assert MODERATORS.path(run_dir).stat().st_mtime_ns == first
+    events = [json.loads(line) for line in (run_dir / "logs" / "experiment.log").open()]
+    assert [e["computed"] for e in events if e["event"] == "moderators"] == [True]
+
+
+def test_counts_import_writes_why_there_are_no_moderators(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    customers_path = _software_run(run_dir, n=400, layout="counts")
+    _run_analyze(run_dir, customers_path)
+    document = read_moderators(MODERATORS.path(run_dir))
+    assert not document.computed and document.result is None
+    assert "imported as counts per arm" in (document.note or "")
+
+
+def test_a_changed_customer_file_is_not_used(tmp_path: Path) -> None:
+    """The attributes must be the ones the run segmented; otherwise the note says why."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    customers_path = _software_run(run_dir, n=400)
+    stages = [RecordCustomers(customers_path)]
+    run_pipeline(run_dir, stages=stages, force=True)
+    with customers_path.open("a", encoding="utf-8") as handle:
+        handle.write("acct-99999,Team,30,5,1.0,0.02\n")
+    run_pipeline(run_dir, stages=[AnalyzeStage()], resume=True)
+    document = read_moderators(MODERATORS.path(run_dir))
+    assert document.result is None
+    assert "changed since the run" in (document.note or "")
+
+
+def test_document_round_trip_is_identical(tmp_path: Path) -> None:
+    """JSON -> records -> JSON gives the same text; the records compare equal."""
+    result = explain_moderators(_experiment(1200, 3, _gold_only), "click_rate", seed=4)
+    document = ModeratorsDocument("click_rate", result)
+    text = json.dumps(document.to_dict(), indent=2, allow_nan=False)
+    path = tmp_path / "moderators.json"
+    path.write_text(text)
+    back = read_moderators(path)
+    assert back == document
+    assert json.dumps(back.to_dict(), indent=2, allow_nan=False) == text
+    assert back.result is not None and back.result.regression.wald == result.regression.wald
+
+
+def test_reading_a_missing_or_newer_file_is_one_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "moderators.json"
+    with pytest.raises(DataValidationError, match="moderators.json: not found"):
+        read_moderators(path)
+    newer = ModeratorsDocument("click_rate", None, "no customers", SCHEMA_VERSION + 1)
+    path.write_text(json.dumps(newer.to_dict()))
+    with pytest.raises(DataValidationError, match="schema_version"):
+        read_moderators(path)

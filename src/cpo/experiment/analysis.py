@@ -302,7 +302,7 @@ class _Analysis:
         best = {m: prob_best(self.overall, m, self.settings) for m in self.plan.metrics}
         records = self._lift_analysis(self.overall, best=best)
         self._adjust_overall(records)
-        lifts = tuple(Comparison.from_dict(record) for record in records)
+        lifts = tuple(Comparison.from_dict(json_safe(record)) for record in records)
         self._lift_warnings(lifts)
         segment_breakdown = self._segment_breakdown()
         return {
@@ -326,7 +326,9 @@ class _Analysis:
             sample_size=counts["sent"],
             counts={name: counts[name] for name in COUNT_COLUMNS},
             metrics={metric: rate(counts, metric) for metric in metric_definitions()},
-            intervals={metric: Interval.from_dict(found) for metric, found in intervals.items()},
+            intervals={
+                metric: Interval.from_dict(json_safe(found)) for metric, found in intervals.items()
+            },
         )
 
     def _check_arms(self) -> None:
@@ -467,7 +469,7 @@ class _Analysis:
                 records.append(record)
         self._adjust_overall(records)
         return {
-            metric: {arm: StratifiedComparison.from_dict(r) for arm, r in arms.items()}
+            metric: {arm: StratifiedComparison.from_dict(json_safe(r)) for arm, r in arms.items()}
             for metric, arms in section.items()
         }
 
@@ -487,7 +489,9 @@ class _Analysis:
             per_segment.append((segment, full, lifts))
         adjust(all_lifts, BENJAMINI_HOCHBERG, self.settings.alpha)
         return tuple(
-            self._segment_entry(segment, full, tuple(Comparison.from_dict(r) for r in lifts))
+            self._segment_entry(
+                segment, full, tuple(Comparison.from_dict(json_safe(r)) for r in lifts)
+            )
             for segment, full, lifts in per_segment
         )
 

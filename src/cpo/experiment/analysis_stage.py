@@ -1,4 +1,4 @@
-"""The ``analyze`` stage of ``cpo run``: engagement.csv + the design -> metrics.json.
+"""The ``analyze`` stage of ``cpo run``: engagement + the design -> metrics.json, moderators.json.
 
 Reads ``engagement.csv`` (streamed into sufficient statistics) or, after an
 import of counts per arm, ``engagement_counts.csv`` (the counts are the
@@ -6,70 +6,100 @@ sufficient statistics),
 ``experiment_design.json`` (expected shares, tones, planned power),
 ``engagement_report.json`` (the import's or simulation's warnings, carried into
 the metrics) and ``assignments.csv`` (how many recipients each arm was assigned,
-to show how many were analysed). Writes ``metrics.json``, logs the analysis to
-``logs/experiment.log`` and records a short summary of the primary metric in the
-manifest under ``analysis``.
+to show how many were analysed). Writes ``metrics.json``
+(:class:`~cpo.experiment.results.MetricsDocument`) and ``moderators.json``
+(:class:`~cpo.experiment.moderators.ModeratorsDocument`: which customer
+attributes moderate the lift, computed once here and read by every report),
+logs the analysis to ``logs/experiment.log`` and returns a short summary of the
+primary metric for the manifest's ``analysis`` record.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from cpo.errors import StageError
 from cpo.experiment.aggregate import SufficientStatistics, aggregate_file
-from cpo.experiment.analysis import analyze
-from cpo.experiment.engagement import ENGAGEMENT_COUNTS_FILE, LAYOUT_COUNTS, counts_statistics
+from cpo.experiment.analysis import analyze_document
+from cpo.experiment.engagement import LAYOUT_COUNTS, counts_statistics
 from cpo.experiment.metrics import plan_from_config
+from cpo.experiment.moderators import (
+    ModeratorsDocument,
+    read_customer_attributes,
+    run_moderators,
+    write_moderators,
+)
+from cpo.experiment.results import Coverage, MetricsDocument
 from cpo.experiment.settings import HOLDOUT_ARM
+from cpo.run_folder import (
+    ASSIGNMENTS,
+    ENGAGEMENT,
+    ENGAGEMENT_COUNTS,
+    ENGAGEMENT_REPORT,
+    EXPERIMENT_DESIGN,
+    METRICS,
+    MODERATORS,
+)
+from cpo.run_inputs import recorded_customers_path
 from cpo.runfiles import read_csv, read_json, write_json
 from cpo.stage_api import RunContext, StageBase, StageOutcome
 
-METRICS_FILE = "metrics.json"
-ENGAGEMENT_FILE = "engagement.csv"
-DESIGN_FILE = "experiment_design.json"
-ASSIGNMENTS_FILE = "assignments.csv"
-ENGAGEMENT_REPORT_FILE = "engagement_report.json"
 CHANNEL = "experiment"
+#: engagement.csv columns the moderator analysis reads (no other column is loaded).
+_ENGAGEMENT_COLUMNS = ("customer_id", "experiment_arm", "opened", "clicked", "converted")
 
 
 class AnalyzeStage(StageBase):
-    """Analyse the experiment and write metrics.json."""
+    """Analyse the experiment; write metrics.json and moderators.json."""
 
     name = "analyze"
     description = "Analysing the experiment"
-    outputs = (METRICS_FILE,)
+    outputs = (METRICS.name, MODERATORS.name)
 
     def input_files(self, ctx: RunContext) -> list[Path]:
-        """Engagement, design, engagement report and assignments."""
-        names = (ENGAGEMENT_FILE, DESIGN_FILE, ENGAGEMENT_REPORT_FILE, ASSIGNMENTS_FILE)
-        return [ctx.path(name) for name in (*names, ENGAGEMENT_COUNTS_FILE)]
+        """Engagement, design, engagement report, assignments and the customer file."""
+        names = (ENGAGEMENT, EXPERIMENT_DESIGN, ENGAGEMENT_REPORT, ASSIGNMENTS, ENGAGEMENT_COUNTS)
+        return [*(artifact.path(ctx.run_dir) for artifact in names), recorded_customers_path(ctx)]
 
     def run(self, ctx: RunContext) -> StageOutcome:
-        """Aggregate, analyse, write metrics.json; log and summarize the result."""
-        engagement = ctx.path(ENGAGEMENT_FILE)
+        """Aggregate, analyse, write both documents; log and summarize the result."""
+        engagement = ENGAGEMENT.path(ctx.run_dir)
         if not engagement.is_file():
             raise StageError(
                 self.name, f"{engagement}: not found", hint="the engage stage writes it"
             )
-        design = _read_optional(ctx.path(DESIGN_FILE))
-        report = _read_optional(ctx.path(ENGAGEMENT_REPORT_FILE)) or {}
+        report = _read_optional(ENGAGEMENT_REPORT.path(ctx.run_dir)) or {}
+        metrics = self._metrics(ctx, engagement, report)
+        write_json(METRICS.path(ctx.run_dir), metrics.to_dict())
+        moderators = self._moderators(ctx, metrics, report)
+        write_moderators(MODERATORS.path(ctx.run_dir), moderators)
+        summary = summarize(metrics)
+        self._log(ctx, metrics, summary, moderators)
+        return StageOutcome(
+            summary=summary_line(summary), facts=summary, records={"analysis": summary}
+        )
+
+    def _metrics(
+        self, ctx: RunContext, engagement: Path, report: dict[str, Any]
+    ) -> MetricsDocument:
+        """The analysis, with the assigned-versus-analysed coverage when assignments exist."""
+        design = _read_optional(EXPERIMENT_DESIGN.path(ctx.run_dir))
         statistics = self._statistics(ctx, engagement, report)
-        assigned = _assigned_per_arm(ctx.path(ASSIGNMENTS_FILE))
         carried = [{**w, "source": "engagement"} for w in report.get("warnings", [])]
-        metrics = analyze(
+        metrics = analyze_document(
             statistics,
             plan_from_config(ctx.config, design=design),
             engagement_source=report.get("engagement_source"),
             extra_warnings=carried,
         )
-        if assigned is not None:
-            metrics["coverage"] = _coverage(assigned, metrics)
-        write_json(ctx.path(METRICS_FILE), metrics)
-        summary = summarize(metrics)
-        self._log(ctx, metrics, summary)
-        ctx.manifest["analysis"] = summary
-        return StageOutcome(summary=summary_line(summary), facts=summary)
+        assigned = _assigned_per_arm(ASSIGNMENTS.path(ctx.run_dir))
+        if assigned is None:
+            return metrics
+        return replace(metrics, coverage=_coverage(assigned, metrics))
 
     def _statistics(
         self, ctx: RunContext, engagement: Path, report: dict[str, Any]
@@ -77,33 +107,78 @@ class AnalyzeStage(StageBase):
         """From engagement_counts.csv after a counts import, else streamed from engagement.csv."""
         if report.get("layout") != LAYOUT_COUNTS:
             return aggregate_file(engagement)
-        counts = ctx.path(report.get("counts_file") or ENGAGEMENT_COUNTS_FILE)
+        counts = ctx.path(report.get("counts_file") or ENGAGEMENT_COUNTS.name)
         if not counts.is_file():
             raise StageError(
                 self.name,
-                f"{counts}: not found, but engagement_report.json says the engagement was "
+                f"{counts}: not found, but {ENGAGEMENT_REPORT.name} says the engagement was "
                 "imported as counts",
                 hint=f"import the counts again: `cpo run --resume {ctx.run_dir} --engagement FILE`",
             )
         table = read_csv(counts, dtype={"experiment_arm": str, "segment": str})
         return counts_statistics(table)
 
-    def _log(self, ctx: RunContext, metrics: dict[str, Any], summary: dict[str, Any]) -> None:
-        """One analysis event plus one warning event per analysis warning (no PII)."""
+    def _moderators(
+        self, ctx: RunContext, metrics: MetricsDocument, report: dict[str, Any]
+    ) -> ModeratorsDocument:
+        """Moderator analysis of the primary metric on engagement joined with the customers."""
+        engagement, customers, note = pd.DataFrame(), None, None
+        if report.get("layout") == LAYOUT_COUNTS:
+            note = (
+                f"the engagement was imported as counts per arm ({ENGAGEMENT_COUNTS.name}); "
+                "moderators need per-recipient engagement"
+            )
+        else:
+            recorded = (ctx.manifest.get("inputs") or {}).get("customers")
+            customers, note = read_customer_attributes(recorded)
+        if note is None:
+            engagement = read_csv(
+                ENGAGEMENT.path(ctx.run_dir),
+                usecols=list(_ENGAGEMENT_COLUMNS),
+                dtype={"customer_id": str, "experiment_arm": str},
+                keep_default_na=False,
+            )
+        return run_moderators(
+            engagement,
+            customers,
+            metric=metrics.primary_metric,
+            confidence=metrics.confidence_level,
+            alpha=metrics.alpha,
+            seed=ctx.seed,
+            unavailable=note,
+        )
+
+    def _log(
+        self,
+        ctx: RunContext,
+        metrics: MetricsDocument,
+        summary: dict[str, Any],
+        moderators: ModeratorsDocument,
+    ) -> None:
+        """One analysis event, one moderators event, one warning event per analysis warning."""
         ctx.log.info(
             self.name,
             "analysis",
             channel=CHANNEL,
-            recipients=metrics["total_customers"],
-            engagement_source=metrics["engagement_source"],
+            recipients=metrics.total_customers,
+            engagement_source=metrics.engagement_source,
             primary_metric=summary["primary_metric"],
             results=summary["results"],
             srm_mismatch=summary["srm_mismatch"],
         )
-        for warning in metrics["warnings"]:
-            if warning.get("source") == "engagement":
+        top = moderators.result.ranking[0].attribute if moderators.result else None
+        ctx.log.info(
+            self.name,
+            "moderators",
+            channel=CHANNEL,
+            computed=moderators.computed,
+            top_attribute=top,
+            note=moderators.note,
+        )
+        for warning in metrics.warnings:
+            if warning.scope.get("source") == "engagement":
                 continue  # the engage stage logged it already
-            ctx.log.warning(self.name, warning["code"], channel=CHANNEL, message=warning["message"])
+            ctx.log.warning(self.name, warning.code, channel=CHANNEL, message=warning.message)
 
 
 def _read_optional(path: Path) -> dict[str, Any] | None:
@@ -120,48 +195,44 @@ def _assigned_per_arm(path: Path) -> dict[str, int] | None:
     return {str(arm): int(n) for arm, n in sorted(counts.items()) if arm != HOLDOUT_ARM}
 
 
-def _coverage(assigned: dict[str, int], metrics: dict[str, Any]) -> dict[str, Any]:
+def _coverage(assigned: dict[str, int], metrics: MetricsDocument) -> Coverage:
     """Assigned versus analysed recipients per arm."""
-    arms = list(dict.fromkeys([*metrics["arms"], *assigned]))
-    analysed = {arm: metrics["arms"].get(arm, {}).get("sample_size", 0) for arm in arms}
-    return {
-        "assigned": {arm: assigned.get(arm, 0) for arm in arms},
-        "analysed": analysed,
-        "share_analysed": {
+    arms = list(dict.fromkeys([*metrics.arms, *assigned]))
+    analysed = {arm: metrics.arms[arm].sample_size if arm in metrics.arms else 0 for arm in arms}
+    return Coverage(
+        assigned={arm: assigned.get(arm, 0) for arm in arms},
+        analysed=analysed,
+        share_analysed={
             arm: (analysed[arm] / assigned[arm] if assigned.get(arm) else None) for arm in arms
         },
-    }
+    )
 
 
-def summarize(metrics: dict[str, Any]) -> dict[str, Any]:
+def summarize(metrics: MetricsDocument) -> dict[str, Any]:
     """The manifest's ``analysis`` record: the primary metric's result per treatment arm."""
-    primary = metrics["primary_metric"]
     results = []
-    for record in metrics["lift_analysis"]:
-        if record["metric"] != primary:
-            continue
-        significance = record["statistical_significance"]
-        interval = significance["confidence_interval"]
+    for record in metrics.comparisons(metrics.primary_metric):
+        arm = metrics.arms.get(record.treatment_arm)
+        significance = record.significance
         results.append(
             {
-                "arm": record["treatment_arm"],
-                "tone": metrics["arms"].get(record["treatment_arm"], {}).get("tone"),
-                "lift_absolute": record["lift_absolute"],
-                "lift_percent": record["lift_percent"],
-                "ci_lower": interval["lower"],
-                "ci_upper": interval["upper"],
-                "p_value_adjusted": significance["p_value_adjusted"],
-                "significant": significance["significant"],
+                "arm": record.treatment_arm,
+                "tone": arm.tone if arm else None,
+                "lift_absolute": record.lift_absolute,
+                "lift_percent": record.lift_percent,
+                "ci_lower": significance.confidence_interval.lower,
+                "ci_upper": significance.confidence_interval.upper,
+                "p_value_adjusted": significance.p_value_adjusted,
+                "significant": significance.significant,
             }
         )
-    codes = sorted({w["code"] for w in metrics["warnings"]})
     return {
-        "primary_metric": primary,
-        "engagement_source": metrics["engagement_source"],
-        "recipients": metrics["total_customers"],
+        "primary_metric": metrics.primary_metric,
+        "engagement_source": metrics.engagement_source,
+        "recipients": metrics.total_customers,
         "results": results,
-        "srm_mismatch": metrics["srm"]["mismatch"],
-        "warnings": codes,
+        "srm_mismatch": metrics.srm.mismatch,
+        "warnings": sorted({w.code for w in metrics.warnings}),
     }
 
 
