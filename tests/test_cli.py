@@ -138,11 +138,6 @@ def test_run_refuses_non_empty_out(tmp_path: Path):
     assert result.exit_code == 1 and "not empty" in result.output
 
 
-def test_run_needs_out_or_resume():
-    result = CliRunner().invoke(cli, ["run"])
-    assert result.exit_code == 1 and "--out" in result.output
-
-
 def test_segment_command_prints_profiles_and_writes_csv(tmp_path: Path, customers_csv: Path):
     out = tmp_path / "seg.csv"
     result = CliRunner().invoke(cli, ["segment", str(customers_csv), "--out", str(out)])

@@ -1,7 +1,20 @@
 """The ``cpo`` command line: parse flags, call the library, print.
 
-Errors derived from :class:`cpo.errors.CpoError` print one message and exit 1;
-set ``CPO_DEBUG=1`` to see the traceback.
+Every command reports a problem in one of three ways:
+
+* **Usage error, exit 2**: anything wrong that the command line alone shows (a
+  value out of range or badly formed, a missing flag, two flags that exclude each
+  other) is a :class:`click.UsageError`, or a :class:`click.BadParameter` when one
+  option's value is wrong (checked in a callback, see :func:`checked_value`). The
+  message names the flag; click adds the command's usage line.
+* **Error, exit 1**: anything found wrong in the files, the config, the run folder
+  or the installed backends (including a flag value that names something they do
+  not have, such as an unknown segment or tone) is a :class:`cpo.errors.CpoError`
+  subclass whose message names the file, row or key and whose ``hint`` says how to
+  fix it. Set ``CPO_DEBUG=1`` to see the traceback.
+* **A result that is not a success** (a broken audit chain, a variant that failed,
+  a screening verdict) is printed like any result, then the command exits with
+  its documented status through ``click.get_current_context().exit(status)``.
 """
 
 from __future__ import annotations
@@ -60,6 +73,37 @@ def checked_value(
     return callback
 
 
+def exactly_one(*options: tuple[str, object]) -> None:
+    """Raise a usage error unless exactly one of ``options`` was given.
+
+    Args:
+        *options: ``(how the message names the flag, its parsed value)``; a value
+            of ``None`` means the flag was not given.
+
+    Raises:
+        click.UsageError: none or more than one was given.
+    """
+    if sum(value is not None for _, value in options) != 1:
+        raise click.UsageError("give exactly one of " + " or ".join(name for name, _ in options))
+
+
+def not_with(flag: str, value: object, *others: tuple[str, object], reason: str) -> None:
+    """Raise a usage error when ``flag`` was given together with any of ``others``.
+
+    Args:
+        flag: The flag that excludes the others, e.g. ``"--run"``.
+        value: Its parsed value (``None``: not given, nothing to check).
+        *others: ``(flag, parsed value)`` of the options it excludes.
+        reason: Why, for the message, e.g. ``"the run folder has the segments"``.
+
+    Raises:
+        click.UsageError: ``flag`` and at least one of ``others`` were given.
+    """
+    given = [name for name, other in others if other is not None]
+    if value is not None and given:
+        raise click.UsageError(f"{' and '.join(given)}: not with {flag} ({reason})")
+
+
 def common_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """Add ``--version`` to a command (``--help`` comes with click)."""
     return click.version_option(__version__, prog_name="cpo")(function)
@@ -95,4 +139,14 @@ def main() -> None:
 
 from cpo import commands  # noqa: E402,F401  (registers the subcommands)
 
-__all__ = ["MAX_SEED", "SEED", "cli", "common_options", "config_option", "main"]
+__all__ = [
+    "MAX_SEED",
+    "SEED",
+    "checked_value",
+    "cli",
+    "common_options",
+    "config_option",
+    "exactly_one",
+    "main",
+    "not_with",
+]

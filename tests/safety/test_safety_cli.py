@@ -117,7 +117,7 @@ def test_screen_sends_an_undated_deadline_to_review():
 
 def test_screen_needs_exactly_one_input(config_dir):
     result = cpo("screen", "--config", config_dir)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "exactly one of --text" in result.output
 
 

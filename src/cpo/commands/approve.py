@@ -44,7 +44,7 @@ def approve_command(
             for reason in decision.reasons:
                 click.echo(f"    {reason}")
         return
-    if not by:
+    if by is None or not by.strip():
         raise click.UsageError("--by NAME is required to approve or reject")
     if run_dir.is_dir():
         check_writable(run_dir, "record decisions in the run folder")

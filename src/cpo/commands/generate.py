@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from cpo.cli import cli, common_options, config_option
+from cpo.cli import cli, common_options, config_option, not_with
 
 if TYPE_CHECKING:
     from cpo.generation.service import Preview
@@ -55,6 +55,13 @@ def generate_command(
 
       cpo generate --segment At-Risk --tone urgent
     """
+    not_with(
+        "--run",
+        run_dir,
+        ("--customers", customers),
+        ("--content", content_dir),
+        reason="the segments and their content come from the run folder",
+    )
     from cpo.config import load_config
     from cpo.generation.service import preview_variant, variant_record
 
@@ -68,7 +75,7 @@ def generate_command(
     else:
         _print(preview)
     if preview.variant.status != "generated":
-        raise SystemExit(1)
+        click.get_current_context().exit(1)
 
 
 def _print(preview: Preview) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from cpo.cli import cli, common_options, config_option
+from cpo.cli import cli, common_options, config_option, exactly_one
 
 _RATE = click.FloatRange(0, 1, min_open=True, max_open=True)
 
@@ -56,8 +56,7 @@ def power_command(
     from cpo.config import load_config
     from cpo.experiment.power import plan_mde, plan_sample_size
 
-    if (n_per_arm is None) == (effect is None):
-        raise click.UsageError("give exactly one of --n-per-arm (for the MDE) or --effect (for n)")
+    exactly_one(("--n-per-arm (for the MDE)", n_per_arm), ("--effect (for n)", effect))
     analysis = load_config(config_dir).experiment.analysis
     alpha = analysis.alpha if alpha is None else alpha
     power_ = analysis.power if power_ is None else power_

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from cpo.cli import cli, common_options, config_option
+from cpo.cli import cli, common_options, config_option, exactly_one, not_with
 from cpo.commands.output_paths import output_file_path
 
 if TYPE_CHECKING:
@@ -72,8 +72,15 @@ def retrieve_command(**options: Any) -> None:
 
       cpo retrieve --segment At-Risk --top-k 5
     """
-    if (options["segment_name"] is None) == (options["query_text"] is None):
-        raise click.UsageError("give exactly one of --segment NAME or --query TEXT")
+    exactly_one(
+        ("--segment NAME", options["segment_name"]), ("--query TEXT", options["query_text"])
+    )
+    not_with(
+        "--run",
+        options["run_dir"],
+        ("--customers", options["customers"]),
+        reason="the segments come from the run folder",
+    )
     from cpo.config import load_config
 
     config = load_config(options["config_dir"])

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from cpo.cli import SEED, cli, common_options, config_option
+from cpo.cli import SEED, cli, common_options, config_option, exactly_one
 from cpo.commands.customer_options import customer_file_options
 from cpo.run_folder import ARTIFACTS
 
@@ -85,8 +85,7 @@ def run_command(
     quiet: bool,
 ) -> None:
     """Run the campaign pipeline and write a run folder (help: :func:`_run_help`)."""
-    if (out_dir is None) == (resume_dir is None):
-        raise click.UsageError("give exactly one of --out DIR (new run) or --resume DIR")
+    exactly_one(("--out DIR (new run)", out_dir), ("--resume DIR", resume_dir))
     from cpo.config import load_config
     from cpo.console import TerminalReporter
     from cpo.pipeline import run_pipeline

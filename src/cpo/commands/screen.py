@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from cpo.cli import cli, common_options, config_option
-from cpo.errors import ConfigError
+from cpo.cli import cli, common_options, config_option, exactly_one
 
 if TYPE_CHECKING:
     from cpo.models import Verdict
@@ -50,10 +49,9 @@ def screen_command(
     "reasons"}; for --file: {"variants": [same, with "variant_id"]}.
 
     Exit status: 0 all pass, 2 something needs review, 3 something is blocked,
-    1 on an error.
+    1 on an error (a usage error, such as both --text and --file, is also 2).
     """
-    if (text is None) == (variants_file is None):
-        raise ConfigError("give exactly one of --text TEXT or --file variants.json")
+    exactly_one(("--text TEXT", text), ("--file variants.json", variants_file))
     from cpo.config import load_config
     from cpo.models import Variant
     from cpo.run_folder import read_variants
