@@ -15,7 +15,6 @@ columns (names, emails) are never echoed in messages.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,13 +28,9 @@ from cpo.customer_reader import read_customer_table, suggest_mapping
 from cpo.customer_settings import CustomerSettings
 from cpo.errors import ConfigError, DataValidationError
 
-#: Columns that hold personal data: their values never appear in messages or logs.
-PII_COLUMNS = frozenset({"first_name", "email", "last_name", "name", "phone"})
 TEXT_COLUMNS = ("customer_id", "first_name", "email", "location", "tier")
 #: Text columns that must be present and non-blank.
 REQUIRED_TEXT_COLUMNS = ("customer_id", "location", "tier")
-#: Columns a file may leave out: a missing first_name is read as blank for everyone.
-OPTIONAL_COLUMNS = ("first_name", "email")
 #: Numeric columns and their inclusive ranges (None = unbounded).
 NUMERIC_RANGES: dict[str, tuple[float | None, float | None]] = {
     "age": (18, 120),
@@ -329,8 +324,3 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
             values.astype("int64") if column in INTEGER_COLUMNS else values.astype(float)
         )
     return typed
-
-
-def customers_email_pattern() -> re.Pattern[str]:
-    """The compiled email pattern used for validation (shared with redaction)."""
-    return re.compile(EMAIL_PATTERN)

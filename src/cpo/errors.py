@@ -15,8 +15,7 @@ Hierarchy::
     ├── StageError            a pipeline stage failed (wraps the cause)
     ├── BackendError          a backend failed (network, protocol, auth)
     │   └── BackendUnavailable  a backend's optional dependency is not installed
-    ├── AuditError            the safety audit log is broken or tampered with
-    └── NotImplementedFeature  a requested option exists in the design but not in this build
+    └── AuditError            the safety audit log is broken or tampered with
 """
 
 from __future__ import annotations
@@ -88,7 +87,3 @@ class BackendUnavailable(BackendError):
 
 class AuditError(CpoError):
     """The safety audit log is invalid, broken or tampered with."""
-
-
-class NotImplementedFeature(CpoError):
-    """An option that the design names but this build does not implement."""

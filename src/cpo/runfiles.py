@@ -33,9 +33,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 HASH_CHUNK = 1 << 20
-#: First characters that make a spreadsheet treat a cell as a formula (OWASP).
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
-#: A cell to escape: optional quotes, then a trigger character.
+#: A cell to escape: optional quotes, then a character that makes a spreadsheet treat
+#: the cell as a formula (OWASP: = + - @ tab, carriage return).
 _FORMULA = re.compile(r"^'*[=+\-@\t\r]")
 #: An escaped cell: the added quote, then optional quotes and a trigger character.
 _ESCAPED = re.compile(r"^''*[=+\-@\t\r]")

@@ -51,19 +51,6 @@ class IndexUnit:
     keywords: tuple[str, ...]
     source_url: str
 
-    def to_snippet(self, score: float) -> Snippet:
-        """The :class:`Snippet` for this paragraph with a score."""
-        return Snippet(
-            document_id=self.document_id,
-            title=self.title,
-            paragraph_index=self.paragraph_index,
-            text=self.text,
-            score=score,
-            category=self.category,
-            audience=self.audience,
-            source_url=self.source_url,
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class IndexReport:

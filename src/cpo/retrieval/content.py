@@ -48,8 +48,6 @@ from cpo.segmentation.settings import Condition
 MAX_PROBLEMS_SHOWN = 20
 PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n")
 
-NonEmpty = Annotated[str, Field(min_length=1, max_length=10_000)]
-
 
 class DocumentMetadata(BaseModel):
     """Editorial metadata of a document (free-form beyond the three known keys)."""

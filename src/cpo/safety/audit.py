@@ -46,7 +46,6 @@ from filelock import FileLock, Timeout
 from cpo.errors import AuditError
 from cpo.logs import utc_now
 from cpo.models import HARM_CATEGORIES, Variant, Verdict
-from cpo.run_folder import SAFETY_AUDIT
 
 GENESIS_HASH = "0" * 64
 KIND_SCREENING = "screening"
@@ -54,13 +53,6 @@ KIND_APPROVAL = "approval"
 KIND_REJECTION = "rejection"
 KIND_MERGE_WITHHELD = "merge_withheld"
 KIND_MERGE_SCREENING = "merge_screening"
-ENTRY_KINDS = (
-    KIND_SCREENING,
-    KIND_APPROVAL,
-    KIND_REJECTION,
-    KIND_MERGE_WITHHELD,
-    KIND_MERGE_SCREENING,
-)
 CSV_COLUMNS = (
     "timestamp",
     "variant_id",
@@ -504,9 +496,3 @@ def export_csv(path: Path | str, out: Path | str) -> int:
         writer.writeheader()
         writer.writerows(rows)
     return len(rows)
-
-
-def audit_path(target: Path | str) -> Path:
-    """The audit file for a run folder or a path to the file itself."""
-    target = Path(target)
-    return SAFETY_AUDIT.path(target) if target.is_dir() else target

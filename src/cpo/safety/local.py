@@ -747,10 +747,6 @@ class LocalSafetyAnalyzer:
             blocklist_hits=tuple(dict.fromkeys(blocklists)),
         )
 
-    def analyze_many(self, texts: Iterable[str]) -> list[CategoryScores]:
-        """Score several texts (a convenience loop; the analyzer is stateless)."""
-        return [self.analyze(t) for t in texts]
-
     # -- scoring ------------------------------------------------------------
 
     def _in_idiom(self, norm: str, start: int, end: int) -> bool:
