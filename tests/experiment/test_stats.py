@@ -962,7 +962,7 @@ def _mp_bayes(x_t, n_t, x_c, n_c, prior, greater):
     return p_beat, loss_t, loss_t + mean_t - mean_c
 
 
-# (x_t, n_t, x_c, n_c): the three tail cases of issue 12 (quad was off by up
+# (x_t, n_t, x_c, n_c): three tail cases (the former quad integral was off by up
 # to 4.6e-6 there), all-success and all-failure arms, zero-event arms, 10^6 units.
 INTEGER_PRIOR_GRID = [
     (9, 9, 33, 120),

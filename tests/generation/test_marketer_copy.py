@@ -237,7 +237,7 @@ def test_sends_carry_no_relative_time_and_the_audit_has_every_variant(runs):
 
 
 def test_customers_get_the_configured_brand_and_no_markers(runs):
-    # Issue 9's acceptance on every corpus and on the six short documents: no citation
+    # On every corpus and on the six short documents: no citation
     # marker and nothing of the bundled sample brand in what a customer receives, and
     # the control and every variant end with the configured brand's footer.
     for key, (run, _) in runs.items():

@@ -1,10 +1,11 @@
 """A complete, synthetic run folder for the report tests.
 
-The folder follows DESIGN.md "The run directory" and the metrics.json schema of
-the experiment issue. Its statistics are computed with ``cpo.experiment.stats``
-from the synthetic engagement, so the numbers are internally consistent. Segment
-names are deliberately not the bundled sample's, and one variant carries markup
-in its text, so the tests catch hard-coded names and unescaped output.
+The folder has the files of a real run folder (docs/architecture.md) and a
+metrics.json in the schema the analysis writes. Its statistics are computed with
+``cpo.experiment.stats`` from the synthetic engagement, so the numbers are
+internally consistent. Segment names are deliberately not the bundled sample's,
+and one variant carries markup in its text, so the tests catch hard-coded names
+and unescaped output.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The report's count of recipients without an assignment (vectorized, issue 12)."""
+"""The report's count of recipients without an assignment (vectorized, no loop per recipient)."""
 
 from __future__ import annotations
 

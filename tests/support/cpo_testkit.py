@@ -19,7 +19,7 @@ from cpo.registry import NoSettings
 from cpo.runfiles import write_json
 from cpo.stage_api import RunContext, StageBase, StageOutcome
 
-#: The behavioural-only customer export of issue 10 (no names, no emails).
+#: A behavioural-only customer export, as a warehouse gives it (no names, no emails).
 BEHAVIOUR_COLUMNS = [
     "customer_id",
     "age",

@@ -5,7 +5,7 @@ no XML prolog, no fixed size (a ``viewBox`` only, so it scales to its
 container), no ids, no dates, so the same run gives the same bytes. Text stays
 text (searchable, escaped here). A chart costs well under a millisecond; the
 matplotlib charts this module replaced cost about 0.3 s each and made the PDF
-slow to draw (issue 12).
+slow to draw.
 """
 
 from __future__ import annotations

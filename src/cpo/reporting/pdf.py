@@ -16,7 +16,7 @@ from pathlib import Path
 from cpo.errors import StageError
 from cpo.runfiles import atomic_open
 
-#: The issue's size limit for the PDF.
+#: The largest report.pdf written; a bigger one is an error (the HTML report is complete).
 MAX_PDF_BYTES = 10 * 1024 * 1024
 
 

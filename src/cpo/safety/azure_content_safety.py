@@ -7,7 +7,7 @@ returned). Severities map one to one onto :class:`~cpo.models.CategoryScores`
 (Hate -> hate, Violence -> violence, SelfHarm -> self_harm, Sexual -> sexual);
 ``blocklistsMatch`` becomes ``blocklist_hits``.
 
-Client discipline (DESIGN.md): the SDK's own retries are off (``retry_total=0``)
+Client discipline, as in every network backend: SDK retries are off (``retry_total=0``)
 so :func:`cpo.netclient.call_with_retries` is the only retry policy (connection
 errors, timeouts, 408/429/5xx; never 400/401/403); connection and read timeouts
 come from ``services.safety.azure_content_safety``; the key is read from the environment variable
