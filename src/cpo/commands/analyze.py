@@ -11,10 +11,10 @@ from typing import Any
 
 import click
 
+from cpo import run_folder
 from cpo.cli import cli, common_options, config_option
 from cpo.commands.output_paths import output_file_path
 
-DESIGN_FILE = "experiment_design.json"
 DASH = "-"
 
 
@@ -30,8 +30,8 @@ DASH = "-"
 @click.option(
     "--design",
     type=click.Path(path_type=Path),
-    help=f"{DESIGN_FILE} for expected arm shares, tones and the planned power. "
-    f"Default: {DESIGN_FILE} beside FILE, if there is one.",
+    help=f"{run_folder.EXPERIMENT_DESIGN.name} for expected arm shares, tones and the planned "
+    f"power. Default: {run_folder.EXPERIMENT_DESIGN.name} beside FILE, if there is one.",
 )
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics.json document.")
@@ -67,8 +67,8 @@ def analyze_command(
     from cpo.experiment.metrics import analyze_file
     from cpo.runfiles import write_json
 
-    if design is None and (engagement_file.parent / DESIGN_FILE).is_file():
-        design = engagement_file.parent / DESIGN_FILE
+    if design is None and (engagement_file.parent / run_folder.EXPERIMENT_DESIGN.name).is_file():
+        design = engagement_file.parent / run_folder.EXPERIMENT_DESIGN.name
     config = load_config(config_dir)
     metrics = analyze_file(engagement_file, assignments=assignments, design=design, config=config)
     if out_file is not None:

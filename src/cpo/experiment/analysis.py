@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cpo import run_folder
 from cpo.experiment.aggregate import COUNT_COLUMNS, SufficientStatistics
 from cpo.experiment.analysis_checks import make_warning, power_section, srm_section
 from cpo.experiment.analysis_settings import AnalysisSettings
@@ -132,7 +133,7 @@ def plan_from_design(
         allocation=dict(design.get("expected_shares") or design.get("allocation") or {}) or None,
         segment_shares={s["segment"]: dict(s.get("expected_shares") or {}) for s in segments},
         segment_order=tuple(s["segment"] for s in segments),
-        expected_from="experiment_design.json",
+        expected_from=run_folder.EXPERIMENT_DESIGN.name,
         expected_relative_lift=float(lift),
         design_power=power,
     )

@@ -9,13 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cpo.reporting.artifacts import (
-    ASSIGNMENTS_FILE,
-    PROFILES_FILE,
-    REQUIRED_ARTIFACTS,
-    RETRIEVAL_FILE,
-    customers_path,
-)
+from cpo import run_folder
+from cpo.reporting.artifacts import REQUIRED_ARTIFACTS, customers_path
 from cpo.run_folder import MANIFEST, REPORT_HTML, REPORT_NOTEBOOK, REPORT_PDF
 from cpo.stage_api import RunContext, StageBase, StageOutcome
 
@@ -30,7 +25,11 @@ class ReportStage(StageBase):
     def input_files(self, ctx: RunContext) -> list[Path]:
         """Every artifact the report reads, and the customer file."""
         names = [n for n in REQUIRED_ARTIFACTS if n != MANIFEST.name]
-        names += [RETRIEVAL_FILE, ASSIGNMENTS_FILE, PROFILES_FILE]
+        names += [
+            run_folder.RETRIEVAL.name,
+            run_folder.ASSIGNMENTS.name,
+            run_folder.SEGMENT_PROFILES.name,
+        ]
         files = [ctx.path(name) for name in names]
         customers = customers_path(ctx.manifest)
         return files + ([customers] if customers else [])
