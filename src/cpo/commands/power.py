@@ -64,7 +64,7 @@ def power_command(
         result = plan_sample_size(
             baseline, effect, relative=relative, alpha=alpha, power=power_, comparisons=comparisons
         )
-    else:
+    elif n_per_arm is not None:  # exactly one of the two was given
         result = plan_mde(baseline, n_per_arm, alpha=alpha, power=power_, comparisons=comparisons)
     if as_json:
         click.echo(json.dumps(result, indent=2))

@@ -71,7 +71,7 @@ def screen_command(
             }
         )
         variants = [Variant("text", "", "", "", text)]
-    else:
+    elif variants_file is not None:  # exactly one of the two was given
         variants = read_variants(variants_file)
     analyzer = build_analyzer(settings, base_dir=config.source)
     verdicts = [
