@@ -31,18 +31,33 @@ module that needs it::
         denominator="clicked",
     ))
 
-and name it in ``analysis.secondary_metrics`` (or ``primary_metric``).
+and name it in ``analysis.secondary_metrics`` (or ``primary_metric``). An
+installed package can add metrics without being imported by anyone: each
+entry point of the group ``cpo.metrics`` names a :class:`Metric` object, under
+the metric's name, e.g. in its ``pyproject.toml``::
 
-This module is a leaf: it imports nothing from cpo and no third-party package.
+    [project.entry-points."cpo.metrics"]
+    click_to_convert_rate = "my_package.metrics:CLICK_TO_CONVERT"
+
+Entry points are loaded on the first lookup (:func:`metric_names`,
+:func:`metric`, ...), so every process (the CLI, the report's notebook
+kernel) knows the same metrics.
+
+This module is a leaf: it imports only :mod:`cpo.errors` and no third-party package.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from cpo.errors import ConfigError
+
 #: Upper bound of an estimated baseline (the power formulas need a rate below 1).
 MAX_BASELINE = 0.999
+#: Entry-point group through which installed packages add metrics.
+ENTRY_POINT_GROUP = "cpo.metrics"
 
 
 @dataclass(frozen=True)
@@ -118,6 +133,7 @@ class Metric:
 
 
 _CATALOG: dict[str, Metric] = {}
+_entry_points_loaded = False
 
 
 def register_metric(definition: Metric) -> Metric:
@@ -155,6 +171,40 @@ def register_metric(definition: Metric) -> Metric:
     return definition
 
 
+def _registered() -> dict[str, Metric]:
+    """The catalog, after the ``cpo.metrics`` entry points have been loaded once."""
+    global _entry_points_loaded
+    if not _entry_points_loaded:
+        _entry_points_loaded = True
+        for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            _register_entry_point(entry_point)
+    return _CATALOG
+
+
+def _register_entry_point(entry_point: importlib.metadata.EntryPoint) -> None:
+    """Load one ``cpo.metrics`` entry point and register the metric it names.
+
+    Raises:
+        ConfigError: it cannot be imported, is not a :class:`Metric` named like
+            the entry point, or is not a valid metric; the message names it.
+    """
+    source = entry_point.dist.name if entry_point.dist else "an installed package"
+    where = f"metric entry point '{entry_point.name} = {entry_point.value}' ({source})"
+    hint = f"fix or uninstall {source}; a '{ENTRY_POINT_GROUP}' entry point names a Metric"
+    try:
+        found = entry_point.load()
+    except Exception as exc:  # any import failure of a plugin is reported the same way
+        raise ConfigError(f"{where} cannot be loaded: {exc}", hint=hint) from exc
+    if not isinstance(found, Metric) or found.name != entry_point.name:
+        raise ConfigError(
+            f"{where} is {found!r}, not a Metric named '{entry_point.name}'", hint=hint
+        )
+    try:
+        register_metric(found)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}", hint=hint) from exc
+
+
 def unregister_metric(name: str) -> Metric:
     """Remove a metric from the catalog (for plugins and tests that clean up).
 
@@ -172,32 +222,21 @@ def metric(name: str) -> Metric:
     Raises:
         KeyError: no metric of that name (the message lists the known ones).
     """
+    catalog = _registered()
     try:
-        return _CATALOG[name]
+        return catalog[name]
     except KeyError:
-        raise KeyError(f"unknown metric '{name}'; known metrics: {', '.join(_CATALOG)}") from None
+        raise KeyError(f"unknown metric '{name}'; known metrics: {', '.join(catalog)}") from None
 
 
 def metric_names() -> tuple[str, ...]:
     """Names of every registered metric, in registration order."""
-    return tuple(_CATALOG)
-
-
-def check_metric_name(name: str) -> str:
-    """``name`` if it is a registered metric (for config validators).
-
-    Raises:
-        ValueError: an unknown name; the message lists the registered metrics.
-    """
-    if name not in _CATALOG:
-        known = ", ".join(f"'{m}'" for m in _CATALOG)
-        raise ValueError(f"unknown metric '{name}'; use one of {known}")
-    return name
+    return tuple(_registered())
 
 
 def label(name: str) -> str:
     """The metric's label; an unregistered name reads as words (``a_b`` -> ``A b``)."""
-    found = _CATALOG.get(name)
+    found = _registered().get(name)
     return found.label if found else name.replace("_", " ").capitalize()
 
 
@@ -218,7 +257,7 @@ def count_baselines(
         history_means: Customer column -> mean (``None`` when missing or empty).
         conversion_per_click: The share of the derived-from count assumed to convert.
     """
-    per_sent = {m.numerator: m.name for m in _CATALOG.values() if m.denominator == "sent"}
+    per_sent = {m.numerator: m.name for m in _registered().values() if m.denominator == "sent"}
     baselines: dict[str, float] = {"sent": 1.0}
     for count in COUNTS.values():
         if count.name == "sent":
@@ -251,7 +290,7 @@ def metric_baselines(
         counts: Per-recipient baseline of every count (:func:`count_baselines`).
     """
     result = {}
-    for name, found in _CATALOG.items():
+    for name, found in _registered().items():
         value = configured.get(name)
         if value is None:
             value = min(counts[found.numerator] / counts[found.denominator], MAX_BASELINE)
@@ -273,7 +312,7 @@ def denominator_share(name: str, baselines: Mapping[str, float]) -> float:
     denominator = metric(name).denominator
     if denominator == "sent":
         return 1.0
-    for candidate in _CATALOG.values():
+    for candidate in _registered().values():
         if candidate.numerator == denominator and candidate.denominator == "sent":
             return baselines[candidate.name]
     raise ValueError(f"metric '{name}': no metric measures '{denominator}' per recipient")
