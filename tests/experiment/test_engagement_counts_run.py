@@ -21,8 +21,8 @@ from cpo.experiment.analysis_stage import AnalyzeStage
 from cpo.experiment.stages import AssignStage, EngageStage
 from cpo.pipeline import run_pipeline
 from cpo.reporting.artifacts import load_run
-from cpo.reporting.context import design_section
 from cpo.reporting.render import render_report
+from cpo.reporting.sections.design import design_section
 from cpo.safety.stage import ScreenStage
 from cpo.segmentation.stage import SegmentStage
 from cpo.stage_api import RunOptions

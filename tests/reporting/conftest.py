@@ -260,6 +260,10 @@ def _metrics(engagement: pd.DataFrame, design: dict[str, Any], source: str) -> d
         "computed_at": "2026-01-01T00:00:00Z",
         "engagement_source": source,
         "primary_metric": "click_rate",
+        "secondary_metrics": [m for m in METRICS if m != "click_rate"],
+        "alpha": 0.05,
+        "confidence_level": 0.95,
+        "control_arm": "control",
         "total_customers": len(engagement),
         "arms": _arms_block(counts, tones),
         "lift_analysis": _lift_records(counts, "click_rate", exploratory=False),
@@ -439,7 +443,8 @@ def build_run(
         source: ``simulated`` or ``imported`` engagement.
         n: Customers.
         seed: Seed of the synthetic engagement.
-        with_customers: Keep the customer file the manifest names (else delete it).
+        with_customers: Keep the customer file the manifest names (else delete it after
+            the moderator analysis, as if it moved after the run).
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     customers_path, customers = _customers(run_dir.parent, n)
@@ -466,9 +471,33 @@ def build_run(
     (run_dir / "retrieval.json").write_text(json.dumps(_retrieval()))
     safety = _write_audit(run_dir, variants, blocked={"v20"})
     _write_manifest(run_dir, customers_path, safety)
+    _write_moderators(run_dir, engagement, seed)
     if not with_customers:
         customers_path.unlink()
     return run_dir
+
+
+def _write_moderators(run_dir: Path, engagement: pd.DataFrame, seed: int) -> None:
+    """moderators.json as the analyze stage writes it (the report only reads it)."""
+    from cpo.experiment.moderators import (
+        read_customer_attributes,
+        run_moderators,
+        write_moderators,
+    )
+
+    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    customers, note = read_customer_attributes(manifest["inputs"]["customers"])
+    frame = engagement.astype({"customer_id": str})
+    document = run_moderators(
+        frame,
+        customers,
+        metric="click_rate",
+        confidence=0.95,
+        alpha=0.05,
+        seed=seed,
+        unavailable=note,
+    )
+    write_moderators(run_dir / "moderators.json", document)
 
 
 def _write_manifest(run_dir: Path, customers_path: Path, safety: dict[str, Any]) -> None:
@@ -623,7 +652,7 @@ def _dig(record: dict[str, Any], dotted: str) -> Any:
 
 
 def resolve(metrics: dict[str, Any], key: str) -> Any:
-    """The metrics.json value a data-key names (see cpo.reporting.context.cell)."""
+    """The metrics.json value a data-key names (see cpo.reporting.sections.common.cell)."""
     block = metrics
     parts = key.split(":")
     if parts[0] == "segment":

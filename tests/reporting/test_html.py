@@ -179,12 +179,32 @@ def test_tampered_audit_log_is_reported(make_run, report_checks) -> None:
     assert "line 3" in (run / "report.html").read_text(encoding="utf-8")
 
 
-def test_missing_customer_file_skips_explainability_with_a_reason(make_run, report_checks) -> None:
+def test_the_report_reads_moderators_json_not_the_customer_file(make_run, report_checks) -> None:
+    """The customer file is gone after the run: explainability still comes from moderators.json."""
     run = make_run(n=300, with_customers=False)
     result = render_report(run, pdf=False, notebook=False)
-    assert "no longer there" in result.explain_note
+    assert result.explain_note is None
+    page = report_checks.parse(run / "report.html")
+    assert "explain-narrative" in page.ids and "explain-unavailable" not in page.ids
+
+
+def test_a_run_without_moderators_json_says_so(make_run, report_checks) -> None:
+    run = make_run(n=300)
+    (run / "moderators.json").unlink()
+    result = render_report(run, pdf=False, notebook=False)
+    assert "no moderators.json" in (result.explain_note or "")
     page = report_checks.parse(run / "report.html")
     assert "explain-unavailable" in page.ids
+
+
+def test_a_moderator_analysis_that_was_not_computed_shows_its_reason(make_run) -> None:
+    run = make_run(n=300)
+    document = json.loads((run / "moderators.json").read_text(encoding="utf-8"))
+    document.update(computed=False, result=None, note="the customer file was not available")
+    (run / "moderators.json").write_text(json.dumps(document), encoding="utf-8")
+    render_report(run, pdf=False, notebook=False)
+    html = (run / "report.html").read_text(encoding="utf-8")
+    assert "Explainability was not computed: the customer file was not available." in html
 
 
 @pytest.mark.parametrize("artifact", ["metrics.json", "engagement.csv", "safety_audit.jsonl"])

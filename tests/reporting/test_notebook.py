@@ -22,7 +22,7 @@ def test_notebook_executed_without_errors(sim_report) -> None:
     outputs = [o for c in code for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert not [o for o in outputs if o.output_type == "stream" and o.name == "stderr"]
-    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    images = [o for o in outputs if "image/svg+xml" in o.get("data", {})]
     assert len(images) >= 3, "lift, segment and explainability charts"
     text = "\n".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "audit chain: verified" in text
@@ -34,6 +34,21 @@ def test_notebook_recount_matches_metrics_json(sim_report) -> None:
     recount = next(c for c in notebook.cells if "sent_matches" in c.source)
     html = recount.outputs[0]["data"]["text/html"]
     assert "False" not in html and html.count("True") >= 8
+
+
+def test_notebook_presents_saved_results_without_fitting(fixture_run: Path) -> None:
+    """Executed in a kernel, the notebook never loads a model library: nothing is refitted."""
+    notebook = nb_module.build_notebook("fixture", simulated=True)
+    notebook.cells.append(
+        new_code_cell(
+            "import sys\n"
+            "print(sorted(m for m in ('statsmodels', 'scipy', 'sklearn', 'matplotlib') "
+            "if m in sys.modules))"
+        )
+    )
+    assert nb_module.execute_notebook(notebook, fixture_run) is None
+    assert "explain_moderators" not in "".join(c.source for c in notebook.cells)
+    assert notebook.cells[-1].outputs[0]["text"].strip() == "[]"
 
 
 def test_failing_cell_is_reported_and_saved(tmp_path: Path, monkeypatch) -> None:

@@ -52,11 +52,11 @@ def check(covered: bool) -> TruthCheck:
 
 
 def test_several_misses_point_at_the_shared_control():
-    text = coverage_sentence([check(False), check(False), check(True)])
+    text = coverage_sentence([check(False), check(False), check(True)], 0.95)
     assert text is not None and text.startswith("1 of 3 interval(s)")
     assert "shares the control arm" in text
 
 
 def test_one_miss_does_not_blame_the_control():
-    text = coverage_sentence([check(False), check(True), check(True)])
+    text = coverage_sentence([check(False), check(True), check(True)], 0.95)
     assert text is not None and "shares the control" not in text

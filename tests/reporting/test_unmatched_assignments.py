@@ -10,7 +10,7 @@ import pandas as pd
 from click.testing import CliRunner
 
 from cpo.cli import cli
-from cpo.reporting.context import _count_missing
+from cpo.reporting.sections.quality import _count_missing
 
 
 def test_count_missing_agrees_with_a_set_lookup_on_random_ids() -> None:

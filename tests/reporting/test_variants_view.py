@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 from cpo.reporting.artifacts import load_run
-from cpo.reporting.variants_view import variants_section
+from cpo.reporting.sections.variants import variants_section
 
 
 def views(section):

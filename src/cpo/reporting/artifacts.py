@@ -1,57 +1,36 @@
 """Read a run folder's artifacts for the report, defensively.
 
-The report is built only from files in the run folder (plus the customer file
-the manifest names, for explainability), never by re-running a stage. A run
-whose analysis has not finished is refused with the list of missing artifacts
-and the stage that writes each one. Customer personal data is never loaded:
-only ``customer_id`` and the attribute columns are read from the customer file.
+The report is built only from files in the run folder, never by re-running a
+stage or reading the customer file (the moderator analysis is in
+moderators.json, written by the analyze stage). A run whose analysis has not
+finished is refused with the list of missing artifacts and the stage that
+writes each one.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from cpo.customer_reader import read_customer_columns
+from cpo import run_folder
 from cpo.errors import DataValidationError, RunDirError
-from cpo.runfiles import read_csv, sha256_file
+from cpo.runfiles import read_csv
 
-MANIFEST_FILE = "manifest.json"
-VARIANTS_FILE = "variants.json"
-AUDIT_FILE = "safety_audit.jsonl"
-DESIGN_FILE = "experiment_design.json"
-ENGAGEMENT_FILE = "engagement.csv"
-METRICS_FILE = "metrics.json"
-RETRIEVAL_FILE = "retrieval.json"
-ASSIGNMENTS_FILE = "assignments.csv"
-PROFILES_FILE = "segment_profiles.json"
 REPORT_STAGE = "report"
 
 #: Artifacts the report cannot do without, and what writes each one.
 REQUIRED_ARTIFACTS: dict[str, str] = {
-    MANIFEST_FILE: "`cpo run`",
-    VARIANTS_FILE: "the generate stage",
-    AUDIT_FILE: "the screen stage",
-    DESIGN_FILE: "the experiment design (assign stage)",
-    ENGAGEMENT_FILE: "the engagement stage (simulated or imported)",
-    METRICS_FILE: "the analysis stage",
+    run_folder.MANIFEST.name: "`cpo run`",
+    run_folder.VARIANTS.name: "the generate stage",
+    run_folder.SAFETY_AUDIT.name: "the screen stage",
+    run_folder.EXPERIMENT_DESIGN.name: "the experiment design (assign stage)",
+    run_folder.ENGAGEMENT.name: "the engagement stage (simulated or imported)",
+    run_folder.METRICS.name: "the analysis stage",
 }
-#: Customer-file columns read for explainability (never names or emails).
-ATTRIBUTE_COLUMNS = (
-    "customer_id",
-    "age",
-    "tier",
-    "location",
-    "purchase_frequency",
-    "avg_order_value",
-    "last_engagement_days",
-    "historical_open_rate",
-    "historical_click_rate",
-)
 ENGAGEMENT_COLUMNS = ("customer_id", "experiment_arm", "opened", "clicked", "converted")
 
 
@@ -88,8 +67,7 @@ class RunArtifacts:
         retrieval: retrieval.json, or None when absent.
         assignments: assignments.csv, or None when absent.
         profiles: segment_profiles.json, or None when absent.
-        customers: Customer attributes (no PII), or None when unavailable.
-        notes: Why optional inputs are missing (shown in the report).
+        moderators: moderators.json (the moderator analysis), or None when absent.
     """
 
     run_dir: Path
@@ -103,8 +81,7 @@ class RunArtifacts:
     retrieval: dict[str, Any] | None = None
     assignments: pd.DataFrame | None = None
     profiles: dict[str, Any] | None = None
-    customers: pd.DataFrame | None = None
-    notes: dict[str, str] = field(default_factory=dict)
+    moderators: dict[str, Any] | None = None
 
 
 def load_run(run_dir: Path | str, manifest: dict[str, Any] | None = None) -> RunArtifacts:
@@ -126,27 +103,22 @@ def load_run(run_dir: Path | str, manifest: dict[str, Any] | None = None) -> Run
         )
     _check_required(run_dir, skip_manifest=manifest is not None)
     if manifest is None:
-        manifest = _read_json(run_dir / MANIFEST_FILE)
+        manifest = _read_json(run_dir / run_folder.MANIFEST.name)
         check_complete(run_dir, manifest)
-    notes: dict[str, str] = {}
-    customers, note = _read_customers(manifest)
-    if note:
-        notes["customers"] = note
-    variants, variants_meta = _read_variants(run_dir / VARIANTS_FILE)
+    variants, variants_meta = _read_variants(run_dir / run_folder.VARIANTS.name)
     return RunArtifacts(
         run_dir=run_dir,
         manifest=manifest,
-        metrics=_read_json(run_dir / METRICS_FILE),
-        design=_read_json(run_dir / DESIGN_FILE),
+        metrics=_read_json(run_dir / run_folder.METRICS.name),
+        design=_read_json(run_dir / run_folder.EXPERIMENT_DESIGN.name),
         variants=variants,
         variants_meta=variants_meta,
-        audit=check_audit(run_dir / AUDIT_FILE, manifest),
-        engagement=_read_engagement(run_dir / ENGAGEMENT_FILE),
-        retrieval=_read_optional_json(run_dir / RETRIEVAL_FILE),
-        assignments=_read_optional_csv(run_dir / ASSIGNMENTS_FILE),
-        profiles=_read_optional_json(run_dir / PROFILES_FILE),
-        customers=customers,
-        notes=notes,
+        audit=check_audit(run_dir / run_folder.SAFETY_AUDIT.name, manifest),
+        engagement=_read_engagement(run_dir / run_folder.ENGAGEMENT.name),
+        retrieval=_read_optional_json(run_dir / run_folder.RETRIEVAL.name),
+        assignments=_read_optional_csv(run_dir / run_folder.ASSIGNMENTS.name),
+        profiles=_read_optional_json(run_dir / run_folder.SEGMENT_PROFILES.name),
+        moderators=_read_optional_json(run_dir / run_folder.MODERATORS.name),
     )
 
 
@@ -155,7 +127,8 @@ def _check_required(run_dir: Path, *, skip_manifest: bool) -> None:
     missing = [
         f"{name} (written by {writer})"
         for name, writer in REQUIRED_ARTIFACTS.items()
-        if not (run_dir / name).is_file() and not (skip_manifest and name == MANIFEST_FILE)
+        if not (run_dir / name).is_file()
+        and not (skip_manifest and name == run_folder.MANIFEST.name)
     ]
     if missing:
         raise RunDirError(
@@ -260,24 +233,3 @@ def customers_path(manifest: dict[str, Any]) -> Path | None:
     """The customer file the run used, from ``manifest["inputs"]["customers"]["path"]``."""
     text = ((manifest.get("inputs") or {}).get("customers") or {}).get("path")
     return Path(text) if text else None
-
-
-def _read_customers(manifest: dict[str, Any]) -> tuple[pd.DataFrame | None, str | None]:
-    """Customer attributes without PII, or None and why."""
-    path = customers_path(manifest)
-    if path is None:
-        return None, "the manifest does not name the customer file"
-    if not path.is_file():
-        return None, f"customer file {path} is no longer there"
-    recorded = manifest["inputs"]["customers"].get("sha256")
-    if recorded and sha256_file(path) != recorded:
-        return None, f"customer file {path} changed since the run (sha256 differs)"
-    reading = manifest["inputs"]["customers"].get("reading")  # mapping, encoding, delimiter
-    try:
-        frame = read_customer_columns(path, reading, ATTRIBUTE_COLUMNS)
-    except (OSError, ValueError) as exc:
-        return None, f"customer file {path} could not be read ({type(exc).__name__})"
-    if "customer_id" not in frame.columns:
-        return None, f"customer file {path} has no customer_id column"
-    frame["customer_id"] = frame["customer_id"].astype(str)
-    return frame.drop_duplicates("customer_id"), None

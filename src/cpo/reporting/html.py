@@ -1,8 +1,10 @@
 """Render ``report.html``: one self-contained file (inline CSS and SVG, no network).
 
-The Jinja2 environment escapes everything by default; only the SVG charts
-(made here by matplotlib, which escapes its own text) and the variant bodies
-(escaped by :mod:`cpo.reporting.variants_view`) are marked safe.
+The content of each section comes from its module in :mod:`cpo.reporting.sections`;
+this module assembles them with the charts and renders the template. The Jinja2
+environment escapes everything by default; only the SVG charts
+(:mod:`cpo.reporting.charts`, which escapes its own text) and the variant bodies
+(escaped by :mod:`cpo.reporting.sections.variants`) are marked safe.
 """
 
 from __future__ import annotations
@@ -15,14 +17,12 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from cpo import __version__
+from cpo import __version__, run_folder
 from cpo.logs import utc_now
-from cpo.reporting import charts, context
+from cpo.reporting import charts, sections
 from cpo.reporting import formatting as fmt
 from cpo.reporting.artifacts import RunArtifacts
-from cpo.reporting.explain import ExplainResult
-from cpo.reporting.guidance import appendix_section, operations_section
-from cpo.reporting.variants_view import variants_section
+from cpo.reporting.sections import common
 
 #: Section ids in order (stable anchors; the tests and the PDF rely on them).
 SECTIONS: tuple[tuple[str, str], ...] = (
@@ -54,52 +54,39 @@ def environment() -> Environment:
     return env
 
 
-def build_context(
-    art: RunArtifacts,
-    explain: ExplainResult | None,
-    *,
-    explain_note: str | None = None,
-    generated_at: str | None = None,
-) -> dict[str, Any]:
-    """Everything the template shows, charts included."""
-    results = context.results_section(art)
-    segments = context.segments_section(art)
-    citations = context.citations_section(art)
-    explain_view = context.explain_section(art, explain, explain_note)
+def build_context(art: RunArtifacts, *, generated_at: str | None = None) -> dict[str, Any]:
+    """Everything the template shows, charts included (one module per section)."""
+    citations = sections.citations.citations_section(art)
     return {
         "sections": SECTIONS,
         "meta": _meta(art, generated_at),
-        "summary": context.executive_summary(art),
-        "design": context.design_section(art),
-        "results": results,
-        "segments": segments,
-        "quality": context.quality_section(art, read_log_warnings(art.run_dir)),
-        "safety": context.safety_section(art),
+        "summary": sections.summary.executive_summary(art),
+        "design": sections.design.design_section(art),
+        "results": sections.results.results_section(art),
+        "segments": sections.segments.segments_section(art),
+        "quality": sections.quality.quality_section(art, read_log_warnings(art.run_dir)),
+        "safety": sections.safety.safety_section(art),
         "citations": citations,
-        "explain": explain_view,
-        "variants": variants_section(art),
-        "operations": operations_section(art, count_rows(art.run_dir / "sends.csv")),
-        "appendix": appendix_section(art),
+        "explain": sections.explain.explain_section(art.moderators),
+        "variants": sections.variants.variants_section(art),
+        "operations": sections.operations.operations_section(
+            art, count_rows(art.run_dir / run_folder.SENDS.name)
+        ),
+        "appendix": sections.appendix.appendix_section(art),
         "charts": {
             "lifts": Markup(_lift_chart(art)),
             "rates": Markup(_rate_chart(art)),
             "segments": Markup(_segment_chart(art)),
             "citations": Markup(_citation_chart(citations)),
-            "bins": Markup(_bins_chart(explain)),
-            "terms": Markup(_terms_chart(explain)),
+            "bins": Markup(sections.explain.bins_chart(art.moderators)),
+            "terms": Markup(sections.explain.terms_chart(art.moderators)),
         },
     }
 
 
-def render_html(
-    art: RunArtifacts,
-    explain: ExplainResult | None,
-    *,
-    explain_note: str | None = None,
-    generated_at: str | None = None,
-) -> str:
+def render_html(art: RunArtifacts, *, generated_at: str | None = None) -> str:
     """The report as one HTML string."""
-    data = build_context(art, explain, explain_note=explain_note, generated_at=generated_at)
+    data = build_context(art, generated_at=generated_at)
     return environment().get_template("report.html.j2").render(**data)
 
 
@@ -113,11 +100,12 @@ def _meta(art: RunArtifacts, generated_at: str | None) -> dict[str, Any]:
         "created_at": manifest.get("created_at", ""),
         "generated_at": generated_at or utc_now(),
         "cpo_version": __version__,
-        "simulated": context.is_simulated(art),
-        "source": context.engagement_source(art),
-        "primary_metric": context.primary_metric(art),
-        "alpha": context.alpha(art),
-        "confidence": context.confidence(art),
+        "simulated": common.is_simulated(art),
+        "source": common.engagement_source(art),
+        "primary_metric": common.primary_metric(art),
+        "alpha_text": common.alpha_text(art),
+        "confidence": common.confidence(art),
+        "ci": common.level_text(common.confidence(art)),
     }
 
 
@@ -128,10 +116,10 @@ def _meta(art: RunArtifacts, generated_at: str | None) -> dict[str, Any]:
 
 def _lift_chart(art: RunArtifacts) -> str:
     """Lift with its Newcombe interval per arm, one panel per metric."""
-    primary = context.primary_metric(art)
+    primary = common.primary_metric(art)
     panels = []
-    for metric in context.metric_names(art):
-        records = context.lift_records(art.metrics, metric)
+    for metric in common.metric_names(art):
+        records = common.lift_records(art.metrics, metric)
         rows = _forest_rows(art, records, lambda _arm, metric=metric: metric == primary)
         title = fmt.metric_label(metric) + (" (primary)" if metric == primary else "")
         panels.append(charts.ForestPanel(title, tuple(rows)))
@@ -148,9 +136,9 @@ def _forest_rows(
     """One forest-plot row per lift record (sorted by arm): lift and its interval."""
     rows = []
     for record in sorted(records, key=lambda r: r.get("treatment_arm", "")):
-        lower, upper = context.interval_of(context.significance(record).get("confidence_interval"))
+        lower, upper = common.interval_of(common.significance(record).get("confidence_interval"))
         arm = record.get("treatment_arm", "")
-        label = f"{arm} ({context.arm_tone(art, arm)})"
+        label = f"{arm} ({common.arm_tone(art, arm)})"
         rows.append(
             charts.ForestRow(label, record.get("lift_absolute"), lower, upper, emphasize(arm))
         )
@@ -159,30 +147,30 @@ def _forest_rows(
 
 def _rate_chart(art: RunArtifacts) -> str:
     """The primary metric per arm with Wilson intervals."""
-    metric = context.primary_metric(art)
+    metric = common.primary_metric(art)
     arms = art.metrics.get("arms") or {}
-    names = sorted(arms, key=lambda a: (a != context.CONTROL_ARM, a))
+    names = sorted(arms, key=lambda a: (a != common.CONTROL_ARM, a))
     values = [(arms[a].get("metrics") or {}).get(metric) for a in names]
-    intervals = [context.interval_of((arms[a].get("intervals") or {}).get(metric)) for a in names]
+    intervals = [common.interval_of((arms[a].get("intervals") or {}).get(metric)) for a in names]
     return charts.rate_chart(
-        [f"{a} ({context.arm_tone(art, a)})" for a in names],
+        [f"{a} ({common.arm_tone(art, a)})" for a in names],
         values,
         [i[0] for i in intervals],
         [i[1] for i in intervals],
         title=f"{fmt.metric_label(metric)} by arm "
-        f"({fmt.pct(context.confidence(art), 0)} Wilson intervals)",
-        emphasis=[a != context.CONTROL_ARM for a in names],
+        f"({common.level_text(common.confidence(art))} Wilson intervals)",
+        emphasis=[a != common.CONTROL_ARM for a in names],
     )
 
 
 def _segment_chart(art: RunArtifacts) -> str:
     """Primary-metric lift per arm within each segment."""
-    metric = context.primary_metric(art)
+    metric = common.primary_metric(art)
     panels = []
     for entry in art.metrics.get("segment_breakdown") or []:
         best = entry.get("best_performing_arm")
         rows = _forest_rows(
-            art, context.lift_records(entry, metric), lambda arm, best=best: arm == best
+            art, common.lift_records(entry, metric), lambda arm, best=best: arm == best
         )
         panels.append(
             charts.ForestPanel(
@@ -207,45 +195,6 @@ def _citation_chart(citations: dict[str, Any]) -> str:
     )
 
 
-def _bins_chart(result: ExplainResult | None) -> str:
-    if result is None:
-        return ""
-    top = {r.attribute for r in result.ranking[:1]}
-    panels = [
-        charts.ForestPanel(
-            spec.title,
-            tuple(
-                charts.ForestRow(b.bin, b.lift_absolute, b.lower, b.upper, spec.key in top)
-                for b in result.bins_for(spec.key)
-            ),
-        )
-        for spec in result.attributes
-    ]
-    return charts.forest_chart(
-        panels,
-        xlabel="treatment − control (pp)",
-        description="Lift by bin of each customer attribute, with Newcombe intervals",
-    )
-
-
-def _terms_chart(result: ExplainResult | None) -> str:
-    if result is None or not result.regression.fitted:
-        return ""
-    rows = tuple(
-        charts.ForestRow(
-            t.term.removeprefix("treated:"), t.estimate, t.lower, t.upper, t.p_value < 0.05
-        )
-        for t in result.regression.terms
-    )
-    return charts.forest_chart(
-        [charts.ForestPanel("Treatment × attribute interactions (log-odds ratio)", rows)],
-        xlabel="change in the treatment log-odds ratio (0 = no moderation)",
-        scale=1.0,
-        columns=1,
-        description="Interaction estimates of the logistic regression with Wald intervals",
-    )
-
-
 # --------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------
@@ -255,7 +204,7 @@ def read_log_warnings(run_dir: Path) -> list[dict[str, Any]]:
     """Warnings from logs/system.log and logs/experiment.log (PII-free by design)."""
     found = []
     for name in ("system.log", "experiment.log"):
-        path = run_dir / "logs" / name
+        path = run_folder.LOGS.path(run_dir) / name
         if not path.is_file():
             continue
         for line in path.read_text(encoding="utf-8", errors="replace").splitlines():

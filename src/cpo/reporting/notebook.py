@@ -2,7 +2,11 @@
 
 The notebook lives in the run folder and reads the artifacts next to it with
 pandas (paths relative to the notebook), so a data scientist can re-run it,
-change it, and check every number of the report against the files. It is
+change it, and check every number of the report against the files. It presents
+saved results: the analysis is metrics.json and the moderator analysis is
+moderators.json (no model is fitted again), the charts are the report's own
+hand-written SVG (:mod:`cpo.reporting.charts`, no matplotlib), and the only raw
+file it reads is engagement.csv, for the recount it shows. It is
 executed by the ipykernel of the running interpreter (never a kernel spec that
 happens to be installed for another Python), with a bounded timeout, and saved
 with its outputs. An execution error is reported with the failing cell.
@@ -17,6 +21,7 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from cpo import run_folder
 from cpo.errors import StageError
 from cpo.runfiles import atomic_open
 
@@ -29,12 +34,12 @@ _SETUP = """\
 import json
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
+from IPython.display import SVG, display
 
+from cpo.reporting import charts
 from cpo.runfiles import read_csv
 
-plt.rcParams["figure.dpi"] = 80
 pd.set_option("display.width", 160)
 pd.set_option("display.max_columns", 30)
 
@@ -135,27 +140,22 @@ truth_check[shown]
 """
 
 _LIFT_CHART = """\
-def plot_lifts(ax, rows, title):
-    \"\"\"Lift per arm (percentage points) with its interval bars on one axis.\"\"\"
-    rows = rows.sort_values("arm")
-    y = range(len(rows))
-    low = (rows["lift"] - rows["ci_lower"]).fillna(0) * 100
-    high = (rows["ci_upper"] - rows["lift"]).fillna(0) * 100
-    ax.errorbar(rows["lift"] * 100, y, xerr=[low, high], fmt="o", capsize=3)
-    ax.axvline(0, color="black", linestyle="--", linewidth=0.8)
-    ax.set_yticks(list(y), rows["arm"])
-    ax.set_title(title, fontsize=9)
+def lift_panel(rows, title, value="lift", lower="ci_lower", upper="ci_upper", label="arm",
+               order=None):
+    \"\"\"One forest panel: each row's estimate with its interval (None where missing).\"\"\"
+    rows = rows.sort_values(order or label)
+    rows = rows.astype(object).where(rows.notna(), None)
+    return charts.ForestPanel(title, tuple(
+        charts.ForestRow(str(r[label]), r[value], r[lower], r[upper]) for _, r in rows.iterrows()
+    ))
 
 
 metric_names = [PRIMARY] + [m for m in lift_table["metric"].unique() if m != PRIMARY]
-fig, axes = plt.subplots(1, len(metric_names), figsize=(3.2 * len(metric_names), 2.6), sharey=True)
-axes = list(axes) if len(metric_names) > 1 else [axes]
-for ax, metric in zip(axes, metric_names):
-    rows = lift_table[lift_table["metric"] == metric]
-    plot_lifts(ax, rows, metric + (" (primary)" if metric == PRIMARY else ""))
-    ax.set_xlabel("lift (pp), 95% Newcombe CI", fontsize=8)
-fig.tight_layout()
-plt.show()
+display(SVG(charts.forest_chart(
+    [lift_panel(lift_table[lift_table["metric"] == m], m + (" (primary)" if m == PRIMARY else ""))
+     for m in metric_names],
+    xlabel=f"lift (pp), {metrics['confidence_level']:.0%} Newcombe CI",
+)))
 """
 
 _SEGMENTS = """\
@@ -184,13 +184,10 @@ segments
 _SEGMENT_CHART = """\
 if len(segments):
     names = list(dict.fromkeys(segments["segment"]))
-    fig, axes = plt.subplots(1, len(names), figsize=(3.0 * len(names), 2.4), sharex=True)
-    axes = list(axes) if len(names) > 1 else [axes]
-    for ax, name in zip(axes, names):
-        plot_lifts(ax, segments[segments["segment"] == name], name)
-    fig.supxlabel(f"{PRIMARY} lift (pp) by segment, exploratory", fontsize=8)
-    fig.tight_layout()
-    plt.show()
+    display(SVG(charts.forest_chart(
+        [lift_panel(segments[segments["segment"] == name], name) for name in names],
+        xlabel=f"{PRIMARY} lift (pp) by segment, exploratory",
+    )))
 """
 
 _QUALITY = """\
@@ -234,51 +231,35 @@ else:
 """
 
 _EXPLAIN = """\
-from cpo.customer_reader import read_customer_columns
-from cpo.reporting.artifacts import ATTRIBUTE_COLUMNS
-from cpo.reporting.explain import explain_moderators
-
-customers_path = Path(manifest["inputs"]["customers"]["path"])
-if customers_path.is_file():
-    # Only id and attribute columns, read as the run read them (column mapping,
-    # encoding, delimiter): no names or emails are read.
-    reading = manifest["inputs"]["customers"].get("reading")
-    customers = read_customer_columns(customers_path, reading, ATTRIBUTE_COLUMNS)
+# The moderator analysis as the analyze stage saved it (nothing is fitted here).
+path = RUN / "moderators.json"
+moderators = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+result = (moderators or {}).get("result")
+if moderators is None:
+    print("this run folder has no moderators.json (a run from an earlier cpo)")
+elif result is None:
+    print("moderator analysis not computed:", moderators.get("note"))
 else:
-    customers = None
-    print(f"customer file {customers_path} not found: explainability skipped")
-if customers is not None and engagement.empty:
-    print("engagement was imported as counts per arm: explainability needs per-recipient rows")
-    customers = None
-if customers is not None:
-    joined = engagement.merge(customers, on="customer_id", how="inner")
-    result = explain_moderators(joined, PRIMARY, seed=manifest.get("seed") or 0)
-    for line in result.narrative:
+    for line in result["narrative"]:
         print("-", line)
-    ranking = pd.DataFrame([r.__dict__ for r in result.ranking]).set_index("rank")
+    ranking = pd.DataFrame(result["ranking"]).set_index("rank")
     display(ranking)
-    bins = pd.DataFrame([b.__dict__ for b in result.bins])
+    bins = pd.DataFrame(result["bins"])
     display(bins[["attribute", "bin", "n_control", "n_treatment", "rate_control",
                   "rate_treatment", "lift_absolute", "lower", "upper"]])
+    terms = pd.DataFrame(result["regression"]["terms"])
+    if len(terms):
+        display(terms.set_index("term"))
 """
 
 _EXPLAIN_CHART = """\
-if customers is not None:
-    keys = [a.key for a in result.attributes]
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.0 * len(keys), 2.8), sharex=True)
-    axes = list(axes) if len(keys) > 1 else [axes]
-    for ax, key in zip(axes, keys):
-        rows = bins[bins["attribute"] == key].sort_values("order")
-        y = range(len(rows))
-        low = (rows["lift_absolute"] - rows["lower"]).fillna(0) * 100
-        high = (rows["upper"] - rows["lift_absolute"]).fillna(0) * 100
-        ax.errorbar(rows["lift_absolute"] * 100, y, xerr=[low, high], fmt="o", capsize=3)
-        ax.axvline(0, color="black", linestyle="--", linewidth=0.8)
-        ax.set_yticks(list(y), rows["bin"], fontsize=7)
-        ax.set_title(key, fontsize=9)
-    fig.supxlabel("treatment - control (pp) by attribute bin, exploratory", fontsize=8)
-    fig.tight_layout()
-    plt.show()
+if result is not None:
+    display(SVG(charts.forest_chart(
+        [lift_panel(bins[bins["attribute"] == a["key"]], a["key"], value="lift_absolute",
+                    lower="lower", upper="upper", label="bin", order="order")
+         for a in result["attributes"]],
+        xlabel="treatment - control (pp) by attribute bin, exploratory",
+    )))
 """
 
 
@@ -331,7 +312,7 @@ def build_notebook(run_id: str, simulated: bool) -> nbformat.NotebookNode:
         new_code_cell(_CITATIONS),
         new_markdown_cell(
             "## Explainability (exploratory)\n\nLift by attribute bin and the treatment × "
-            "attribute logistic regression, joined on `customer_id`."
+            "attribute logistic regression, as the analysis saved them in `moderators.json`."
         ),
         new_code_cell(_EXPLAIN),
         new_code_cell(_EXPLAIN_CHART),
@@ -412,7 +393,7 @@ def write_notebook(run_dir: Path, run_id: str, simulated: bool, *, execute: bool
     """
     notebook = build_notebook(run_id, simulated)
     error = execute_notebook(notebook, run_dir) if execute else None
-    target = run_dir / "report.ipynb"
+    target = run_dir / run_folder.REPORT_NOTEBOOK.name
     with atomic_open(target) as handle:
         nbformat.write(notebook, handle)
     if error:

@@ -13,18 +13,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cpo.reporting import context
+from cpo import run_folder
 from cpo.reporting.artifacts import RunArtifacts, load_run
-from cpo.reporting.explain import ExplainResult, explain_moderators
 from cpo.reporting.html import render_html
 from cpo.reporting.notebook import write_notebook
 from cpo.reporting.pdf import render_pdf
+from cpo.reporting.sections.common import is_simulated
+from cpo.reporting.sections.explain import NO_ARTIFACT
 from cpo.runfiles import atomic_open
 
-HTML_FILE = "report.html"
-PDF_FILE = "report.pdf"
-NOTEBOOK_FILE = "report.ipynb"
-REPORT_FILES = (HTML_FILE, PDF_FILE, NOTEBOOK_FILE)
+REPORT_FILES = (
+    run_folder.REPORT_HTML.name,
+    run_folder.REPORT_PDF.name,
+    run_folder.REPORT_NOTEBOOK.name,
+)
 
 
 @dataclass
@@ -34,9 +36,9 @@ class ReportResult:
     Attributes:
         run_dir: The run folder.
         files: Report file name -> size in bytes.
-        seconds: Time per step (explain, html, pdf, notebook).
+        seconds: Time per step (html, pdf, notebook).
         simulated: The engagement was simulated (the reports say so).
-        explain_note: Why explainability was skipped, if it was.
+        explain_note: Why the run has no moderator analysis, if it has none.
     """
 
     run_dir: Path
@@ -44,28 +46,6 @@ class ReportResult:
     seconds: dict[str, float] = field(default_factory=dict)
     simulated: bool = False
     explain_note: str | None = None
-
-
-def run_explain(art: RunArtifacts) -> tuple[ExplainResult | None, str | None]:
-    """Moderator analysis on engagement joined with the customer attributes."""
-    if art.customers is None:
-        return None, art.notes.get("customers", "the customer file is not available")
-    if art.engagement.empty and (art.run_dir / "engagement_counts.csv").is_file():
-        return None, (
-            "the engagement was imported as counts per arm (engagement_counts.csv); "
-            "moderators need per-recipient engagement"
-        )
-    joined = art.engagement.merge(art.customers, on="customer_id", how="inner")
-    if joined.empty:
-        return None, "no engagement row matches a customer in the customer file"
-    result = explain_moderators(
-        joined,
-        context.primary_metric(art),
-        confidence=context.confidence(art),
-        alpha=context.alpha(art),
-        seed=int(art.manifest.get("seed") or 0),
-    )
-    return result, None
 
 
 def render_report(
@@ -90,7 +70,9 @@ def render_report(
     """
     run_dir = Path(run_dir)
     art = load_run(run_dir, manifest=manifest)
-    result = ReportResult(run_dir=run_dir, simulated=context.is_simulated(art))
+    result = ReportResult(
+        run_dir=run_dir, simulated=is_simulated(art), explain_note=_no_explain(art)
+    )
     # The notebook runs in its own kernel process: start it first so that it
     # overlaps with the explainability, HTML and PDF work done here.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cpo-notebook") as pool:
@@ -98,26 +80,34 @@ def render_report(
         _write_html_and_pdf(art, result, pdf=pdf)
         if pending is not None:
             path, seconds = pending.result()
-            result.files[NOTEBOOK_FILE] = path.stat().st_size
+            result.files[run_folder.REPORT_NOTEBOOK.name] = path.stat().st_size
             result.seconds["notebook"] = seconds
     return result
 
 
 def _write_html_and_pdf(art: RunArtifacts, result: ReportResult, *, pdf: bool) -> None:
-    """Explainability, then report.html, then report.pdf from the same HTML."""
+    """report.html, then report.pdf from the same HTML."""
     began = time.perf_counter()
-    explain, result.explain_note = run_explain(art)
-    result.seconds["explain"] = _lap(began)
-    began = time.perf_counter()
-    html = render_html(art, explain, explain_note=result.explain_note)
-    with atomic_open(art.run_dir / HTML_FILE) as handle:
+    html = render_html(art)
+    with atomic_open(art.run_dir / run_folder.REPORT_HTML.name) as handle:
         handle.write(html)
-    result.files[HTML_FILE] = len(html.encode("utf-8"))
+    result.files[run_folder.REPORT_HTML.name] = len(html.encode("utf-8"))
     result.seconds["html"] = _lap(began)
     if pdf:
         began = time.perf_counter()
-        result.files[PDF_FILE] = render_pdf(html, art.run_dir / PDF_FILE)
+        result.files[run_folder.REPORT_PDF.name] = render_pdf(
+            html, art.run_dir / run_folder.REPORT_PDF.name
+        )
         result.seconds["pdf"] = _lap(began)
+
+
+def _no_explain(art: RunArtifacts) -> str | None:
+    """Why the report has no moderator analysis (None when moderators.json has one)."""
+    if art.moderators is None:
+        return NO_ARTIFACT
+    if art.moderators.get("result"):
+        return None
+    return str(art.moderators.get("note") or "it was not computed")
 
 
 def _timed_notebook(art: RunArtifacts, simulated: bool) -> tuple[Path, float]:
@@ -130,4 +120,4 @@ def _lap(since: float) -> float:
     return round(time.perf_counter() - since, 3)
 
 
-__all__ = ["REPORT_FILES", "ReportResult", "render_report", "run_explain"]
+__all__ = ["REPORT_FILES", "ReportResult", "render_report"]

@@ -14,14 +14,14 @@ This module is light (no rendering libraries): the CLI uses it after a run.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cpo import run_folder
 from cpo.reporting import formatting as fmt
 
-ENGAGEMENT_REPORT_FILE = "engagement_report.json"
-METRICS_FILE = "metrics.json"
 SOURCE_SIMULATED = "simulated"
 
 #: What every simulated run says instead of a recommendation.
@@ -65,7 +65,7 @@ class TruthCheck:
 
 def read_true_effects(run_dir: Path | str) -> dict[str, Any] | None:
     """The simulator's ``true_effects`` from a run's engagement_report.json, if recorded."""
-    path = Path(run_dir) / ENGAGEMENT_REPORT_FILE
+    path = Path(run_dir) / run_folder.ENGAGEMENT_REPORT.name
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -123,7 +123,7 @@ def check_sentence(check: TruthCheck, tone: str = "") -> str:
     return text + ("; the interval contains it." if check.covered else "; the interval MISSES it.")
 
 
-def coverage_sentence(checks: list[TruthCheck], confidence: float = 0.95) -> str | None:
+def coverage_sentence(checks: list[TruthCheck], confidence: float) -> str | None:
     """``2 of 3 interval(s) contain ...`` (None when nothing can be compared).
 
     Args:
@@ -156,18 +156,17 @@ def control_sentence(
     the simulator's expected rate (None when either is missing). Every lift shares the
     control, so a low or high control draw shifts every estimate the same way.
     """
-    from scipy.stats import binomtest  # lazy: the CLI imports this module at start-up
-
-    from cpo.experiment.comparisons import metric_definitions
+    from cpo.experiment import catalog
 
     truth = ((true_effects or {}).get("control") or {}).get(metric)
     control = (metrics.get("arms") or {}).get(str(metrics.get("control_arm", "control"))) or {}
-    numerator, denominator = metric_definitions().get(metric, ("", ""))
+    definition = catalog.metric(metric) if metric in catalog.metric_names() else None
     counts = control.get("counts") or {}
-    events, trials = counts.get(numerator), counts.get(denominator)
+    events = counts.get(definition.numerator) if definition else None
+    trials = counts.get(definition.denominator) if definition else None
     if truth is None or not trials or events is None or not 0 < truth < 1:
         return None
-    chance = binomtest(int(events), int(trials), float(truth)).pvalue
+    chance = binomial_two_sided_p(int(events), int(trials), float(truth))
     return (
         f"control: observed {fmt.metric_label(metric).lower()} {fmt.pct(events / trials)} "
         f"({events} of {trials}) against the simulator's {fmt.pct(truth)}; a draw at least this "
@@ -175,11 +174,32 @@ def control_sentence(
     )
 
 
+def binomial_two_sided_p(events: int, trials: int, rate: float) -> float:
+    """Two-sided exact binomial p-value: P(a count no more likely than ``events``).
+
+    The sum of the probabilities of every count whose probability is at most
+    the observed one's (times 1 + 1e-7, as R's ``binom.test`` and SciPy's
+    ``binomtest`` do), over the whole binomial(trials, rate) distribution,
+    computed in one vectorized pass (log-probabilities by cumulative sums), so
+    the report needs no SciPy.
+    """
+    import numpy as np
+
+    if events == trials * rate:
+        return 1.0
+    counts = np.arange(trials + 1, dtype=float)
+    log_choose = np.concatenate(([0.0], np.cumsum(np.log((trials - counts[1:] + 1) / counts[1:]))))
+    log_pmf = log_choose + counts * math.log(rate) + (trials - counts) * math.log1p(-rate)
+    pmf = np.exp(log_pmf)
+    observed = pmf[events] * (1 + 1e-7)
+    return float(min(1.0, pmf[pmf <= observed].sum()))
+
+
 def terminal_lines(run_dir: Path | str) -> list[str]:
     """What the CLI prints after a simulated run (nothing for imported engagement)."""
     run_dir = Path(run_dir)
     try:
-        metrics = json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8"))
+        metrics = json.loads((run_dir / run_folder.METRICS.name).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
     if str(metrics.get("engagement_source", "")).lower() != SOURCE_SIMULATED:
@@ -195,7 +215,8 @@ def terminal_lines(run_dir: Path | str) -> list[str]:
         control = control_sentence(metrics, truth, metric)
         if control:
             lines.append(f"  {control}")
-        coverage = coverage_sentence(checks, float(metrics.get("confidence_level") or 0.95))
+        level = metrics.get("confidence_level")
+        coverage = coverage_sentence(checks, float(level)) if level is not None else None
         if coverage:
             lines.append(f"  {coverage}")
     return lines

@@ -19,6 +19,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
+from cpo import run_folder
 from cpo.errors import CpoError
 from cpo.experiment.customer_text import (
     DEFAULT_FOOTER_PATTERN,
@@ -31,7 +32,9 @@ from cpo.generation.citations import CITATION_PATTERN
 from cpo.models import Citation, Variant
 from cpo.reporting import formatting as fmt
 from cpo.reporting.artifacts import RunArtifacts
-from cpo.reporting.context import CONTROL_ARM, safety_counts, source_anchor, source_index
+from cpo.reporting.sections.citations import source_index
+from cpo.reporting.sections.common import CONTROL_ARM, source_anchor
+from cpo.reporting.sections.safety import safety_counts
 
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 
@@ -235,6 +238,6 @@ def _withheld(art: RunArtifacts) -> dict[str, Any]:
             f"{code} {n}" for code, n in (withheld.get("by_reason") or {}).items()
         ),
         "values_screened": int(withheld.get("values_screened", 0)),
-        "file": withheld.get("file", "withheld.csv"),
+        "file": withheld.get("file", run_folder.WITHHELD.name),
         "recorded": bool(withheld),
     }
