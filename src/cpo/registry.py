@@ -14,10 +14,11 @@ A service section is ``backend:`` plus one block per registered backend
 
 Registering: ``register(kind, name, "module:Class", extra=...)`` in the stage
 package's ``__init__.py``, or, from another distribution, an entry point in the
-group :data:`ENTRY_POINT_GROUP` named ``<kind>.<name>``::
+group :data:`ENTRY_POINT_GROUP` named ``<kind>.<name>`` (an optional ``[extra]``
+names the extra of that distribution to suggest when an import fails)::
 
     [project.entry-points."cpo.backends"]
-    "retrieval.my_search" = "my_package.search:MySearchRetriever"
+    "retrieval.my_search" = "my_package.search:MySearchRetriever [search]"
 
 Targets given as strings are imported only when needed, and a backend module
 imports its optional SDK only when the backend is built, so a missing SDK is
@@ -121,9 +122,10 @@ class Registration:
         return model
 
     def install_hint(self) -> str:
-        """How to install what the backend needs."""
+        """How to install what the backend needs (the extra of cpo or of its distribution)."""
+        package = self.distribution or "cpo"
         if self.extra:
-            return f"pip install 'cpo[{self.extra}]'"
+            return f"pip install '{package}[{self.extra}]'"
         if self.distribution:
             return f"reinstall '{self.distribution}' with its dependencies"
         return "install the package it imports"
@@ -223,8 +225,10 @@ def _load_kind(kind: str) -> None:
         entry_kind, _, name = entry_point.name.partition(".")
         if entry_kind == kind and name:
             distribution = entry_point.dist.name if entry_point.dist else None
+            extra = ",".join(entry_point.extras) or None  # "module:Class [extra]"
+            target = f"{entry_point.module}:{entry_point.attr}"
             _REGISTRY.setdefault(
-                (kind, name), Registration(kind, name, entry_point.value, None, distribution)
+                (kind, name), Registration(kind, name, target, extra, distribution)
             )
 
 

@@ -18,7 +18,7 @@ from cpo.commands.output_paths import output_file_path
     "db_path",
     type=click.Path(path_type=Path),
     callback=output_file_path("index file"),
-    help="Index file (sqlite_fts). Default: services.retrieval.db_path in the config.",
+    help="Index file (sqlite_fts). Default: services.retrieval.sqlite_fts.db_path in the config.",
 )
 @config_option
 @click.option(

@@ -34,9 +34,9 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from cpo.generation.base import (
     GenerationContext,
@@ -64,7 +64,7 @@ from cpo.generation.text import (
     urgency_phrases,
 )
 from cpo.models import GenerationConstraints, GenerationRequest, SegmentProfile, Snippet, Variant
-from cpo.registry import NoSettings
+from cpo.registry import BackendSettings, NoSettings
 from cpo.retrieval.audience import find_mentions
 
 COMPOSER_MODEL = "grounded-composer-1"
@@ -76,6 +76,10 @@ _DANGLING = frozenset(
 )
 _URL_DIGITS = re.compile(r"\d+")
 _TERMINAL = (".", "!", "?", "…", '."', ".”", "!”", "?”")
+
+
+#: Sort key of a (paragraph, sentence) candidate.
+SentenceKey = Callable[[tuple["Paragraph", "Sentence"]], tuple[float, ...]]
 
 
 class ComposeError(Exception):
@@ -140,7 +144,7 @@ class GroundedGenerator:
     backend = "grounded"
     model = COMPOSER_MODEL
     concurrency = 1
-    settings_model = NoSettings
+    settings_model: ClassVar[type[BackendSettings]] = NoSettings
 
     def __init__(self, setup: GenerationContext) -> None:
         self.setup = setup
@@ -439,7 +443,7 @@ def _rank_paragraphs(paragraphs: list[Paragraph], order: str) -> list[Paragraph]
     return ordered
 
 
-def _sentence_key(order: str):
+def _sentence_key(order: str) -> SentenceKey:
     """Sort key of candidate sentences for a tone's ``sentence_order``."""
     if order == "offers_first":
         return lambda ps: (-ps[1].offers, -ps[1].relevance, ps[0].rank, ps[1].index)
@@ -503,7 +507,7 @@ def _add_sentences(
     total: int,
     goal: int,
     high: int,
-    key,
+    key: SentenceKey,
     per_source: int,
     used: set[str],
 ) -> int:

@@ -29,7 +29,7 @@ import re
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import Field
 
@@ -492,7 +492,7 @@ class OpenAIGenerator(ChatGenerator[OpenAISettings]):
     """Generation over an OpenAI-compatible Chat Completions endpoint."""
 
     backend = "openai"
-    settings_model = OpenAISettings
+    settings_model: ClassVar[type[BackendSettings]] = OpenAISettings
 
     @classmethod
     def from_settings(cls, settings: OpenAISettings, ctx: GenerationContext) -> OpenAIGenerator:
@@ -528,7 +528,7 @@ class AzureOpenAIGenerator(ChatGenerator[AzureOpenAISettings]):
     """Generation over Azure OpenAI (a deployment of a chat model)."""
 
     backend = "azure_openai"
-    settings_model = AzureOpenAISettings
+    settings_model: ClassVar[type[BackendSettings]] = AzureOpenAISettings
 
     @classmethod
     def from_settings(

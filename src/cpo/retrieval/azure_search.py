@@ -28,11 +28,12 @@ API key from the environment variable named in
 from __future__ import annotations
 
 import base64
+import functools
 import os
 import re
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 try:  # the ``azure`` extra; imported when the backend is built, reported by the registry
     from azure.core.credentials import AzureKeyCredential
@@ -203,7 +204,7 @@ class AzureSearchRetriever:
     """
 
     name = BACKEND_NAME
-    settings_model = AzureSearchSettings
+    settings_model: ClassVar[type[BackendSettings]] = AzureSearchSettings
 
     def __init__(
         self,
@@ -363,7 +364,7 @@ class AzureSearchRetriever:
         for start in range(0, len(units), size):
             batch = [self._document(u) for u in units[start : start + size]]
             number = start // size + 1
-            self._call(f"upload batch {number}", lambda b=batch: self._send(b, delete=False))
+            self._call(f"upload batch {number}", functools.partial(self._send, batch, delete=False))
 
     def _send(self, batch: list[dict[str, Any]], delete: bool) -> None:
         """Send one batch; raise when any document in it failed."""
@@ -393,7 +394,7 @@ class AzureSearchRetriever:
         size = self.service.batch_size
         for start in range(0, len(keys), size):
             batch = [{"id": key} for key in keys[start : start + size]]
-            self._call("delete stale", lambda b=batch: self._send(b, delete=True))
+            self._call("delete stale", functools.partial(self._send, batch, delete=True))
 
     def _document(self, unit: IndexUnit) -> dict[str, Any]:
         """The index document of one paragraph."""

@@ -33,7 +33,7 @@ import time
 from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from cpo.errors import BackendError, DataValidationError
 from cpo.logs import RunLog, utc_now
@@ -96,7 +96,7 @@ class SqliteFtsRetriever:
     """
 
     name = BACKEND_NAME
-    settings_model = SqliteFtsSettings
+    settings_model: ClassVar[type[BackendSettings]] = SqliteFtsSettings
 
     def __init__(
         self, db_path: Path | str, content: ContentSettings | None = None, log: RunLog | None = None

@@ -29,7 +29,7 @@ import random
 import re
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, field_validator
 
@@ -147,7 +147,7 @@ class AzureContentSafetyAnalyzer:
         )
         self._rng = random.Random(0)
 
-    settings_model = AzureContentSafetySettings
+    settings_model: ClassVar[type[BackendSettings]] = AzureContentSafetySettings
 
     @classmethod
     def from_settings(

@@ -34,7 +34,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -679,7 +679,7 @@ class LocalSafetyAnalyzer:
     """
 
     name = "local"
-    settings_model = LocalSafetySettings
+    settings_model: ClassVar[type[BackendSettings]] = LocalSafetySettings
 
     def __init__(self, lexicon_dir: Path | None = None):
         self.lexicon_dir = Path(lexicon_dir) if lexicon_dir is not None else DEFAULT_LEXICON_DIR

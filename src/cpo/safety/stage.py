@@ -158,8 +158,8 @@ class ScreenStage(StageBase):
         """The analyzer (built only when some variant needs screening) and its name."""
         settings = ctx.config.services.safety
         if self._analyzer is not None:
-            name = self._backend_name or getattr(
-                self._analyzer, "name", type(self._analyzer).__name__
+            name = self._backend_name or str(
+                getattr(self._analyzer, "name", type(self._analyzer).__name__)
             )
             return self._analyzer, name
         if not any(is_sendable_content(v) for v in todo):
