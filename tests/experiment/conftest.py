@@ -87,12 +87,6 @@ def xkit() -> type[ExperimentKit]:
 
 
 @pytest.fixture
-def sample_segments() -> list[str]:
-    """The segment names the bundled data gets with the default rules (test data only)."""
-    return ["High-Value Recent", "At-Risk", "New Customer", "Standard"]
-
-
-@pytest.fixture
 def synthetic_customers() -> pd.DataFrame:
     """2,000 customers in three uneven segments with history and contact columns."""
     n = 2000
