@@ -48,7 +48,7 @@ def _brand(
         for flag, value in (("--site", site), ("--unsubscribe-url", unsubscribe_url))
         if not value
     ]
-    if missing:
+    if missing or site is None or unsubscribe_url is None:  # (the None tests narrow the types)
         raise click.UsageError(f"--brand needs {' and '.join(missing)} (http or https URLs)")
     if not name.strip():
         raise click.BadParameter("the brand name must not be blank", param_hint="--brand")

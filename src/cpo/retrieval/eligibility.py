@@ -62,7 +62,9 @@ def parse_condition(text: str) -> Condition:
     if value is None or isinstance(value, dict):
         value = match["value"]
     try:
-        return Condition(column=match["column"], op=match["op"], value=value)
+        return Condition.model_validate(
+            {"column": match["column"], "op": match["op"], "value": value}
+        )
     except ValidationError as exc:
         detail = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
         raise ValueError(f"{text!r}: {detail}") from None
