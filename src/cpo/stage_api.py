@@ -209,9 +209,17 @@ class RunContext:
 class Stage(Protocol):
     """One step of the pipeline (subclass :class:`StageBase` to implement it)."""
 
-    name: str
-    description: str
-    outputs: tuple[str, ...]
+    @property
+    def name(self) -> str:
+        """Short name (``segment``), used in the manifest, log and terminal."""
+
+    @property
+    def description(self) -> str:
+        """What the terminal shows while it runs ("Segmenting customers")."""
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """Artifact file names it writes (``run_folder`` names); a resume checks they exist."""
 
     def preflight(self, config: Config, options: RunOptions) -> None:
         """Check what can be checked from config and options before any stage runs."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -107,6 +107,7 @@ def run_command(
             encoding=encoding,
             delimiter=delimiter,
         )
+        assert out_dir is not None  # exactly_one: --out is given when --resume is not
         manifest = run_pipeline(out_dir, config, options, force=force, reporter=reporter)
         run_dir = out_dir
     click.echo(f"run {manifest['run_id'][:12]} {manifest['status']}: {run_dir}")
@@ -147,7 +148,7 @@ def _resume_options(
     from cpo.run_folder import MANIFEST, read_manifest
     from cpo.stage_api import RunOptions
 
-    given = {
+    given: dict[str, Any] = {
         "customers": customers,
         "content": content,
         "engagement": engagement,

@@ -13,6 +13,7 @@ the sample brand (:func:`cpo.brand_guard.check_brand_for_content`).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -29,6 +30,7 @@ from cpo.generation.service import (
     run_generation,
     variants_document,
 )
+from cpo.models import Snippet
 from cpo.run_folder import (
     RETRIEVAL,
     SEGMENT_PROFILES,
@@ -79,14 +81,16 @@ class GenerateStage(StageBase):
         The packaged prompts are the sample brand's; a user who brings their own
         content but keeps them would send another brand's footer and control email.
         """
-        content_domains = {
+        sources = (
             urlparse(result.get("source_url") or "").hostname
             for segment in retrieval.get("segments", [])
             for result in segment.get("results", [])
-        } - {None, ""}
+        )
+        content_domains = {host for host in sources if host}
         texts = {"control_message.txt": control_body, "footer.txt": library.footer()}
         for name, text in texts.items():
-            linked = {urlparse(url).hostname for url in URL.findall(text)} - {None, ""}
+            hosts = (urlparse(url).hostname for url in URL.findall(text))
+            linked = {host for host in hosts if host}
             if content_domains and linked and not linked & content_domains:
                 ctx.log.warning(
                     self.name,
@@ -101,7 +105,9 @@ class GenerateStage(StageBase):
         """Generate concurrently (per the backend), write variants.json, record usage."""
         profiles = read_profiles(ctx.run_dir)
         retrieval = read_retrieval(ctx.run_dir)
-        snippets = {p.name: segment_snippets(retrieval, p.name) for p in profiles}
+        snippets: dict[str, Sequence[Snippet]] = {
+            p.name: segment_snippets(retrieval, p.name) for p in profiles
+        }
         generator = open_generator(ctx.config, log=ctx.log)
         avoid, match_case = avoided_mentions(retrieval)
         requests = build_requests(ctx.config, profiles, snippets, None, avoid, match_case)

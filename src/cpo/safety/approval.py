@@ -99,7 +99,7 @@ def final_decisions(
     for entry in entries:
         if run_id is not None and entry.get("run_id") != run_id:
             continue
-        kind, variant_id = entry.get("kind"), entry.get("variant_id")
+        kind, variant_id = entry.get("kind"), str(entry.get("variant_id"))
         if kind == KIND_SCREENING:
             decisions[variant_id] = _from_screening(entry)
             continue
@@ -114,7 +114,7 @@ def final_decisions(
 
 
 def _from_screening(entry: dict[str, Any]) -> FinalDecision:
-    status = {"pass": "pass", "review": "review-pending"}.get(entry.get("status"), "block")
+    status = {"pass": "pass", "review": "review-pending"}.get(str(entry.get("status")), "block")
     return FinalDecision(
         variant_id=entry["variant_id"],
         segment=entry.get("segment", ""),
