@@ -33,16 +33,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cpo.errors import DataValidationError
+from cpo.experiment.catalog import COUNTS
 from cpo.runfiles import unescape_formulas
 
 ARM_COLUMN = "experiment_arm"
 SEGMENT_COLUMN = "segment"
 ID_COLUMN = "customer_id"
 SOURCE_COLUMN = "engagement_source"
-FLAG_COLUMNS = ("opened", "clicked", "converted")
+#: The per-recipient 0/1 columns and the counts of the analysis, per (arm, segment),
+#: as the metric catalog defines them.
+FLAG_COLUMNS = tuple(c.flag for c in COUNTS.values() if c.flag is not None)
 REQUIRED_COLUMNS = (ARM_COLUMN, *FLAG_COLUMNS)
-#: The counts of the analysis, per (arm, segment).
-COUNT_COLUMNS = ("sent", "opened", "clicked", "converted")
+COUNT_COLUMNS = tuple(COUNTS)
 #: Columns of :attr:`SufficientStatistics.table`.
 STAT_COLUMNS = (ARM_COLUMN, SEGMENT_COLUMN, *COUNT_COLUMNS, "clicked_without_open")
 #: Segment name of records that carry no ``segment``.
