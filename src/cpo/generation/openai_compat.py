@@ -53,12 +53,17 @@ from cpo.netclient import Failure, RetryPolicy, call_with_retries, status_is_ret
 from cpo.registry import BackendSettings
 from cpo.runfiles import atomic_open
 
-try:  # the ``openai`` extra; imported when the backend is built, reported by the registry
+
+def _openai() -> Any:
+    """The ``openai`` SDK (the ``openai`` extra), imported when an LLM backend is built.
+
+    Loading a config never imports it; a missing SDK is reported by the registry
+    with the install hint of the backend's registration.
+    """
     import openai
-except ModuleNotFoundError as _missing:
-    _SDK_MISSING: ModuleNotFoundError | None = _missing
-else:
-    _SDK_MISSING = None
+
+    return openai
+
 
 STAGE = "generate"
 _SUBJECT_LINE = re.compile(r"^\W*subject\W*:\s*(?P<text>.*)$", re.IGNORECASE)
@@ -338,8 +343,7 @@ class ChatGenerator(Generic[SettingsT]):
     backend = ""
 
     def __init__(self, settings: SettingsT, setup: GenerationContext) -> None:
-        if _SDK_MISSING is not None:
-            raise _SDK_MISSING
+        self.sdk = _openai()
         self.setup = setup
         self.settings = settings
         self.model = self._model_name()
@@ -516,7 +520,7 @@ class OpenAIGenerator(ChatGenerator[OpenAISettings]):
                     "azure_config.yaml",
                 )
             key = "not-needed"  # local OpenAI-compatible servers ignore the key
-        return openai.OpenAI(
+        return self.sdk.OpenAI(
             api_key=key,
             base_url=self.settings.base_url,
             timeout=self.settings.timeout_s,
@@ -562,7 +566,7 @@ class AzureOpenAIGenerator(ChatGenerator[AzureOpenAISettings]):
             options["api_key"] = key
         else:
             options["azure_ad_token_provider"] = _entra_token_provider(self.settings.api_key_env)
-        return openai.AzureOpenAI(**options)
+        return self.sdk.AzureOpenAI(**options)
 
 
 def _entra_token_provider(api_key_env: str) -> Any:
@@ -583,6 +587,7 @@ def _entra_token_provider(api_key_env: str) -> Any:
 
 def classify_error(exc: BaseException) -> Failure:
     """Map ``openai`` SDK exceptions to the shared retry policy's :class:`Failure`."""
+    openai = _openai()
     if isinstance(exc, openai.APITimeoutError):
         return Failure(retryable=True, reason="request timed out")
     if isinstance(exc, openai.APIConnectionError):

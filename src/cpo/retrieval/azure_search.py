@@ -35,29 +35,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-try:  # the ``azure`` extra; imported when the backend is built, reported by the registry
-    from azure.core.credentials import AzureKeyCredential
-    from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
-    from azure.search.documents import SearchClient
-    from azure.search.documents.indexes import SearchIndexClient
-    from azure.search.documents.indexes.models import (
-        ScoringProfile,
-        SearchableField,
-        SearchFieldDataType,
-        SearchIndex,
-        SemanticConfiguration,
-        SemanticField,
-        SemanticPrioritizedFields,
-        SemanticSearch,
-        SimpleField,
-        TextWeights,
-    )
-except ModuleNotFoundError as _missing:
-    _SDK_MISSING: ModuleNotFoundError | None = _missing
-else:
-    _SDK_MISSING = None
-
 from pydantic import Field, field_validator
+
+if TYPE_CHECKING:
+    from azure.core.credentials import AzureKeyCredential
+    from azure.search.documents.indexes.models import SearchIndex
 
 from cpo.errors import BackendError, ConfigError
 from cpo.logs import RunLog
@@ -106,6 +88,12 @@ class _PartialUploadFailure(Exception):
 
 def classify(exc: BaseException) -> Failure:
     """Map an azure-core exception to a retry decision."""
+    from azure.core.exceptions import (
+        HttpResponseError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
+
     if isinstance(exc, _PartialUploadFailure):
         return Failure(status_is_retryable(exc.status), exc.status, reason=str(exc))
     if isinstance(exc, HttpResponseError):
@@ -216,8 +204,11 @@ class AzureSearchRetriever:
         sleep: Callable[[float], None] = time.sleep,
         client_options: dict[str, Any] | None = None,
     ) -> None:
-        if _SDK_MISSING is not None:
-            raise _SDK_MISSING
+        # The SDK (the ``azure`` extra) is imported only when this backend is built.
+        from azure.core.credentials import AzureKeyCredential
+        from azure.search.documents import SearchClient
+        from azure.search.documents.indexes import SearchIndexClient
+
         if not service.endpoint:
             raise ConfigError(
                 "services.retrieval.azure_search.endpoint is not set; the azure_search backend "
@@ -263,6 +254,19 @@ class AzureSearchRetriever:
 
     def index_schema(self) -> SearchIndex:
         """The index definition: fields, semantic configuration, weighted scoring profile."""
+        from azure.search.documents.indexes.models import (
+            ScoringProfile,
+            SearchableField,
+            SearchFieldDataType,
+            SearchIndex,
+            SemanticConfiguration,
+            SemanticField,
+            SemanticPrioritizedFields,
+            SemanticSearch,
+            SimpleField,
+            TextWeights,
+        )
+
         weights = self.content.field_weights
         text = SearchFieldDataType.STRING
         fields = [
