@@ -10,6 +10,7 @@ in the ``cpo.backends`` group; a config selects it and sets its one option, and
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -229,3 +230,15 @@ def test_selecting_an_unknown_backend_lists_the_known_ones(tmp_path):
     assert "key 'services.retrieval.backend': unknown retrieval backend" in message
     assert "choose one of: azure_search, sqlite_fts" in message
     assert "found 'elastic' (string)" in message
+
+
+def test_loading_a_config_imports_no_backend_sdk():
+    """Every block is validated on load, yet no SDK is imported until a backend is built."""
+    code = (
+        "import sys; from cpo.config import load_config; load_config(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('openai', 'azure')))"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert shown.stdout.strip() == "[]"
