@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from cpo.errors import ConfigError
+from cpo.registry import KINDS
 
 if TYPE_CHECKING:
     from cpo.config import Config
@@ -76,7 +77,7 @@ def _allocation_problems(config: Config) -> Iterator[str]:
 
 def _insecure_endpoints(config: Config) -> Iterator[str]:
     """Endpoints of the selected backends that send a key over plain http off this machine."""
-    for kind in ("retrieval", "generation", "safety"):
+    for kind in KINDS:
         service = getattr(config.services, kind)
         settings = service.selected
         if getattr(settings, "allow_insecure_http", False):

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -236,8 +236,11 @@ def _load_kind(kind: str) -> None:
 
 
 class ServiceSettings(StrictModel):
-    """A service section: ``backend:`` plus one settings block per registered backend.
+    """A service section: ``backend:`` plus one settings block per backend.
 
+    Blocks are kept for cpo's own backends, the selected backend and any other
+    registered backend whose block is given; each is validated against its
+    backend's ``settings_model`` (a block left out takes that model's defaults).
     Subclasses set :attr:`kind`, the shared keys as fields, and
     :attr:`legacy_keys`: keys of the old flat section (before backends carried
     their own settings) and the blocks they now belong to. An old key is moved
@@ -327,10 +330,6 @@ class ServiceSettings(StrictModel):
         if isinstance(block, BackendSettings):
             return block
         return registration(self.kind, name).settings_model()()
-
-    def blocks(self) -> Iterator[tuple[str, BackendSettings]]:
-        """Every backend's settings block, by name."""
-        yield from (self.__pydantic_extra__ or {}).items()
 
 
 def _migrate_legacy(
