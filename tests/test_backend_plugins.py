@@ -242,3 +242,27 @@ def test_loading_a_config_imports_no_backend_sdk():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert shown.stdout.strip() == "[]"
+
+
+def test_an_unknown_key_inside_a_block_lists_that_backends_keys(tmp_path):
+    config_dir = config_selecting(tmp_path / "config", {"sqlite_fts": {"db_file": "x.sqlite"}})
+    with pytest.raises(ConfigError) as caught:
+        load_config(config_dir)
+    message = str(caught.value)
+    assert "key 'services.retrieval.sqlite_fts.db_file': unknown key" in message
+    assert "expected one of: db_path" in message
+
+
+def test_azure_rules_apply_only_to_the_azure_block(tmp_path):
+    """An index name Azure would refuse is an error in the azure_search block only."""
+    config_dir = config_selecting(
+        tmp_path / "config", {"azure_search": {"index_name": "Bakery Content"}}
+    )
+    with pytest.raises(ConfigError, match=r"services\.retrieval\.azure_search\.index_name"):
+        load_config(config_dir)
+    plugin_free = config_selecting(
+        tmp_path / "other", {"sqlite_fts": {"db_path": str(tmp_path / "Bakery Content.sqlite")}}
+    )
+    assert load_config(plugin_free).services.retrieval.selected.db_path.endswith(
+        "Bakery Content.sqlite"
+    )
