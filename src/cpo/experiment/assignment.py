@@ -36,7 +36,6 @@ import pandas as pd
 from cpo.experiment.design import Design, SegmentPlan
 from cpo.experiment.settings import HOLDOUT_ARM
 
-ASSIGNMENTS_FILE = "assignments.csv"
 ASSIGNMENT_COLUMNS = (
     "customer_id",
     "segment",

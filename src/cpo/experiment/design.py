@@ -48,7 +48,6 @@ if TYPE_CHECKING:  # imported lazily: cpo.safety imports cpo.config, which impor
     from cpo.safety.approval import FinalDecision
 
 CONTROL_VARIANT_ID = "control"
-DESIGN_FILE = "experiment_design.json"
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -69,11 +69,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from cpo import run_folder
 from cpo.errors import DataValidationError
 from cpo.experiment.aggregate import DEFAULT_SEGMENT, SufficientStatistics
 from cpo.experiment.settings import HOLDOUT_ARM
 
-ENGAGEMENT_FILE = "engagement.csv"
 ENGAGEMENT_COLUMNS = (
     "customer_id",
     "experiment_arm",
@@ -88,7 +88,6 @@ LAYOUT_RECIPIENTS = "recipients"
 LAYOUT_EVENTS = "events"
 LAYOUT_COUNTS = "counts"
 #: Written to the run folder by a counts import (engagement.csv then has no rows).
-ENGAGEMENT_COUNTS_FILE = "engagement_counts.csv"
 COUNT_COLUMNS = ("sent", "opened", "clicked", "converted")
 COUNTS_REQUIRED = ("experiment_arm", *COUNT_COLUMNS)
 #: Each count must not exceed the one before it (the recipients it is a subset of).
@@ -178,6 +177,7 @@ def detect_layout(path: Path, columns: list[str]) -> str:
     Raises:
         DataValidationError: a column the layout needs is missing.
     """
+    needed: tuple[str, ...]
     if "event" in columns:
         layout, needed = LAYOUT_EVENTS, ("customer_id", "timestamp")
     elif "sent" in columns and "customer_id" not in columns:
@@ -622,7 +622,9 @@ class EngagementCounts:
     def by_arm(self) -> dict[str, dict[str, int]]:
         """Counts summed per arm (``sent``, ``opened``, ``clicked``, ``converted``)."""
         summed = self.table.groupby("experiment_arm", sort=True)[list(COUNT_COLUMNS)].sum()
-        return {str(arm): {k: int(v) for k, v in row.items()} for arm, row in summed.iterrows()}
+        return {
+            str(arm): {str(k): int(v) for k, v in row.items()} for arm, row in summed.iterrows()
+        }
 
 
 def counts_statistics(table: pd.DataFrame) -> SufficientStatistics:
@@ -785,9 +787,10 @@ def _check_unique_keys(path: Path, table: pd.DataFrame, first: int, unit: str) -
     if not repeated.any():
         return
     groups = keys.loc[repeated].groupby(["experiment_arm", "segment"], sort=False).groups
+    pairs: list[tuple[Any, Any]] = [cast(tuple[Any, Any], key) for key in groups]
     shown = "; ".join(
-        f"({arm}, {segment}) on {unit}s {', '.join(str(i + first) for i in index)}"
-        for (arm, segment), index in list(groups.items())[:MAX_EXAMPLES]
+        f"({arm}, {segment}) on {unit}s {', '.join(str(i + first) for i in groups[(arm, segment)])}"
+        for arm, segment in pairs[:MAX_EXAMPLES]
     )
     raise DataValidationError(
         f"{path}: {len(groups)} (experiment_arm, segment) pair(s) appear more than once: {shown}",
@@ -854,7 +857,8 @@ def _check_sent(
         pos = int(np.flatnonzero(over)[0])
         raise DataValidationError(
             f"{path}: {unit} {lines[pos]}: sent {table['sent'].iloc[pos]} is more than the "
-            f"{expected[pos]} customer(s) assigned to {' / '.join(table.loc[pos, keys])} "
+            f"{expected[pos]} customer(s) assigned to "
+            f"{' / '.join(str(v) for v in table.loc[pos, keys])} "
             f"in this run ({int(over.sum())} row(s) like this)",
             hint="is this the export of this run's send? counts are of recipients in sends.csv",
         )
@@ -934,7 +938,7 @@ def summarize(result: EngagementImport | EngagementCounts) -> dict[str, Any]:
         "warnings": result.warnings,
     }
     if isinstance(result, EngagementCounts):
-        report.update(counts_file=ENGAGEMENT_COUNTS_FILE, by_arm=result.by_arm())
+        report.update(counts_file=run_folder.ENGAGEMENT_COUNTS.name, by_arm=result.by_arm())
     return report
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from pydantic import ValidationError
 
+from cpo import run_folder
 from cpo.errors import ConfigError, DataValidationError
 from cpo.experiment.aggregate import SufficientStatistics, aggregate_file, aggregate_records
 from cpo.experiment.analysis import AnalysisPlan, analyze, plan_from_design
@@ -126,9 +127,8 @@ def analyze_file(
 
 def _refuse_empty_counts_run(path: Path, statistics: SufficientStatistics) -> None:
     """A run's engagement.csv has no rows after a counts import: point at the counts."""
-    from cpo.experiment.engagement import ENGAGEMENT_COUNTS_FILE
 
-    counts = path.parent / ENGAGEMENT_COUNTS_FILE
+    counts = path.parent / run_folder.ENGAGEMENT_COUNTS.name
     if statistics.records == 0 and counts.is_file():
         raise DataValidationError(
             f"{path}: has no rows: this run's engagement was imported as counts per arm",

@@ -3,7 +3,8 @@
 :func:`write_sends` builds the send list from the assignments (see
 :mod:`cpo.experiment.sends`), screens each distinct first name once with the
 configured safety backend, records the merge screening in the hash-chained
-audit log (keeping the manifest's audit head and ``safety_audit.csv`` in step),
+audit log (keeping ``safety_audit.csv`` in step and returning the new audit head
+for the manifest),
 and writes ``sends.csv`` and ``withheld.csv``.
 """
 
@@ -18,15 +19,9 @@ from typing import Any
 
 import pandas as pd
 
+from cpo import run_folder
 from cpo.experiment.customer_text import source_links
-from cpo.experiment.sends import (
-    SENDS_FILE,
-    WITHHELD_FILE,
-    MessageOptions,
-    SendList,
-    build_send_list,
-    write_send_list,
-)
+from cpo.experiment.sends import MessageOptions, SendList, build_send_list, write_send_list
 from cpo.models import Variant
 from cpo.run_folder import RETRIEVAL, SAFETY_AUDIT, SAFETY_AUDIT_CSV, read_retrieval
 from cpo.runfiles import write_csv
@@ -75,19 +70,29 @@ def write_sends(
     assignments: pd.DataFrame,
     customers: pd.DataFrame,
     variants: Mapping[str, Variant],
-) -> SendList:
-    """Build the send list, audit the merge screening, write sends.csv and withheld.csv."""
+) -> tuple[SendList, dict[str, Any]]:
+    """Build the send list, audit the merge screening, write sends.csv and withheld.csv.
+
+    Returns:
+        The send list and the manifest records of the merge screening (the
+        audit head after its entries; empty when nothing was screened).
+    """
     screener = merge_screener(ctx)
     options = message_options(ctx, list(variants.values()))
     send_list = build_send_list(assignments, customers, variants, screen=screener, options=options)
-    record_merge_audit(ctx, send_list, screener.backend)
-    write_send_list(ctx.path(SENDS_FILE), send_list.frame)
-    write_csv(ctx.path(WITHHELD_FILE), send_list.withheld)
-    return send_list
+    records = record_merge_audit(ctx, send_list, screener.backend)
+    write_send_list(ctx.path(run_folder.SENDS.name), send_list.frame)
+    write_csv(ctx.path(run_folder.WITHHELD.name), send_list.withheld)
+    return send_list, records
 
 
-def record_merge_audit(ctx: RunContext, send_list: SendList, backend: str) -> None:
-    """Append the merge screening to the audit log; keep manifest head and CSV in step."""
+def record_merge_audit(ctx: RunContext, send_list: SendList, backend: str) -> dict[str, Any]:
+    """Append the merge screening to the audit log and keep the CSV in step.
+
+    Returns:
+        ``{"safety": {"audit": head}}`` for the manifest (the pipeline records
+        it), or ``{}`` when no merge value was screened.
+    """
     path = SAFETY_AUDIT.path(ctx.run_dir)
     last = audit_merge_screening(
         AuditLog(path),
@@ -98,10 +103,9 @@ def record_merge_audit(ctx: RunContext, send_list: SendList, backend: str) -> No
         policy_sha256=policy_sha256(ctx.config.safety),
     )
     if last is None:
-        return
-    safety = ctx.manifest.setdefault("safety", {})
-    safety["audit"] = {"entries": last["seq"], "head_hash": last["hash"]}
+        return {}
     export_csv(path, SAFETY_AUDIT_CSV.path(ctx.run_dir))
+    return {"safety": {"audit": {"entries": last["seq"], "head_hash": last["hash"]}}}
 
 
 def withheld_summary(send_list: SendList) -> dict[str, Any]:
@@ -113,7 +117,7 @@ def withheld_summary(send_list: SendList) -> dict[str, Any]:
         "customers": len(send_list.withheld),
         "by_reason": dict(sorted(reasons.items())),
         "values_screened": len(send_list.merge_results),
-        "file": WITHHELD_FILE,
+        "file": run_folder.WITHHELD.name,
     }
 
 

@@ -60,7 +60,6 @@ from cpo.safety.merge import MergeResult, cap_values, normalize_values
 #: Screens distinct merge values; returns reason codes per value (empty = passed).
 MergeScreen = Callable[[Sequence[str]], list[tuple[str, ...]]]
 
-SENDS_FILE = "sends.csv"
 SEND_COLUMNS = (
     "customer_id",
     "email",
@@ -72,7 +71,6 @@ SEND_COLUMNS = (
     "body",
     "body_html",
 )
-WITHHELD_FILE = "withheld.csv"
 WITHHELD_COLUMNS = ("customer_id", "field", "reason")
 CONTACT_COLUMNS = ("email", "first_name")
 MERGE_FIELD = "first_name"
@@ -159,7 +157,7 @@ class _TextColumn:
     def categorical(self) -> pd.Categorical:
         """The column, with identical texts from different groups merged."""
         if not self.pieces:
-            return pd.Categorical.from_codes(self.codes[:0], categories=[])
+            return pd.Categorical.from_codes(self.codes[:0], categories=pd.Index([], dtype=object))
         unique_codes, uniques = pd.factorize(np.concatenate(self.pieces))
         # object categories: inferring a string dtype would copy every (HTML) text again
         dtype = pd.CategoricalDtype(pd.Index(uniques, dtype=object))
@@ -258,17 +256,17 @@ def screen_names(first_names: pd.Series, screen: MergeScreen) -> ScreenedNames:
     full = normalize_values(pd.Series(raw_distinct, dtype=object), max_chars=None)
     clean_codes, distinct = pd.factorize(full)
     codes = clean_codes[raw_codes] if len(raw_codes) else np.zeros(0, dtype=np.int64)
-    distinct = np.asarray(distinct, dtype=object)
-    holders = np.bincount(codes, minlength=len(distinct))
-    to_screen = [index for index, value in enumerate(distinct) if value]
-    found = screen([distinct[index] for index in to_screen])
-    reasons = np.full(len(distinct), "", dtype=object)
+    texts = np.asarray(distinct, dtype=object)
+    holders = np.bincount(codes, minlength=len(texts))
+    to_screen = [index for index, value in enumerate(texts) if value]
+    found = screen([texts[index] for index in to_screen])
+    reasons = np.full(len(texts), "", dtype=object)
     results = []
     for index, codes_found in zip(to_screen, found, strict=True):
         reasons[index] = ";".join(codes_found)
-        value = str(distinct[index])
+        value = str(texts[index])
         results.append(MergeResult(MERGE_FIELD, value, tuple(codes_found), int(holders[index])))
-    values = cap_values(pd.Series(distinct, dtype=object)).to_numpy(dtype=object)
+    values = cap_values(pd.Series(texts, dtype=object)).to_numpy(dtype=object)
     return ScreenedNames(codes, values, reasons, results)
 
 
@@ -324,7 +322,10 @@ def build_send_list(
     columns = {name: _TextColumn(len(frame)) for name in ("subject", "preheader", "body")}
     body_html = _TextColumn(len(frame))
     unknown: dict[str, list[str]] = {}
-    groups = frame.groupby("variant_id", sort=True).indices
+    groups: dict[str, np.ndarray] = {
+        str(vid): np.asarray(rows)
+        for vid, rows in frame.groupby("variant_id", sort=True).indices.items()
+    }
     missing_ids = sorted(set(groups) - set(variants))
     if missing_ids:
         raise ValueError(f"variant '{missing_ids[0]}' is assigned but not sendable")

@@ -22,9 +22,9 @@ from typing import Any
 
 import pandas as pd
 
-from cpo.experiment.assignment import ASSIGNMENTS_FILE, assign
+from cpo import run_folder
+from cpo.experiment.assignment import assign
 from cpo.experiment.design import (
-    DESIGN_FILE,
     Design,
     build_design,
     estimate_baselines,
@@ -32,9 +32,9 @@ from cpo.experiment.design import (
     resolve_tones,
 )
 from cpo.experiment.engagement import (
-    ENGAGEMENT_COUNTS_FILE,
-    ENGAGEMENT_FILE,
     LAYOUT_COUNTS,
+    EngagementCounts,
+    EngagementImport,
     engagement_totals,
     import_counts,
     import_engagement,
@@ -42,7 +42,7 @@ from cpo.experiment.engagement import (
     summarize,
 )
 from cpo.experiment.send_stage import decisions_fingerprint, withheld_summary, write_sends
-from cpo.experiment.sends import SENDS_FILE, WITHHELD_FILE, SendList
+from cpo.experiment.sends import SendList
 from cpo.experiment.settings import HOLDOUT_ARM
 from cpo.experiment.simulate import SOURCE_SIMULATED, simulate_engagement
 from cpo.logs import utc_now
@@ -76,7 +76,12 @@ class AssignStage(StageBase):
 
     name = "assign"
     description = "Designing the experiment and assigning customers"
-    outputs = (DESIGN_FILE, ASSIGNMENTS_FILE, SENDS_FILE, WITHHELD_FILE)
+    outputs = (
+        run_folder.EXPERIMENT_DESIGN.name,
+        run_folder.ASSIGNMENTS.name,
+        run_folder.SENDS.name,
+        run_folder.WITHHELD.name,
+    )
 
     def input_files(self, ctx: RunContext) -> list[Path]:
         """Segments, variants, retrieval (footnote links) and the customer file."""
@@ -100,17 +105,21 @@ class AssignStage(StageBase):
         decisions = sendable_variants(ctx.run_dir)
         customers = load_run_customers(ctx)
         design = self._design(ctx, segments, variants, decisions, customers)
-        write_json(ctx.path(DESIGN_FILE), design.to_dict())
+        write_json(ctx.path(run_folder.EXPERIMENT_DESIGN.name), design.to_dict())
         self._log_design(ctx, design)
         assignments = assign(segments, design, assigned_at=utc_now())
-        write_csv(ctx.path(ASSIGNMENTS_FILE), assignments)
+        write_csv(ctx.path(run_folder.ASSIGNMENTS.name), assignments)
         by_id = {v.variant_id: v for v in variants}
         used = {vid for plan in design.segments for vid in plan.variant_ids.values()}
-        send_list = write_sends(ctx, assignments, customers, {vid: by_id[vid] for vid in used})
-        counts = assignments["experiment_arm"].value_counts().to_dict()
+        send_list, audit_records = write_sends(
+            ctx, assignments, customers, {vid: by_id[vid] for vid in used}
+        )
+        counts = {
+            str(arm): int(n) for arm, n in assignments["experiment_arm"].value_counts().items()
+        }
         self._log_sends(ctx, send_list, counts)
-        ctx.manifest["experiment"] = {
-            "design": DESIGN_FILE,
+        experiment = {
+            "design": run_folder.EXPERIMENT_DESIGN.name,
             "assignment_method": design.method,
             "salt_sha256": design.salt_sha256,
             "arms": {a.name: a.tone for a in design.arms},
@@ -120,8 +129,12 @@ class AssignStage(StageBase):
         }
         summary = self._summary(design, counts)
         if len(send_list.withheld):
-            summary += f"; {len(send_list.withheld)} withheld (see {WITHHELD_FILE})"
-        return StageOutcome(summary=summary, facts=ctx.manifest["experiment"])
+            summary += f"; {len(send_list.withheld)} withheld (see {run_folder.WITHHELD.name})"
+        return StageOutcome(
+            summary=summary,
+            facts=experiment,
+            records={**audit_records, "experiment": experiment},
+        )
 
     def _design(
         self,
@@ -203,7 +216,7 @@ class AssignStage(StageBase):
                 count=summary["customers"],
                 by_reason=summary["by_reason"],
                 message=f"{summary['customers']} recipient(s) withheld: their first name failed "
-                f"screening ({', '.join(summary['by_reason'])}); see {WITHHELD_FILE}",
+                f"screening ({', '.join(summary['by_reason'])}); see {run_folder.WITHHELD.name}",
             )
         for variant_id, fields in send_list.unknown_fields.items():
             ctx.log.warning(
@@ -235,26 +248,33 @@ class EngageStage(StageBase):
 
     name = "engage"
     description = "Collecting engagement"
-    outputs = (ENGAGEMENT_FILE, ENGAGEMENT_REPORT.name)
+    outputs = (run_folder.ENGAGEMENT.name, ENGAGEMENT_REPORT.name)
 
     def input_files(self, ctx: RunContext) -> list[Path]:
         """Assignments, design, customers (simulation baselines) and the engagement file."""
-        files = [ctx.path(ASSIGNMENTS_FILE), ctx.path(DESIGN_FILE), customers_path(ctx)]
+        files = [
+            ctx.path(run_folder.ASSIGNMENTS.name),
+            ctx.path(run_folder.EXPERIMENT_DESIGN.name),
+            customers_path(ctx),
+        ]
         if ctx.options.engagement is not None:
             files.append(Path(ctx.options.engagement))
         return files
 
     def run(self, ctx: RunContext) -> StageOutcome:
         """Write engagement.csv and engagement_report.json."""
-        assignments = read_csv(ctx.path(ASSIGNMENTS_FILE), dtype=str, keep_default_na=False)
-        design = read_json(ctx.path(DESIGN_FILE))
+        assignments = read_csv(
+            ctx.path(run_folder.ASSIGNMENTS.name), dtype=str, keep_default_na=False
+        )
+        design = read_json(ctx.path(run_folder.EXPERIMENT_DESIGN.name))
+        records: dict[str, Any] = {}
         if ctx.options.engagement is not None:
-            frame, report = self._import(ctx, assignments)
+            frame, report, records["inputs"] = self._import(ctx, assignments)
         else:
             frame, report = self._simulate(ctx, assignments, design)
-        write_csv(ctx.path(ENGAGEMENT_FILE), frame)
+        write_csv(ctx.path(run_folder.ENGAGEMENT.name), frame)
         if report["layout"] != LAYOUT_COUNTS:  # a counts file of an earlier import is stale
-            ctx.path(ENGAGEMENT_COUNTS_FILE).unlink(missing_ok=True)
+            ctx.path(run_folder.ENGAGEMENT_COUNTS.name).unlink(missing_ok=True)
         write_json(ENGAGEMENT_REPORT.path(ctx.run_dir), report)
         for warning in report["warnings"]:
             ctx.log.warning(self.name, warning["code"], channel=CHANNEL, message=warning["message"])
@@ -268,7 +288,7 @@ class EngageStage(StageBase):
             recipients=recipients,
             **totals,
         )
-        ctx.manifest.setdefault("experiment", {})["engagement_source"] = source
+        records["experiment"] = {"engagement_source": source}
         summary = (
             f"{recipients} recipients: {totals['opened']} opened, {totals['clicked']} clicked, "
             f"{totals['converted']} converted"
@@ -278,25 +298,28 @@ class EngageStage(StageBase):
         return StageOutcome(
             summary=summary,
             facts={"engagement_source": source, "recipients": recipients, **totals},
+            records=records,
         )
 
     def _import(
         self, ctx: RunContext, assignments: pd.DataFrame
-    ) -> tuple[pd.DataFrame, dict[str, Any]]:
-        path = Path(ctx.options.engagement)
+    ) -> tuple[pd.DataFrame, dict[str, Any], dict[str, Any]]:
+        """The imported engagement, its report and the manifest's ``inputs`` record."""
+        path = Path(ctx.options.engagement or "")
+        result: EngagementImport | EngagementCounts
         if is_counts_file(path):
             result = import_counts(path, assignments)
-            write_csv(ctx.path(ENGAGEMENT_COUNTS_FILE), result.table)
+            write_csv(ctx.path(run_folder.ENGAGEMENT_COUNTS.name), result.table)
         else:
             result = import_engagement(path, assignments)
-        ctx.manifest["inputs"]["engagement"] = {
+        record = {
             "path": str(path.resolve()),
             "sha256": sha256_file(path),
             "layout": result.layout,
             "rows": result.counts.get("rows", 0),
         }
         report = {**summarize(result), "file": path.name}
-        return result.frame, report
+        return result.frame, report, {"engagement": record}
 
     def _simulate(
         self, ctx: RunContext, assignments: pd.DataFrame, design: dict[str, Any]
