@@ -192,3 +192,20 @@ def test_reading_text_that_is_not_json(tmp_path: Path) -> None:
     path.write_text("arm,rate\n")
     with pytest.raises(DataValidationError, match="not valid JSON"):
         read_metrics(path)
+
+
+def test_summary_is_the_primary_metric_per_treatment_arm() -> None:
+    """The manifest's analysis record: one result per treatment arm, warning codes sorted."""
+    metrics = _insurance_renewals()
+    summary = MetricsDocument.from_dict(metrics).summary().to_dict()
+    primary = [r for r in metrics["lift_analysis"] if r["metric"] == "click_rate"]
+    assert [r["arm"] for r in summary["results"]] == ["treatment_1", "treatment_2"]
+    first = summary["results"][0]
+    significance = primary[0]["statistical_significance"]
+    assert first["tone"] == "reassuring"
+    assert first["p_value_adjusted"] == significance["p_value_adjusted"]
+    assert first["ci_lower"] == significance["confidence_interval"]["lower"]
+    assert summary["recipients"] == metrics["total_customers"] == 1536  # holdout left out
+    assert summary["warnings"] == sorted({w["code"] for w in metrics["warnings"]})
+    assert "late_events" in summary["warnings"]
+    assert summary["srm_mismatch"] is metrics["srm"]["mismatch"]

@@ -210,30 +210,7 @@ def _coverage(assigned: dict[str, int], metrics: MetricsDocument) -> Coverage:
 
 def summarize(metrics: MetricsDocument) -> dict[str, Any]:
     """The manifest's ``analysis`` record: the primary metric's result per treatment arm."""
-    results = []
-    for record in metrics.comparisons(metrics.primary_metric):
-        arm = metrics.arms.get(record.treatment_arm)
-        significance = record.significance
-        results.append(
-            {
-                "arm": record.treatment_arm,
-                "tone": arm.tone if arm else None,
-                "lift_absolute": record.lift_absolute,
-                "lift_percent": record.lift_percent,
-                "ci_lower": significance.confidence_interval.lower,
-                "ci_upper": significance.confidence_interval.upper,
-                "p_value_adjusted": significance.p_value_adjusted,
-                "significant": significance.significant,
-            }
-        )
-    return {
-        "primary_metric": metrics.primary_metric,
-        "engagement_source": metrics.engagement_source,
-        "recipients": metrics.total_customers,
-        "results": results,
-        "srm_mismatch": metrics.srm.mismatch,
-        "warnings": sorted({w.code for w in metrics.warnings}),
-    }
+    return metrics.summary().to_dict()
 
 
 def summary_line(summary: dict[str, Any]) -> str:

@@ -20,6 +20,8 @@ Shape (schema in ``docs/statistics.md``):
 * :class:`SampleRatioCheck` overall and per segment.
 * :class:`PowerResult` with :class:`MetricPower` and :class:`ArmPower`.
 * :class:`AnalysisWarning` and :class:`Coverage`.
+* :class:`AnalysisSummary` (:meth:`MetricsDocument.summary`): the primary
+  metric's :class:`PrimaryResult` per treatment arm, for the run manifest.
 
 Values that are undefined for the counts are ``None`` with a ``reason``,
 never NaN: :func:`json_safe` is applied when a document is serialized.
@@ -790,6 +792,76 @@ class Coverage:
         }
 
 
+@dataclass(frozen=True)
+class PrimaryResult:
+    """One treatment arm's result on the primary metric: what a decision is based on.
+
+    Attributes:
+        arm: The treatment arm.
+        tone: Its tone.
+        lift_absolute: Difference of the rates.
+        lift_percent: Relative lift in percent.
+        ci_lower: Lower bound of the difference's interval.
+        ci_upper: Upper bound of the difference's interval.
+        p_value_adjusted: Holm-adjusted p-value.
+        significant: ``p_value_adjusted < alpha``.
+    """
+
+    arm: str
+    tone: str | None
+    lift_absolute: float | None
+    lift_percent: float | None
+    ci_lower: float | None
+    ci_upper: float | None
+    p_value_adjusted: float | None
+    significant: bool | None
+
+    def to_dict(self) -> JsonDict:
+        """The JSON form."""
+        return {
+            "arm": self.arm,
+            "tone": self.tone,
+            "lift_absolute": self.lift_absolute,
+            "lift_percent": self.lift_percent,
+            "ci_lower": self.ci_lower,
+            "ci_upper": self.ci_upper,
+            "p_value_adjusted": self.p_value_adjusted,
+            "significant": self.significant,
+        }
+
+
+@dataclass(frozen=True)
+class AnalysisSummary:
+    """The short readout of an analysis (the manifest's ``analysis`` record).
+
+    Attributes:
+        primary_metric: The confirmatory metric.
+        engagement_source: Where the engagement came from.
+        recipients: Recipients analysed.
+        results: The primary metric's result per treatment arm.
+        srm_mismatch: The sample-ratio check failed.
+        warnings: Codes of the document's warnings, sorted.
+    """
+
+    primary_metric: str
+    engagement_source: str
+    recipients: int
+    results: tuple[PrimaryResult, ...]
+    srm_mismatch: bool
+    warnings: tuple[str, ...]
+
+    def to_dict(self) -> JsonDict:
+        """The JSON form."""
+        return {
+            "primary_metric": self.primary_metric,
+            "engagement_source": self.engagement_source,
+            "recipients": self.recipients,
+            "results": [r.to_dict() for r in self.results],
+            "srm_mismatch": self.srm_mismatch,
+            "warnings": list(self.warnings),
+        }
+
+
 # --------------------------------------------------------------------------
 # The document
 # --------------------------------------------------------------------------
@@ -846,6 +918,33 @@ class MetricsDocument:
     def comparisons(self, metric: str) -> list[Comparison]:
         """The overall comparisons of one metric, in arm order."""
         return [record for record in self.lift_analysis if record.metric == metric]
+
+    def summary(self) -> AnalysisSummary:
+        """The primary metric's result per treatment arm (the manifest's ``analysis`` record)."""
+        results = []
+        for record in self.comparisons(self.primary_metric):
+            arm = self.arms.get(record.treatment_arm)
+            interval = record.significance.confidence_interval
+            results.append(
+                PrimaryResult(
+                    arm=record.treatment_arm,
+                    tone=arm.tone if arm else None,
+                    lift_absolute=record.lift_absolute,
+                    lift_percent=record.lift_percent,
+                    ci_lower=interval.lower,
+                    ci_upper=interval.upper,
+                    p_value_adjusted=record.significance.p_value_adjusted,
+                    significant=record.significance.significant,
+                )
+            )
+        return AnalysisSummary(
+            primary_metric=self.primary_metric,
+            engagement_source=self.engagement_source,
+            recipients=self.total_customers,
+            results=tuple(results),
+            srm_mismatch=self.srm.mismatch,
+            warnings=tuple(sorted({w.code for w in self.warnings})),
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MetricsDocument:
