@@ -120,7 +120,7 @@ def _lift_chart(art: RunArtifacts) -> str:
     panels = []
     for metric in common.metric_names(art):
         records = common.lift_records(art.metrics, metric)
-        rows = _forest_rows(art, records, lambda _arm, metric=metric: metric == primary)
+        rows = _forest_rows(art, records, _always(metric == primary))
         title = fmt.metric_label(metric) + (" (primary)" if metric == primary else "")
         panels.append(charts.ForestPanel(title, tuple(rows)))
     return charts.forest_chart(
@@ -143,6 +143,16 @@ def _forest_rows(
             charts.ForestRow(label, record.get("lift_absolute"), lower, upper, emphasize(arm))
         )
     return tuple(rows)
+
+
+def _always(value: bool) -> Callable[[str], bool]:
+    """Emphasize every row of a panel (or none)."""
+    return lambda _arm: value
+
+
+def _is_arm(best: str | None) -> Callable[[str], bool]:
+    """Emphasize the row of one arm (a segment's best)."""
+    return lambda arm: arm == best
 
 
 def _rate_chart(art: RunArtifacts) -> str:
@@ -169,9 +179,7 @@ def _segment_chart(art: RunArtifacts) -> str:
     panels = []
     for entry in art.metrics.get("segment_breakdown") or []:
         best = entry.get("best_performing_arm")
-        rows = _forest_rows(
-            art, common.lift_records(entry, metric), lambda arm, best=best: arm == best
-        )
+        rows = _forest_rows(art, common.lift_records(entry, metric), _is_arm(best))
         panels.append(
             charts.ForestPanel(
                 f"{entry.get('segment')} (n = {entry.get('sample_size')})", tuple(rows)

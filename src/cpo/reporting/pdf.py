@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
+from typing import Any
 
 from cpo.errors import StageError
 from cpo.runfiles import atomic_open
@@ -20,7 +21,7 @@ from cpo.runfiles import atomic_open
 MAX_PDF_BYTES = 10 * 1024 * 1024
 
 
-def offline_fetcher():
+def offline_fetcher() -> Any:
     """A WeasyPrint URL fetcher that only resolves inline ``data:`` URLs.
 
     Any other URL (http, https, file, relative) raises ``ValueError``; WeasyPrint
@@ -31,7 +32,7 @@ def offline_fetcher():
     except ImportError:  # older WeasyPrint: a plain function fetcher
         from weasyprint.urls import default_url_fetcher
 
-        def fetch(url: str, *args, **kwargs):
+        def fetch(url: str, *args: Any, **kwargs: Any) -> Any:
             if url.startswith("data:"):
                 return default_url_fetcher(url, *args, **kwargs)
             raise ValueError(f"refusing to fetch {url!r}: the report must be self-contained")

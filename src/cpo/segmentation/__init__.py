@@ -10,7 +10,6 @@ import pandas as pd
 
 from cpo.segmentation.advice import sparse_segment_warnings
 from cpo.segmentation.base import ASSIGNMENT_COLUMNS, SegmentationResult
-from cpo.segmentation.kmeans import assign_by_kmeans
 from cpo.segmentation.profiles import build_profiles, describe_centroid
 from cpo.segmentation.rules import assign_by_rules
 from cpo.segmentation.settings import Rule, SegmentationSettings
@@ -43,6 +42,10 @@ def segment(
         }
         warnings = sparse_segment_warnings(customers, settings, outcome)
     else:
+        # k-means needs scikit-learn (and SciPy): imported only when used, so modules that
+        # reach this package for its settings (retrieval, safety, the report) stay light.
+        from cpo.segmentation.kmeans import assign_by_kmeans
+
         assignments, traits, details = assign_by_kmeans(customers, settings.kmeans, seed)
         definitions = {}
     profiles = build_profiles(customers, assignments, definitions, traits)

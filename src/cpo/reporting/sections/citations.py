@@ -60,7 +60,9 @@ def citations_section(art: RunArtifacts) -> dict[str, Any]:
     """Documents cited most, and the documents behind the best variants per segment."""
     metric = primary_metric(art)
     sources = source_index(art)
-    counts, variants_citing, segments_citing = Counter(), defaultdict(set), defaultdict(set)
+    counts: Counter[str] = Counter()
+    variants_citing: defaultdict[str, set[str]] = defaultdict(set)
+    segments_citing: defaultdict[str, set[str]] = defaultdict(set)
     for variant in art.variants:
         if variant.get("status", "generated") == "failed":
             continue

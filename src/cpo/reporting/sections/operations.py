@@ -83,8 +83,8 @@ def _next_steps(
             "analyze FILE`): this run checked the pipeline, not the customers, so it names no "
             "message to adopt or avoid."
         )
-    if winners and not simulated:
-        top = best_record(winners)
+    top = best_record(winners)
+    if top is not None and not simulated:
         steps.append(
             f"Adopt {top['treatment_arm']} for the next send and keep a control group (e.g. 10%) "
             f"to confirm the lift in {label} holds outside this test."

@@ -246,8 +246,8 @@ def _recommendation(
             "Do not act on these results yet: the arm sizes do not match the design "
             "(sample-ratio mismatch, see Data quality). Find the cause first."
         )
-    if winners:
-        top = best_record(winners)
+    top = best_record(winners)
+    if top is not None:
         lower, _ = interval_of(significance(top).get("confidence_interval"))
         lines.append(
             f"Use the {arm_tone(art, top['treatment_arm'])} variants for this audience, and keep "
