@@ -34,9 +34,8 @@ from cpo.generation.prompts import PromptLibrary
 from cpo.generation.service import build_requests
 from cpo.generation.stage import GenerateStage
 from cpo.pipeline import RunOptions, run_pipeline
-from cpo.retrieval.base import load_snippets
-from cpo.retrieval.service import read_profiles
 from cpo.retrieval.stage import RetrieveStage
+from cpo.run_folder import read_profiles, segment_snippets
 from cpo.runfiles import read_json
 from cpo.segmentation.stage import SegmentStage
 
@@ -60,7 +59,7 @@ def _prepared_run(folder: Path):
     run_pipeline(run_dir, config, RunOptions(), stages=[SegmentStage(), RetrieveStage()])
     profiles = read_profiles(run_dir / "segment_profiles.json")
     retrieval = read_json(run_dir / "retrieval.json")
-    snippets = {p.name: load_snippets(retrieval, p.name) for p in profiles}
+    snippets = {p.name: segment_snippets(retrieval, p.name) for p in profiles}
     return config, build_requests(config, profiles, snippets), run_dir
 
 
@@ -73,7 +72,7 @@ def _openai_wall_time(config, requests, server_url: str, concurrency: int, cache
         cache_dir=str(cache),
     )
     setup = GenerationContext(
-        config.experiment.generation, PromptLibrary(config.prompts_dir), None, cache
+        config.experiment.generation, PromptLibrary.for_config(config), None, cache
     )
     generator = OpenAIGenerator.from_settings(settings, setup)
     started = time.perf_counter()
@@ -102,7 +101,7 @@ def bench_concurrency(config, requests, latency: float, folder: Path) -> None:
 
 def bench_grounded(config, requests, run_dir: Path, rounds: int) -> None:
     """Part 2: grounded composer throughput and the whole generate stage."""
-    prompts = PromptLibrary(config.prompts_dir)
+    prompts = PromptLibrary.for_config(config)
     setup = GenerationContext(config.experiment.generation, prompts)
     generator = GroundedGenerator(setup)
     generate_many(generator, requests)  # warm up (tone files parsed once)
