@@ -75,11 +75,13 @@ def test_profiles_round_trip_through_a_run_folder_or_the_file(tmp_path: Path):
     assert read_profiles(tmp_path) == _profiles()
     assert read_profiles(tmp_path / "segment_profiles.json") == _profiles()
     stored = json.loads((tmp_path / "segment_profiles.json").read_text(encoding="utf-8"))
-    assert (stored["method"], stored["total_customers"], stored["details"]) == ("rules", 5, {"k": 2})
+    recorded = (stored["method"], stored["total_customers"], stored["details"])
+    assert recorded == ("rules", 5, {"k": 2})
 
 
 def test_profiles_errors_name_the_file(tmp_path: Path):
-    with pytest.raises(DataValidationError, match="segment_profiles.json: segment profiles not found"):
+    missing = "segment_profiles.json: segment profiles not found"
+    with pytest.raises(DataValidationError, match=missing):
         read_profiles(tmp_path)
     (tmp_path / "segment_profiles.json").write_text('{"segments": [{}]}', encoding="utf-8")
     with pytest.raises(DataValidationError, match="not a valid segment_profiles.json"):
@@ -104,9 +106,7 @@ def test_segments_keep_ids_as_text(tmp_path: Path):
 
 def test_retrieval_round_trip_and_snippets_per_segment(tmp_path: Path):
     snippet = Snippet("tea-01", "Green teas", 2, "Sencha ships cold.", 3.14159, "tea", "all", "")
-    document = {
-        "segments": [{"segment": "Café Regulars", "results": [snippet_to_result(snippet)]}]
-    }
+    document = {"segments": [{"segment": "Café Regulars", "results": [snippet_to_result(snippet)]}]}
     write_retrieval(tmp_path, document)
     loaded = read_retrieval(tmp_path)
     assert loaded == document
@@ -181,9 +181,9 @@ def test_each_artifact_file_name_is_written_once_in_the_source():
     for name, tree in modules.items():
         docstrings = _docstrings(tree)
         for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and id(node) not in docstrings:
-                if node.value in where:
-                    where[node.value].append(name)
+            literal = isinstance(node, ast.Constant) and id(node) not in docstrings
+            if literal and node.value in where:
+                where[node.value].append(name)
     assert {k: v for k, v in where.items() if v != ["cpo.run_folder"]} == {}
 
 
