@@ -23,6 +23,8 @@ from cpo.models import Citation, Grounding, SegmentProfile, Snippet, Variant, to
 from cpo.run_folder import (
     ARTIFACTS,
     AuditHead,
+    read_assignments,
+    read_design,
     read_manifest,
     read_profiles,
     read_retrieval,
@@ -31,6 +33,9 @@ from cpo.run_folder import (
     recorded_audit_head,
     segment_snippets,
     snippet_to_result,
+    write_assignments,
+    write_design,
+    write_engagement,
     write_manifest,
     write_profiles,
     write_retrieval,
@@ -139,6 +144,29 @@ def test_variants_round_trip_and_reject_repeated_ids(tmp_path: Path):
     write_variants(tmp_path, {"variants": [to_dict(_variant("v-1"))] * 2})
     with pytest.raises(DataValidationError, match="variant ids repeat: v-1"):
         read_variants(tmp_path / "variants.json")
+
+
+def test_design_assignments_and_engagement_round_trip(tmp_path: Path):
+    with pytest.raises(DataValidationError, match="experiment design not found") as caught:
+        read_design(tmp_path)
+    assert "assign stage" in (caught.value.hint or "")
+    write_design(tmp_path, {"arms": [{"name": "control", "tone": "control"}], "alpha": 0.05})
+    assert read_design(tmp_path)["arms"][0]["name"] == "control"
+    with pytest.raises(DataValidationError, match="assignments not found"):
+        read_assignments(tmp_path)
+    frame = pd.DataFrame(
+        {"customer_id": ["0042", "+1"], "experiment_arm": ["control", "treatment_1"]}
+    )
+    write_assignments(tmp_path, frame)
+    back = read_assignments(tmp_path)
+    assert back.to_dict("list") == {
+        "customer_id": ["0042", "+1"],
+        "experiment_arm": ["control", "treatment_1"],
+    }
+    write_engagement(tmp_path, frame.assign(opened=[1, 0]))
+    assert (tmp_path / "engagement.csv").read_text(encoding="utf-8").splitlines()[2] == (
+        "'+1,treatment_1,0"
+    )
 
 
 def test_manifest_and_recorded_audit_head(tmp_path: Path):

@@ -538,3 +538,55 @@ def recorded_audit_head(manifest: dict[str, Any]) -> AuditHead:
     """The audit log's length and head hash recorded under ``safety.audit`` in a manifest."""
     recorded = (manifest.get("safety") or {}).get("audit") or {}
     return AuditHead(recorded.get("entries"), recorded.get("head_hash"))
+
+
+# --- assign and engage: experiment_design.json, assignments.csv, engagement.csv --
+
+
+def write_design(run_dir: Path | str, document: dict[str, Any]) -> None:
+    """Write experiment_design.json (``Design.to_dict()`` of :mod:`cpo.experiment.design`)."""
+    from cpo.runfiles import write_json
+
+    write_json(EXPERIMENT_DESIGN.path(run_dir), document)
+
+
+def read_design(run_dir: Path | str) -> dict[str, Any]:
+    """experiment_design.json of a run folder as a dict.
+
+    Raises:
+        DataValidationError: the file is missing or is not a JSON object.
+    """
+    path = EXPERIMENT_DESIGN.path(run_dir)
+    if not path.is_file():
+        raise DataValidationError(
+            f"{path}: experiment design not found", hint=EXPERIMENT_DESIGN.rewrite_hint
+        )
+    return _read_json_object(path, EXPERIMENT_DESIGN)
+
+
+def write_assignments(run_dir: Path | str, assignments: pd.DataFrame) -> None:
+    """Write assignments.csv (one row per customer)."""
+    from cpo.runfiles import write_csv
+
+    write_csv(ASSIGNMENTS.path(run_dir), assignments)
+
+
+def read_assignments(run_dir: Path | str) -> pd.DataFrame:
+    """assignments.csv with every column as text (empty cells stay ``""``).
+
+    Raises:
+        DataValidationError: the run has no assignments.csv.
+    """
+    from cpo.runfiles import read_csv
+
+    path = ASSIGNMENTS.path(run_dir)
+    if not path.is_file():
+        raise DataValidationError(f"{path}: assignments not found", hint=ASSIGNMENTS.rewrite_hint)
+    return read_csv(path, dtype=str, keep_default_na=False)
+
+
+def write_engagement(run_dir: Path | str, engagement: pd.DataFrame) -> None:
+    """Write engagement.csv (one row per recipient; only the header after a counts import)."""
+    from cpo.runfiles import write_csv
+
+    write_csv(ENGAGEMENT.path(run_dir), engagement)

@@ -57,7 +57,7 @@ from cpo.run_folder import (
     read_variants,
 )
 from cpo.run_inputs import customers_path, load_run_customers
-from cpo.runfiles import read_csv, read_json, sha256_file, write_csv, write_json
+from cpo.runfiles import sha256_file, write_csv, write_json
 from cpo.stage_api import RunContext, StageBase, StageOutcome
 
 CHANNEL = "experiment"
@@ -105,10 +105,10 @@ class AssignStage(StageBase):
         decisions = sendable_variants(ctx.run_dir)
         customers = load_run_customers(ctx)
         design = self._design(ctx, segments, variants, decisions, customers)
-        write_json(ctx.path(run_folder.EXPERIMENT_DESIGN.name), design.to_dict())
+        run_folder.write_design(ctx.run_dir, design.to_dict())
         self._log_design(ctx, design)
         assignments = assign(segments, design, assigned_at=utc_now())
-        write_csv(ctx.path(run_folder.ASSIGNMENTS.name), assignments)
+        run_folder.write_assignments(ctx.run_dir, assignments)
         by_id = {v.variant_id: v for v in variants}
         used = {vid for plan in design.segments for vid in plan.variant_ids.values()}
         send_list, audit_records = write_sends(
@@ -263,16 +263,14 @@ class EngageStage(StageBase):
 
     def run(self, ctx: RunContext) -> StageOutcome:
         """Write engagement.csv and engagement_report.json."""
-        assignments = read_csv(
-            ctx.path(run_folder.ASSIGNMENTS.name), dtype=str, keep_default_na=False
-        )
-        design = read_json(ctx.path(run_folder.EXPERIMENT_DESIGN.name))
+        assignments = run_folder.read_assignments(ctx.run_dir)
+        design = run_folder.read_design(ctx.run_dir)
         records: dict[str, Any] = {}
         if ctx.options.engagement is not None:
             frame, report, records["inputs"] = self._import(ctx, assignments)
         else:
             frame, report = self._simulate(ctx, assignments, design)
-        write_csv(ctx.path(run_folder.ENGAGEMENT.name), frame)
+        run_folder.write_engagement(ctx.run_dir, frame)
         if report["layout"] != LAYOUT_COUNTS:  # a counts file of an earlier import is stale
             ctx.path(run_folder.ENGAGEMENT_COUNTS.name).unlink(missing_ok=True)
         write_json(ENGAGEMENT_REPORT.path(ctx.run_dir), report)
