@@ -33,11 +33,11 @@ from cpo.generation.openai_compat import OpenAIGenerator, OpenAISettings
 from cpo.generation.prompts import PromptLibrary
 from cpo.generation.service import build_requests
 from cpo.generation.stage import GenerateStage
-from cpo.pipeline import RunOptions, run_pipeline
+from cpo.pipeline import run_pipeline
 from cpo.retrieval.stage import RetrieveStage
-from cpo.run_folder import read_profiles, segment_snippets
-from cpo.runfiles import read_json
+from cpo.run_folder import read_profiles, read_retrieval, segment_snippets
 from cpo.segmentation.stage import SegmentStage
+from cpo.stage_api import RunOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,8 +57,8 @@ def _prepared_run(folder: Path):
     config = load_config()
     run_dir = folder / "run"
     run_pipeline(run_dir, config, RunOptions(), stages=[SegmentStage(), RetrieveStage()])
-    profiles = read_profiles(run_dir / "segment_profiles.json")
-    retrieval = read_json(run_dir / "retrieval.json")
+    profiles = read_profiles(run_dir)
+    retrieval = read_retrieval(run_dir)
     snippets = {p.name: segment_snippets(retrieval, p.name) for p in profiles}
     return config, build_requests(config, profiles, snippets), run_dir
 

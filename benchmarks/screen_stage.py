@@ -37,12 +37,13 @@ from _machine import print_machine
 
 from cpo.config import load_config
 from cpo.models import CategoryScores, Variant, Verdict
-from cpo.pipeline import StageOutcome, run_pipeline
+from cpo.pipeline import run_pipeline
 from cpo.runfiles import write_json
 from cpo.safety.audit import AuditLog, verify
 from cpo.safety.local import LocalSafetyAnalyzer
 from cpo.safety.policy import decide, screening_text
 from cpo.safety.stage import ScreenStage
+from cpo.stage_api import StageBase, StageOutcome
 
 EXTRA_SENTENCES = [
     "Our killer deal on winter boots ends Sunday.",
@@ -80,7 +81,7 @@ def make_variants(count: int, seed: int = 7) -> list[Variant]:
     return variants
 
 
-class WriteVariants:
+class WriteVariants(StageBase):
     """Stands in for ``generate``: writes variants.json."""
 
     name = "generate"

@@ -1,6 +1,6 @@
 """Terminal display for the CLI: rich progress on a terminal, plain lines otherwise.
 
-The library reports progress through :class:`cpo.pipeline.Reporter`; this module
+The library reports progress through :class:`cpo.stage_api.Reporter`; this module
 is the CLI's implementation of it. Nothing here is imported by the library.
 """
 
