@@ -3,9 +3,10 @@
 Runs the `cpo` console script of a Python environment (by default this one; pass
 `--python /path/to/venv/bin/python` to time a fresh virtualenv) as a subprocess,
 into a new temporary run folder, several times. Prints the wall time of each
-run, the per-stage durations the manifest records, and the report's own
-breakdown (explain, html, pdf, notebook; the notebook runs in parallel with the
-PDF, so the parts add up to more than the stage).
+run, the per-stage durations the manifest records (the moderator analysis is
+part of the analyze stage), and the report's own breakdown (html, pdf, notebook;
+the notebook runs in parallel with the PDF, so the parts add up to more than
+the stage).
 
     python benchmarks/run_end_to_end.py
     python benchmarks/run_end_to_end.py --python /tmp/fresh/bin/python --repeat 3
