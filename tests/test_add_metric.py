@@ -34,15 +34,20 @@ def click_to_convert():
 
 
 def _config_with(
-    tmp_path: Path, secondary: list[str], baselines: dict[str, float] | None = None
+    tmp_path: Path,
+    secondary: list[str],
+    baselines: dict[str, float] | None = None,
+    primary: str | None = None,
 ) -> Path:
-    """A ``cpo init`` folder with these secondary metrics (and configured baselines)."""
+    """A ``cpo init`` folder with these metrics (and configured baselines)."""
     folder = tmp_path / "config"
     result = CliRunner().invoke(cli, ["init", str(folder)])
     assert result.exit_code == 0, result.output
     path = folder / "experiment_config.yaml"
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     data["analysis"]["secondary_metrics"] = secondary
+    if primary is not None:
+        data["analysis"]["primary_metric"] = primary
     if baselines is not None:
         data["experiment"]["power"]["baseline_rates"] = baselines
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
@@ -71,9 +76,8 @@ def test_a_registered_metric_is_analysed_simulated_and_reported(tmp_path: Path, 
 
     design = json.loads((run / "experiment_design.json").read_text(encoding="utf-8"))
     planned = design["power"]["metrics"][NAME]
-    assert (
-        planned["baseline"] == 0.25
-    )  # as configured; estimation: tests/experiment/test_catalog.py
+    # As configured; the estimated baseline is tested in tests/experiment/test_catalog.py.
+    assert planned["baseline"] == 0.25
     click_n = next(iter(design["power"]["metrics"]["click_rate"]["by_arm"].values()))["n_per_arm"]
     own_n = next(iter(planned["by_arm"].values()))["n_per_arm"]
     # Measured among clickers only: the planned n is the click baseline's share.
@@ -85,6 +89,31 @@ def test_a_registered_metric_is_analysed_simulated_and_reported(tmp_path: Path, 
     assert 0 < truth["control"][NAME] < 1
     assert all(NAME in arm for arm in truth["arms"].values())
 
+    html = (run / "report.html").read_text(encoding="utf-8")
+    assert LABEL in html
+
+
+@pytest.mark.slow
+def test_a_registered_metric_can_be_the_primary_metric(tmp_path: Path, click_to_convert):
+    config = _config_with(tmp_path, ["open_rate", "click_rate"], primary=NAME)
+    run = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["run", "--out", str(run), "--config", str(config), "-q"])
+    assert result.exit_code == 0, result.output
+
+    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["primary_metric"] == NAME
+    records = [r for r in metrics["lift_analysis"] if r["metric"] == NAME]
+    assert records and all(r["statistical_significance"]["adjustment"] == "holm" for r in records)
+    design = json.loads((run / "experiment_design.json").read_text(encoding="utf-8"))
+    assert design["power"]["primary_metric"] == NAME
+    # Estimated: converted / clicked at baseline is conversion_per_click (0.10 by default).
+    assert design["power"]["metrics"][NAME]["baseline"] == pytest.approx(0.10)
+    moderators = json.loads((run / "moderators.json").read_text(encoding="utf-8"))
+    assert moderators["metric"] == NAME and moderators["result"]["outcome"] == "converted"
+    # Among clickers only: the model's recipients are the arms' clickers.
+    clickers = {arm: a["counts"]["clicked"] for arm, a in metrics["arms"].items()}
+    assert moderators["result"]["n_control"] == clickers["control"]
+    assert moderators["result"]["n_treatment"] == sum(clickers.values()) - clickers["control"]
     html = (run / "report.html").read_text(encoding="utf-8")
     assert LABEL in html
 
