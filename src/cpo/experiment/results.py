@@ -521,7 +521,8 @@ class SampleRatioCheck:
         p_value: P-value of the test (None when it could not run).
         statistic: Test statistic.
         alpha: Level below which a mismatch is flagged.
-        mismatch: True when the split differs from the plan.
+        mismatch: True when the split differs from the plan (None when the
+            check could not run).
         reason: Why the test did not run, else None.
         expected: Arm -> expected recipients.
         observed: Arm -> observed recipients.
@@ -534,7 +535,7 @@ class SampleRatioCheck:
     p_value: float | None
     statistic: float | None
     alpha: float
-    mismatch: bool
+    mismatch: bool | None
     reason: str | None
     expected: Mapping[str, float]
     observed: Mapping[str, int]
@@ -839,7 +840,7 @@ class AnalysisSummary:
         engagement_source: Where the engagement came from.
         recipients: Recipients analysed.
         results: The primary metric's result per treatment arm.
-        srm_mismatch: The sample-ratio check failed.
+        srm_mismatch: The sample-ratio check failed (None when it could not run).
         warnings: Codes of the document's warnings, sorted.
     """
 
@@ -847,7 +848,7 @@ class AnalysisSummary:
     engagement_source: str
     recipients: int
     results: tuple[PrimaryResult, ...]
-    srm_mismatch: bool
+    srm_mismatch: bool | None
     warnings: tuple[str, ...]
 
     def to_dict(self) -> JsonDict:
