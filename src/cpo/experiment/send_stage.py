@@ -97,8 +97,8 @@ def record_merge_audit(ctx: RunContext, send_list: SendList, backend: str) -> di
     last = audit_merge_screening(
         AuditLog(path),
         send_list.merge_results,
-        run_id=ctx.manifest["run_id"],
-        salt=ctx.manifest["run_id"],
+        run_id=ctx.run_id,
+        salt=ctx.run_id,
         backend=backend,
         policy_sha256=policy_sha256(ctx.config.safety),
     )
