@@ -11,7 +11,7 @@ import click
 from cpo.cli import cli, common_options, config_option, not_with
 
 if TYPE_CHECKING:
-    from cpo.generation.service import Preview
+    from cpo.preview import Preview
 
 
 @cli.command("generate")
@@ -63,7 +63,8 @@ def generate_command(
         reason="the segments and their content come from the run folder",
     )
     from cpo.config import load_config
-    from cpo.generation.service import preview_variant, variant_record
+    from cpo.generation.service import variant_record
+    from cpo.preview import preview_variant
 
     config = load_config(config_dir)
     preview = preview_variant(

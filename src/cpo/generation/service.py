@@ -12,14 +12,11 @@ The library behind the ``generate`` stage and ``cpo generate``:
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cpo.config import Config
-from cpo.errors import ConfigError
 from cpo.generation.base import (
     Generator,
     append_footer,
@@ -133,7 +130,7 @@ def run_generation(
 
 def log_variant(log: RunLog, variant: Variant, stage: str = "generate") -> None:
     """One log event per variant: ids, status, size, grounding, usage (never the text)."""
-    fields = {
+    fields: dict[str, Any] = {
         "variant_id": variant.variant_id,
         "segment": variant.segment,
         "tone": variant.tone,
@@ -199,90 +196,6 @@ def variants_document(
     }
 
 
-# ----------------------------------------------------------------------------- tuning
-
-
-@dataclass(frozen=True)
-class Preview:
-    """One variant written for tuning, with the snippets it was written from."""
-
-    variant: Variant
-    snippets: tuple[Snippet, ...]
-    query: str
-
-
-def preview_variant(
-    config: Config,
-    segment_name: str,
-    tone: str,
-    *,
-    customers: Path | None = None,
-    content: Path | None = None,
-    run_dir: Path | None = None,
-) -> Preview:
-    """Write one variant for one segment and tone, retrieving for it first (tuning).
-
-    With ``run_dir``, the segment profile and its snippets come from that run's
-    segment_profiles.json and retrieval.json; otherwise the customers are
-    segmented (the bundled sample by default) and the content folder indexed in
-    a temporary file, exactly as ``cpo run`` would.
-
-    Raises:
-        ConfigError: unknown tone.
-        DataValidationError: unknown segment, invalid customers or content.
-    """
-    from cpo.retrieval.service import find_profile
-    from cpo.run_folder import read_profiles
-
-    if tone not in config.experiment.generation.tones:
-        raise ConfigError(
-            f"unknown tone '{tone}'",
-            hint="choose one of: " + ", ".join(config.experiment.generation.tones),
-        )
-    avoid: dict[str, list[str]] = {}
-    match_case = False
-    if run_dir is not None:
-        profiles = read_profiles(run_dir)
-        profile = find_profile(profiles, segment_name)
-        snippets, query, (avoid, match_case) = _snippets_from_run(run_dir, profile.name)
-    else:
-        profiles = _profiles(config, customers)
-        profile = find_profile(profiles, segment_name)
-        snippets, query = _retrieve_one(config, profiles, profile, content)
-    generator = open_generator(config)
-    request = build_requests(
-        config, [profile], {profile.name: snippets}, [tone], avoid, match_case
-    )[0]
-    return Preview(generator.generate(request), tuple(snippets), query)
-
-
-def _profiles(config: Config, customers: Path | None) -> list[SegmentProfile]:
-    """Segment profiles of the customer file (the bundled sample by default)."""
-    from cpo.customers import load_customers
-    from cpo.sample_data import bundled_customers
-    from cpo.segmentation import segment
-
-    loaded = load_customers(
-        customers or bundled_customers(), on_invalid="skip", settings=config.experiment.customers
-    )
-    settings = config.experiment.segmentation
-    return list(segment(loaded.frame, settings, seed=config.experiment.campaign.seed).profiles)
-
-
-def _snippets_from_run(
-    run_dir: Path, segment_name: str
-) -> tuple[list[Snippet], str, tuple[dict[str, list[str]], bool]]:
-    """A segment's snippets and query, and the avoided mentions, from a run's retrieval.json."""
-    from cpo.run_folder import read_retrieval, segment_snippets
-
-    data = read_retrieval(run_dir)
-    query = next(
-        (e.get("query", "") for e in data.get("segments", []) if e.get("segment") == segment_name),
-        "",
-    )
-    return segment_snippets(data, segment_name), str(query), avoided_mentions(data)
-
-
 def avoided_mentions(retrieval: dict[str, Any]) -> tuple[dict[str, list[str]], bool]:
     """Per segment, the audience values its messages must not name (from retrieval.json).
 
@@ -299,36 +212,3 @@ def avoided_mentions(retrieval: dict[str, Any]) -> tuple[dict[str, list[str]], b
         if isinstance(entry, dict)
     }
     return avoid, match_case
-
-
-def _retrieve_one(
-    config: Config,
-    profiles: Sequence[SegmentProfile],
-    profile: SegmentProfile,
-    content: Path | None,
-) -> tuple[list[Snippet], str]:
-    """Retrieve one segment's snippets with the configured backend (temporary index)."""
-    from cpo.retrieval.query import build_segment_query, population_means
-    from cpo.retrieval.service import prepare_index, retrieve_segment, run_as_of
-    from cpo.sample_data import bundled_content
-
-    settings = config.experiment.content
-    service = config.services.retrieval
-    with tempfile.TemporaryDirectory(prefix="cpo-generate-") as folder:
-        prepared = prepare_index(
-            content or bundled_content(),
-            service,
-            settings,
-            as_of=run_as_of(config.experiment.campaign.as_of),
-            default_db_path=Path(folder) / "index.sqlite",
-        )
-        try:
-            query = build_segment_query(profile, population_means(profiles), settings)
-            result = retrieve_segment(
-                prepared.retriever, query, settings, prepared.content.documents
-            )
-        finally:
-            close = getattr(prepared.retriever, "close", None)
-            if close is not None:
-                close()
-    return list(result.results), query.text
