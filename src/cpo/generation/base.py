@@ -52,12 +52,18 @@ class Generator(Protocol):
         model: Model (or composer version) recorded on variants.
         concurrency: How many ``generate`` calls may run at once.
         settings_model: Its block in ``services.generation`` (validated on load).
+        usage: API calls, tokens and cost so far (``None`` for a backend that
+            calls no paid API); the generate stage adds it to the run totals.
     """
 
     backend: str
     model: str
     concurrency: int
     settings_model: ClassVar[type[BackendSettings]]
+
+    @property
+    def usage(self) -> UsageCounter | None:
+        """API use so far, or ``None`` when the backend calls no paid API."""
 
     @classmethod
     def from_settings(cls, settings: Any, ctx: GenerationContext) -> Generator:

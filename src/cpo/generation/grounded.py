@@ -42,6 +42,7 @@ from cpo.generation.base import (
     GenerationContext,
     Generator,
     Provenance,
+    UsageCounter,
     failed_variant,
     finish_variant,
     sha256_text,
@@ -145,6 +146,7 @@ class GroundedGenerator:
     model = COMPOSER_MODEL
     concurrency = 1
     settings_model: ClassVar[type[BackendSettings]] = NoSettings
+    usage: UsageCounter | None = None  # no paid API
 
     def __init__(self, setup: GenerationContext) -> None:
         self.setup = setup

@@ -118,7 +118,7 @@ class GenerateStage(StageBase):
         self._warn_about_foreign_links(ctx, retrieval, control.body, library)
         document = variants_document(generator, variants, control, ctx.config)
         write_variants(ctx.run_dir, document)
-        usage = getattr(generator, "usage", None)
+        usage = generator.usage
         counts = document["counts"]
         summary = (
             f"{counts['generated']} variants for {len(profiles)} segments + control "
@@ -134,7 +134,7 @@ class GenerateStage(StageBase):
                 **counts,
                 "grounding_min": min((v.grounding.score for v in variants), default=1.0),
                 "cost_usd": document["usage"]["cost_usd"],
-                "cache_hits": getattr(usage, "cache_hits", 0),
+                "cache_hits": usage.cache_hits if usage is not None else 0,
             },
             usage=None
             if usage is None
