@@ -1,4 +1,4 @@
-"""Benchmark: the report of a run folder (issue 12), and `cpo run` on the bundled sample.
+"""Benchmark: the report of a run folder, and `cpo run` on the bundled sample.
 
 Two cases, each in fresh subprocesses, wall and CPU seconds (the CPU time of the
 process and of its children, i.e. the notebook's kernel), min and median over

@@ -4,7 +4,7 @@ The metric is registered here, named in ``analysis.secondary_metrics`` of a
 config folder made with ``cpo init``, and ``cpo run`` on the bundled sample
 data analyses it (metrics.json), simulates its true rate
 (engagement_report.json), plans its power (experiment_design.json) and
-reports it (report.html). Issue 11, acceptance of item 4.
+reports it (report.html).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A backend from another distribution: one module plus one entry point (issue 11).
+"""A backend from another distribution: one module plus one entry point.
 
 The retrieval backend below is the whole of an outside package: one module
 holding the class and its settings model. A fake installed distribution (a

@@ -1,4 +1,4 @@
-"""The bundled run's results are unchanged by refactoring (issue 11).
+"""The bundled run's results are unchanged by refactoring.
 
 ``tests/data/golden/bundled_run_digests.json`` holds the sha256 of each
 artifact of ``cpo run`` on the bundled sample (default seed), normalised by

@@ -1,4 +1,4 @@
-"""Configs written before backends carried their own settings keep working (issue 11).
+"""Configs written before backends carried their own settings keep working.
 
 Before, each service section was flat (``services.retrieval.endpoint``); now it is
 ``backend:`` plus one block per backend (``services.retrieval.azure_search.endpoint``).

@@ -1,4 +1,4 @@
-"""The run folder has one owner (issue 11): names, typed readers/writers, import rules.
+"""The run folder has one owner: names, typed readers/writers, import rules.
 
 The last tests read ``src/cpo`` with :mod:`ast`: each artifact's file name is
 written as a string once (in :mod:`cpo.run_folder`), no stage module imports
