@@ -23,10 +23,10 @@ from cpo.customers import load_customers
 from cpo.generation.base import GenerationContext
 from cpo.generation.prompts import PromptLibrary
 from cpo.generation.settings import GenerationSettings
-from cpo.generation.text import terms
 from cpo.models import GenerationRequest, SegmentProfile, Snippet
 from cpo.sample_data import bundled_content, bundled_customers
 from cpo.segmentation import segment
+from cpo.text import terms
 
 HERE = Path(__file__).parent
 TONES = ("urgent", "informational", "friendly")

@@ -6,8 +6,8 @@ import pytest
 
 from cpo.generation.base import has_call_to_action, validate_message, variant_id
 from cpo.generation.settings import DEFAULT_CTA_VERBS
-from cpo.generation.text import count_words, split_sentences, truncate_words
 from cpo.models import GenerationConstraints
+from cpo.text import count_words, split_sentences, truncate_words
 
 LIMITS = GenerationConstraints()
 M1 = "[Source: Alpha Guide, ¶1]"

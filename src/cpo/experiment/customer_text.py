@@ -28,8 +28,8 @@ from typing import Any, Literal
 
 from cpo.errors import StageError
 from cpo.generation.citations import CITATION_PATTERN
-from cpo.generation.text import split_sentences, truncate_words
 from cpo.models import Variant
+from cpo.text import split_sentences, truncate_words
 
 CitationsInEmail = Literal["none", "footnotes"]
 PREHEADER_MAX_CHARS = 100

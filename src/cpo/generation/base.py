@@ -29,10 +29,10 @@ from cpo.errors import CpoError
 from cpo.generation.citations import check_grounding, distinct_citations, strip_citations
 from cpo.generation.prompts import PromptLibrary
 from cpo.generation.settings import GenerationServiceSettings, GenerationSettings
-from cpo.generation.text import count_words, split_sentences
 from cpo.logs import RunLog, utc_now
 from cpo.models import GenerationConstraints, GenerationRequest, Variant
 from cpo.registry import BackendSettings
+from cpo.text import count_words, split_sentences
 
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _PLACEHOLDER = re.compile(r"\{(\w*)\}")

@@ -22,8 +22,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from cpo.generation.text import STOPWORDS, split_sentences
 from cpo.models import Citation, Grounding, Snippet
+from cpo.text import STOPWORDS, split_sentences
 
 CITATION_PATTERN = re.compile(
     r"\[\s*Source\s*:\s*(?P<title>[^\[\]]+?)\s*,\s*"

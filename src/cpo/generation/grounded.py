@@ -56,7 +56,10 @@ from cpo.generation.citations import (
     states_date,
 )
 from cpo.generation.prompts import ToneTemplates, fill, placeholders
-from cpo.generation.text import (
+from cpo.models import GenerationConstraints, GenerationRequest, SegmentProfile, Snippet, Variant
+from cpo.registry import BackendSettings, NoSettings
+from cpo.retrieval.audience import find_mentions
+from cpo.text import (
     count_words,
     relative_time_phrases,
     split_sentences,
@@ -64,9 +67,6 @@ from cpo.generation.text import (
     truncate_words,
     urgency_phrases,
 )
-from cpo.models import GenerationConstraints, GenerationRequest, SegmentProfile, Snippet, Variant
-from cpo.registry import BackendSettings, NoSettings
-from cpo.retrieval.audience import find_mentions
 
 COMPOSER_MODEL = "grounded-composer-1"
 #: First words that point back to an earlier sentence; such a sentence is quoted

@@ -46,12 +46,12 @@ from cpo.generation.base import (
 )
 from cpo.generation.citations import format_citation
 from cpo.generation.prompts import GENERATION_PROMPT_FILE
-from cpo.generation.text import count_words
 from cpo.logs import RunLog
 from cpo.models import GenerationRequest, Variant
 from cpo.netclient import Failure, RetryPolicy, call_with_retries, status_is_retryable
 from cpo.registry import BackendSettings
 from cpo.runfiles import atomic_open
+from cpo.text import count_words
 
 
 def _openai() -> Any:

@@ -26,9 +26,9 @@ from cpo.generation.base import (
 )
 from cpo.generation.citations import check_grounding, strip_citations
 from cpo.generation.prompts import PromptLibrary
-from cpo.generation.text import count_words
 from cpo.logs import RunLog, utc_now
 from cpo.models import CONTROL_TONE, GenerationRequest, SegmentProfile, Snippet, Variant, to_dict
+from cpo.text import count_words
 
 CONTROL_ID = "control"
 CONTROL_SEGMENT = "all"

@@ -25,8 +25,8 @@ import re
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
-from cpo.generation.text import split_sentences
 from cpo.retrieval.settings import ContentSettings
+from cpo.text import split_sentences
 
 _WORDS = re.compile(r"[^\W_]+")
 

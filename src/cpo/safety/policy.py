@@ -30,7 +30,6 @@ from functools import lru_cache
 from typing import Any
 
 from cpo.generation.citations import strip_citations
-from cpo.generation.text import relative_time_phrases
 from cpo.models import (
     CONTROL_TONE,
     HARM_CATEGORIES,
@@ -41,6 +40,7 @@ from cpo.models import (
 )
 from cpo.retrieval.audience import find_mentions
 from cpo.safety.settings import PiiSettings, SafetyPolicySettings
+from cpo.text import relative_time_phrases
 
 ACTION_RANK = {"off": 0, "pass": 0, "review": 1, "block": 2}
 REASON_MAX_CHARS = 240

@@ -1,4 +1,4 @@
-"""Text helpers shared by the composer, the validators and the grounding check.
+"""Text helpers shared by generation, retrieval, screening and the send list.
 
 Kept dependency-free and deterministic: sentence splitting, word counting,
 relevance terms (lower-cased, stop words removed, lightly stemmed), and the two
