@@ -6,7 +6,11 @@ process and of its children, i.e. the notebook's kernel), min and median over
 
 * ``report``: ``cpo report RUN_DIR`` (HTML, PDF and the executed notebook), with
   the per-step seconds the command records (``html``, ``pdf``, ``notebook``);
-* ``run``: ``cpo run --out DIR`` on the bundled 500 customers, all three reports.
+* ``run``: ``cpo run --out DIR`` on the bundled 500 customers, all three reports;
+* ``steps`` (this checkout only): CPU seconds of each step of the report in one
+  fresh process: imports, reading the run folder, the HTML (sections, charts,
+  template), importing WeasyPrint, the PDF, and the notebook (this process and
+  its kernel).
 
     python benchmarks/report_speed.py                    # builds a bundled run first
     python benchmarks/report_speed.py --run-dir runs/demo --repeat 5
@@ -61,6 +65,47 @@ def _report_steps(run_dir: Path) -> dict[str, float]:
     return dict(facts.get("seconds") or {})
 
 
+_STEPS = """
+import json, resource, sys
+from pathlib import Path
+
+def cpu(who=resource.RUSAGE_SELF):
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+steps, mark = {}, cpu()
+def lap(name):
+    global mark
+    now = cpu(); steps[name] = round(now - mark, 2); mark = now
+
+from cpo.reporting.artifacts import load_run
+from cpo.reporting.html import render_html
+lap("import")
+art = load_run(Path(sys.argv[1])); lap("read run folder")
+html = render_html(art); lap("html")
+import weasyprint; lap("import weasyprint")
+from cpo.reporting.pdf import render_pdf
+render_pdf(html, art.run_dir / "report.pdf"); lap("pdf")
+from cpo.reporting.notebook import write_notebook
+kernel = cpu(resource.RUSAGE_CHILDREN)
+write_notebook(art.run_dir, "bench", True); lap("notebook (this process)")
+steps["notebook kernel"] = round(cpu(resource.RUSAGE_CHILDREN) - kernel, 2)
+print(json.dumps(steps))
+"""
+
+
+def _steps(run_dir: Path, env: dict[str, str]) -> dict[str, float]:
+    """CPU seconds per report step, measured inside one fresh process."""
+    done = subprocess.run(
+        [sys.executable, "-c", _STEPS, str(run_dir)],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
 def _summary(name: str, samples: list[tuple[float, float]]) -> str:
     walls, cpus = [s[0] for s in samples], [s[1] for s in samples]
     return (
@@ -88,6 +133,9 @@ def main() -> None:
         reports = [_timed([*cpo, "report", str(run_dir)], env) for _ in range(args.repeat)]
         print(_summary("run", runs))
         print(_summary("report", reports))
+        if args.src is None:
+            for i in range(args.repeat):
+                print(f"steps {i}: CPU seconds {_steps(run_dir, env)}")
 
 
 if __name__ == "__main__":
