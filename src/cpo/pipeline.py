@@ -1,4 +1,4 @@
-"""Run the stages of a campaign and own its run folder.
+"""Run the stages of a campaign in its run folder (names and readers: :mod:`cpo.run_folder`).
 
 The pipeline is an ordered list of stages. Each stage reads earlier artifacts
 (and input files) from the run folder and writes its own; it declares which files
