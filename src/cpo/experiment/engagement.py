@@ -66,13 +66,13 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cpo import run_folder
 from cpo.errors import DataValidationError
-from cpo.experiment.aggregate import DEFAULT_SEGMENT, SufficientStatistics
+from cpo.experiment.aggregate import DEFAULT_SEGMENT, SufficientStatistics, locate_ids
 from cpo.experiment.settings import HOLDOUT_ARM
+from cpo.experiment.textcsv import read_text_csv
 
 ENGAGEMENT_COLUMNS = (
     "customer_id",
@@ -154,7 +154,7 @@ def read_table(path: Path) -> tuple[pd.DataFrame, int, str]:
         if suffix == ".parquet":
             return _strip_columns(pd.read_parquet(path)), 1, "row"
         if suffix in (".csv", ".txt"):
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+            frame = read_text_csv(path, skip_initial_space=True)
             return _strip_columns(frame), 2, "line"
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
         raise DataValidationError(f"{path}: cannot be read as {suffix[1:]}: {exc}") from None
@@ -346,12 +346,11 @@ class _Located:
 
 
 def _locate(ids: pd.Series, assignments: pd.DataFrame) -> _Located:
-    # Arrow's hash join: much faster than pandas get_indexer on millions of strings.
+    # Sorted 64-bit hashes: much faster than pandas get_indexer or Arrow's index_in.
     known = pa.array(assignments["customer_id"].astype(str), type=pa.large_string())
-    found = pc.index_in(pa.array(ids, type=pa.large_string()), value_set=known)
-    position = found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    position = locate_ids(pa.array(ids, type=pa.large_string()), known)
     unknown = position < 0
-    in_holdout = assignments["experiment_arm"].to_numpy(dtype=object) == HOLDOUT_ARM
+    in_holdout = (assignments["experiment_arm"] == HOLDOUT_ARM).to_numpy(dtype=bool)
     holdout = ~unknown & in_holdout[np.where(unknown, 0, position)]
     return _Located(position, unknown, holdout)
 

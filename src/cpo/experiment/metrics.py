@@ -31,8 +31,9 @@ from cpo.experiment.analysis import AnalysisPlan, analyze, plan_from_design
 from cpo.experiment.analysis_settings import AnalysisSettings
 from cpo.experiment.original_config import Translation, translate
 from cpo.experiment.settings import CONTROL_ARM, TREATMENT_PREFIX, treatment_arm_name
+from cpo.experiment.textcsv import read_text_csv
 from cpo.models import TONES
-from cpo.runfiles import read_csv
+from cpo.runfiles import unescape_formulas
 
 if TYPE_CHECKING:
     from cpo.config import ExperimentConfigFile
@@ -172,7 +173,7 @@ def _read_assignments(path: Path) -> pd.DataFrame:
     """assignments.csv as text columns; it must name each customer's arm and segment."""
     if not path.is_file():
         raise DataValidationError(f"{path}: assignments file not found")
-    frame = read_csv(path, dtype=str, keep_default_na=False)
+    frame = unescape_formulas(read_text_csv(path))
     missing = [c for c in ("customer_id", "experiment_arm", "segment") if c not in frame.columns]
     if missing:
         raise DataValidationError(
