@@ -13,6 +13,7 @@ the pipeline's ``analyze`` stage.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -300,16 +301,24 @@ def _configured_tones(experiment: ExperimentConfigFile) -> list[str]:
     return list(tones) if tones else list(TONES)
 
 
+@functools.cache
+def _packaged_experiment_config() -> ExperimentConfigFile:
+    """The packaged experiment_config.yaml, parsed once per process (the model is frozen)."""
+    from cpo.config import load_config
+
+    return load_config().experiment
+
+
 def experiment_config(config: Any = None) -> ExperimentConfigFile:
     """Resolve the accepted config forms to the ``experiment_config.yaml`` model.
 
     Raises:
         ConfigError: a dict does not validate, or ``config`` is of another type.
     """
-    from cpo.config import Config, ExperimentConfigFile, load_config
+    from cpo.config import Config, ExperimentConfigFile
 
     if config is None:
-        return load_config().experiment
+        return _packaged_experiment_config()
     if isinstance(config, Config):
         return config.experiment
     if isinstance(config, ExperimentConfigFile):
