@@ -227,9 +227,3 @@ def check_audit(path: Path, manifest: dict[str, Any]) -> AuditCheck:
         if result.ok:
             return AuditCheck(False, f"entries unreadable: {exc}", entries)
     return AuditCheck(result.ok, result.message(), entries, result.bad_line)
-
-
-def customers_path(manifest: dict[str, Any]) -> Path | None:
-    """The customer file the run used, from ``manifest["inputs"]["customers"]["path"]``."""
-    text = ((manifest.get("inputs") or {}).get("customers") or {}).get("path")
-    return Path(text) if text else None

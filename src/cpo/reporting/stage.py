@@ -1,7 +1,8 @@
 """The ``report`` stage of ``cpo run`` (the last one): HTML, PDF and notebook.
 
-Reads only artifacts of the run folder (and the customer file, for
-explainability) and writes report.html, report.pdf and report.ipynb. The same
+Reads only artifacts of the run folder (the moderator analysis from
+moderators.json, not the customer file) and writes report.html, report.pdf and
+report.ipynb. The same
 work is available without re-running the pipeline as ``cpo report RUN_DIR``.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cpo import run_folder
-from cpo.reporting.artifacts import REQUIRED_ARTIFACTS, customers_path
+from cpo.reporting.artifacts import REQUIRED_ARTIFACTS
 from cpo.run_folder import MANIFEST, REPORT_HTML, REPORT_NOTEBOOK, REPORT_PDF
 from cpo.stage_api import RunContext, StageBase, StageOutcome
 
@@ -23,16 +24,16 @@ class ReportStage(StageBase):
     outputs = (REPORT_HTML.name, REPORT_PDF.name, REPORT_NOTEBOOK.name)
 
     def input_files(self, ctx: RunContext) -> list[Path]:
-        """Every artifact the report reads, and the customer file."""
+        """Every artifact the report reads."""
         names = [n for n in REQUIRED_ARTIFACTS if n != MANIFEST.name]
         names += [
             run_folder.RETRIEVAL.name,
             run_folder.ASSIGNMENTS.name,
             run_folder.SEGMENT_PROFILES.name,
+            run_folder.MODERATORS.name,
+            run_folder.ENGAGEMENT_REPORT.name,
         ]
-        files = [ctx.path(name) for name in names]
-        customers = customers_path(ctx.manifest)
-        return files + ([customers] if customers else [])
+        return [ctx.path(name) for name in names]
 
     def run(self, ctx: RunContext) -> StageOutcome:
         """Render the reports with the live manifest."""
