@@ -1,6 +1,6 @@
 """Reports of a run: report.html, report.pdf and report.ipynb, with explainability.
 
-Public API (imported lazily; rendering pulls in matplotlib, WeasyPrint and nbclient):
+Public API (imported lazily; rendering pulls in WeasyPrint and nbclient):
 
 * :func:`cpo.reporting.render.render_report` — write the three reports of a
   completed run folder (``cpo report RUN_DIR``; the ``report`` stage of ``cpo run``).
