@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -71,3 +72,52 @@ def test_chart_labels_are_escaped_and_literal() -> None:
 def test_empty_inputs_draw_nothing() -> None:
     assert charts.forest_chart([], xlabel="x") == ""
     assert charts.bar_chart([], [], xlabel="x") == ""
+
+
+def _floats(svg: str, element: str, attribute: str) -> list[float]:
+    pattern = rf"<{element}\b[^>]*\b{attribute}=\"([-0-9.]+)\""
+    return [float(v) for v in re.findall(pattern, svg)]
+
+
+def test_forest_points_sit_inside_their_interval_bars_on_one_scale() -> None:
+    """A point at 0 on a panel from -1 pp to +5 pp lies a sixth of the way along its bar."""
+    rows = (charts.ForestRow("a", 0.0, -0.01, 0.05), charts.ForestRow("b", 0.03, 0.02, 0.04))
+    svg = charts.forest_chart([charts.ForestPanel("Lift", rows)], xlabel="pp")
+    (point_a, point_b) = _floats(svg, "circle", "cx")
+    bars = [
+        (float(x1), float(x2))
+        for x1, x2 in re.findall(
+            r'<line x1="([-0-9.]+)" y1="[-0-9.]+" x2="([-0-9.]+)"[^>]*'
+            r'stroke-width="3"',
+            svg,
+        )
+    ]
+    (low_a, high_a) = bars[0]
+    assert (point_a - low_a) / (high_a - low_a) == pytest.approx(1 / 6, abs=0.01)
+    assert low_a < point_b < high_a  # same x scale: 3 pp lies inside row a's bar too
+
+
+def test_open_interval_ends_are_arrows_and_missing_estimates_say_na() -> None:
+    svg = charts.forest_chart(_panel(), xlabel="x")
+    assert svg.count("<polygon") == 1  # "open ended" has no lower bound
+    assert ">n/a</text>" in svg
+
+
+def test_bar_lengths_are_proportional_to_the_values() -> None:
+    svg = charts.bar_chart(["one", "two", "four"], [1, 2, 4], xlabel="citations")
+    widths = _floats(svg, "rect", "width")
+    assert widths[1] == pytest.approx(2 * widths[0], rel=1e-3)
+    assert widths[2] == pytest.approx(4 * widths[0], rel=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "integer", "expected"),
+    [
+        (0.0, 20.0, False, [0, 5, 10, 15, 20]),
+        (-4.3, 12.1, False, [0, 5, 10]),
+        (-0.37, 0.12, False, [-0.3, -0.2, -0.1, 0, 0.1]),
+        (0.0, 4.5, True, [0, 1, 2, 3, 4]),
+    ],
+)
+def test_ticks_are_round_numbers_inside_the_range(low, high, integer, expected) -> None:
+    assert charts._nice_ticks(low, high, integer=integer) == expected
