@@ -132,8 +132,7 @@ def test_building_the_report_imports_no_statistics_or_plotting_library(fixture_r
 
     The moderator analysis is read from moderators.json, the charts are SVG text:
     neither SciPy, statsmodels, scikit-learn nor matplotlib is imported. (Only a
-    no-winner run on imported engagement loads the statistics core, for the next
-    test's sample size.)
+    run where no arm won loads the statistics core, for the next test's sample size.)
     """
     code = (
         "import sys\n"

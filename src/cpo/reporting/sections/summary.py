@@ -3,7 +3,7 @@
 A simulated run gets no recommendation: the estimates beside the simulator's
 true effects instead. The one computation left here is the sample size the next
 test needs (R's ``power.prop.test`` via :func:`cpo.experiment.stats.n_for_effect`),
-made only when no arm won on imported engagement.
+made only when no arm won (the statistics core is imported for it then).
 """
 
 from __future__ import annotations
