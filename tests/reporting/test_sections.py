@@ -146,3 +146,38 @@ def test_building_the_report_imports_no_statistics_or_plotting_library(fixture_r
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
     )
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_results_cells_carry_the_metrics_json_values(art: RunArtifacts) -> None:
+    from cpo.reporting.sections import results
+
+    record = next(r for r in art.metrics["lift_analysis"] if r["metric"] == "click_rate")
+    row = next(
+        r
+        for r in results.lift_rows(art, art.metrics, "click_rate")
+        if r["arm"] == record["treatment_arm"]
+    )
+    assert row["lift"]["key"] == f"lift:{record['treatment_arm']}:click_rate:lift_absolute"
+    assert float(row["lift"]["value"]) == record["lift_absolute"]
+    assert row["adjustment"] == "Holm"
+
+
+def test_safety_coverage_is_counted_from_the_audit_log_not_copied(art: RunArtifacts) -> None:
+    from cpo.reporting.sections import safety
+
+    section = safety.safety_section(art)
+    assert section["total"] == len(art.variants) and section["screened"] == len(art.variants)
+    claimed = {**art.manifest, "safety": {**art.manifest["safety"], "coverage": 0.5}}
+    assert safety.safety_section(replace(art, manifest=claimed))["coverage_disagrees"]
+    assert not section["coverage_disagrees"]
+
+
+def test_citation_counts_add_up_to_the_variants_citations(art: RunArtifacts) -> None:
+    from cpo.reporting.sections import citations
+
+    section = citations.citations_section(art)
+    cited = sum(len(v.get("citations") or []) for v in art.variants if v.get("status") != "failed")
+    assert sum(d["citations"] for d in section["documents"]) == cited
+    assert [d["citations"] for d in section["documents"]] == sorted(
+        (d["citations"] for d in section["documents"]), reverse=True
+    )
