@@ -203,11 +203,6 @@ class InteractionTerm:
     z: float
     p_value: float
 
-    @property
-    def odds_ratio(self) -> float:
-        """``exp(estimate)``: the factor on the treatment odds ratio."""
-        return math.exp(self.estimate)
-
 
 @dataclass(frozen=True)
 class RegressionResult:
@@ -240,11 +235,6 @@ class RegressionResult:
     wald: dict[str, tuple[float, int, float]] = field(default_factory=dict)
     standardization: dict[str, tuple[float, float]] = field(default_factory=dict)
     reference_tier: str | None = None
-
-    @property
-    def events_per_parameter(self) -> float | None:
-        """Outcome events per model parameter (None before fitting)."""
-        return self.events / self.parameters if self.parameters else None
 
 
 @dataclass(frozen=True)
