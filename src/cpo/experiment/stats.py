@@ -57,6 +57,7 @@ __all__ = [
     "newcombe_difference_interval",
     "power_for_n",
     "prob_beat_control",
+    "prob_beat_control_arms",
     "relative_lift_interval",
     "srm_check",
     "two_proportion_test",
@@ -1011,18 +1012,75 @@ def _prob_greater(a1: float, b1: float, a2: float, b2: float) -> float:
     both with ``X -> 1 - X``); the one with the fewest terms is used, so
     integer parameters cost ``min(a1, b1, a2, b2)`` terms.
     """
+    complement, summed, other = _orientation(a1, b1, a2, b2)
+    if _needs_quadrature(summed, (a1, b1, a2, b2)):
+        return _prob_greater_by_quadrature(a1, b1, a2, b2)
+    value = _prob_greater_by_sum(*summed, *other)
+    value = 1.0 - value if complement else value
+    return min(1.0, max(0.0, value))
+
+
+def _prob_greater_many(jobs: Sequence[tuple[float, float, float, float]]) -> list[float]:
+    """:func:`_prob_greater` of every ``(a1, b1, a2, b2)``; the integer sums in one pass."""
+    values: list[float | None] = [None] * len(jobs)
+    batch: list[tuple[int, bool, float, float, float, float]] = []
+    for index, (a1, b1, a2, b2) in enumerate(jobs):
+        complement, summed, other = _orientation(a1, b1, a2, b2)
+        a = summed[0]
+        batched = float(a).is_integer() and a - 1.0 <= _SUM_CHUNK
+        if batched and not _needs_quadrature(summed, (a1, b1, a2, b2)):
+            batch.append((index, complement, *summed, *other))
+        else:
+            values[index] = _prob_greater(a1, b1, a2, b2)
+    for (index, complement, *_), value in zip(batch, _integer_sums(batch), strict=True):
+        value = 1.0 - value if complement else value
+        values[index] = min(1.0, max(0.0, value))
+    return [float(v) for v in values if v is not None]
+
+
+def _integer_sums(batch: Sequence[tuple[int, bool, float, float, float, float]]) -> list[float]:
+    """:func:`_prob_greater_by_sum` for integer ``a`` (f = 1) of many jobs, vectorized.
+
+    Each term is computed exactly as :func:`_beta_ratio_sum` computes it and
+    each job's terms are summed as one array, so the values are identical.
+    """
+    if not batch:
+        return []
+    counts = np.array([round(a - 1.0) for _, _, a, _, _, _ in batch], dtype=np.int64)
+    job = np.repeat(np.arange(len(batch)), counts)
+    first = np.repeat(np.cumsum(counts) - counts, counts)
+    s = 1.0 + (np.arange(int(counts.sum()), dtype=float) - first)
+    b = np.array([row[3] for row in batch])
+    c = np.array([row[4] for row in batch])
+    d_plus_b = np.array([row[5] + row[3] for row in batch])
+    log_norm = np.array([float(special.betaln(row[4], row[5])) for row in batch])
+    log_terms = _betaln((c[job] + s, d_plus_b[job])) - np.log(s) - _betaln((s, b[job]))
+    terms = np.exp(log_terms - log_norm[job])
+    ends = np.cumsum(counts)
+    sums = []
+    for row, norm, stop, count in zip(batch, log_norm, ends, counts, strict=True):
+        first_part = float(terms[stop - count : stop].sum()) if count else 0.0
+        closed = math.exp(float(special.betaln(row[4], row[5] + row[3])) - float(norm))
+        sums.append(first_part + closed)
+    return sums
+
+
+def _orientation(
+    a1: float, b1: float, a2: float, b2: float
+) -> tuple[bool, tuple[float, float], tuple[float, float]]:
+    """``(complement, summed, other)``: the orientation of P(X1 > X2) with the fewest terms."""
     candidates = [
         (False, (a1, b1), (a2, b2)),
         (True, (a2, b2), (a1, b1)),
         (False, (b2, a2), (b1, a1)),
         (True, (b1, a1), (b2, a2)),
     ]
-    complement, summed, other = min(candidates, key=lambda c: _sum_terms(*c[1]))
-    if _sum_terms(*summed) > EXACT_SUM_MAX_TERMS and min(a1, b1, a2, b2) >= 1.0:
-        return _prob_greater_by_quadrature(a1, b1, a2, b2)
-    value = _prob_greater_by_sum(*summed, *other)
-    value = 1.0 - value if complement else value
-    return min(1.0, max(0.0, value))
+    return min(candidates, key=lambda c: _sum_terms(*c[1]))
+
+
+def _needs_quadrature(summed: tuple[float, float], params: tuple[float, ...]) -> bool:
+    """Too many sum terms, and every parameter >= 1: integrate instead of summing."""
+    return _sum_terms(*summed) > EXACT_SUM_MAX_TERMS and min(params) >= 1.0
 
 
 def _prob_greater_by_quadrature(a: float, b: float, c: float, d: float) -> float:
@@ -1150,6 +1208,7 @@ def prob_beat_control(
     absolute or better even at 10^6 units). The expected losses use the identity
     ``E[max(p_c - p_t, 0)] = m_c P(p_c' > p_t) - m_t P(p_c > p_t')`` where m
     are posterior means and ' denotes the posterior with alpha + 1.
+    One arm of :func:`prob_beat_control_arms` (the same numbers).
 
     Args:
         x_t: Treatment successes.
@@ -1162,21 +1221,70 @@ def prob_beat_control(
         The probability and expected losses, or None with a reason when an
         arm is empty or the input is invalid.
     """
+    return prob_beat_control_arms([(x_t, n_t)], x_c, n_c, prior)[0]
+
+
+def prob_beat_control_arms(
+    treatments: Sequence[tuple[float, float]],
+    x_c: float,
+    n_c: float,
+    prior: tuple[float, float] = (1.0, 1.0),
+) -> list[BayesResult]:
+    """:func:`prob_beat_control` for k treatment arms against one control, in one pass.
+
+    The 3k probabilities (P(beat) and the two of the expected loss per arm)
+    that are exact sums over at most :data:`_SUM_CHUNK` terms, the usual case,
+    are evaluated together: every term of every sum in one vectorized
+    ``betaln`` over the concatenated term indices, then each sum taken over
+    its own slice. The numbers are those of the arm-by-arm computation, bit
+    for bit; sums with fractional parameters or too many terms, and the
+    quadrature cases, are computed one by one as there.
+
+    Args:
+        treatments: ``(successes, units)`` of each treatment arm.
+        x_c: Control successes.
+        n_c: Control units.
+        prior: Beta(alpha, beta) prior shared by all arms, both > 0.
+
+    Returns:
+        One :class:`BayesResult` per treatment arm, in order.
+    """
     prior = (float(prior[0]), float(prior[1]))
-    problem = _counts_problem(("treatment", x_t, n_t), ("control", x_c, n_c))
-    if problem is None and not (prior[0] > 0 and prior[1] > 0):
-        problem = f"invalid: prior parameters must be positive, got {prior!r}"
-    problem = problem or _empty_arm_reason(n_t, n_c, ("treatment arm", "control arm"))
-    if problem:
-        return BayesResult(None, None, None, prior, reason=problem)
+    results: list[BayesResult | None] = []
+    jobs: list[tuple[float, float, float, float]] = []
+    for x_t, n_t in treatments:
+        problem = _counts_problem(("treatment", x_t, n_t), ("control", x_c, n_c))
+        if problem is None and not (prior[0] > 0 and prior[1] > 0):
+            problem = f"invalid: prior parameters must be positive, got {prior!r}"
+        problem = problem or _empty_arm_reason(n_t, n_c, ("treatment arm", "control arm"))
+        results.append(BayesResult(None, None, None, prior, reason=problem) if problem else None)
+        if not problem:
+            a_t, b_t = prior[0] + x_t, prior[1] + n_t - x_t
+            a_c, b_c = prior[0] + x_c, prior[1] + n_c - x_c
+            jobs += [(a_t, b_t, a_c, b_c), (a_c + 1, b_c, a_t, b_t), (a_c, b_c, a_t + 1, b_t)]
+    values = iter(_prob_greater_many(jobs))
+    for index, (x_t, n_t) in enumerate(treatments):
+        if results[index] is None:
+            p_beat, greater_c, greater_t = next(values), next(values), next(values)
+            results[index] = _bayes_result(x_t, n_t, x_c, n_c, prior, p_beat, greater_c, greater_t)
+    return [result for result in results if result is not None]
+
+
+def _bayes_result(
+    x_t: float,
+    n_t: float,
+    x_c: float,
+    n_c: float,
+    prior: tuple[float, float],
+    p_beat: float,
+    greater_c: float,
+    greater_t: float,
+) -> BayesResult:
+    """The result record from P(beat) and the two probabilities of the expected loss."""
     a_t, b_t = prior[0] + x_t, prior[1] + n_t - x_t
     a_c, b_c = prior[0] + x_c, prior[1] + n_c - x_c
     mean_t, mean_c = a_t / (a_t + b_t), a_c / (a_c + b_c)
-    p_beat = _prob_greater(a_t, b_t, a_c, b_c)
-    loss_t = mean_c * _prob_greater(a_c + 1, b_c, a_t, b_t) - mean_t * _prob_greater(
-        a_c, b_c, a_t + 1, b_t
-    )
-    loss_t = max(0.0, loss_t)
+    loss_t = max(0.0, mean_c * greater_c - mean_t * greater_t)
     loss_c = max(0.0, loss_t + mean_t - mean_c)
     return BayesResult(p_beat, loss_t, loss_c, prior)
 
