@@ -145,3 +145,20 @@ def test_a_duplicate_across_batches_of_different_id_lengths_is_found(tmp_path):
     frame.to_parquet(path)
     with pytest.raises(DataValidationError, match="1 customer_id value"):
         aggregate_file(path, batch_rows=4)
+
+
+def test_in_memory_records_tell_hash_collisions_from_repeated_ids(monkeypatch):
+    from cpo.errors import DataValidationError
+    from cpo.experiment import aggregate
+    from cpo.experiment.metrics import calculate_metrics
+
+    monkeypatch.setattr(aggregate, "id_hashes", lambda ids: np.zeros(len(ids), np.uint64))
+    records = [
+        {"customer_id": f"guest-{i}", "experiment_arm": ("control", "treatment_1")[i % 2],
+         "opened": i % 3 == 0, "clicked": 0, "converted": 0}
+        for i in range(40)
+    ]  # fmt: skip
+    assert calculate_metrics(records)["total_customers"] == 40
+    records[39]["customer_id"] = "guest-1"
+    with pytest.raises(DataValidationError, match=r"1 customer_id value\(s\) occur more than once"):
+        calculate_metrics(records)

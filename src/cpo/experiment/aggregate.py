@@ -182,7 +182,9 @@ def aggregate_records(
     frame = records if isinstance(records, pd.DataFrame) else _records_frame(records, source)
     _check_columns(frame.columns, source)
     if check_duplicates and ID_COLUMN in frame.columns:
-        _check_unique_ids(pd.Series(frame[ID_COLUMN]).astype("string").dropna(), source)
+        ids = pd.Series(frame[ID_COLUMN]).astype("string").dropna()
+        if _may_repeat(ids):
+            _check_unique_ids(ids, source)
     partial = _reduce_frame(frame, source, first_row=1)
     sources = _sources(frame)
     return SufficientStatistics(_combine([partial]), sources, len(frame))
@@ -224,6 +226,17 @@ def _sources(frame: pd.DataFrame) -> tuple[str, ...]:
     else:
         values = column.dropna().unique()
     return tuple(sorted({str(v) for v in values if pd.notna(v) and str(v)}))
+
+
+def _may_repeat(ids: pd.Series) -> bool:
+    """False when every id is distinct, decided on sorted 64-bit hashes (no string hashing).
+
+    True when two ids share a hash: a repeat, or (rarely) a collision that
+    :func:`_check_unique_ids` then tells apart on the strings.
+    """
+    text = _as_text(pa.array(ids.array, from_pandas=True))
+    ordered = np.sort(id_hashes(text))
+    return bool((ordered[1:] == ordered[:-1]).any())
 
 
 def _check_unique_ids(ids: pd.Series, source: str) -> None:
