@@ -12,7 +12,7 @@ import pytest
 
 from cpo.errors import DataValidationError
 from cpo.models import SegmentProfile
-from cpo.retrieval.audience import (
+from cpo.audience import (
     find_mentions,
     reaches,
     remove_mentions,

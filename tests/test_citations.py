@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cpo.generation.citations import (
+from cpo.citations import (
     check_grounding,
     extract_codes,
     extract_facts,

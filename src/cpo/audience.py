@@ -12,6 +12,9 @@ Every approved document names its ``audience``. An audience reaches a segment wh
 
 An audience that reaches no segment of the run is reported (its content is never used).
 
+It lives outside the stage packages because three of them use it (retrieval,
+generation and the screening policy).
+
 The second half is the tier backstop: a sentence that names a value of an audience
 column (``content.audience_columns``, by default ``tier``: "Gold", "Silver", ...) is
 quoted only for segments whose customers all hold that value. :func:`find_mentions`
@@ -24,9 +27,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from cpo.retrieval.settings import ContentSettings
 from cpo.text import split_sentences
+
+if TYPE_CHECKING:
+    from cpo.retrieval.settings import ContentSettings
 
 _WORDS = re.compile(r"[^\W_]+")
 

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 
 from cpo import pipeline
 from cpo.cli import cli
-from cpo.retrieval.audience import find_mentions
+from cpo.audience import find_mentions
 
 TIERS = ("Standard", "Premier")
 AS_OF = "2026-11-26"

@@ -81,7 +81,7 @@ def generate_command(
 
 def _print(preview: Preview) -> None:
     """Header, subject, body, citations, grounding and size checks."""
-    from cpo.generation.citations import strip_citations
+    from cpo.citations import strip_citations
     from cpo.text import count_words
 
     variant = preview.variant

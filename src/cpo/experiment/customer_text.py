@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from cpo.errors import StageError
-from cpo.generation.citations import CITATION_PATTERN
+from cpo.citations import CITATION_PATTERN
 from cpo.models import Variant
 from cpo.text import split_sentences, truncate_words
 

@@ -4,7 +4,7 @@ A backend implements :class:`Generator`: one verb, ``generate(request) ->
 Variant``. Whatever the backend, a variant is finished by :func:`finish_variant`,
 which appends the unsubscribe footer, validates the hard constraints
 (:func:`validate_message`), checks citations and grounding
-(:func:`cpo.generation.citations.check_grounding`) and gives the variant its
+(:func:`cpo.citations.check_grounding`) and gives the variant its
 deterministic id (:func:`variant_id`).
 
 Adding a backend: a new module in this folder with a class that has a
@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Protocol
 
 from cpo import registry
 from cpo.errors import CpoError
-from cpo.generation.citations import check_grounding, distinct_citations, strip_citations
+from cpo.citations import check_grounding, distinct_citations, strip_citations
 from cpo.generation.prompts import PromptLibrary
 from cpo.generation.settings import GenerationServiceSettings, GenerationSettings
 from cpo.logs import RunLog, utc_now

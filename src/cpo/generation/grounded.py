@@ -47,7 +47,7 @@ from cpo.generation.base import (
     finish_variant,
     sha256_text,
 )
-from cpo.generation.citations import (
+from cpo.citations import (
     SupportIndex,
     extract_codes,
     extract_facts,
@@ -58,7 +58,7 @@ from cpo.generation.citations import (
 from cpo.generation.prompts import ToneTemplates, fill, placeholders
 from cpo.models import GenerationConstraints, GenerationRequest, SegmentProfile, Snippet, Variant
 from cpo.registry import BackendSettings, NoSettings
-from cpo.retrieval.audience import find_mentions
+from cpo.audience import find_mentions
 from cpo.text import (
     count_words,
     relative_time_phrases,

@@ -44,7 +44,7 @@ from cpo.generation.base import (
     finish_variant,
     with_error,
 )
-from cpo.generation.citations import format_citation
+from cpo.citations import format_citation
 from cpo.generation.prompts import GENERATION_PROMPT_FILE
 from cpo.logs import RunLog
 from cpo.models import GenerationRequest, Variant

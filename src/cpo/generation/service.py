@@ -24,7 +24,7 @@ from cpo.generation.base import (
     generate_many,
     sha256_text,
 )
-from cpo.generation.citations import check_grounding, strip_citations
+from cpo.citations import check_grounding, strip_citations
 from cpo.generation.prompts import PromptLibrary
 from cpo.logs import RunLog, utc_now
 from cpo.models import CONTROL_TONE, GenerationRequest, SegmentProfile, Snippet, Variant, to_dict

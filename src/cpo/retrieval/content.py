@@ -10,7 +10,7 @@ included; other files are ignored)::
       "content": "Paragraph one.\\n\\nTwo.",  required; paragraphs separated by blank lines
       "audience": "At-Risk",                  required: whom it is written for (a segment
                                               name or a word of one, or "All"; see
-                                              cpo.retrieval.audience)
+                                              cpo.audience)
       "eligibility": ["tier == Gold"],        optional: conditions every recipient must meet
                                               (cpo.retrieval.eligibility)
       "keywords": ["win-back", "lapsed"],     required list of strings (may be empty)
@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from cpo.errors import DataValidationError
 from cpo.logs import RunLog
 from cpo.retrieval.eligibility import parse_condition
-from cpo.segmentation.settings import Condition
+from cpo.conditions import Condition
 
 #: Most problems listed in one error message (the rest are counted).
 MAX_PROBLEMS_SHOWN = 20

@@ -1,7 +1,7 @@
 """Who may receive a document: eligibility conditions and audience values per segment.
 
 A document may carry ``eligibility``: conditions over customer columns in the
-segmentation-rule syntax (:class:`cpo.segmentation.settings.Condition`), as objects
+segmentation-rule syntax (:class:`cpo.conditions.Condition`), as objects
 ``{"column": "tier", "op": "==", "value": "Gold"}`` or as short strings
 ``"tier == Gold"``, ``"tier in [Gold, Platinum]"``, ``"age between [18, 30]"``.
 A customer meets them when they meet every condition. The retrieve stage computes,
@@ -27,7 +27,7 @@ import yaml
 from pydantic import ValidationError
 
 from cpo.errors import ConfigError, DataValidationError
-from cpo.segmentation.settings import Condition
+from cpo.conditions import Condition
 
 if TYPE_CHECKING:
     from cpo.retrieval.content import Document

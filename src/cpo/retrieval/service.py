@@ -5,7 +5,7 @@ This is the library behind the ``retrieve`` stage and ``cpo retrieve``:
 * :func:`open_retriever` builds the configured backend (``services.retrieval``);
 * :func:`retrieve_segment` runs one segment's query and applies the policy of the
   ``content`` section: only documents whose audience reaches the segment
-  (:mod:`cpo.retrieval.audience`; written for it, boosted by ``audience_boost``, or
+  (:mod:`cpo.audience`; written for it, boosted by ``audience_boost``, or
   for everyone, boosted by ``general_audience_boost``), at most ``max_per_document``
   paragraphs per document, only results scoring at least ``min_score``, ``top_k``
   kept; when fewer than ``min_results`` clear the threshold, general content
@@ -28,7 +28,7 @@ from cpo import registry
 from cpo.errors import DataValidationError
 from cpo.logs import RunLog
 from cpo.models import SegmentProfile, Snippet
-from cpo.retrieval.audience import remove_mentions, segment_audiences
+from cpo.audience import remove_mentions, segment_audiences
 from cpo.retrieval.base import IndexReport, RetrievalContext, Retriever
 from cpo.retrieval.content import Document, LoadedContent, load_content
 from cpo.retrieval.eligibility import SegmentGuard

@@ -185,7 +185,7 @@ class ContentSettings(StrictModel):
         audience_match_case: Count only the data's exact spelling of those values. By
             default capitals count too, and another case or a sentence-opening value
             counts before a word such as tier, plan or members (see
-            :func:`cpo.retrieval.audience.find_mentions`).
+            :func:`cpo.audience.find_mentions`).
     """
 
     top_k: int = Field(default=4, ge=3, le=5)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cpo.models import SegmentProfile
-from cpo.retrieval.audience import unmatched_audiences, unmatched_warning
+from cpo.audience import unmatched_audiences, unmatched_warning
 from cpo.retrieval.base import Retriever
 from cpo.retrieval.content import LoadedContent, load_content
 from cpo.retrieval.eligibility import (

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from cpo.generation.citations import strip_citations
+from cpo.citations import strip_citations
 from cpo.models import (
     CONTROL_TONE,
     HARM_CATEGORIES,
@@ -38,7 +38,7 @@ from cpo.models import (
     Variant,
     Verdict,
 )
-from cpo.retrieval.audience import find_mentions
+from cpo.audience import find_mentions
 from cpo.safety.settings import PiiSettings, SafetyPolicySettings
 from cpo.text import relative_time_phrases
 

@@ -6,10 +6,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from cpo.conditions import Operator, Scalar, check_value_fits_operator
 from cpo.settings_base import StrictModel
 
-Scalar = str | int | float | bool
-Operator = Literal["<", "<=", ">", ">=", "==", "!=", "in", "not_in", "between"]
 #: numpy/pandas quantile estimators (Hyndman & Fan 1996 types); ``linear`` is type 7,
 #: the default of ``numpy.quantile`` and ``pandas.Series.quantile``.
 QuantileMethod = Literal[
@@ -36,29 +35,6 @@ class Quantile(StrictModel):
     quantile: Annotated[float, Field(ge=0, le=1)]
 
 
-def _check_value_fits_operator(op: Operator, value: object) -> None:
-    """Raise ValueError unless ``value`` has the shape ``op`` needs (list, pair, number)."""
-    if op in ("in", "not_in") and not isinstance(value, list):
-        raise ValueError(f"operator '{op}' needs a list value, e.g. [Gold, Silver]")
-    if op == "between" and not (isinstance(value, list) and len(value) == 2):
-        raise ValueError("operator 'between' needs a two-element list [low, high]")
-    if op in ("<", "<=", ">", ">=") and isinstance(value, (list, bool, str)):
-        raise ValueError(f"operator '{op}' needs a number")
-
-
-class Condition(StrictModel):
-    """One test on one column, e.g. ``{column: tier, op: in, value: [Gold]}``."""
-
-    column: str
-    op: Operator
-    value: Scalar | list[Scalar]
-
-    @model_validator(mode="after")
-    def _value_matches_operator(self) -> Condition:
-        _check_value_fits_operator(self.op, self.value)
-        return self
-
-
 class RuleCondition(StrictModel):
     """A segmentation-rule condition: a :class:`Condition` whose thresholds may be quantiles.
 
@@ -74,7 +50,7 @@ class RuleCondition(StrictModel):
 
     @model_validator(mode="after")
     def _value_matches_operator(self) -> RuleCondition:
-        _check_value_fits_operator(self.op, self.value)
+        check_value_fits_operator(self.op, self.value)
         return self
 
     @field_validator("value", mode="before")

@@ -28,7 +28,7 @@ from cpo.experiment.customer_text import (
     customer_message,
     source_links,
 )
-from cpo.generation.citations import CITATION_PATTERN
+from cpo.citations import CITATION_PATTERN
 from cpo.models import Citation, Variant
 from cpo.reporting import formatting as fmt
 from cpo.reporting.artifacts import RunArtifacts
