@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -165,38 +166,87 @@ def small_records(rows: int, seed: int = 1) -> list[dict[str, object]]:
     ]  # fmt: skip
 
 
-def run_calculate_metrics(rows: int, repeats: int) -> dict[str, float]:
-    """Median wall time of ``calculate_metrics`` and of its Bayesian comparisons."""
+def per_record_loop(records: list[dict[str, object]]) -> dict[str, dict[str, float]]:
+    """The original project's analysis: a loop over the records, then chi-square per arm.
+
+    Counts sends, opens, clicks and conversions per arm record by record, then
+    for each treatment arm and metric the rate, the relative lift and scipy's
+    chi-square test against control.
+    """
+    from scipy.stats import chi2_contingency
+
+    counts: dict[str, list[int]] = {}
+    for record in records:
+        cell = counts.setdefault(str(record["experiment_arm"]), [0, 0, 0, 0])
+        cell[0] += 1
+        cell[1] += int(record["opened"])  # type: ignore[call-overload]
+        cell[2] += int(record["clicked"])  # type: ignore[call-overload]
+        cell[3] += int(record["converted"])  # type: ignore[call-overload]
+    control, results = counts["control"], {}
+    for arm, cell in counts.items():
+        if arm == "control":
+            continue
+        for index, metric in ((1, "open_rate"), (2, "click_rate"), (3, "conversion_rate")):
+            rate, base = cell[index] / cell[0], control[index] / control[0]
+            table = [
+                [cell[index], cell[0] - cell[index]],
+                [control[index], control[0] - control[index]],
+            ]
+            p_value = float(chi2_contingency(table, correction=False)[1])
+            results[f"{arm}/{metric}"] = {"rate": rate, "lift": (rate - base) / base, "p": p_value}
+    return results
+
+
+def run_calculate_metrics(sizes: list[int], repeats: int) -> list[dict[str, float]]:
+    """``calculate_metrics`` and the per-record loop side by side, per size.
+
+    Both get the same list of dicts; each size is timed ``repeats`` times in
+    turn after one warm-up (imports, first config load): min and median wall
+    seconds, and process CPU seconds per call (``time.process_time``).
+    """
     import statistics
 
     from cpo.experiment import stats
     from cpo.experiment.metrics import calculate_metrics
 
-    records = small_records(rows)
-    bayes_seconds = [0.0]
-    original = stats.prob_beat_control
+    rows = []
+    calculate_metrics(small_records(1_000))  # warm-up: imports, first config load
+    for size in sizes:
+        records = small_records(size)
+        timings: dict[str, list[tuple[float, float]]] = {"cpo": [], "loop": []}
+        for _ in range(repeats):
+            for name, function in (("cpo", calculate_metrics), ("loop", per_record_loop)):
+                wall, cpu = time.perf_counter(), time.process_time()
+                function(records)
+                timings[name].append((time.perf_counter() - wall, time.process_time() - cpu))
+        bayes = _time_bayes(stats, calculate_metrics, records)
+        row: dict[str, float] = {"rows": size, "prob_beat_control_s": bayes}
+        for name, values in timings.items():
+            walls = [wall for wall, _ in values]
+            row[f"{name}_min_s"] = min(walls)
+            row[f"{name}_median_s"] = statistics.median(walls)
+            row[f"{name}_cpu_s"] = statistics.median(cpu for _, cpu in values)
+        rows.append(row)
+    return rows
 
-    def timed(*args: object, **kwargs: object) -> stats.BayesResult:
+
+def _time_bayes(stats: Any, calculate_metrics: Any, records: list[dict[str, object]]) -> float:
+    """Seconds one ``calculate_metrics`` call spends in ``prob_beat_control_arms``."""
+    spent = [0.0]
+    original = stats.prob_beat_control_arms
+
+    def timed(*args: object, **kwargs: object) -> object:
         started = time.perf_counter()
         result = original(*args, **kwargs)
-        bayes_seconds[0] += time.perf_counter() - started
+        spent[0] += time.perf_counter() - started
         return result
 
-    stats.prob_beat_control = timed
-    calculate_metrics(records)  # warm-up: imports, first config load
-    totals, bayes = [], []
-    for _ in range(repeats):
-        bayes_seconds[0] = 0.0
-        started = time.perf_counter()
+    stats.prob_beat_control_arms = timed
+    try:
         calculate_metrics(records)
-        totals.append(time.perf_counter() - started)
-        bayes.append(bayes_seconds[0])
-    stats.prob_beat_control = original
-    return {
-        "rows": rows,
-        "calculate_metrics_s": statistics.median(totals),
-        "prob_beat_control_s": statistics.median(bayes),
-    }
+    finally:
+        stats.prob_beat_control_arms = original
+    return spent[0]
 
 
 def run_case(case: str, path: Path, loop_rows: int) -> dict[str, float]:
@@ -225,8 +275,10 @@ def main() -> None:
         nargs="+",
         default=["vectorized", "vectorized-no-dup-check", "python-loop", "calculate-metrics"],
     )
-    parser.add_argument("--small-records", type=int, default=10_000)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument(
+        "--small-records", type=int, nargs="+", default=[10_000, 100_000, 1_000_000]
+    )
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args()
     data = args.data or Path(tempfile.gettempdir()) / f"cpo-analysis-{args.rows}.parquet"
@@ -235,12 +287,18 @@ def main() -> None:
         return
     print_machine()
     if "calculate-metrics" in args.cases:
-        small = run_calculate_metrics(args.small_records, args.repeats)
+        print(f"calculate_metrics vs the per-record loop ({args.repeats} runs each, in turn)")
         print(
-            f"calculate_metrics on {small['rows']:,} records (median of {args.repeats}): "
-            f"{small['calculate_metrics_s']:.3f} s, of which prob_beat_control "
-            f"{small['prob_beat_control_s']:.3f} s"
+            f"{'records':>10} {'cpo min/median s':>17} {'cpo CPU s':>10} "
+            f"{'loop min/median s':>18} {'loop CPU s':>11} {'cpo/loop':>9} {'bayes s':>8}"
         )
+        for row in run_calculate_metrics(args.small_records, args.repeats):
+            print(
+                f"{row['rows']:>10,} {row['cpo_min_s']:>8.3f}/{row['cpo_median_s']:<8.3f} "
+                f"{row['cpo_cpu_s']:>10.3f} {row['loop_min_s']:>9.3f}/{row['loop_median_s']:<8.3f} "
+                f"{row['loop_cpu_s']:>11.3f} {row['cpo_median_s'] / row['loop_median_s']:>8.2f}x "
+                f"{row['prob_beat_control_s']:>8.3f}"
+            )
         args.cases = [case for case in args.cases if case != "calculate-metrics"]
     if not args.cases:
         return

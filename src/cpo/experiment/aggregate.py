@@ -123,14 +123,18 @@ class SufficientStatistics:
             ``{arm: {"sent": ..., "opened": ..., "clicked": ..., "converted": ...,
             "clicked_without_open": ...}}``.
         """
-        table = self.table
-        if segment is not None:
-            table = table[table[SEGMENT_COLUMN] == segment]
+        # The table has one row per (arm, segment), so plain Python beats a
+        # pandas groupby (~10 ms per call, and the analysis makes a dozen).
         columns = [*COUNT_COLUMNS, "clicked_without_open"]
-        summed = table.groupby(ARM_COLUMN, sort=False)[columns].sum()
-        return {
-            str(arm): {name: int(row[name]) for name in columns} for arm, row in summed.iterrows()
-        }
+        values = self.table[columns].to_numpy(dtype=np.int64).tolist()
+        arms, segments = self.table[ARM_COLUMN].tolist(), self.table[SEGMENT_COLUMN].tolist()
+        result: dict[str, dict[str, int]] = {}
+        for arm, arm_segment, row in zip(arms, segments, values, strict=True):
+            if segment is None or arm_segment == segment:
+                cell = result.setdefault(str(arm), dict.fromkeys(columns, 0))
+                for name, value in zip(columns, row, strict=True):
+                    cell[name] += value
+        return result
 
 
 def _check_count_row(row: dict[str, Any]) -> None:
