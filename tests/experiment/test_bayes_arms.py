@@ -115,3 +115,53 @@ def test_invalid_and_empty_arms_get_reasons_in_place():
     assert results[1].prob_beat_control is None and results[1].reason.startswith("empty")
     assert results[2].prob_beat_control is None and results[2].reason.startswith("invalid")
     assert prob_beat_control_arms([], 2, 10) == []
+
+
+def mp_prob_best(params):
+    """P(arm i has the highest rate) = int f_i prod_{j != i} F_j, by mpmath quadrature."""
+    with mpmath.workdps(20):
+        points = {mpmath.mpf(0), mpmath.mpf(1)}
+        for a, b in params:
+            mean = mpmath.mpf(a) / (a + b)
+            sd = mpmath.sqrt(mean * (1 - mean) / (a + b + 1))
+            points |= {min(1, max(0, mean + k * sd)) for k in (-12, -6, -3, 0, 3, 6, 12)}
+        chances = []
+        for i, (a, b) in enumerate(params):
+
+            def integrand(x, i=i, a=a, b=b):
+                value = x ** (a - 1) * (1 - x) ** (b - 1) / mpmath.beta(a, b)
+                for j, (c, d) in enumerate(params):
+                    if j != i:
+                        value *= mpmath.betainc(c, d, 0, x, regularized=True)
+                return value
+
+            chances.append(mpmath.quad(integrand, sorted(points)))
+        return chances
+
+
+@pytest.mark.parametrize(
+    "clicks",
+    [
+        {"control": (12, 100), "treatment_1": (18, 100), "treatment_2": (9, 80)},
+        {"control": (0, 60), "treatment_1": (60, 60), "treatment_2": (30, 60)},
+        {"control": (30, 500), "treatment_1": (45, 500)},
+        {
+            "control": (3, 20),
+            "treatment_1": (4, 25),
+            "treatment_2": (3, 22),
+            "treatment_3": (0, 30),
+        },
+    ],
+)
+def test_prob_best_is_within_1e_6_of_the_mpmath_integral(clicks):
+    from cpo.experiment.analysis_settings import AnalysisSettings
+    from cpo.experiment.comparisons import prob_best
+
+    counts = {
+        arm: {"sent": n, "opened": n, "clicked": x, "converted": 0, "clicked_without_open": 0}
+        for arm, (x, n) in clicks.items()
+    }
+    got = prob_best(counts, "click_rate", AnalysisSettings())
+    expected = mp_prob_best([(1 + x, 1 + n - x) for x, n in clicks.values()])
+    for arm, reference in zip(clicks, expected, strict=True):
+        assert got[arm] == pytest.approx(float(reference), abs=1e-6)
