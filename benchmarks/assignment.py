@@ -67,12 +67,11 @@ def make_customers(size: int):
 
 def make_design(customers, method: str):
     """A design over the customers' segments with every variant sendable."""
+    from cpo.decisions import FinalDecision, content_sha256
     from cpo.experiment.analysis_settings import AnalysisSettings
     from cpo.experiment.design import build_design
     from cpo.experiment.settings import ExperimentSettings
     from cpo.models import Variant
-    from cpo.safety.approval import FinalDecision
-    from cpo.safety.policy import content_sha256
 
     tones = ["urgent", "informational", "friendly"]
     variants = [Variant("control", "all", "control", "Hello {first_name}", "Hi {first_name},")]

@@ -35,13 +35,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _machine import print_machine
 
+from cpo.audit import AuditLog, verify
 from cpo.config import load_config
+from cpo.decisions import screening_text
 from cpo.models import CategoryScores, Variant, Verdict
 from cpo.pipeline import run_pipeline
 from cpo.runfiles import write_json
-from cpo.safety.audit import AuditLog, verify
 from cpo.safety.local import LocalSafetyAnalyzer
-from cpo.safety.policy import decide, screening_text
+from cpo.safety.policy import decide
 from cpo.safety.stage import ScreenStage
 from cpo.stage_api import StageBase, StageOutcome
 

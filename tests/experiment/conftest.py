@@ -11,10 +11,9 @@ import pandas as pd
 import pytest
 from cpo_testkit import FOOTER, MarkerAnalyzer, VariantsStage
 
+from cpo.decisions import FinalDecision, content_sha256
 from cpo.experiment.design import CONTROL_VARIANT_ID
 from cpo.models import Grounding, Variant
-from cpo.safety.approval import FinalDecision
-from cpo.safety.policy import content_sha256
 
 EXPERIMENT_TONES = ("urgent", "informational", "friendly")
 

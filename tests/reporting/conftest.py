@@ -20,11 +20,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cpo.audit import AuditLog
 from cpo.config import load_config
 from cpo.experiment import stats
 from cpo.models import Citation, Grounding, Variant, Verdict
 from cpo.reporting import formatting as fmt
-from cpo.safety.audit import AuditLog
 from cpo.sample_data.customers import generate_customers
 
 RUN_ID = "fixture0run0id0000000000000000ab"

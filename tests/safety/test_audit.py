@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cpo.errors import AuditError
-from cpo.models import Verdict
-from cpo.safety.audit import (
+from cpo.audit import (
     CSV_COLUMNS,
     GENESIS_HASH,
     AuditLog,
@@ -23,6 +21,8 @@ from cpo.safety.audit import (
     read_entries,
     verify,
 )
+from cpo.errors import AuditError
+from cpo.models import Verdict
 
 ENTRIES = 6
 
@@ -240,7 +240,7 @@ def test_concurrent_threads_keep_one_chain(tmp_path, kit):
 WRITER = """
 import sys
 from cpo.models import Variant, Verdict
-from cpo.safety.audit import AuditLog
+from cpo.audit import AuditLog
 log = AuditLog(sys.argv[1])
 for i in range(int(sys.argv[3])):
     v = Variant(f"{sys.argv[2]}-{i}", "s", "friendly", "subject", "body")

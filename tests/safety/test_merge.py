@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from cpo_testkit import MarkerAnalyzer
 
-from cpo.safety.audit import AuditLog, csv_rows, read_entries, verify
+from cpo.audit import AuditLog, csv_rows, read_entries, verify
 from cpo.safety.local import LocalSafetyAnalyzer
 from cpo.safety.merge import (
     MergeResult,

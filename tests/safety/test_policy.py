@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from cpo.config import load_config
+from cpo.decisions import content_sha256
 from cpo.errors import ConfigError
 from cpo.models import HARM_CATEGORIES, CategoryScores, Grounding
 from cpo.safety.policy import (
-    content_sha256,
     decide,
     find_banned_phrases,
     find_pii,

@@ -13,9 +13,9 @@ from click.testing import CliRunner
 
 from cpo.cli import cli
 from cpo.config import init_config, load_config
+from cpo.decisions import sendable_variants
 from cpo.pipeline import default_stages, run_pipeline
 from cpo.runfiles import read_json
-from cpo.safety.approval import sendable_variants
 
 
 def cpo(*args):

@@ -8,12 +8,13 @@ from collections import Counter
 
 import pytest
 
+from cpo.audit import verify
+from cpo.decisions import may_send, sendable_variants
 from cpo.errors import AuditError, RunDirError, StageError
 from cpo.models import Grounding
 from cpo.run_folder import read_variants
 from cpo.runfiles import read_json
-from cpo.safety.approval import approve_run, may_send, sendable_variants
-from cpo.safety.audit import verify
+from cpo.safety.approval import approve_run
 
 
 def mixed_variants(kit):

@@ -33,7 +33,8 @@ def approve_command(
     blocked variants can never be approved. Then continue the run with
     `cpo run --resume RUN_DIR`.
     """
-    from cpo.safety.approval import approve_run, pending_review, sendable_variants
+    from cpo.decisions import pending_review, sendable_variants
+    from cpo.safety.approval import approve_run
 
     if list_only:
         waiting = pending_review(sendable_variants(run_dir))

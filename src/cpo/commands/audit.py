@@ -32,7 +32,7 @@ def verify_command(target: Path) -> None:
     Detects edited, deleted, reordered, inserted and (with a run folder)
     truncated entries.
     """
-    from cpo.safety.approval import verify_target
+    from cpo.decisions import verify_target
 
     path, result, manifest = verify_target(target)
     if result.ok:
@@ -61,8 +61,8 @@ def export_command(target: Path, out: Path) -> None:
     The chain is verified first; a damaged log is still exported (it is
     evidence) but the command then exits 1 with the verification failure.
     """
-    from cpo.safety.approval import verify_target
-    from cpo.safety.audit import export_csv
+    from cpo.audit import export_csv
+    from cpo.decisions import verify_target
 
     path, result, _ = verify_target(target)
     rows = export_csv(path, out)

@@ -26,8 +26,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from cpo.errors import StageError
 from cpo.citations import CITATION_PATTERN
+from cpo.errors import StageError
 from cpo.models import Variant
 from cpo.text import split_sentences, truncate_words
 

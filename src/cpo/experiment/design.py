@@ -45,7 +45,7 @@ from cpo.experiment.settings import (
 from cpo.models import CONTROL_TONE, TONES, Variant
 
 if TYPE_CHECKING:  # imported lazily: cpo.safety imports cpo.config, which imports this package
-    from cpo.safety.approval import FinalDecision
+    from cpo.decisions import FinalDecision
 
 CONTROL_VARIANT_ID = "control"
 
@@ -281,7 +281,7 @@ def unavailable_reason(
     """Why ``variant`` may not be sent, or ``None`` when it may."""
     if variant is None:
         return DroppedArm("missing", "no variant was generated for this segment and tone")
-    from cpo.safety.approval import may_send
+    from cpo.decisions import may_send
 
     vid = variant.variant_id
     decision = decisions.get(vid)

@@ -20,17 +20,17 @@ from typing import Any
 import pandas as pd
 
 from cpo import run_folder
-from cpo.experiment.customer_text import source_links
-from cpo.experiment.sends import MessageOptions, SendList, build_send_list, write_send_list
-from cpo.models import Variant
-from cpo.run_folder import RETRIEVAL, SAFETY_AUDIT, SAFETY_AUDIT_CSV, read_retrieval
-from cpo.runfiles import write_csv
-from cpo.safety.audit import (
+from cpo.audit import (
     KIND_MERGE_SCREENING,
     KIND_MERGE_WITHHELD,
     AuditLog,
     export_csv,
 )
+from cpo.experiment.customer_text import source_links
+from cpo.experiment.sends import MessageOptions, SendList, build_send_list, write_send_list
+from cpo.models import Variant
+from cpo.run_folder import RETRIEVAL, SAFETY_AUDIT, SAFETY_AUDIT_CSV, read_retrieval
+from cpo.runfiles import write_csv
 from cpo.safety.base import build_analyzer
 from cpo.safety.merge import MergeScreener, audit_merge_screening
 from cpo.safety.policy import policy_sha256

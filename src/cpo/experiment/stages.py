@@ -98,7 +98,7 @@ class AssignStage(StageBase):
 
     def run(self, ctx: RunContext) -> StageOutcome:
         """Build the design, assign, render the send list, write the three artifacts."""
-        from cpo.safety.approval import sendable_variants
+        from cpo.decisions import sendable_variants
 
         segments = read_segments(ctx.run_dir)
         variants = read_variants(ctx.run_dir)

@@ -216,7 +216,7 @@ def _read_engagement(path: Path) -> pd.DataFrame:
 
 def check_audit(path: Path, manifest: dict[str, Any]) -> AuditCheck:
     """Verify the audit chain against the count and head hash the manifest recorded."""
-    from cpo.safety.audit import read_entries, verify
+    from cpo.audit import read_entries, verify
 
     recorded = (manifest.get("safety") or {}).get("audit") or {}
     result = verify(path, recorded.get("entries"), recorded.get("head_hash"))

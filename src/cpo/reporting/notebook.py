@@ -199,7 +199,7 @@ warnings_table
 """
 
 _SAFETY = """\
-from cpo.safety.audit import verify
+from cpo.audit import verify
 
 recorded = manifest.get("safety", {}).get("audit", {})
 check = verify(RUN / "safety_audit.jsonl", recorded.get("entries"), recorded.get("head_hash"))

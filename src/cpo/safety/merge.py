@@ -39,8 +39,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from cpo.audit import KIND_MERGE_SCREENING, KIND_MERGE_WITHHELD, AuditLog
 from cpo.models import CategoryScores
-from cpo.safety.audit import KIND_MERGE_SCREENING, KIND_MERGE_WITHHELD, AuditLog
 from cpo.safety.base import SafetyAnalyzer
 from cpo.safety.policy import EMAIL, find_pii
 from cpo.safety.settings import PiiSettings, SafetyPolicySettings

@@ -29,7 +29,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from cpo.audience import find_mentions
 from cpo.citations import strip_citations
+from cpo.decisions import screening_text
 from cpo.models import (
     CONTROL_TONE,
     HARM_CATEGORIES,
@@ -38,7 +40,6 @@ from cpo.models import (
     Variant,
     Verdict,
 )
-from cpo.audience import find_mentions
 from cpo.safety.settings import PiiSettings, SafetyPolicySettings
 from cpo.text import relative_time_phrases
 
@@ -88,16 +89,6 @@ class MentionCheck:
     forbidden: tuple[str, ...]
     recipients: str
     match_case: bool = False
-
-
-def screening_text(variant: Variant) -> str:
-    """The text screened for a variant: subject and body together."""
-    return f"{variant.subject}\n\n{variant.body}"
-
-
-def content_sha256(variant: Variant) -> str:
-    """sha256 of the screened text (recorded in the audit log instead of the text)."""
-    return hashlib.sha256(screening_text(variant).encode("utf-8")).hexdigest()
 
 
 def policy_sha256(policy: SafetyPolicySettings) -> str:

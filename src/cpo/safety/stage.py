@@ -24,6 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cpo.audit import AuditLog, export_csv, read_entries, verify
+from cpo.decisions import (
+    FinalDecision,
+    content_sha256,
+    final_decisions,
+    final_summary,
+    pending_review,
+    screening_text,
+)
 from cpo.errors import StageError
 from cpo.models import HARM_CATEGORIES, CategoryScores, Variant, Verdict
 from cpo.run_folder import (
@@ -36,18 +45,14 @@ from cpo.run_folder import (
     read_variants,
     recorded_audit_head,
 )
-from cpo.safety.approval import FinalDecision, final_decisions, final_summary, pending_review
-from cpo.safety.audit import AuditLog, export_csv, read_entries, verify
 from cpo.safety.base import SafetyAnalyzer, build_analyzer
 from cpo.safety.policy import (
     MentionCheck,
-    content_sha256,
     decide,
     mention_checks,
     one_line,
     policy_sha256,
     reason_code,
-    screening_text,
 )
 from cpo.safety.settings import SafetyPolicySettings
 from cpo.stage_api import RunContext, StageBase, StageOutcome

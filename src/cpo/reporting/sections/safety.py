@@ -12,7 +12,7 @@ from cpo.reporting.artifacts import RunArtifacts
 
 def safety_counts(art: RunArtifacts) -> dict[str, Any]:
     """Coverage and outcomes computed from the audit log against variants.json."""
-    from cpo.safety.approval import final_decisions
+    from cpo.decisions import final_decisions
 
     run_id = art.manifest.get("run_id")
     ids = [str(v["variant_id"]) for v in art.variants]

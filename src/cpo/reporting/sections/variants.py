@@ -20,6 +20,7 @@ from typing import Any
 from markupsafe import Markup, escape
 
 from cpo import run_folder
+from cpo.citations import CITATION_PATTERN
 from cpo.errors import CpoError
 from cpo.experiment.customer_text import (
     DEFAULT_FOOTER_PATTERN,
@@ -28,7 +29,6 @@ from cpo.experiment.customer_text import (
     customer_message,
     source_links,
 )
-from cpo.citations import CITATION_PATTERN
 from cpo.models import Citation, Variant
 from cpo.reporting import formatting as fmt
 from cpo.reporting.artifacts import RunArtifacts
