@@ -10,8 +10,6 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from cpo.errors import DataValidationError
-from cpo.models import SegmentProfile
 from cpo.audience import (
     find_mentions,
     reaches,
@@ -19,6 +17,8 @@ from cpo.audience import (
     segment_audiences,
     unmatched_audiences,
 )
+from cpo.errors import DataValidationError
+from cpo.models import SegmentProfile
 from cpo.retrieval.content import load_content
 from cpo.retrieval.eligibility import (
     audience_values,

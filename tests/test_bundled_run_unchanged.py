@@ -16,9 +16,9 @@ import json
 from pathlib import Path
 
 from click.testing import CliRunner
+from golden import COMPARED, digests
 
 from cpo.cli import cli
-from golden import COMPARED, digests
 
 RECORDED = Path(__file__).parent / "data" / "golden" / "bundled_run_digests.json"
 
@@ -26,7 +26,14 @@ RECORDED = Path(__file__).parent / "data" / "golden" / "bundled_run_digests.json
 def test_bundled_run_artifacts_match_the_recorded_digests(tmp_path: Path) -> None:
     """Every compared artifact of a fresh bundled run has its recorded digest."""
     run_dir = tmp_path / "run"
-    result = CliRunner().invoke(cli, ["run", "--out", str(run_dir), ])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            "--out",
+            str(run_dir),
+        ],
+    )
     assert result.exit_code == 0, result.output
     expected = json.loads(RECORDED.read_text(encoding="utf-8"))["digests"]
     assert set(expected) == set(COMPARED)

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from cpo.audience import find_mentions
 from cpo.citations import CITATION_PATTERN, strip_citations
 from cpo.generation.grounded import GroundedGenerator, compose
 from cpo.generation.prompts import PromptLibrary
 from cpo.generation.settings import ConstraintSettings, GenerationSettings
 from cpo.models import GenerationConstraints, GenerationRequest, SegmentProfile, Snippet
-from cpo.audience import find_mentions
 from cpo.text import count_words
 
 TONES = ("urgent", "informational", "friendly")

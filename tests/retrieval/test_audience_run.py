@@ -20,8 +20,8 @@ import yaml
 from click.testing import CliRunner
 
 from cpo import pipeline
-from cpo.cli import cli
 from cpo.audience import find_mentions
+from cpo.cli import cli
 
 TIERS = ("Standard", "Premier")
 AS_OF = "2026-11-26"

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from cpo import registry
-from cpo.errors import CpoError
 from cpo.citations import check_grounding, distinct_citations, strip_citations
+from cpo.errors import CpoError
 from cpo.generation.prompts import PromptLibrary
 from cpo.generation.settings import GenerationServiceSettings, GenerationSettings
 from cpo.logs import RunLog, utc_now

@@ -38,6 +38,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, ClassVar
 
+from cpo.audience import find_mentions
+from cpo.citations import (
+    SupportIndex,
+    extract_codes,
+    extract_facts,
+    extract_names,
+    format_citation,
+    states_date,
+)
 from cpo.generation.base import (
     GenerationContext,
     Generator,
@@ -47,18 +56,9 @@ from cpo.generation.base import (
     finish_variant,
     sha256_text,
 )
-from cpo.citations import (
-    SupportIndex,
-    extract_codes,
-    extract_facts,
-    extract_names,
-    format_citation,
-    states_date,
-)
 from cpo.generation.prompts import ToneTemplates, fill, placeholders
 from cpo.models import GenerationConstraints, GenerationRequest, SegmentProfile, Snippet, Variant
 from cpo.registry import BackendSettings, NoSettings
-from cpo.audience import find_mentions
 from cpo.text import (
     count_words,
     relative_time_phrases,

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import Field
 
+from cpo.citations import format_citation
 from cpo.errors import BackendError, ConfigError
 from cpo.generation.base import (
     GenerationContext,
@@ -44,7 +45,6 @@ from cpo.generation.base import (
     finish_variant,
     with_error,
 )
-from cpo.citations import format_citation
 from cpo.generation.prompts import GENERATION_PROMPT_FILE
 from cpo.logs import RunLog
 from cpo.models import GenerationRequest, Variant

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from cpo.citations import check_grounding, strip_citations
 from cpo.config import Config
 from cpo.generation.base import (
     Generator,
@@ -24,7 +25,6 @@ from cpo.generation.base import (
     generate_many,
     sha256_text,
 )
-from cpo.citations import check_grounding, strip_citations
 from cpo.generation.prompts import PromptLibrary
 from cpo.logs import RunLog, utc_now
 from cpo.models import CONTROL_TONE, GenerationRequest, SegmentProfile, Snippet, Variant, to_dict

@@ -39,10 +39,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from cpo.conditions import Condition
 from cpo.errors import DataValidationError
 from cpo.logs import RunLog
 from cpo.retrieval.eligibility import parse_condition
-from cpo.conditions import Condition
 
 #: Most problems listed in one error message (the rest are counted).
 MAX_PROBLEMS_SHOWN = 20

@@ -26,8 +26,8 @@ import pandas as pd
 import yaml
 from pydantic import ValidationError
 
-from cpo.errors import ConfigError, DataValidationError
 from cpo.conditions import Condition
+from cpo.errors import ConfigError, DataValidationError
 
 if TYPE_CHECKING:
     from cpo.retrieval.content import Document

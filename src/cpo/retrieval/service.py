@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from cpo import registry
+from cpo.audience import remove_mentions, segment_audiences
 from cpo.errors import DataValidationError
 from cpo.logs import RunLog
 from cpo.models import SegmentProfile, Snippet
-from cpo.audience import remove_mentions, segment_audiences
 from cpo.retrieval.base import IndexReport, RetrievalContext, Retriever
 from cpo.retrieval.content import Document, LoadedContent, load_content
 from cpo.retrieval.eligibility import SegmentGuard

@@ -14,8 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cpo.models import SegmentProfile
 from cpo.audience import unmatched_audiences, unmatched_warning
+from cpo.models import SegmentProfile
 from cpo.retrieval.base import Retriever
 from cpo.retrieval.content import LoadedContent, load_content
 from cpo.retrieval.eligibility import (
