@@ -101,9 +101,7 @@ def normalize_artifact(path: Path) -> str:
 def normalized(run_dir: Path) -> dict[str, str]:
     """Normalised text of every compared artifact present in ``run_dir``."""
     return {
-        name: normalize_artifact(run_dir / name)
-        for name in COMPARED
-        if (run_dir / name).is_file()
+        name: normalize_artifact(run_dir / name) for name in COMPARED if (run_dir / name).is_file()
     }
 
 
