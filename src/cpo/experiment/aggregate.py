@@ -527,9 +527,12 @@ def id_hashes(ids: pa.Array) -> np.ndarray:
     if len(ids) == 0 or lengths.max() == 0:
         return _splitmix64(hashed)
     if lengths.min() == lengths.max():
+        # Every word belongs to every string: fold them all.
         words = _fixed_width_words(data[offsets[0] : offsets[-1]], len(ids), int(lengths[0]))
-    else:
-        words = _padded_words(data, offsets[:-1], lengths)
+        for column in range(words.shape[1]):
+            hashed = hashed * _HASH_MULTIPLIER + words[:, column]
+        return _splitmix64(hashed)
+    words = _padded_words(data, offsets[:-1], lengths)
     for column in range(words.shape[1]):
         # Only a string's own words: shorter strings stop folding.
         folded = hashed * _HASH_MULTIPLIER + words[:, column]

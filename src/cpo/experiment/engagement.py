@@ -357,7 +357,7 @@ def _locate(ids: pd.Series, assignments: pd.DataFrame) -> _Located:
 
 def _excluded_counts(ids: pd.Series, located: _Located) -> dict[str, int]:
     return {
-        "unknown_customers": int(pd.unique(ids.to_numpy(dtype=object)[located.unknown]).size),
+        "unknown_customers": int(ids[located.unknown].nunique()),
         "unknown_customer_rows": int(located.unknown.sum()),
         "holdout_customers": int(np.unique(located.position[located.holdout]).size),
         "holdout_rows": int(located.holdout.sum()),
@@ -429,7 +429,7 @@ def _finish(
 
 
 def _is_recipient(assignments: pd.DataFrame) -> np.ndarray:
-    return assignments["experiment_arm"].to_numpy(dtype=object) != HOLDOUT_ARM
+    return (assignments["experiment_arm"] != HOLDOUT_ARM).to_numpy(dtype=bool)
 
 
 # --------------------------------------------------------------------------
