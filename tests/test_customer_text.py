@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cpo.errors import StageError
-from cpo.experiment.customer_text import (
+from cpo.customer_text import (
     SourceLink,
     customer_message,
     footnote_citations,
@@ -13,6 +12,7 @@ from cpo.experiment.customer_text import (
     source_links,
     strip_citations,
 )
+from cpo.errors import StageError
 from cpo.models import Citation, Variant
 
 FOOTER = "Unsubscribe at any time: https://grocer.example/u"

@@ -17,6 +17,9 @@ never the greeting; it is cut at a word boundary to about 100 characters.
 Removing a marker only deletes text, so the customer copy says nothing the
 screened text did not; :func:`check_customer_text` still refuses any copy in
 which something that looks like a marker survived.
+
+Shared by the send list (:mod:`cpo.experiment.sends`) and the report's and the web
+app's previews, so it lives outside the stage packages.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from __future__ import annotations
 import html
 import re
 
-from cpo.experiment.customer_text import DEFAULT_FOOTER_PATTERN
+from cpo.customer_text import DEFAULT_FOOTER_PATTERN
 
 #: Stands for the merge field while the document is built (a private-use character).
 _SLOT = "\ue000"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from cpo.experiment.customer_text import SourceLink
+from cpo.customer_text import SourceLink
 from cpo.experiment.sends import (
     SEND_COLUMNS,
     MessageOptions,

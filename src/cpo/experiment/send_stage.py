@@ -26,7 +26,7 @@ from cpo.audit import (
     AuditLog,
     export_csv,
 )
-from cpo.experiment.customer_text import source_links
+from cpo.customer_text import source_links
 from cpo.experiment.sends import MessageOptions, SendList, build_send_list, write_send_list
 from cpo.models import Variant
 from cpo.run_folder import RETRIEVAL, SAFETY_AUDIT, SAFETY_AUDIT_CSV, read_retrieval

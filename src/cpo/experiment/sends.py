@@ -6,7 +6,7 @@ the design made available (screened ``pass`` or approved, with the exact
 screened text) appear; holdout customers are not in it.
 
 What the customer receives is the *customer copy* of the screened variant
-(:mod:`cpo.experiment.customer_text`): citation markers removed (or numbered
+(:mod:`cpo.customer_text`): citation markers removed (or numbered
 footnotes, with ``generation.citations_in_email: footnotes``), a preheader from
 the first quoted fact sentence, and an HTML version (:mod:`cpo.emailhtml`)
 in which every merged value is HTML-escaped. ``email`` is empty when the
@@ -44,14 +44,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from cpo.emailhtml import escape_merge_value, html_template
-from cpo.experiment.customer_text import (
+from cpo.customer_text import (
     DEFAULT_FOOTER_PATTERN,
     CitationsInEmail,
     CustomerMessage,
     SourceLink,
     customer_message,
 )
+from cpo.emailhtml import escape_merge_value, html_template
 from cpo.experiment.settings import HOLDOUT_ARM
 from cpo.models import Variant
 from cpo.runfiles import atomic_open, escape_formulas

@@ -5,7 +5,7 @@ first, and only the citation markers the generation stage defines
 (``[Source: Title, ¶N]``) are turned into links to the source list.
 
 Beside each screened (cited) version the section shows what the customer
-receives: the customer copy of :mod:`cpo.experiment.customer_text` (markers
+receives: the customer copy of :mod:`cpo.customer_text` (markers
 removed, or numbered footnotes with ``generation.citations_in_email:
 footnotes``) with its preheader, made with the run's own configuration. It
 also states how many recipients were withheld because a merge value (their
@@ -21,14 +21,14 @@ from markupsafe import Markup, escape
 
 from cpo import run_folder
 from cpo.citations import CITATION_PATTERN
-from cpo.errors import CpoError
-from cpo.experiment.customer_text import (
+from cpo.customer_text import (
     DEFAULT_FOOTER_PATTERN,
     CustomerMessage,
     SourceLink,
     customer_message,
     source_links,
 )
+from cpo.errors import CpoError
 from cpo.models import Citation, Variant
 from cpo.reporting import formatting as fmt
 from cpo.reporting.artifacts import RunArtifacts
