@@ -33,6 +33,7 @@ from cpo.experiment.comparisons import (
     HOLM,
     PROB_BEST_POINTS,
     adjust,
+    bayes_records,
     compare,
     metric_definitions,
     prob_best,
@@ -396,8 +397,10 @@ class _Analysis:
         records = []
         for metric in self.plan.metrics:
             chances = best[metric] if best else prob_best(counts, metric, self.settings)
-            for arm in treatments:
-                record = compare(metric, arm, counts.get(arm, ZERO_COUNTS), control, self.settings)
+            arm_counts = [counts.get(arm, ZERO_COUNTS) for arm in treatments]
+            bayes = bayes_records(metric, arm_counts, control, self.settings)  # all arms at once
+            for arm, arm_count, bayesian in zip(treatments, arm_counts, bayes, strict=True):
+                record = compare(metric, arm, arm_count, control, self.settings, bayesian)
                 record["bayesian"]["prob_best"] = chances.get(arm)
                 records.append(record)
         return records

@@ -85,8 +85,12 @@ def compare(
     treatment: Counts,
     control: Counts,
     settings: AnalysisSettings,
+    bayesian: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The lift record of one treatment arm against control on one metric.
+
+    ``bayesian`` is the arm's record from :func:`bayes_records` when the
+    caller computed every arm's at once (else it is computed here).
 
     ``lift_absolute`` and the ``confidence_interval`` (Newcombe) are in rate
     units; ``lift_percent`` and the ``relative_confidence_interval`` (Koopman
@@ -132,7 +136,9 @@ def compare(
                 stats.relative_lift_interval(x_t, n_t, x_c, n_c, confidence), scale=100.0
             ),
         },
-        "bayesian": bayes_record(x_t, n_t, x_c, n_c, settings),
+        "bayesian": bayesian
+        if bayesian is not None
+        else bayes_record(x_t, n_t, x_c, n_c, settings),
     }
 
 
@@ -140,7 +146,25 @@ def bayes_record(
     x_t: int, n_t: int, x_c: int, n_c: int, settings: AnalysisSettings
 ) -> dict[str, Any]:
     """Beta-Binomial probability to beat control and expected loss of shipping."""
-    result = stats.prob_beat_control(x_t, n_t, x_c, n_c, settings.bayesian_prior)
+    return _bayes_dict(stats.prob_beat_control(x_t, n_t, x_c, n_c, settings.bayesian_prior))
+
+
+def bayes_records(
+    metric: str, treatments: Sequence[Counts], control: Counts, settings: AnalysisSettings
+) -> list[dict[str, Any]]:
+    """:func:`bayes_record` of every treatment arm on one metric, in one vectorized call."""
+    numerator, denominator = metric_counts(metric)
+    results = stats.prob_beat_control_arms(
+        [(t[numerator], t[denominator]) for t in treatments],
+        control[numerator],
+        control[denominator],
+        settings.bayesian_prior,
+    )
+    return [_bayes_dict(result) for result in results]
+
+
+def _bayes_dict(result: stats.BayesResult) -> dict[str, Any]:
+    """The ``bayesian`` block of a lift record."""
     return {
         "prob_beat_control": result.prob_beat_control,
         "expected_loss": result.expected_loss_treatment,
