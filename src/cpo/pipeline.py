@@ -50,6 +50,7 @@ def default_stages() -> list[Stage]:
     from cpo.generation.stage import GenerateStage
     from cpo.reporting.stage import ReportStage
     from cpo.retrieval.stage import RetrieveStage
+    from cpo.safety.merge import RunMergeScreening
     from cpo.safety.stage import ScreenStage
     from cpo.segmentation.stage import SegmentStage
 
@@ -58,7 +59,7 @@ def default_stages() -> list[Stage]:
         RetrieveStage(),
         GenerateStage(),
         ScreenStage(),
-        AssignStage(),
+        AssignStage(merge_screening=RunMergeScreening.for_run),
         EngageStage(),
         AnalyzeStage(),
         ReportStage(),

@@ -23,6 +23,7 @@ from cpo.pipeline import run_pipeline
 from cpo.reporting.artifacts import load_run
 from cpo.reporting.render import render_report
 from cpo.reporting.sections.design import design_section
+from cpo.safety.merge import RunMergeScreening
 from cpo.safety.stage import ScreenStage
 from cpo.segmentation.stage import SegmentStage
 from cpo.stage_api import RunOptions
@@ -35,7 +36,7 @@ def stages(xkit):
         SegmentStage(),
         xkit.VariantsStage(xkit.variant_set(SEGMENTS)),
         ScreenStage(analyzer=xkit.MarkerAnalyzer(), backend_name="marker"),
-        AssignStage(),
+        AssignStage(merge_screening=RunMergeScreening.for_run),
         EngageStage(),
         AnalyzeStage(),
     ]

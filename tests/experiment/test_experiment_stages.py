@@ -14,6 +14,7 @@ from cpo.errors import StageError
 from cpo.experiment.stages import AssignStage, EngageStage
 from cpo.pipeline import default_stages, run_pipeline
 from cpo.safety.approval import approve_run
+from cpo.safety.merge import RunMergeScreening
 from cpo.safety.stage import ScreenStage
 from cpo.sample_data import bundled_customers
 from cpo.segmentation.stage import SegmentStage
@@ -27,7 +28,7 @@ def stages(xkit, variants):
         SegmentStage(),
         xkit.VariantsStage(variants),
         ScreenStage(analyzer=xkit.MarkerAnalyzer(), backend_name="marker"),
-        AssignStage(),
+        AssignStage(merge_screening=RunMergeScreening.for_run),
         EngageStage(),
     ]
 

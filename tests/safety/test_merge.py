@@ -9,14 +9,9 @@ import pytest
 from cpo_testkit import MarkerAnalyzer
 
 from cpo.audit import AuditLog, csv_rows, read_entries, verify
+from cpo.merge_values import MergeResult, normalize_values
 from cpo.safety.local import LocalSafetyAnalyzer
-from cpo.safety.merge import (
-    MergeResult,
-    MergeScreener,
-    audit_merge_screening,
-    normalize_values,
-    value_sha256,
-)
+from cpo.safety.merge import MergeScreener, audit_merge_screening, value_sha256
 from cpo.safety.settings import PiiSettings, SafetyPolicySettings
 
 

@@ -2,10 +2,9 @@
 
 :func:`write_sends` builds the send list from the assignments (see
 :mod:`cpo.experiment.sends`), screens each distinct first name once with the
-configured safety backend, records the merge screening in the hash-chained
-audit log (keeping ``safety_audit.csv`` in step and returning the new audit head
-for the manifest),
-and writes ``sends.csv`` and ``withheld.csv``.
+configured safety backend and records it in the hash-chained audit log (both
+through a :class:`MergeValueScreening` the pipeline supplies, so this package
+does not import the safety package), and writes ``sends.csv`` and ``withheld.csv``.
 """
 
 from __future__ import annotations
@@ -13,9 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -23,20 +22,38 @@ from cpo import run_folder
 from cpo.audit import (
     KIND_MERGE_SCREENING,
     KIND_MERGE_WITHHELD,
-    AuditLog,
-    export_csv,
 )
 from cpo.customer_text import source_links
 from cpo.experiment.sends import MessageOptions, SendList, build_send_list, write_send_list
+from cpo.merge_values import MergeResult
 from cpo.models import Variant
-from cpo.run_folder import RETRIEVAL, SAFETY_AUDIT, SAFETY_AUDIT_CSV, read_retrieval
+from cpo.run_folder import RETRIEVAL, read_retrieval
 from cpo.runfiles import write_csv
-from cpo.safety.base import build_analyzer
-from cpo.safety.merge import MergeScreener, audit_merge_screening
-from cpo.safety.policy import policy_sha256
 from cpo.stage_api import RunContext
 
 _MERGE_KINDS = (KIND_MERGE_SCREENING, KIND_MERGE_WITHHELD)
+
+
+class MergeValueScreening(Protocol):
+    """What the send list needs from the safety package, supplied by the pipeline.
+
+    ``cpo.safety.merge.RunMergeScreening.for_run`` builds one per run; the
+    experiment package depends on this contract, not on the safety package.
+    """
+
+    backend: str
+
+    def __call__(self, values: Sequence[str]) -> list[tuple[str, ...]]:
+        """Reason codes for each distinct value, in order (empty = passed)."""
+        ...
+
+    def record(self, results: Sequence[MergeResult]) -> dict[str, Any]:
+        """Audit the screening; return the manifest records (the new audit head)."""
+        ...
+
+
+#: Builds the merge screening of a run (given to ``cpo.experiment.stages.AssignStage``).
+MergeScreeningFactory = Callable[[RunContext], MergeValueScreening]
 
 
 def message_options(ctx: RunContext, variants: list[Variant]) -> MessageOptions:
@@ -53,23 +70,12 @@ def message_options(ctx: RunContext, variants: list[Variant]) -> MessageOptions:
     )
 
 
-def merge_screener(ctx: RunContext) -> MergeScreener:
-    """The configured safety backend, wrapped to screen merge values."""
-    settings = ctx.config.services.safety
-    analyzer = build_analyzer(settings, log=ctx.log, base_dir=ctx.config.source)
-    return MergeScreener(
-        analyzer,
-        ctx.config.safety,
-        backend=settings.backend,
-        concurrency=settings.concurrency,
-    )
-
-
 def write_sends(
     ctx: RunContext,
     assignments: pd.DataFrame,
     customers: pd.DataFrame,
     variants: Mapping[str, Variant],
+    screening: MergeValueScreening,
 ) -> tuple[SendList, dict[str, Any]]:
     """Build the send list, audit the merge screening, write sends.csv and withheld.csv.
 
@@ -77,35 +83,12 @@ def write_sends(
         The send list and the manifest records of the merge screening (the
         audit head after its entries; empty when nothing was screened).
     """
-    screener = merge_screener(ctx)
     options = message_options(ctx, list(variants.values()))
-    send_list = build_send_list(assignments, customers, variants, screen=screener, options=options)
-    records = record_merge_audit(ctx, send_list, screener.backend)
+    send_list = build_send_list(assignments, customers, variants, screen=screening, options=options)
+    records = screening.record(send_list.merge_results)
     write_send_list(ctx.path(run_folder.SENDS.name), send_list.frame)
     write_csv(ctx.path(run_folder.WITHHELD.name), send_list.withheld)
     return send_list, records
-
-
-def record_merge_audit(ctx: RunContext, send_list: SendList, backend: str) -> dict[str, Any]:
-    """Append the merge screening to the audit log and keep the CSV in step.
-
-    Returns:
-        ``{"safety": {"audit": head}}`` for the manifest (the pipeline records
-        it), or ``{}`` when no merge value was screened.
-    """
-    path = SAFETY_AUDIT.path(ctx.run_dir)
-    last = audit_merge_screening(
-        AuditLog(path),
-        send_list.merge_results,
-        run_id=ctx.run_id,
-        salt=ctx.run_id,
-        backend=backend,
-        policy_sha256=policy_sha256(ctx.config.safety),
-    )
-    if last is None:
-        return {}
-    export_csv(path, SAFETY_AUDIT_CSV.path(ctx.run_dir))
-    return {"safety": {"audit": {"entries": last["seq"], "head_hash": last["hash"]}}}
 
 
 def withheld_summary(send_list: SendList) -> dict[str, Any]:

@@ -53,9 +53,9 @@ from cpo.customer_text import (
 )
 from cpo.emailhtml import escape_merge_value, html_template
 from cpo.experiment.settings import HOLDOUT_ARM
+from cpo.merge_values import MergeResult, cap_values, normalize_values
 from cpo.models import Variant
 from cpo.runfiles import atomic_open, escape_formulas
-from cpo.safety.merge import MergeResult, cap_values, normalize_values
 
 #: Screens distinct merge values; returns reason codes per value (empty = passed).
 MergeScreen = Callable[[Sequence[str]], list[tuple[str, ...]]]

@@ -41,7 +41,12 @@ from cpo.experiment.engagement import (
     is_counts_file,
     summarize,
 )
-from cpo.experiment.send_stage import decisions_fingerprint, withheld_summary, write_sends
+from cpo.experiment.send_stage import (
+    MergeScreeningFactory,
+    decisions_fingerprint,
+    withheld_summary,
+    write_sends,
+)
 from cpo.experiment.sends import SendList
 from cpo.experiment.settings import HOLDOUT_ARM
 from cpo.experiment.simulate import SOURCE_SIMULATED, simulate_engagement
@@ -72,7 +77,12 @@ def segment_sizes(segments: pd.DataFrame) -> dict[str, int]:
 
 
 class AssignStage(StageBase):
-    """Design the experiment, assign customers and write the send list."""
+    """Design the experiment, assign customers and write the send list.
+
+    Args:
+        merge_screening: Builds the run's merge-value screening (the pipeline
+            passes ``cpo.safety.merge.RunMergeScreening.for_run``).
+    """
 
     name = "assign"
     description = "Designing the experiment and assigning customers"
@@ -82,6 +92,9 @@ class AssignStage(StageBase):
         run_folder.SENDS.name,
         run_folder.WITHHELD.name,
     )
+
+    def __init__(self, merge_screening: MergeScreeningFactory) -> None:
+        self.merge_screening = merge_screening
 
     def input_files(self, ctx: RunContext) -> list[Path]:
         """Segments, variants, retrieval (footnote links) and the customer file."""
@@ -111,8 +124,10 @@ class AssignStage(StageBase):
         run_folder.write_assignments(ctx.run_dir, assignments)
         by_id = {v.variant_id: v for v in variants}
         used = {vid for plan in design.segments for vid in plan.variant_ids.values()}
+        variants_used = {vid: by_id[vid] for vid in used}
+        screening = self.merge_screening(ctx)
         send_list, audit_records = write_sends(
-            ctx, assignments, customers, {vid: by_id[vid] for vid in used}
+            ctx, assignments, customers, variants_used, screening
         )
         counts = {
             str(arm): int(n) for arm, n in assignments["experiment_arm"].value_counts().items()

@@ -5,7 +5,7 @@ customer's ``first_name`` is inserted afterwards, into text that already
 passed. So every merge value is normalized and screened on its own before it
 reaches the send list:
 
-1. :func:`normalize_values` removes control and invisible formatting characters
+1. :func:`~cpo.merge_values.normalize_values` removes control and invisible formatting characters
    (newlines, tabs, zero-width and bidirectional marks), collapses whitespace
    and cuts the inserted value to :data:`MAX_MERGE_CHARS` characters (the whole
    value is screened, so nothing past the cut escapes screening).
@@ -35,22 +35,17 @@ import hashlib
 import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from typing import Any
 
-import pandas as pd
-
-from cpo.audit import KIND_MERGE_SCREENING, KIND_MERGE_WITHHELD, AuditLog
+from cpo.audit import KIND_MERGE_SCREENING, KIND_MERGE_WITHHELD, AuditLog, export_csv
+from cpo.merge_values import MergeResult
 from cpo.models import CategoryScores
-from cpo.safety.base import SafetyAnalyzer
-from cpo.safety.policy import EMAIL, find_pii
+from cpo.run_folder import SAFETY_AUDIT, SAFETY_AUDIT_CSV
+from cpo.safety.base import SafetyAnalyzer, build_analyzer
+from cpo.safety.policy import EMAIL, find_pii, policy_sha256
 from cpo.safety.settings import PiiSettings, SafetyPolicySettings
+from cpo.stage_api import RunContext
 
-MAX_MERGE_CHARS = 50
-#: Control characters (newlines, tabs, escape, line separators) become spaces.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
-#: Invisible formatting marks (soft hyphen, zero-width, bidirectional overrides) go.
-_INVISIBLE = re.compile("[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]+")
-_WHITESPACE = re.compile(r"\s+")
 #: A link: a scheme, ``www.``, or a host name with a common top-level domain.
 LINK = re.compile(
     r"(?i)(?:\b[a-z][a-z0-9+.\-]*://|\bwww\.|\bmailto:|"
@@ -60,49 +55,9 @@ LINK = re.compile(
 PII_REASONS = {"email": "pii_email", "phone": "pii_phone", "card": "pii_card"}
 
 
-def normalize_values(values: pd.Series, max_chars: int | None = MAX_MERGE_CHARS) -> pd.Series:
-    """Merge values made safe to insert: one line, visible characters, length-capped.
-
-    Control characters become spaces, invisible formatting marks are removed,
-    whitespace runs collapse to one space, and the value is stripped and cut to
-    ``max_chars`` (``None``: not cut). Missing values become "".
-    """
-    text = values.fillna("").astype(str)
-    text = text.str.replace(_CONTROL, " ", regex=True).str.replace(_INVISIBLE, "", regex=True)
-    text = text.str.replace(_WHITESPACE, " ", regex=True).str.strip()
-    return text if max_chars is None else cap_values(text, max_chars)
-
-
-def cap_values(values: pd.Series, max_chars: int = MAX_MERGE_CHARS) -> pd.Series:
-    """Cut normalized values to ``max_chars`` characters (trailing space removed)."""
-    return values.str.slice(0, max_chars).str.rstrip()
-
-
 def value_sha256(value: str, salt: str) -> str:
     """Salted sha256 of a merge value (a bare hash of a name could be looked up)."""
     return hashlib.sha256(f"{salt}\0{value}".encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class MergeResult:
-    """The screening of one distinct merge value.
-
-    Attributes:
-        field: The merge field (``first_name``).
-        value: The normalized value (kept in memory only; never written).
-        reasons: Reason codes; empty when the value passed.
-        customers: Recipients holding this value.
-    """
-
-    field: str
-    value: str
-    reasons: tuple[str, ...]
-    customers: int
-
-    @property
-    def passed(self) -> bool:
-        """True when nothing fired."""
-        return not self.reasons
 
 
 class MergeScreener:
@@ -211,3 +166,47 @@ def audit_merge_screening(
             }
         )
     return last
+
+
+class RunMergeScreening(MergeScreener):
+    """Merge screening for one run: the configured backend, audited in the run's log.
+
+    The assign stage receives :meth:`for_run` from the pipeline (it does not
+    import the safety package): it screens the distinct values with
+    ``__call__`` and records them with :meth:`record`.
+    """
+
+    def __init__(self, ctx: RunContext) -> None:
+        settings = ctx.config.services.safety
+        analyzer = build_analyzer(settings, log=ctx.log, base_dir=ctx.config.source)
+        super().__init__(
+            analyzer, ctx.config.safety, backend=settings.backend, concurrency=settings.concurrency
+        )
+        self.ctx = ctx
+
+    @classmethod
+    def for_run(cls, ctx: RunContext) -> RunMergeScreening:
+        """The merge screening of the run ``ctx`` describes."""
+        return cls(ctx)
+
+    def record(self, results: Sequence[MergeResult]) -> dict[str, Any]:
+        """Append the merge screening to the audit log and keep the CSV in step.
+
+        Returns:
+            ``{"safety": {"audit": head}}`` for the manifest (the pipeline records
+            it), or ``{}`` when no merge value was screened.
+        """
+        ctx = self.ctx
+        path = SAFETY_AUDIT.path(ctx.run_dir)
+        last = audit_merge_screening(
+            AuditLog(path),
+            results,
+            run_id=ctx.run_id,
+            salt=ctx.run_id,
+            backend=self.backend,
+            policy_sha256=policy_sha256(ctx.config.safety),
+        )
+        if last is None:
+            return {}
+        export_csv(path, SAFETY_AUDIT_CSV.path(ctx.run_dir))
+        return {"safety": {"audit": {"entries": last["seq"], "head_hash": last["hash"]}}}
