@@ -231,9 +231,15 @@ def run_calculate_metrics(sizes: list[int], repeats: int) -> list[dict[str, floa
 
 
 def _time_bayes(stats: Any, calculate_metrics: Any, records: list[dict[str, object]]) -> float:
-    """Seconds one ``calculate_metrics`` call spends in ``prob_beat_control_arms``."""
+    """Seconds one ``calculate_metrics`` call spends in the Bayesian comparisons."""
+    # prob_beat_control_arms since it exists (prob_beat_control calls it), else the older API.
+    name = (
+        "prob_beat_control_arms"
+        if hasattr(stats, "prob_beat_control_arms")
+        else "prob_beat_control"
+    )
     spent = [0.0]
-    original = stats.prob_beat_control_arms
+    original = getattr(stats, name)
 
     def timed(*args: object, **kwargs: object) -> object:
         started = time.perf_counter()
@@ -241,11 +247,11 @@ def _time_bayes(stats: Any, calculate_metrics: Any, records: list[dict[str, obje
         spent[0] += time.perf_counter() - started
         return result
 
-    stats.prob_beat_control_arms = timed
+    setattr(stats, name, timed)
     try:
         calculate_metrics(records)
     finally:
-        stats.prob_beat_control_arms = original
+        setattr(stats, name, original)
     return spent[0]
 
 
