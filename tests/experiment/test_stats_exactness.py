@@ -22,7 +22,7 @@ COUNTS = [(0, 1), (1, 1), (0, 7), (3, 7), (7, 7), (12, 500), (499, 500), (1, 10*
 CONFIDENCES = [0.8, 0.9, 0.95, 0.99, 0.999, 1 - 1e-9]
 
 
-@pytest.mark.parametrize(("counts", "confidence"), itertools.product(COUNTS, CONFIDENCES))
+@pytest.mark.parametrize(("counts", "confidence"), list(itertools.product(COUNTS, CONFIDENCES)))
 def test_wilson_bounds_are_statsmodels_bit_for_bit(counts, confidence):
     successes, n = counts
     expected = proportion_confint(successes, n, alpha=1.0 - confidence, method="wilson")
