@@ -370,10 +370,10 @@ def generate_many(
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cpo-generate") as pool:
         futures = {pool.submit(_generate_one, generator, r): i for i, r in enumerate(requests)}
         for done, future in enumerate(as_completed(futures), start=1):
-            index = futures[future]
-            results[index] = future.result()
+            variant = future.result()
+            results[futures[future]] = variant
             if on_done is not None:
-                on_done(done, len(requests), results[index])  # type: ignore[arg-type]
+                on_done(done, len(requests), variant)
     return [r for r in results if r is not None]
 
 

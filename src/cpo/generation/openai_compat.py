@@ -185,22 +185,32 @@ def parse_reply(text: str) -> tuple[str, str]:
         ReplyFormatError: no ``Subject:`` line, or no body.
     """
     lines = [line for line in text.replace("\r\n", "\n").split("\n") if not _FENCE.match(line)]
-    subject_at = next((i for i, line in enumerate(lines) if _SUBJECT_LINE.match(line)), None)
-    if subject_at is None:
+    subject_line = _first_match(_SUBJECT_LINE, lines)
+    if subject_line is None:
         raise ReplyFormatError("the reply has no 'Subject:' line")
-    subject = _SUBJECT_LINE.match(lines[subject_at]).group("text")  # type: ignore[union-attr]
+    subject_at, subject_match = subject_line
+    subject = subject_match.group("text")
     subject = subject.strip().strip("*").strip().strip("\"'“”").strip()
     rest = lines[subject_at + 1 :]
-    body_at = next((i for i, line in enumerate(rest) if _BODY_LINE.match(line)), None)
-    if body_at is not None:
-        first = _BODY_LINE.match(rest[body_at]).group("text")  # type: ignore[union-attr]
-        first = first.strip().strip("*_").strip()
+    body_line = _first_match(_BODY_LINE, rest)
+    if body_line is not None:
+        body_at, body_match = body_line
+        first = body_match.group("text").strip().strip("*_").strip()
         rest = ([first] if first.strip() else []) + rest[body_at + 1 :]
     body_lines = [line.rstrip() for line in rest if "unsubscribe" not in line.lower()]
     body = "\n".join(body_lines).strip()
     if not body:
         raise ReplyFormatError("the reply has no body after 'Body:'")
     return subject, body
+
+
+def _first_match(pattern: re.Pattern[str], lines: list[str]) -> tuple[int, re.Match[str]] | None:
+    """The index and match of the first line ``pattern`` matches (``None``: no line does)."""
+    for index, line in enumerate(lines):
+        found = pattern.match(line)
+        if found is not None:
+            return index, found
+    return None
 
 
 # ----------------------------------------------------------------------------- cache
