@@ -181,3 +181,28 @@ def test_citation_counts_add_up_to_the_variants_citations(art: RunArtifacts) -> 
     assert [d["citations"] for d in section["documents"]] == sorted(
         (d["citations"] for d in section["documents"]), reverse=True
     )
+
+
+def test_the_next_tests_size_is_presented_from_metrics_json(art: RunArtifacts) -> None:
+    record = {
+        "metric": "click_rate",
+        "treatment_arm": "treatment_2",
+        "baseline": 0.04,
+        "effect": 0.02,
+        "basis": "observed",
+        "planned_relative_lift": 0.25,
+        "alpha": 0.05,
+        "power": 0.9,
+        "comparisons": 2,
+        "n_per_arm": 2946,
+        "total": 8838,
+    }
+    recorded = replace(art, metrics={**art.metrics, "next_test": record})
+    best = {"control_value": 0.04, "lift_absolute": 0.02}
+    needed = summary.next_sample_size(recorded, "click_rate", best)
+    assert needed is not None and needed["total"] == 8838
+    assert "plan about 2,946 recipients per arm (8,838 across 3 arms" in needed["sentence"]
+    assert "90% power" in needed["sentence"] and "split over 2 comparisons" in needed["sentence"]
+    assert summary.next_sample_size(recorded, "open_rate", best) is None  # another metric
+    older = replace(art, metrics={k: v for k, v in art.metrics.items() if k != "next_test"})
+    assert summary.next_sample_size(older, "click_rate", best) is None  # not recorded

@@ -33,6 +33,7 @@ from cpo.experiment.moderators import (
     run_moderators,
     write_moderators,
 )
+from cpo.experiment.next_test import plan_next_test
 from cpo.experiment.results import Coverage, MetricsDocument
 from cpo.experiment.settings import HOLDOUT_ARM
 from cpo.run_folder import (
@@ -96,6 +97,7 @@ class AnalyzeStage(StageBase):
             engagement_source=report.get("engagement_source"),
             extra_warnings=carried,
         )
+        metrics = replace(metrics, next_test=plan_next_test(metrics.to_dict(), design or {}))
         assigned = _assigned_per_arm(ASSIGNMENTS.path(ctx.run_dir))
         if assigned is None:
             return metrics

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from cpo.errors import DataValidationError
+from cpo.experiment.next_test import NextTest
 from cpo.run_folder import METRICS
 
 #: Layout version of metrics.json written by this module.
@@ -892,6 +893,8 @@ class MetricsDocument:
         power: Power of the observed sample.
         warnings: Findings to read before the numbers.
         coverage: Assigned versus analysed recipients (a run's analysis only).
+        next_test: Recipients the next test needs (a run's analysis only; None when
+            nothing is comparable).
         schema_version: Layout version of the document.
     """
 
@@ -914,6 +917,7 @@ class MetricsDocument:
     power: PowerResult
     warnings: tuple[AnalysisWarning, ...]
     coverage: Coverage | None = None
+    next_test: NextTest | None = None
     schema_version: int = SCHEMA_VERSION
 
     def comparisons(self, metric: str) -> list[Comparison]:
@@ -955,6 +959,7 @@ class MetricsDocument:
             KeyError: a key of the schema is missing.
         """
         coverage = data.get("coverage")
+        next_test = data.get("next_test")
         return cls(
             schema_version=data["schema_version"],
             **{name: data[name] for name in _HEADER},
@@ -971,6 +976,7 @@ class MetricsDocument:
             power=PowerResult.from_dict(data["power"]),
             warnings=tuple(AnalysisWarning.from_dict(w) for w in data["warnings"]),
             coverage=None if coverage is None else Coverage.from_dict(coverage),
+            next_test=None if next_test is None else NextTest.from_dict(next_test),
         )
 
     def to_dict(self) -> JsonDict:
@@ -996,6 +1002,8 @@ class MetricsDocument:
         )
         if self.coverage is not None:
             document["coverage"] = self.coverage.to_dict()
+        if self.next_test is not None:
+            document["next_test"] = self.next_test.to_dict()
         return json_safe(document)
 
     @classmethod

@@ -1,9 +1,9 @@
 """Section 1, the executive summary: the primary result in plain words, and what to do.
 
 A simulated run gets no recommendation: the estimates beside the simulator's
-true effects instead. The one computation left here is the sample size the next
-test needs (R's ``power.prop.test`` via :func:`cpo.experiment.stats.n_for_effect`),
-made only when no arm won (the statistics core is imported for it then).
+true effects instead. The sample size the next test needs is read from
+metrics.json (``next_test``, computed by :mod:`cpo.experiment.next_test`); nothing
+here computes a statistic.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from cpo.reporting import formatting as fmt
 from cpo.reporting.artifacts import RunArtifacts
 from cpo.reporting.sections.common import (
     adjustment_name,
-    alpha,
     alpha_text,
     arm_tone,
     cell,
@@ -295,49 +294,33 @@ def _power_statement(art: RunArtifacts, metric: str, best: dict[str, Any]) -> st
 def next_sample_size(
     art: RunArtifacts, metric: str, best: dict[str, Any] | None
 ) -> dict[str, Any] | None:
-    """Customers per arm needed to detect the observed (or planned) lift next time.
+    """The next test's size as the analysis recorded it (metrics.json ``next_test``).
 
-    The baseline is the observed control rate, or the power section's baseline
-    (the design's) when the control rate is 0, 1 or missing. None when the run
-    did not record the significance level or the target power.
+    None when the run recorded none (nothing comparable, no usable baseline or
+    effect, or an analysis older than the record) or it is for another metric.
     """
-    level, power = alpha(art), power_level(art)
-    if best is None or level is None or power is None:
+    recorded = art.metrics.get("next_test")
+    if not recorded or best is None or recorded.get("metric") != metric:
         return None
-    baseline = best.get("control_value")
-    if baseline is None or not 0 < baseline < 1:
-        baseline = (mde_for(art, metric) or {}).get("baseline")
-    if baseline is None or not 0 < baseline < 1:
-        return None
-    baseline = float(baseline)
-    observed = best.get("lift_absolute")
-    planned = (art.design.get("power") or {}).get("expected_relative_lift")
-    if observed is not None and 0 < observed < 1 - baseline:
-        effect, basis = float(observed), "the observed lift"
-    elif planned:
-        effect, basis = baseline * float(planned), f"the planned {float(planned):.0%} relative lift"
-    else:
-        return None
-    from cpo.experiment import stats  # only here: a no-winner run on imported engagement
-
-    comparisons = max(1, len(lift_records(art.metrics, metric)))
-    result = stats.n_for_effect(
-        baseline, effect, alpha=level, power=power, n_comparisons=comparisons
+    n, arms = int(recorded["n_per_arm"]), int(recorded["comparisons"]) + 1
+    effect, baseline = float(recorded["effect"]), float(recorded["baseline"])
+    planned = recorded.get("planned_relative_lift")
+    basis = (
+        "the observed lift"
+        if recorded["basis"] == "observed"
+        else f"the planned {float(planned or 0):.0%} relative lift"
     )
-    if result.n_per_arm_ceil is None:
-        return None
-    arms = comparisons + 1
     return {
-        "n_per_arm": result.n_per_arm_ceil,
-        "total": result.n_per_arm_ceil * arms,
+        "n_per_arm": n,
+        "total": int(recorded["total"]),
         "effect": effect,
         "baseline": baseline,
         "basis": basis,
         "sentence": (
             f"To detect {basis} ({fmt.pp(effect)} on a baseline of {fmt.pct(baseline)}) with "
-            f"{fmt.pct(power, 0)} power, plan about {result.n_per_arm_ceil:,} "
-            f"recipients per arm ({result.n_per_arm_ceil * arms:,} across {arms} arms; "
-            f"α = {level:g} split over {comparisons} comparisons)."
+            f"{fmt.pct(float(recorded['power']), 0)} power, plan about {n:,} "
+            f"recipients per arm ({n * arms:,} across {arms} arms; "
+            f"α = {float(recorded['alpha']):g} split over {arms - 1} comparisons)."
         ),
     }
 
