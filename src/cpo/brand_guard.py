@@ -81,7 +81,7 @@ def sample_brand_markers() -> tuple[str, ...]:
     longest first; the full name comes first.
     """
     packaged = load_file(default_config_dir() / "experiment_config.yaml", ExperimentConfigFile)
-    brand = packaged.brand  # type: ignore[attr-defined]
+    brand = packaged.brand
     if brand is None:
         return ()
     markers = {brand.name}

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import date
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import Field, ValidationError
 
@@ -151,7 +151,10 @@ def load_config(config_dir: Path | str | None = None) -> Config:
             f"{folder}: config folder not found",
             hint="pass an existing folder to --config, or create one with `cpo init DIR`",
         )
-    models = {name: load_file(folder / name, model) for name, model in CONFIG_FILES.items()}
+    # One call per file (in CONFIG_FILES order), so each result has its model's type.
+    azure = load_file(folder / "azure_config.yaml", AzureConfigFile)
+    safety = load_file(folder / "safety_thresholds.yaml", SafetyPolicySettings)
+    experiment = load_file(folder / "experiment_config.yaml", ExperimentConfigFile)
     prompts = folder / PROMPTS_DIR
     if not prompts.is_dir():
         raise ConfigError(
@@ -160,16 +163,19 @@ def load_config(config_dir: Path | str | None = None) -> Config:
         )
     config = Config(
         source=folder.resolve(),
-        services=models["azure_config.yaml"].services,  # type: ignore[attr-defined]
-        safety=models["safety_thresholds.yaml"],  # type: ignore[arg-type]
-        experiment=models["experiment_config.yaml"],  # type: ignore[arg-type]
+        services=azure.services,
+        safety=safety,
+        experiment=experiment,
         prompts_dir=prompts.resolve(),
     )
     check_config(config)
     return config
 
 
-def load_file(path: Path, model: type[StrictModel]) -> StrictModel:
+ModelT = TypeVar("ModelT", bound=StrictModel)
+
+
+def load_file(path: Path, model: type[ModelT]) -> ModelT:
     """Parse one YAML file and validate it against ``model``."""
     if not path.is_file():
         raise ConfigError(

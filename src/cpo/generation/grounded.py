@@ -35,7 +35,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, ClassVar
 
 from cpo.audience import find_mentions
@@ -221,9 +221,9 @@ def composition_sha256(
     return sha256_text(json.dumps(payload, sort_keys=True, ensure_ascii=False))
 
 
-def vars_of(record: object) -> list[object]:
-    """Field values of a slotted dataclass, in order."""
-    return [getattr(record, name) for name in record.__slots__]  # type: ignore[attr-defined]
+def vars_of(record: GenerationConstraints) -> list[object]:
+    """Field values of the constraints, in declaration order."""
+    return [getattr(record, item.name) for item in fields(record)]
 
 
 # ----------------------------------------------------------------------------- composer
