@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cpo.errors import DataValidationError, RunDirError
 from cpo.models import Citation, Grounding, SegmentProfile, Snippet, Variant
@@ -263,6 +263,55 @@ def write_manifest(run_dir: Path | str, manifest: dict[str, Any]) -> None:
     from cpo.runfiles import write_json
 
     write_json(MANIFEST.path(run_dir), manifest)
+
+
+RecordT = TypeVar("RecordT")
+
+
+def read_versioned(
+    path: Path | str,
+    what: Artifact,
+    build: Callable[[dict[str, Any]], RecordT],
+    *,
+    missing_hint: str,
+    invalid_hint: str,
+) -> RecordT:
+    """Read a JSON artifact with a ``schema_version`` this cpo reads, into its records.
+
+    Args:
+        path: The file.
+        what: The artifact (its name and the newest schema version this cpo writes).
+        build: Turns the JSON object into the typed record (``Document.from_dict``).
+        missing_hint: What to do when the file does not exist.
+        invalid_hint: What to do when it is not in the schema's shape.
+
+    Raises:
+        DataValidationError: missing, not JSON, not an object, a newer schema
+            version, or a key of the schema missing or mistyped.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataValidationError(f"{path}: not found", hint=missing_hint) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataValidationError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise DataValidationError(f"{path}: expected a JSON object, found {type(data).__name__}")
+    version = data.get("schema_version")
+    if not isinstance(version, int) or version > what.schema_version:
+        raise DataValidationError(
+            f"{path}: schema_version {version!r} is not one this cpo reads "
+            f"(up to {what.schema_version})",
+            hint="read it with the cpo version that wrote it, or analyse the run again",
+        )
+    try:
+        return build(data)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise DataValidationError(
+            f"{path}: not a {what.name} of schema version {version} ({type(exc).__name__}: {exc})",
+            hint=invalid_hint,
+        ) from None
 
 
 def _read_json_object(path: Path, what: Artifact) -> dict[str, Any]:

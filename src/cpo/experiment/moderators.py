@@ -32,7 +32,6 @@ attributes.
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -45,12 +44,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from cpo.errors import DataValidationError
 from cpo.experiment import catalog
 from cpo.experiment.results import json_safe
 from cpo.experiment.settings import CONTROL_ARM, HOLDOUT_ARM
 from cpo.experiment.stats import holm, newcombe_difference_interval, wilson_interval
-from cpo.run_folder import MODERATORS
+from cpo.run_folder import MODERATORS, read_versioned
 
 __all__ = [
     "ATTRIBUTES",
@@ -992,31 +990,13 @@ def read_moderators(path: Path | str) -> ModeratorsDocument:
         DataValidationError: the file is missing, not JSON, of a newer schema
             version, or not in the schema's shape.
     """
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataValidationError(
-            f"{path}: not found",
-            hint="the analyze stage of `cpo run` writes it; run `cpo run --resume RUN_DIR`",
-        ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataValidationError(f"{path}: not valid JSON ({exc})") from None
-    version = data.get("schema_version") if isinstance(data, dict) else None
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise DataValidationError(
-            f"{path}: schema_version {version!r} is not one this cpo reads "
-            f"(up to {SCHEMA_VERSION})",
-            hint="read it with the cpo version that wrote it, or analyse the run again",
-        )
-    try:
-        return ModeratorsDocument.from_dict(data)
-    except (KeyError, TypeError) as exc:
-        raise DataValidationError(
-            f"{path}: not a moderators.json of schema version {version} "
-            f"({type(exc).__name__}: {exc})",
-            hint="analyse the run again: `cpo run --resume RUN_DIR`",
-        ) from None
+    return read_versioned(
+        path,
+        MODERATORS,
+        ModeratorsDocument.from_dict,
+        missing_hint="the analyze stage of `cpo run` writes it; run `cpo run --resume RUN_DIR`",
+        invalid_hint="analyse the run again: `cpo run --resume RUN_DIR`",
+    )
 
 
 def read_customer_attributes(

@@ -29,16 +29,14 @@ never NaN: :func:`json_safe` is applied when a document is serialized.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cpo.errors import DataValidationError
 from cpo.experiment.next_test import NextTest
-from cpo.run_folder import METRICS
+from cpo.run_folder import METRICS, read_versioned
 
 #: Layout version of metrics.json written by this module.
 SCHEMA_VERSION = METRICS.schema_version
@@ -1035,28 +1033,10 @@ def read_metrics(path: Path | str) -> MetricsDocument:
         DataValidationError: the file is missing, not JSON, of a newer schema
             version, or lacks a key of the schema.
     """
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataValidationError(
-            f"{path}: not found", hint="run `cpo run` or `cpo analyze` to write it"
-        ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataValidationError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise DataValidationError(f"{path}: expected a JSON object, found {type(data).__name__}")
-    version = data.get("schema_version")
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise DataValidationError(
-            f"{path}: schema_version {version!r} is not one this cpo reads "
-            f"(up to {SCHEMA_VERSION})",
-            hint="read it with the cpo version that wrote it, or analyse the run again",
-        )
-    try:
-        return MetricsDocument.from_dict(data)
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise DataValidationError(
-            f"{path}: not a metrics.json of schema version {version} ({type(exc).__name__}: {exc})",
-            hint="analyse the run again with `cpo analyze` or `cpo run --resume`",
-        ) from None
+    return read_versioned(
+        path,
+        METRICS,
+        MetricsDocument.from_dict,
+        missing_hint="run `cpo run` or `cpo analyze` to write it",
+        invalid_hint="analyse the run again with `cpo analyze` or `cpo run --resume`",
+    )
