@@ -1,6 +1,6 @@
 """Stage packages share records and the statistics core, not each other's internals.
 
-Issue 11's rule: a stage package (segmentation, retrieval, generation, safety,
+The rule: a stage package (segmentation, retrieval, generation, safety,
 experiment, reporting) imports another stage package only for the statistics
 core (``cpo.experiment.stats``, ``catalog``, ``results``). Everything else two
 stages share lives outside the stage packages (``cpo.models``, ``cpo.run_folder``,
