@@ -19,6 +19,7 @@ from cpo.brand import INIT_COMMAND
 from cpo.config import ExperimentConfigFile, default_config_dir, load_file
 from cpo.errors import ConfigError
 from cpo.generation.prompts import CONTROL_MESSAGE_FILE, FOOTER_FILE, TONES_DIR
+from cpo.settings_base import EXPERIMENT_CONFIG_FILE
 
 if TYPE_CHECKING:
     from cpo.config import Config
@@ -80,7 +81,7 @@ def sample_brand_markers() -> tuple[str, ...]:
     The brand name, its first word and the site's host name (without ``www.``),
     longest first; the full name comes first.
     """
-    packaged = load_file(default_config_dir() / "experiment_config.yaml", ExperimentConfigFile)
+    packaged = load_file(default_config_dir() / EXPERIMENT_CONFIG_FILE, ExperimentConfigFile)
     brand = packaged.brand
     if brand is None:
         return ()

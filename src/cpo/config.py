@@ -38,7 +38,12 @@ from cpo.retrieval.settings import ContentSettings, RetrievalServiceSettings
 from cpo.runfiles import sha256_json
 from cpo.safety.settings import SafetyPolicySettings, SafetyServiceSettings
 from cpo.segmentation.settings import SegmentationSettings
-from cpo.settings_base import StrictModel
+from cpo.settings_base import (
+    AZURE_CONFIG_FILE,
+    EXPERIMENT_CONFIG_FILE,
+    SAFETY_CONFIG_FILE,
+    StrictModel,
+)
 from cpo.yamlio import describe_validation_error, expand_env_vars, read_yaml_mapping
 
 
@@ -80,9 +85,9 @@ class ExperimentConfigFile(StrictModel):
 
 #: Each config file and the model that validates it.
 CONFIG_FILES: dict[str, type[StrictModel]] = {
-    "azure_config.yaml": AzureConfigFile,
-    "safety_thresholds.yaml": SafetyPolicySettings,
-    "experiment_config.yaml": ExperimentConfigFile,
+    AZURE_CONFIG_FILE: AzureConfigFile,
+    SAFETY_CONFIG_FILE: SafetyPolicySettings,
+    EXPERIMENT_CONFIG_FILE: ExperimentConfigFile,
 }
 PROMPTS_DIR = "prompts"
 
@@ -109,9 +114,9 @@ class Config:
     def snapshot(self) -> dict[str, Any]:
         """Return the effective configuration as a JSON-ready dict (prompts included)."""
         return {
-            "azure_config.yaml": {"services": self.services.model_dump(mode="json")},
-            "safety_thresholds.yaml": self.safety.model_dump(mode="json"),
-            "experiment_config.yaml": self.experiment.model_dump(mode="json"),
+            AZURE_CONFIG_FILE: {"services": self.services.model_dump(mode="json")},
+            SAFETY_CONFIG_FILE: self.safety.model_dump(mode="json"),
+            EXPERIMENT_CONFIG_FILE: self.experiment.model_dump(mode="json"),
             "prompts": {
                 p.relative_to(self.prompts_dir).as_posix(): p.read_text(encoding="utf-8")
                 for p in sorted(self.prompts_dir.rglob("*"))
@@ -152,9 +157,9 @@ def load_config(config_dir: Path | str | None = None) -> Config:
             hint="pass an existing folder to --config, or create one with `cpo init DIR`",
         )
     # One call per file (in CONFIG_FILES order), so each result has its model's type.
-    azure = load_file(folder / "azure_config.yaml", AzureConfigFile)
-    safety = load_file(folder / "safety_thresholds.yaml", SafetyPolicySettings)
-    experiment = load_file(folder / "experiment_config.yaml", ExperimentConfigFile)
+    azure = load_file(folder / AZURE_CONFIG_FILE, AzureConfigFile)
+    safety = load_file(folder / SAFETY_CONFIG_FILE, SafetyPolicySettings)
+    experiment = load_file(folder / EXPERIMENT_CONFIG_FILE, ExperimentConfigFile)
     prompts = folder / PROMPTS_DIR
     if not prompts.is_dir():
         raise ConfigError(
@@ -219,7 +224,7 @@ def init_config(
             shutil.copyfile(file, out)
             written.append(out)
     if brand is not None:
-        path = destination / "experiment_config.yaml"
+        path = destination / EXPERIMENT_CONFIG_FILE
         path.write_text(apply_brand(path.read_text(encoding="utf-8"), brand), encoding="utf-8")
         load_file(path, ExperimentConfigFile)  # the rewritten file must still validate
     return written

@@ -23,6 +23,7 @@ from cpo.reporting import charts, sections
 from cpo.reporting import formatting as fmt
 from cpo.reporting.artifacts import RunArtifacts
 from cpo.reporting.sections import common
+from cpo.settings_base import EXPERIMENT_CONFIG_FILE
 
 #: Section ids in order (stable anchors; the tests and the PDF rely on them).
 SECTIONS: tuple[tuple[str, str], ...] = (
@@ -92,7 +93,7 @@ def render_html(art: RunArtifacts, *, generated_at: str | None = None) -> str:
 
 def _meta(art: RunArtifacts, generated_at: str | None) -> dict[str, Any]:
     manifest = art.manifest
-    campaign = (manifest.get("config") or {}).get("experiment_config.yaml", {}).get("campaign", {})
+    campaign = (manifest.get("config") or {}).get(EXPERIMENT_CONFIG_FILE, {}).get("campaign", {})
     return {
         "title": "Campaign report: "
         + str(campaign.get("name") or art.metrics.get("experiment_name") or "cpo run"),

@@ -24,9 +24,10 @@ from cpo.segmentation.settings import (
     RuleCondition,
     SegmentationSettings,
 )
+from cpo.settings_base import EXPERIMENT_CONFIG_FILE
 
 NUMERIC_OPS = ("<", "<=", ">", ">=", "between")
-CONFIG_FILE = "experiment_config.yaml"
+CONFIG_FILE = EXPERIMENT_CONFIG_FILE
 
 Level = float | None
 

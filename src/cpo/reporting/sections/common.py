@@ -21,6 +21,7 @@ from cpo.experiment import catalog
 from cpo.reporting import formatting as fmt
 from cpo.reporting.artifacts import RunArtifacts
 from cpo.reporting.simulated import TruthCheck, read_true_effects, true_effect_text, truth_checks
+from cpo.settings_base import EXPERIMENT_CONFIG_FILE
 
 CONTROL_ARM = "control"
 HOLDOUT_ARM = "holdout"
@@ -94,7 +95,7 @@ def level_text(value: float | None) -> str:
 def analysis_settings(art: RunArtifacts) -> dict[str, Any]:
     """The analysis section of the run's config snapshot (as recorded in the manifest)."""
     config = art.manifest.get("config") or {}
-    return (config.get("experiment_config.yaml") or {}).get("analysis") or {}
+    return (config.get(EXPERIMENT_CONFIG_FILE) or {}).get("analysis") or {}
 
 
 def metric_names(art: RunArtifacts) -> list[str]:

@@ -35,6 +35,7 @@ from cpo.reporting.artifacts import RunArtifacts
 from cpo.reporting.sections.citations import source_index
 from cpo.reporting.sections.common import CONTROL_ARM, source_anchor
 from cpo.reporting.sections.safety import safety_counts
+from cpo.settings_base import EXPERIMENT_CONFIG_FILE, SAFETY_CONFIG_FILE
 
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 
@@ -159,15 +160,14 @@ def _config_section(art: RunArtifacts, file: str) -> dict[str, Any]:
 
 def _email_setting(art: RunArtifacts, key: str, default: str) -> str:
     """A ``generation:`` key of the run's experiment config."""
-    generation = _config_section(art, "experiment_config.yaml").get("generation") or {}
+    generation = _config_section(art, EXPERIMENT_CONFIG_FILE).get("generation") or {}
     return str(generation.get(key) or default)
 
 
 def _customer_copies(art: RunArtifacts) -> dict[str, CustomerMessage | str]:
     """Each variant's customer copy as the send list made it (or why it cannot be made)."""
     footer = (
-        ((_config_section(art, "safety_thresholds.yaml").get("compliance") or {}).get("footer"))
-        or {}
+        ((_config_section(art, SAFETY_CONFIG_FILE).get("compliance") or {}).get("footer")) or {}
     ).get("pattern") or DEFAULT_FOOTER_PATTERN
     mode = _email_setting(art, "citations_in_email", "none")
     variants = [_as_variant(v) for v in art.variants if v.get("status") != "failed"]
