@@ -17,20 +17,11 @@ from cpo import registry
 from cpo.models import HARM_CATEGORIES, CategoryScores, Variant
 from cpo.registry import NoSettings
 from cpo.runfiles import write_json
+from cpo.sample_data.customers import COLUMNS
 from cpo.stage_api import RunContext, StageBase, StageOutcome
 
 #: A behavioural-only customer export, as a warehouse gives it (no names, no emails).
-BEHAVIOUR_COLUMNS = [
-    "customer_id",
-    "age",
-    "location",
-    "tier",
-    "purchase_frequency",
-    "avg_order_value",
-    "last_engagement_days",
-    "historical_open_rate",
-    "historical_click_rate",
-]
+BEHAVIOUR_COLUMNS = [c for c in COLUMNS if c not in ("first_name", "email")]
 FOOTER = "You are receiving this email because you subscribed. Unsubscribe: https://x.example/u"
 MARKER = re.compile(r"\[(hate|violence|self_harm|sexual):(\d)\]")
 
