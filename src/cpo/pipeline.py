@@ -59,7 +59,7 @@ def default_stages() -> list[Stage]:
         RetrieveStage(),
         GenerateStage(),
         ScreenStage(),
-        AssignStage(merge_screening=RunMergeScreening.for_run),
+        AssignStage(merge_screening=RunMergeScreening),
         EngageStage(),
         AnalyzeStage(),
         ReportStage(),

@@ -36,7 +36,7 @@ def stages(xkit):
         SegmentStage(),
         xkit.VariantsStage(xkit.variant_set(SEGMENTS)),
         ScreenStage(analyzer=xkit.MarkerAnalyzer(), backend_name="marker"),
-        AssignStage(merge_screening=RunMergeScreening.for_run),
+        AssignStage(merge_screening=RunMergeScreening),
         EngageStage(),
         AnalyzeStage(),
     ]

@@ -28,7 +28,7 @@ def stages(xkit, variants):
         SegmentStage(),
         xkit.VariantsStage(variants),
         ScreenStage(analyzer=xkit.MarkerAnalyzer(), backend_name="marker"),
-        AssignStage(merge_screening=RunMergeScreening.for_run),
+        AssignStage(merge_screening=RunMergeScreening),
         EngageStage(),
     ]
 

@@ -37,7 +37,7 @@ _MERGE_KINDS = (KIND_MERGE_SCREENING, KIND_MERGE_WITHHELD)
 class MergeValueScreening(Protocol):
     """What the send list needs from the safety package, supplied by the pipeline.
 
-    ``cpo.safety.merge.RunMergeScreening.for_run`` builds one per run; the
+    ``cpo.safety.merge.RunMergeScreening`` builds one per run; the
     experiment package depends on this contract, not on the safety package.
     """
 

@@ -81,7 +81,7 @@ class AssignStage(StageBase):
 
     Args:
         merge_screening: Builds the run's merge-value screening (the pipeline
-            passes ``cpo.safety.merge.RunMergeScreening.for_run``).
+            passes ``cpo.safety.merge.RunMergeScreening``).
     """
 
     name = "assign"

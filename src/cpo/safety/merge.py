@@ -171,7 +171,7 @@ def audit_merge_screening(
 class RunMergeScreening(MergeScreener):
     """Merge screening for one run: the configured backend, audited in the run's log.
 
-    The assign stage receives :meth:`for_run` from the pipeline (it does not
+    The assign stage receives this class from the pipeline as its factory (it does not
     import the safety package): it screens the distinct values with
     ``__call__`` and records them with :meth:`record`.
     """
@@ -183,11 +183,6 @@ class RunMergeScreening(MergeScreener):
             analyzer, ctx.config.safety, backend=settings.backend, concurrency=settings.concurrency
         )
         self.ctx = ctx
-
-    @classmethod
-    def for_run(cls, ctx: RunContext) -> RunMergeScreening:
-        """The merge screening of the run ``ctx`` describes."""
-        return cls(ctx)
 
     def record(self, results: Sequence[MergeResult]) -> dict[str, Any]:
         """Append the merge screening to the audit log and keep the CSV in step.
