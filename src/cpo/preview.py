@@ -65,7 +65,7 @@ def preview_variant(
         profile = find_profile(profiles, segment_name)
         snippets, query, (avoid, match_case) = _snippets_from_run(run_dir, profile.name)
     else:
-        profiles = _profiles(config, customers)
+        profiles = segment_profiles(config, customers)
         profile = find_profile(profiles, segment_name)
         snippets, query = _retrieve_one(config, profiles, profile, content)
     generator = open_generator(config)
@@ -75,8 +75,11 @@ def preview_variant(
     return Preview(generator.generate(request), tuple(snippets), query)
 
 
-def _profiles(config: Config, customers: Path | None) -> list[SegmentProfile]:
-    """Segment profiles of the customer file (the bundled sample by default)."""
+def segment_profiles(config: Config, customers: Path | None) -> list[SegmentProfile]:
+    """Segment profiles of a customer file (the bundled sample by default), invalid rows skipped.
+
+    Used where a command needs profiles without a run folder (`cpo generate`, `cpo retrieve`).
+    """
     loaded = load_customers(
         customers or bundled_customers(), on_invalid="skip", settings=config.experiment.customers
     )

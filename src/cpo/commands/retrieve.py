@@ -129,20 +129,12 @@ def _content_dir(options: dict[str, Any]) -> Path:
 
 def _profiles(config: Config, options: dict[str, Any]) -> list[SegmentProfile]:
     """Profiles from --run, else from segmenting --customers (or the bundled sample)."""
-    from cpo.customers import load_customers
+    from cpo.preview import segment_profiles
     from cpo.run_folder import read_profiles
-    from cpo.sample_data import bundled_customers
-    from cpo.segmentation import segment
 
     if options["run_dir"] is not None:
         return read_profiles(options["run_dir"])
-    loaded = load_customers(
-        options["customers"] or bundled_customers(),
-        on_invalid="skip",
-        settings=config.experiment.customers,
-    )
-    settings = config.experiment.segmentation
-    return segment(loaded.frame, settings, seed=config.experiment.campaign.seed).profiles
+    return segment_profiles(config, options["customers"])
 
 
 def _show_segment(config: Config, prepared: PreparedIndex, options: dict[str, Any]) -> None:
