@@ -2,7 +2,7 @@
 
 The rule: a stage package (segmentation, retrieval, generation, safety,
 experiment, reporting) imports another stage package only for the statistics
-core (``cpo.experiment.stats``, ``catalog``, ``results``). Everything else two
+core (``cpo.experiment.stats``, ``catalog``, ``results``, ``next_test``). Everything else two
 stages share lives outside the stage packages (``cpo.models``, ``cpo.run_folder``,
 ``cpo.audit``, ``cpo.decisions``, ``cpo.citations``, ``cpo.audience``,
 ``cpo.conditions``, ``cpo.customer_text``, ``cpo.merge_values``), and what one
@@ -16,7 +16,12 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "cpo"
 STAGE_PACKAGES = {"segmentation", "retrieval", "generation", "safety", "experiment", "reporting"}
-STATISTICS_CORE = {"cpo.experiment.stats", "cpo.experiment.catalog", "cpo.experiment.results"}
+STATISTICS_CORE = {
+    "cpo.experiment.stats",
+    "cpo.experiment.catalog",
+    "cpo.experiment.results",
+    "cpo.experiment.next_test",
+}
 
 
 def _imports(path: Path) -> set[str]:

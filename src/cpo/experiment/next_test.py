@@ -17,11 +17,12 @@ metric's comparisons (Bonferroni).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 Basis = Literal["observed", "planned"]
+ComparisonT = TypeVar("ComparisonT", bound=Mapping[str, Any])
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,11 @@ class NextTest:
         return asdict(self)
 
 
-def _best(records: list[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    """The comparison with the largest absolute lift (ties: the later arm name)."""
+def best_comparison(records: Sequence[ComparisonT]) -> ComparisonT | None:
+    """The comparison with the largest absolute lift (ties: the later arm name).
+
+    Also the report's "best arm", so the arm it names and the next test's agree.
+    """
     usable = [r for r in records if r.get("lift_absolute") is not None]
     if not usable:
         return None
@@ -113,7 +117,7 @@ def plan_next_test(metrics: Mapping[str, Any], design: Mapping[str, Any]) -> Nex
     """
     metric = metrics.get("primary_metric")
     records = [r for r in metrics.get("lift_analysis") or [] if r.get("metric") == metric]
-    best = _best(records)
+    best = best_comparison(records)
     design_power = design.get("power") or {}
     power = design_power.get("power")
     if power is None:

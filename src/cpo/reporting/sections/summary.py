@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cpo.experiment.next_test import best_comparison
 from cpo.reporting import formatting as fmt
 from cpo.reporting.artifacts import RunArtifacts
 from cpo.reporting.sections.common import (
@@ -49,12 +50,7 @@ from cpo.reporting.simulated import (
 
 def best_record(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The treatment with the largest absolute lift (None when nothing is comparable)."""
-    usable = [r for r in records if r.get("lift_absolute") is not None]
-    return (
-        max(usable, key=lambda r: (r["lift_absolute"], r.get("treatment_arm", "")))
-        if usable
-        else None
-    )
+    return best_comparison(records)
 
 
 def executive_summary(art: RunArtifacts) -> dict[str, Any]:
