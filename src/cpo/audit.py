@@ -163,20 +163,26 @@ class AuditLog:
         by: str,
         note: str,
         content_sha256: str,
+        channel: str | None = None,
     ) -> dict[str, Any]:
-        """Append an ``approval`` or ``rejection`` by a named person."""
+        """Append an ``approval`` or ``rejection`` by a named person.
+
+        ``channel`` records where the decision was made (``cli``, ``web``);
+        ``None`` leaves it out.
+        """
         if kind not in (KIND_APPROVAL, KIND_REJECTION):
             raise ValueError(f"kind must be approval or rejection, not {kind!r}")
-        return self.append(
-            {
-                "kind": kind,
-                "run_id": run_id,
-                "variant_id": variant_id,
-                "by": by,
-                "note": note,
-                "content_sha256": content_sha256,
-            }
-        )
+        fields = {
+            "kind": kind,
+            "run_id": run_id,
+            "variant_id": variant_id,
+            "by": by,
+            "note": note,
+            "content_sha256": content_sha256,
+        }
+        if channel is not None:
+            fields["channel"] = channel
+        return self.append(fields)
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -359,3 +359,18 @@ def test_lexicon_dir_is_resolved_against_the_config_folder(config_dir):
     analyzer = build_analyzer(settings, base_dir=config_dir)
     assert analyzer.lexicon_dir == config_dir / "lexicon"
     assert analyzer.analyze("I will kill you").violence >= 6
+
+
+def test_approve_only_named_variants_records_the_channel(approval_run, kit):
+    approval_run.run(review_variants(kit))
+    result = approve_run(approval_run.run_dir, by="Dana", approve=["s-urgent"], channel="web")
+    assert (result.approved, result.rejected) == (("s-urgent",), ())
+    decisions = sendable_variants(approval_run.run_dir)
+    assert decisions["s-urgent"].status == "approved"
+    assert decisions["s-info"].status == "review-pending"
+    assert approval_run.entries()[-1]["channel"] == "web"
+    with pytest.raises(RunDirError, match="'s-friendly' is not awaiting review"):
+        approve_run(approval_run.run_dir, by="Dana", approve=["s-friendly"])
+    approve_run(approval_run.run_dir, by="Dana", approve=[], reject=["s-info"])
+    assert sendable_variants(approval_run.run_dir)["s-info"].status == "rejected"
+    assert approval_run.entries()[-1]["channel"] == "cli"

@@ -41,17 +41,32 @@ class ApprovalResult:
 
 
 def approve_run(
-    run_dir: Path | str, *, by: str, reject: Sequence[str] = (), note: str = ""
+    run_dir: Path | str,
+    *,
+    by: str,
+    reject: Sequence[str] = (),
+    note: str = "",
+    approve: Sequence[str] | None = None,
+    channel: str = "cli",
 ) -> ApprovalResult:
     """Approve every variant awaiting review except those in ``reject`` (rejected).
 
-    Each decision is a hash-chained audit entry naming ``by``; the manifest's
-    audit head and send list, and ``safety_audit.csv``, are updated so
-    ``cpo run --resume`` can continue.
+    Each decision is a hash-chained audit entry naming ``by`` and the
+    ``channel`` it was made in; the manifest's audit head and send list, and
+    ``safety_audit.csv``, are updated so ``cpo run --resume`` can continue.
+
+    Args:
+        run_dir: The run folder.
+        by: Who decides.
+        reject: Variants to reject.
+        note: The note recorded with each decision.
+        approve: Approve only these variants (each must await review);
+            ``None`` approves every variant awaiting review that is not rejected.
+        channel: Where the decision was made: ``cli`` (``cpo approve``) or ``web``.
 
     Raises:
         RunDirError: not a run folder, the run is busy, nothing to decide, or a
-            variant id is unknown or blocked.
+            variant id is unknown, blocked or not awaiting review.
         AuditError: the audit log fails verification.
     """
     run_dir = Path(run_dir)
@@ -63,16 +78,27 @@ def approve_run(
         )
     # The pipeline's lock: a running `cpo run` (or another approval) is named by its pid.
     with run_dir_lock(run_dir, busy_hint="wait until `cpo run` has stopped, then approve"):
-        return _approve_locked(run_dir, by.strip(), list(dict.fromkeys(reject)), note)
+        chosen = None if approve is None else list(dict.fromkeys(approve))
+        rejected = list(dict.fromkeys(reject))
+        return _approve_locked(run_dir, by.strip(), rejected, note, chosen, channel)
 
 
-def _approve_locked(run_dir: Path, by: str, reject: list[str], note: str) -> ApprovalResult:
+def _approve_locked(
+    run_dir: Path,
+    by: str,
+    reject: list[str],
+    note: str,
+    approve: list[str] | None,
+    channel: str,
+) -> ApprovalResult:
     path, entries, manifest = load_verified(run_dir)
     assert manifest is not None
     run_id = manifest["run_id"]
     decisions = final_decisions(entries, run_id)
     _check_rejections(run_dir, decisions, reject)
-    to_approve = [d.variant_id for d in pending_review(decisions) if d.variant_id not in reject]
+    waiting = [d.variant_id for d in pending_review(decisions) if d.variant_id not in reject]
+    _check_approvals(run_dir, waiting, approve)
+    to_approve = waiting if approve is None else approve
     if not to_approve and not reject:
         raise RunDirError(
             f"{run_dir}: no variant is awaiting review",
@@ -89,11 +115,21 @@ def _approve_locked(run_dir: Path, by: str, reject: list[str], note: str) -> App
                 by=by,
                 note=note,
                 content_sha256=decisions[variant_id].content_sha256,
+                channel=channel,
             )
     _update_manifest(run_dir, manifest, final_decisions(read_entries(path), run_id), last)
     # keep the compliance export in step with the log
     export_csv(path, SAFETY_AUDIT_CSV.path(run_dir))
     return ApprovalResult(tuple(to_approve), tuple(reject), last["seq"], last["hash"])
+
+
+def _check_approvals(run_dir: Path, waiting: list[str], approve: list[str] | None) -> None:
+    for variant_id in approve or ():
+        if variant_id not in waiting:
+            raise RunDirError(
+                f"{run_dir}: variant '{variant_id}' is not awaiting review",
+                hint=f"variants awaiting review: {', '.join(waiting) or '(none)'}",
+            )
 
 
 def _check_rejections(
