@@ -265,7 +265,7 @@ def _can_skip(ctx: RunContext, stage: Stage, record: dict[str, Any], fingerprint
     return (
         record.get("status") == "completed"
         and record.get("fingerprint") == fingerprint
-        and all(ctx.path(name).exists() for name in stage.outputs)
+        and stage.outputs_written(ctx)
     )
 
 

@@ -1,11 +1,12 @@
 """The stage contract of ``cpo run``: what a stage is given and what it returns.
 
 A stage is a class with a ``name``, a ``description``, the ``outputs`` it writes
-into the run folder, and four methods (:class:`Stage`). Subclass
+into the run folder, and five methods (:class:`Stage`). Subclass
 :class:`StageBase` to get the optional hooks with their defaults and override
 only what the stage needs. The pipeline (:mod:`cpo.pipeline`) calls the hooks in
 this order: ``preflight`` for every stage before anything runs; then per stage
-``input_files`` and ``fingerprint_extra`` (the resume fingerprint) and ``run``.
+``input_files`` and ``fingerprint_extra`` (the resume fingerprint),
+``outputs_written`` (a resume skips a stage only when they are there) and ``run``.
 
 A stage never writes the manifest: it returns a :class:`StageOutcome` whose
 ``records`` the pipeline merges into the manifest (``{"inputs": {"customers":
@@ -230,6 +231,9 @@ class Stage(Protocol):
     def fingerprint_extra(self, ctx: RunContext) -> dict[str, Any] | None:
         """Facts that are not files (e.g. a default as-of date) for the resume fingerprint."""
 
+    def outputs_written(self, ctx: RunContext) -> bool:
+        """Whether its outputs are in the run folder (a resume reruns the stage if not)."""
+
     def run(self, ctx: RunContext) -> StageOutcome:
         """Do the work and write ``outputs`` into ``ctx.run_dir``."""
 
@@ -260,6 +264,10 @@ class StageBase:
         """Nothing beyond files, config and seed by default."""
         del ctx
         return None
+
+    def outputs_written(self, ctx: RunContext) -> bool:
+        """Every one of ``outputs`` exists by default."""
+        return all(ctx.path(name).exists() for name in self.outputs)
 
 
 def merge_records(target: dict[str, Any], records: dict[str, Any]) -> None:

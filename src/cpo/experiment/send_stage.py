@@ -4,7 +4,8 @@
 :mod:`cpo.experiment.sends`), screens each distinct first name once with the
 configured safety backend and records it in the hash-chained audit log (both
 through a :class:`MergeValueScreening` the pipeline supplies, so this package
-does not import the safety package), and writes ``sends.csv`` and ``withheld.csv``.
+does not import the safety package), and writes the send list (``sends.csv``, or
+``sends.parquet`` for a large run, see :func:`send_list_form`) and ``withheld.csv``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ from cpo.audit import (
     KIND_MERGE_WITHHELD,
 )
 from cpo.customer_text import source_links
-from cpo.experiment.sends import MessageOptions, SendList, build_send_list, write_send_list
+from cpo.experiment.sends import (
+    MessageOptions,
+    SendList,
+    build_send_list,
+    write_send_list,
+    write_send_list_parquet,
+)
+from cpo.experiment.settings import SendListSettings
 from cpo.merge_values import MergeResult
 from cpo.models import Variant
 from cpo.run_folder import RETRIEVAL, read_retrieval
@@ -76,19 +84,62 @@ def write_sends(
     customers: pd.DataFrame,
     variants: Mapping[str, Variant],
     screening: MergeValueScreening,
-) -> tuple[SendList, dict[str, Any]]:
-    """Build the send list, audit the merge screening, write sends.csv and withheld.csv.
+) -> tuple[SendList, dict[str, Any], dict[str, Any]]:
+    """Build the send list, audit the merge screening, write the send list and withheld.csv.
+
+    The send list is ``sends.csv``, or ``sends.parquet`` above
+    ``experiment.send_list.compact_above`` recipients (:func:`send_list_form`).
 
     Returns:
-        The send list and the manifest records of the merge screening (the
-        audit head after its entries; empty when nothing was screened).
+        The send list, the manifest records of the merge screening (the
+        audit head after its entries; empty when nothing was screened) and
+        the form written (:func:`send_list_form`).
     """
     options = message_options(ctx, list(variants.values()))
     send_list = build_send_list(assignments, customers, variants, screen=screening, options=options)
     records = screening.record(send_list.merge_results)
-    write_send_list(ctx.path(run_folder.SENDS.name), send_list.frame)
+    form = send_list_form(ctx, len(send_list.frame))
+    write_send_list_form(ctx.run_dir, send_list.frame, form)
     write_csv(ctx.path(run_folder.WITHHELD.name), send_list.withheld)
-    return send_list, records
+    return send_list, records, form
+
+
+def send_list_form(ctx: RunContext, recipients: int) -> dict[str, Any]:
+    """Which form the send list takes and why (the manifest's ``send_list`` record)."""
+    settings = getattr(ctx.config.experiment.experiment, "send_list", None) or SendListSettings()
+    threshold = settings.compact_above
+    form = run_folder.SENDS_PARQUET if settings.compact(recipients) else run_folder.SENDS
+    if threshold is None:
+        reason = "experiment.send_list.compact_above is null (always CSV)"
+    else:
+        relation = "more than" if form == run_folder.SENDS_PARQUET else "not more than"
+        reason = (
+            f"{recipients:,} recipients, {relation} "
+            f"experiment.send_list.compact_above ({threshold:,})"
+        )
+    return {
+        "file": form.name,
+        "format": "parquet" if form == run_folder.SENDS_PARQUET else "csv",
+        "recipients": recipients,
+        "compact_above": threshold,
+        "reason": reason,
+    }
+
+
+def write_send_list_form(run_dir: Path, frame: pd.DataFrame, form: dict[str, Any]) -> None:
+    """Write the send list in ``form``; the other form, stale now, is removed first.
+
+    Removing first means a failure while writing leaves no send list (the
+    stage is then failed and reruns) rather than an old one next to new
+    assignments.
+    """
+    for other in run_folder.SEND_LIST_FORMS:
+        if other.name != form["file"]:
+            other.path(run_dir).unlink(missing_ok=True)
+    if form["format"] == "parquet":
+        write_send_list_parquet(run_folder.SENDS_PARQUET.path(run_dir), frame)
+    else:
+        write_send_list(run_folder.SENDS.path(run_dir), frame)
 
 
 def withheld_summary(send_list: SendList) -> dict[str, Any]:

@@ -34,15 +34,19 @@ distinct messages).
 
 from __future__ import annotations
 
+import gzip
 import re
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, cast
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from cpo.customer_text import (
     DEFAULT_FOOTER_PATTERN,
@@ -55,6 +59,7 @@ from cpo.emailhtml import escape_merge_value, html_template
 from cpo.experiment.settings import HOLDOUT_ARM
 from cpo.merge_values import MergeResult, cap_values, normalize_values
 from cpo.models import Variant
+from cpo.run_folder import SendListFile
 from cpo.runfiles import atomic_open, escape_formulas
 
 #: Screens distinct merge values; returns reason codes per value (empty = passed).
@@ -75,6 +80,14 @@ WITHHELD_COLUMNS = ("customer_id", "field", "reason")
 CONTACT_COLUMNS = ("email", "first_name")
 MERGE_FIELD = "first_name"
 NAME_FALLBACK = "there"
+#: How both the send list and its export are written as CSV (quoted where needed).
+CSV_WRITE_OPTIONS = pacsv.WriteOptions(quoting_style="needed")
+PARQUET_ZSTD_LEVEL = 3
+#: Rows per Parquet row group (each stores its distinct messages once).
+PARQUET_ROW_GROUP_ROWS = 1 << 20
+#: Largest dictionary page kept dictionary-encoded (bytes of distinct texts per row group).
+PARQUET_DICTIONARY_LIMIT = 1 << 30
+COPY_CHUNK = 1 << 20
 _TOKENS = re.compile(r"(\{\{|\}\}|\{first_name\})")
 _OTHER_FIELDS = re.compile(r"(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
 
@@ -346,15 +359,108 @@ def build_send_list(
     return SendList(frame[list(SEND_COLUMNS)], unknown, missing, withheld, screened.results)
 
 
+def _csv_table(frame: pd.DataFrame) -> pa.Table:
+    """The rows as the Arrow table the CSV is written from (formula-escaped text)."""
+    return pa.Table.from_pandas(escape_formulas(frame), preserve_index=False)
+
+
 def write_send_list(path: Path, frame: pd.DataFrame) -> None:
     """Write ``sends.csv`` atomically with pyarrow's CSV writer.
 
-    The send list is the largest artifact (about 1 GB per million recipients
-    with 150-word bodies); pyarrow writes it an order of magnitude faster than
-    ``DataFrame.to_csv``. It quotes every text value (RFC 4180), which every
-    CSV reader and email service import accepts. Text cells a spreadsheet would
-    run as a formula get a leading ``'`` (:func:`cpo.runfiles.escape_formulas`).
+    The send list is the largest artifact (about 3 GB per million recipients
+    with 150-word bodies and their HTML versions); pyarrow writes it an order
+    of magnitude faster than ``DataFrame.to_csv``. It quotes text values where
+    needed (RFC 4180), which every CSV reader and email service import accepts.
+    Text cells a spreadsheet would run as a formula get a leading ``'``
+    (:func:`cpo.runfiles.escape_formulas`).
     """
-    table = pa.Table.from_pandas(escape_formulas(frame), preserve_index=False)
     with atomic_open(path, "wb") as handle:
-        pacsv.write_csv(table, handle, pacsv.WriteOptions(quoting_style="needed"))
+        pacsv.write_csv(_csv_table(frame), handle, CSV_WRITE_OPTIONS)
+
+
+def write_send_list_parquet(path: Path, frame: pd.DataFrame) -> None:
+    """Write ``sends.parquet`` atomically: same columns and row order as ``sends.csv``.
+
+    The text columns are categoricals, written as Arrow dictionary arrays: each
+    distinct message (variants x distinct first names) is stored once, with a
+    small integer per recipient, and every page is zstd-compressed. The file is
+    deterministic (same rows, same bytes): no pandas metadata, no timestamps.
+
+    No formula escaping: Parquet is typed columnar data that no spreadsheet
+    opens as cells, so the values are stored exactly as sent. ``cpo
+    export-sends`` applies the escaping when it writes the CSV form.
+    """
+    table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+    with atomic_open(path, "wb") as handle:
+        pq.write_table(
+            table,
+            handle,
+            compression="zstd",
+            compression_level=PARQUET_ZSTD_LEVEL,
+            row_group_size=PARQUET_ROW_GROUP_ROWS,
+            # a dictionary larger than this falls back to plain pages (every row's text)
+            dictionary_pagesize_limit=PARQUET_DICTIONARY_LIMIT,
+            write_statistics=False,
+        )
+
+
+def export_send_list(
+    source: SendListFile,
+    out: Path,
+    *,
+    gzipped: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Write the CSV form of a run's send list to ``out`` atomically; return its rows.
+
+    A Parquet send list is streamed by record batches (bounded memory) and each
+    batch goes through the same formula escaping and CSV writer as
+    :func:`write_send_list`, so the file equals the ``sends.csv`` the run
+    would have written. A CSV send list is copied as it is.
+
+    Args:
+        source: The run's send list (:func:`cpo.run_folder.read_send_list`).
+        out: The file to write.
+        gzipped: Gzip the CSV (deterministic: no name or time in the header).
+        progress: Called with (rows written, total rows) after each batch.
+    """
+    total = source.row_count()
+    with atomic_open(out, "wb") as handle:
+        sink = (
+            cast(IO[bytes], gzip.GzipFile(filename="", mode="wb", fileobj=handle, mtime=0))
+            if gzipped
+            else handle
+        )
+        with sink:
+            if source.compact:
+                _stream_csv(source, sink, total, progress)
+            else:
+                with source.path.open("rb") as original:
+                    shutil.copyfileobj(original, sink, COPY_CHUNK)
+                if progress:
+                    progress(total, total)
+    return total
+
+
+def _stream_csv(
+    source: SendListFile,
+    sink: IO[bytes],
+    total: int,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """Write the Parquet send list as CSV batch by batch (header once)."""
+    writer: pacsv.CSVWriter | None = None
+    done = 0
+    for batch in source.record_batches():
+        table = _csv_table(batch.to_pandas())
+        if writer is None:
+            writer = pacsv.CSVWriter(sink, table.schema, write_options=CSV_WRITE_OPTIONS)
+        writer.write_table(table)
+        done += batch.num_rows
+        if progress:
+            progress(done, total)
+    if writer is None:  # no rows: the header alone, as write_send_list writes it
+        empty = pq.ParquetFile(source.path).schema_arrow.empty_table().to_pandas()
+        pacsv.write_csv(_csv_table(empty), sink, CSV_WRITE_OPTIONS)
+    else:
+        writer.close()

@@ -32,6 +32,27 @@ def treatment_arm_name(position: int) -> str:
     return f"{TREATMENT_PREFIX}{position + 1}"
 
 
+#: Recipients above which the default config writes the send list compactly (Parquet).
+DEFAULT_COMPACT_ABOVE = 100_000
+
+
+class SendListSettings(StrictModel):
+    """How the send list is written.
+
+    Attributes:
+        compact_above: With more recipients than this, the send list is written
+            as ``sends.parquet`` (zstd, each distinct message stored once)
+            instead of ``sends.csv``; ``cpo export-sends RUN_DIR`` writes the
+            CSV form on request. ``0`` = always compact; ``None`` = always CSV.
+    """
+
+    compact_above: Annotated[int, Field(ge=0)] | None = DEFAULT_COMPACT_ABOVE
+
+    def compact(self, recipients: int) -> bool:
+        """Whether a send list of ``recipients`` rows is written as Parquet."""
+        return self.compact_above is not None and recipients > self.compact_above
+
+
 #: A configured baseline rate, strictly inside (0, 1); ``None`` = estimate it.
 BaselineRate = Annotated[float, Field(gt=0, lt=1)] | None
 
@@ -95,6 +116,7 @@ class ExperimentSettings(StrictModel):
             id). ``None`` = ``"<campaign.name>:<seed>"``, so a new seed
             re-randomizes; set it to keep assignments across runs and seeds.
         power: Assumptions of the power calculation.
+        send_list: How the send list is written (CSV, or Parquet for large runs).
     """
 
     require_approval: bool = False
@@ -104,6 +126,7 @@ class ExperimentSettings(StrictModel):
     assignment_method: AssignmentMethod = "stratified_block"
     salt: Annotated[str, Field(min_length=1)] | None = None
     power: PowerSettings = Field(default_factory=PowerSettings)
+    send_list: SendListSettings = Field(default_factory=SendListSettings)
 
     @field_validator("tones")
     @classmethod

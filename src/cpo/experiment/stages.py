@@ -2,7 +2,9 @@
 
 ``assign`` reads segments.csv, variants.json, the final screening decisions from
 the verified audit log (approvals included) and the customers; it writes
-``experiment_design.json``, ``assignments.csv`` and ``sends.csv``.
+``experiment_design.json``, ``assignments.csv``, the send list (``sends.csv``, or
+``sends.parquet`` above ``experiment.send_list.compact_above`` recipients) and
+``withheld.csv``.
 
 ``engage`` reads the assignments and either imports the engagement file given
 with ``cpo run --engagement FILE`` or simulates engagement; it writes
@@ -90,6 +92,7 @@ class AssignStage(StageBase):
         run_folder.EXPERIMENT_DESIGN.name,
         run_folder.ASSIGNMENTS.name,
         run_folder.SENDS.name,
+        run_folder.SENDS_PARQUET.name,
         run_folder.WITHHELD.name,
     )
 
@@ -109,6 +112,13 @@ class AssignStage(StageBase):
         """The audit log's decisions (approvals change them; this stage's merge entries do not)."""
         return {"audit_decisions": decisions_fingerprint(SAFETY_AUDIT.path(ctx.run_dir))}
 
+    def outputs_written(self, ctx: RunContext) -> bool:
+        """Design, assignments, withheld.csv and one form of the send list exist."""
+        forms = {form.name for form in run_folder.SEND_LIST_FORMS}
+        fixed = [name for name in self.outputs if name not in forms]
+        present = all(ctx.path(name).exists() for name in fixed)
+        return present and run_folder.find_send_list(ctx.run_dir) is not None
+
     def run(self, ctx: RunContext) -> StageOutcome:
         """Build the design, assign, render the send list, write the three artifacts."""
         from cpo.decisions import sendable_variants
@@ -126,7 +136,7 @@ class AssignStage(StageBase):
         used = {vid for plan in design.segments for vid in plan.variant_ids.values()}
         variants_used = {vid: by_id[vid] for vid in used}
         screening = self.merge_screening(ctx)
-        send_list, audit_records = write_sends(
+        send_list, audit_records, send_form = write_sends(
             ctx, assignments, customers, variants_used, screening
         )
         counts = {
@@ -140,6 +150,7 @@ class AssignStage(StageBase):
             "arms": {a.name: a.tone for a in design.arms},
             "assigned": {k: int(v) for k, v in sorted(counts.items())},
             "recipients": len(send_list.frame),
+            "send_list": send_form,
             "withheld": withheld_summary(send_list),
         }
         summary = self._summary(design, counts)

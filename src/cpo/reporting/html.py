@@ -71,7 +71,7 @@ def build_context(art: RunArtifacts, *, generated_at: str | None = None) -> dict
         "explain": sections.explain.explain_section(art.moderators),
         "variants": sections.variants.variants_section(art),
         "operations": sections.operations.operations_section(
-            art, count_rows(art.run_dir / run_folder.SENDS.name)
+            art, run_folder.find_send_list(art.run_dir)
         ),
         "appendix": sections.appendix.appendix_section(art),
         "charts": {
@@ -230,12 +230,3 @@ def read_log_warnings(run_dir: Path) -> list[dict[str, Any]]:
                     }
                 )
     return found[:MAX_LOG_WARNINGS]
-
-
-def count_rows(path: Path) -> int | None:
-    """Data rows of a CSV file (None when it does not exist)."""
-    if not path.is_file():
-        return None
-    import pandas as pd
-
-    return len(pd.read_csv(path, usecols=[0]))

@@ -21,10 +21,16 @@ from cpo.reporting.sections.common import (
 from cpo.reporting.sections.design import design_section
 from cpo.reporting.sections.safety import safety_counts
 from cpo.reporting.sections.summary import best_record, next_sample_size
+from cpo.run_folder import SendListFile
 
 
-def operations_section(art: RunArtifacts, sends_rows: int | None) -> dict[str, Any]:
-    """How to scale, what to do next and the risks, from this run's numbers."""
+def operations_section(art: RunArtifacts, send_list: SendListFile | None) -> dict[str, Any]:
+    """How to scale, what to do next and the risks, from this run's numbers.
+
+    Args:
+        art: The run's artifacts.
+        send_list: The send list the run wrote (``None``: none yet).
+    """
     metric = primary_metric(art)
     records = lift_records(art.metrics, metric)
     best = best_record(records)
@@ -34,13 +40,13 @@ def operations_section(art: RunArtifacts, sends_rows: int | None) -> dict[str, A
         if significance(r).get("significant") and (r.get("lift_absolute") or 0) > 0
     ]
     return {
-        "scale": _scale_points(art, sends_rows),
+        "scale": _scale_points(art, send_list),
         "next": _next_steps(art, metric, best, winners),
         "risks": _risks(art),
     }
 
 
-def _scale_points(art: RunArtifacts, sends_rows: int | None) -> list[str]:
+def _scale_points(art: RunArtifacts, send_list: SendListFile | None) -> list[str]:
     totals = art.manifest.get("totals") or {}
     generated = sum(1 for v in art.variants if v.get("tone") != "control")
     points = [
@@ -48,11 +54,8 @@ def _scale_points(art: RunArtifacts, sends_rows: int | None) -> list[str]:
         f"{generated} variants plus the control with {fmt.num(totals.get('api_calls', 0))} API "
         f"calls (${float(totals.get('cost_usd', 0.0)):.2f}). A larger customer file reuses them.",
     ]
-    if sends_rows is not None:
-        points.append(
-            f"sends.csv holds {sends_rows:,} messages ready for the email service; only "
-            "screened-and-passed (or approved) content is in it."
-        )
+    if send_list is not None:
+        points.append(_send_list_point(art, send_list))
     method = art.design.get("assignment_method")
     if method == "stratified_block":
         points.append(
@@ -68,6 +71,23 @@ def _scale_points(art: RunArtifacts, sends_rows: int | None) -> list[str]:
         "feed it aggregates instead of rows."
     )
     return points
+
+
+def _send_list_point(art: RunArtifacts, send_list: SendListFile) -> str:
+    """What the send list holds, which form it was written in and why."""
+    text = (
+        f"{send_list.artifact.name} holds {send_list.row_count():,} messages ready for the "
+        "email service; only screened-and-passed (or approved) content is in it."
+    )
+    recorded = (art.manifest.get("experiment") or {}).get("send_list") or {}
+    if recorded.get("file") == send_list.artifact.name and recorded.get("reason"):
+        text += f" Written as {send_list.format.upper()}: {recorded['reason']}."
+    if send_list.compact:
+        text += (
+            " Each distinct message is stored once (zstd Parquet); "
+            "`cpo export-sends RUN_DIR` writes the same rows as sends.csv."
+        )
+    return text
 
 
 def _next_steps(
