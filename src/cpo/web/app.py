@@ -7,6 +7,8 @@ app includes every module named in :data:`ROUTERS`, in order.
 from __future__ import annotations
 
 import importlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +21,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cpo import __version__
 from cpo.errors import CpoError
 from cpo.web.auth import DISTINCT_APPROVER_SETTING, LoginRequired, database
-from cpo.web.db import set_setting
+from cpo.web.db import connect, set_setting
+from cpo.web.jobs import Worker
 from cpo.web.runs import RunNotFound
 from cpo.web.security import Message, Receive, Scope, SecurityHeadersMiddleware, Send
 from cpo.web.templating import render
+from cpo.web.workflow import DEFAULT_MAX_UPLOAD_MB
 
 #: The page-area modules whose ``router`` the app includes, in order.
 ROUTERS: list[str] = [
     "cpo.web.routes.login",
+    "cpo.web.routes.new_run",  # before runs: /runs/new is not a run id
     "cpo.web.routes.runs",
+    "cpo.web.routes.progress",
 ]
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -41,6 +47,8 @@ def create_app(
     secure_cookies: bool = False,
     require_distinct_approver: bool | None = None,
     session_seconds: int = DEFAULT_SESSION_SECONDS,
+    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+    max_parallel_runs: int = 2,
 ) -> FastAPI:
     """Build the web app over the run folders in ``runs_dir``.
 
@@ -50,6 +58,8 @@ def create_app(
         require_distinct_approver: When given, store it as the app setting (whoever
             started a run may not approve its variants); ``None`` keeps the stored one.
         session_seconds: How long a login lasts.
+        max_upload_mb: Largest upload (customer file, content zip, engagement file).
+        max_parallel_runs: Most runs the background worker executes at once.
 
     Raises:
         WebDatabaseError: the app database cannot be opened or migrated.
@@ -58,7 +68,16 @@ def create_app(
     with database(runs_dir) as conn:  # fail at start-up, not on the first request
         if require_distinct_approver is not None:
             set_setting(conn, DISTINCT_APPROVER_SETTING, str(require_distinct_approver).lower())
-    app = FastAPI(title="cpo", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="cpo",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=_run_worker,
+    )
+    app.state.worker = Worker(runs_dir, connect, max_parallel=max_parallel_runs)
+    app.state.max_upload_mb = max_upload_mb
     app.state.runs_dir = runs_dir
     app.state.secure_cookies = secure_cookies
     app.state.require_distinct_approver = False
@@ -70,6 +89,16 @@ def create_app(
     app.add_middleware(CloseDatabaseMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     return app
+
+
+@asynccontextmanager
+async def _run_worker(app: FastAPI) -> AsyncIterator[None]:
+    """Run the background worker while the server runs (it reconciles jobs first)."""
+    app.state.worker.start()
+    try:
+        yield
+    finally:
+        app.state.worker.stop()
 
 
 def is_api(request: Request) -> bool:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from cpo.errors import CpoError
@@ -58,6 +60,28 @@ MIGRATIONS: list[tuple[int, str]] = [
             key TEXT PRIMARY KEY,
             value TEXT NOT NULL
         );
+        """,
+    ),
+    (
+        2,
+        # Background jobs of cpo.web.jobs: one cpo command line per run folder.
+        """
+        CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            args TEXT NOT NULL,
+            status TEXT NOT NULL,
+            pid INTEGER,
+            exit_code INTEGER,
+            error TEXT,
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            started_at TEXT,
+            finished_at TEXT
+        );
+        CREATE INDEX jobs_by_run ON jobs(run_id);
+        CREATE INDEX jobs_by_status ON jobs(status);
         """,
     ),
 ]
@@ -111,6 +135,16 @@ def connect(runs_dir: Path) -> sqlite3.Connection:
             hint="choose a folder you can write with --runs",
         ) from None
     return conn
+
+
+@contextmanager
+def open_db(runs_dir: Path) -> Iterator[sqlite3.Connection]:
+    """:func:`connect`, closed when the ``with`` block ends."""
+    conn = connect(runs_dir)
+    try:
+        yield conn
+    finally:
+        conn.close()
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

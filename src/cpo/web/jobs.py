@@ -4,7 +4,8 @@ A request never runs a pipeline. It records a job (a ``cpo`` command line for
 one run folder) in the app database; the :class:`Worker` thread of the server
 starts queued jobs as ``python -m cpo ...`` subprocesses, at most one per run
 folder (the subprocess takes the run folder's lock, :func:`cpo.runlock.run_dir_lock`)
-and at most ``max_parallel`` at a time. A job's stage progress is read from the
+and at most ``max_parallel`` at a time. The jobs table is migration 2 of
+:data:`cpo.web.db.MIGRATIONS`. A job's stage progress is read from the
 run's manifest, never from the process.
 
 A restart loses no run: job state is in the database and the manifest. When the
@@ -33,26 +34,6 @@ from cpo.errors import CpoError
 from cpo.logs import utc_now
 from cpo.run_folder import MANIFEST, read_manifest
 from cpo.runlock import lock_holder
-
-#: The jobs table (appended to :data:`cpo.web.db.MIGRATIONS`).
-JOBS_MIGRATION = """
-CREATE TABLE jobs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    args TEXT NOT NULL,
-    status TEXT NOT NULL,
-    pid INTEGER,
-    exit_code INTEGER,
-    error TEXT,
-    created_by TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    started_at TEXT,
-    finished_at TEXT
-);
-CREATE INDEX jobs_run_id ON jobs (run_id);
-CREATE INDEX jobs_status ON jobs (status);
-"""
 
 #: Folder under the runs folder for the web app's own files (job logs, uploads).
 WEB_STATE_DIR = ".cpo_web"

@@ -38,7 +38,7 @@ class AsyncReadable(Protocol):
 
 def limit_text(limit_bytes: int) -> str:
     """A size limit for people: ``200 MB``."""
-    return f"{limit_bytes / MB:g} MB"
+    return f"{limit_bytes / MB:.3g} MB"
 
 
 def check_declared_size(content_length: str | None, limit_bytes: int, what: str) -> None:
