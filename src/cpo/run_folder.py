@@ -657,7 +657,7 @@ def write_engagement(run_dir: Path | str, engagement: pd.DataFrame) -> None:
 
 #: Rows per record batch when a send list is streamed (bounded memory at any size).
 SEND_LIST_BATCH_ROWS = 65_536
-#: A cell cpo escaped against formulas (see :mod:`cpo.runfiles`): the added quote is group 0.
+#: A cell cpo escaped against formulas (see :mod:`cpo.runfiles`): its added quote, then group 1.
 _ESCAPED_CELL = r"^'('*[=+\-@\t\r])"
 
 
@@ -689,25 +689,34 @@ class SendListFile:
             import pyarrow.parquet as pq
 
             return int(pq.ParquetFile(self.path).metadata.num_rows)
-        return sum(batch.num_rows for batch in self.record_batches())
+        return sum(part.num_rows for part in self.parts())
 
-    def record_batches(self, batch_rows: int = SEND_LIST_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
-        """The send list's rows as Arrow record batches, in file order, as values.
+    def parts(self) -> Iterator[pa.Table]:
+        """The send list's rows in consecutive parts, in file order, as values.
 
-        Parquet text columns come dictionary-encoded (each distinct message once);
-        CSV columns come as text with cpo's formula escaping undone, so both
-        forms give the same values.
+        A Parquet part is one row group (its text columns dictionary-encoded:
+        each distinct message once, shared by the part's rows); a CSV part is
+        about :data:`SEND_LIST_BATCH_ROWS` rows of text with cpo's formula
+        escaping undone, so both forms give the same values. Memory is bounded
+        by a part, never the whole list.
         """
         if self.compact:
             import pyarrow.parquet as pq
 
-            yield from pq.ParquetFile(self.path).iter_batches(batch_size=batch_rows)
+            parquet = pq.ParquetFile(self.path)
+            for group in range(parquet.num_row_groups):
+                yield parquet.read_row_group(group)
             return
-        yield from _csv_batches(self.path, batch_rows)
+        yield from _csv_parts(self.path, SEND_LIST_BATCH_ROWS)
+
+    def record_batches(self, batch_rows: int = SEND_LIST_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        """The rows of :meth:`parts` as record batches of at most ``batch_rows`` rows."""
+        for part in self.parts():
+            yield from part.to_batches(max_chunksize=batch_rows)
 
 
-def _csv_batches(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
-    """Record batches of a send-list CSV: every column text, formula escaping undone."""
+def _csv_parts(path: Path, part_rows: int) -> Iterator[pa.Table]:
+    """Parts of a send-list CSV: every column text, formula escaping undone."""
     import csv
 
     import pyarrow as pa
@@ -720,20 +729,19 @@ def _csv_batches(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
     convert = pacsv.ConvertOptions(
         column_types=text, strings_can_be_null=False, quoted_strings_can_be_null=False
     )
-    # a block holds at most a few hundred rows of 3 KB: batches are regrouped below
     parse = pacsv.ParseOptions(newlines_in_values=True)  # bodies span lines
     reader = pacsv.open_csv(path, parse_options=parse, convert_options=convert)
-    pending: list[pa.RecordBatch] = []
+    pending: list[pa.RecordBatch] = []  # a block holds a few hundred rows: regrouped
     rows = 0
     for batch in reader:
         columns = [pc.replace_substring_regex(c, _ESCAPED_CELL, r"\1") for c in batch.columns]
         pending.append(pa.RecordBatch.from_arrays(columns, schema=batch.schema))
         rows += batch.num_rows
-        if rows >= batch_rows:
-            yield from pa.Table.from_batches(pending).combine_chunks().to_batches()
+        if rows >= part_rows:
+            yield pa.Table.from_batches(pending).combine_chunks()
             pending, rows = [], 0
     if pending:
-        yield from pa.Table.from_batches(pending).combine_chunks().to_batches()
+        yield pa.Table.from_batches(pending).combine_chunks()
 
 
 def find_send_list(run_dir: Path | str) -> SendListFile | None:

@@ -83,8 +83,9 @@ NAME_FALLBACK = "there"
 #: How both the send list and its export are written as CSV (quoted where needed).
 CSV_WRITE_OPTIONS = pacsv.WriteOptions(quoting_style="needed")
 PARQUET_ZSTD_LEVEL = 3
-#: Rows per Parquet row group (each stores its distinct messages once).
-PARQUET_ROW_GROUP_ROWS = 1 << 20
+#: Rows per Parquet row group: each stores its distinct messages once, and a
+#: reader (``cpo export-sends``) holds one row group in memory at a time.
+PARQUET_ROW_GROUP_ROWS = 1 << 18
 #: Largest dictionary page kept dictionary-encoded (bytes of distinct texts per row group).
 PARQUET_DICTIONARY_LIMIT = 1 << 30
 COPY_CHUNK = 1 << 20
@@ -448,15 +449,20 @@ def _stream_csv(
     total: int,
     progress: Callable[[int, int], None] | None,
 ) -> None:
-    """Write the Parquet send list as CSV batch by batch (header once)."""
+    """Write the Parquet send list as CSV one row group at a time (header once).
+
+    Each row group goes through :func:`_csv_table`, the path of
+    :func:`write_send_list`; its distinct messages are converted once per row
+    group, not per row.
+    """
     writer: pacsv.CSVWriter | None = None
     done = 0
-    for batch in source.record_batches():
-        table = _csv_table(batch.to_pandas())
+    for part in source.parts():
+        table = _csv_table(part.to_pandas())
         if writer is None:
             writer = pacsv.CSVWriter(sink, table.schema, write_options=CSV_WRITE_OPTIONS)
         writer.write_table(table)
-        done += batch.num_rows
+        done += part.num_rows
         if progress:
             progress(done, total)
     if writer is None:  # no rows: the header alone, as write_send_list writes it
