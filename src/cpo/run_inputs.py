@@ -7,11 +7,14 @@ finding them live here, not in one of those stages.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cpo.customer_settings import CustomerSettings
 from cpo.customers import load_customers, merged_settings
+from cpo.run_folder import read_customer_copy
+from cpo.runfiles import sha256_file
 from cpo.sample_data import bundled_content, bundled_customers
 from cpo.stage_api import RunContext
 
@@ -46,15 +49,50 @@ def content_path(ctx: RunContext) -> Path:
     return Path(ctx.options.content) if ctx.options.content else bundled_content()
 
 
-def load_run_customers(ctx: RunContext) -> pd.DataFrame:
-    """The run's validated customers, reloaded from the file the segment stage read.
+def copy_source(ctx: RunContext, sha256: str) -> dict[str, Any]:
+    """What a copy of the validated customers depends on: the file's hash, the reading, the rule."""
+    return {
+        "sha256": sha256,
+        "settings": customer_settings(ctx).model_dump(mode="json"),
+        "on_invalid": ctx.options.on_invalid,
+    }
 
+
+def valid_customer_copy(
+    ctx: RunContext, columns: Sequence[str] | None = None
+) -> pd.DataFrame | None:
+    """The run's columnar copy of the validated customers, or None when it cannot be used.
+
+    The copy (``customers.parquet``, written by the segment stage) is used when
+    the customer file's sha256, the way it is read and ``--on-invalid`` are
+    unchanged since it was written. ``customer_id`` is always included, as text.
+    """
+    path = recorded_customers_path(ctx)
+    wanted = ["customer_id", *(c for c in columns if c != "customer_id")] if columns else None
+    copy = read_customer_copy(ctx.run_dir, wanted)
+    if copy is None or not path.is_file() or copy.source != copy_source(ctx, sha256_file(path)):
+        return None
+    frame = copy.frame
+    frame["customer_id"] = frame["customer_id"].astype(str)
+    return frame
+
+
+def load_run_customers(ctx: RunContext, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """The run's validated customers (only ``columns`` when given).
+
+    From the columnar copy when it is valid (:func:`valid_customer_copy`);
+    otherwise the customer file is read and validated again.
     ``customer_id`` is text, as in every artifact.
     """
+    frame = valid_customer_copy(ctx, columns)
+    if frame is not None:
+        return frame
     frame = load_customers(
         recorded_customers_path(ctx),
         on_invalid=ctx.options.on_invalid,
         settings=customer_settings(ctx),
     ).frame
+    if columns:
+        frame = frame[["customer_id", *(c for c in columns if c in frame and c != "customer_id")]]
     frame["customer_id"] = frame["customer_id"].astype(str)
     return frame

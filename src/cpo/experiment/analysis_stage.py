@@ -28,6 +28,7 @@ from cpo.experiment.analysis import analyze_document
 from cpo.experiment.engagement import LAYOUT_COUNTS, counts_statistics
 from cpo.experiment.metrics import plan_from_config
 from cpo.experiment.moderators import (
+    ATTRIBUTE_COLUMNS,
     ModeratorsDocument,
     read_customer_attributes,
     run_moderators,
@@ -45,7 +46,7 @@ from cpo.run_folder import (
     METRICS,
     MODERATORS,
 )
-from cpo.run_inputs import recorded_customers_path
+from cpo.run_inputs import recorded_customers_path, valid_customer_copy
 from cpo.runfiles import read_csv, read_json, write_json
 from cpo.stage_api import RunContext, StageBase, StageOutcome
 
@@ -131,8 +132,10 @@ class AnalyzeStage(StageBase):
                 "moderators need per-recipient engagement"
             )
         else:
-            recorded = (ctx.manifest.get("inputs") or {}).get("customers")
-            customers, note = read_customer_attributes(recorded)
+            customers = valid_customer_copy(ctx, ATTRIBUTE_COLUMNS)
+            if customers is None:
+                recorded = (ctx.manifest.get("inputs") or {}).get("customers")
+                customers, note = read_customer_attributes(recorded)
         if note is None:
             engagement = read_csv(
                 ENGAGEMENT.path(ctx.run_dir),

@@ -7,8 +7,16 @@ from pathlib import Path
 import pandas as pd
 
 from cpo.customers import LoadedCustomers, load_customers
-from cpo.run_folder import REJECTED, SEGMENT_PROFILES, SEGMENTS, write_profiles, write_segments
-from cpo.run_inputs import customer_settings, customers_path
+from cpo.run_folder import (
+    CUSTOMERS_COPY,
+    REJECTED,
+    SEGMENT_PROFILES,
+    SEGMENTS,
+    write_customer_copy,
+    write_profiles,
+    write_segments,
+)
+from cpo.run_inputs import copy_source, customer_settings, customers_path
 from cpo.runfiles import sha256_file, write_csv
 from cpo.segmentation import segment
 from cpo.stage_api import RunContext, StageBase, StageOutcome
@@ -19,7 +27,7 @@ class SegmentStage(StageBase):
 
     name = "segment"
     description = "Segmenting customers"
-    outputs = (SEGMENTS.name, SEGMENT_PROFILES.name)
+    outputs = (SEGMENTS.name, SEGMENT_PROFILES.name, CUSTOMERS_COPY.name)
 
     def input_files(self, ctx: RunContext) -> list[Path]:
         """The customer file."""
@@ -38,15 +46,17 @@ class SegmentStage(StageBase):
         loaded = load_customers(
             path, on_invalid=ctx.options.on_invalid, settings=customer_settings(ctx)
         )
+        sha256 = sha256_file(path)
         customers_record = {
             "path": str(path.resolve()),
-            "sha256": sha256_file(path),
+            "sha256": sha256,
             "rows": loaded.total_rows,
             "valid": len(loaded.frame),
             "rejected": len(loaded.rejected),
             "reading": loaded.reading,
         }
         self._write_rejected(ctx, loaded.rejected)
+        write_customer_copy(ctx.run_dir, loaded.frame, copy_source(ctx, sha256))
         self._warn_without_email(ctx, loaded)
         settings = ctx.config.experiment.segmentation
         result = segment(loaded.frame, settings, seed=ctx.seed)
