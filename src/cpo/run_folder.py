@@ -24,7 +24,10 @@ from cpo.errors import DataValidationError, RunDirError
 from cpo.models import Citation, Grounding, SegmentProfile, Snippet, Variant
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import pandas as pd
+    import pyarrow as pa
 
 _RUN_HINT = "pass the folder of a `cpo run --out`"
 
@@ -153,6 +156,15 @@ SENDS = Artifact(
     "assign",
     personal=True,
 )
+SENDS_PARQUET = Artifact(
+    "sends.parquet",
+    1,
+    "the send list of a large run, compact (cpo export-sends)",
+    "assign",
+    personal=True,
+)
+#: The forms of the send list; a run folder holds exactly one once assign has run.
+SEND_LIST_FORMS: tuple[Artifact, ...] = (SENDS_PARQUET, SENDS)
 WITHHELD = Artifact(
     "withheld.csv",
     1,
@@ -230,6 +242,7 @@ ARTIFACTS: tuple[Artifact, ...] = (
     EXPERIMENT_DESIGN,
     ASSIGNMENTS,
     SENDS,
+    SENDS_PARQUET,
     WITHHELD,
     ENGAGEMENT,
     ENGAGEMENT_COUNTS,
@@ -712,3 +725,126 @@ def write_engagement(run_dir: Path | str, engagement: pd.DataFrame) -> None:
     from cpo.runfiles import write_csv
 
     write_csv(ENGAGEMENT.path(run_dir), engagement)
+
+
+# --- assign: the send list (sends.csv or sends.parquet) -------------------------
+
+#: Rows per record batch when a send list is streamed (bounded memory at any size).
+SEND_LIST_BATCH_ROWS = 65_536
+#: A cell cpo escaped against formulas (see :mod:`cpo.runfiles`): its added quote, then group 1.
+_ESCAPED_CELL = r"^'('*[=+\-@\t\r])"
+
+
+@dataclass(frozen=True, slots=True)
+class SendListFile:
+    """The send list a run wrote: its form and file.
+
+    Attributes:
+        artifact: :data:`SENDS` (plain CSV) or :data:`SENDS_PARQUET` (compact).
+        path: The file in the run folder.
+    """
+
+    artifact: Artifact
+    path: Path
+
+    @property
+    def compact(self) -> bool:
+        """True for ``sends.parquet``."""
+        return self.artifact == SENDS_PARQUET
+
+    @property
+    def format(self) -> str:
+        """``parquet`` or ``csv``."""
+        return "parquet" if self.compact else "csv"
+
+    def row_count(self) -> int:
+        """Recipients in the send list (Parquet: from its metadata; CSV: one streamed pass)."""
+        if self.compact:
+            import pyarrow.parquet as pq
+
+            return int(pq.ParquetFile(self.path).metadata.num_rows)
+        return sum(part.num_rows for part in self.parts())
+
+    def parts(self) -> Iterator[pa.Table]:
+        """The send list's rows in consecutive parts, in file order, as values.
+
+        A Parquet part is one row group (its text columns dictionary-encoded:
+        each distinct message once, shared by the part's rows); a CSV part is
+        about :data:`SEND_LIST_BATCH_ROWS` rows of text with cpo's formula
+        escaping undone, so both forms give the same values. Memory is bounded
+        by a part, never the whole list.
+        """
+        if self.compact:
+            import pyarrow.parquet as pq
+
+            parquet = pq.ParquetFile(self.path)
+            for group in range(parquet.num_row_groups):
+                yield parquet.read_row_group(group)
+            return
+        yield from _csv_parts(self.path, SEND_LIST_BATCH_ROWS)
+
+    def record_batches(self, batch_rows: int = SEND_LIST_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        """The rows of :meth:`parts` as record batches of at most ``batch_rows`` rows."""
+        for part in self.parts():
+            yield from part.to_batches(max_chunksize=batch_rows)
+
+
+def _csv_parts(path: Path, part_rows: int) -> Iterator[pa.Table]:
+    """Parts of a send-list CSV: every column text, formula escaping undone."""
+    import csv
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    with path.open(newline="", encoding="utf-8") as handle:
+        header = next(csv.reader(handle), [])
+    text = dict.fromkeys(header, pa.string())
+    convert = pacsv.ConvertOptions(
+        column_types=text, strings_can_be_null=False, quoted_strings_can_be_null=False
+    )
+    parse = pacsv.ParseOptions(newlines_in_values=True)  # bodies span lines
+    reader = pacsv.open_csv(path, parse_options=parse, convert_options=convert)
+    pending: list[pa.RecordBatch] = []  # a block holds a few hundred rows: regrouped
+    rows = 0
+    for batch in reader:
+        columns = [pc.replace_substring_regex(c, _ESCAPED_CELL, r"\1") for c in batch.columns]
+        pending.append(pa.RecordBatch.from_arrays(columns, schema=batch.schema))
+        rows += batch.num_rows
+        if rows >= part_rows:
+            yield pa.Table.from_batches(pending).combine_chunks()
+            pending, rows = [], 0
+    if pending:
+        yield pa.Table.from_batches(pending).combine_chunks()
+
+
+def find_send_list(run_dir: Path | str) -> SendListFile | None:
+    """The run's send list, or ``None`` before the assign stage wrote one.
+
+    The assign stage writes one form and removes the other; when both are
+    present (a ``cpo export-sends --out RUN_DIR/sends.csv``) the Parquet file
+    it wrote is the send list.
+    """
+    for form in SEND_LIST_FORMS:
+        path = form.path(run_dir)
+        if path.is_file():
+            return SendListFile(form, path)
+    return None
+
+
+def read_send_list(run_dir: Path | str) -> SendListFile:
+    """The run's send list (``sends.parquet`` or ``sends.csv``).
+
+    Raises:
+        RunDirError: ``run_dir`` is not a run folder.
+        DataValidationError: the run has no send list yet.
+    """
+    if not MANIFEST.path(run_dir).is_file():
+        raise RunDirError(f"{run_dir}: not a run folder (no {MANIFEST.name})", hint=_RUN_HINT)
+    found = find_send_list(run_dir)
+    if found is None:
+        raise DataValidationError(
+            f"{run_dir}: no send list yet (neither {SENDS.name} nor {SENDS_PARQUET.name})",
+            hint=SENDS.rewrite_hint,
+        )
+    return found
