@@ -34,6 +34,9 @@ ROUTERS: list[str] = [
     "cpo.web.routes.new_run",  # before runs: /runs/new is not a run id
     "cpo.web.routes.runs",
     "cpo.web.routes.progress",
+    "cpo.web.routes.report",
+    "cpo.web.routes.variants",
+    "cpo.web.routes.review",
 ]
 
 STATIC_DIR = Path(__file__).parent / "static"

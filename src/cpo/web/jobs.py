@@ -32,13 +32,14 @@ from typing import Any
 
 from cpo.errors import CpoError
 from cpo.logs import utc_now
+from cpo.pipeline import STATUS_AWAITING_APPROVAL
 from cpo.run_folder import MANIFEST, read_manifest
 from cpo.runlock import lock_holder
 
 #: Folder under the runs folder for the web app's own files (job logs, uploads).
 WEB_STATE_DIR = ".cpo_web"
 QUEUED, RUNNING = "queued", "running"
-COMPLETED, FAILED, AWAITING = "completed", "failed", "awaiting_approval"
+COMPLETED, FAILED, AWAITING = "completed", "failed", STATUS_AWAITING_APPROVAL
 INTERRUPTED = "interrupted"
 ACTIVE_STATUSES = (QUEUED, RUNNING)
 #: Job kinds: a new run, a resume (after review), a re-analysis with imported engagement.
