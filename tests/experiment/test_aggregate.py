@@ -156,6 +156,79 @@ def test_non_dict_record_is_an_error():
         aggregate_records([["control", 1, 0, 0]])
 
 
+def _both_paths(records: list[dict]) -> tuple[SufficientStatistics, SufficientStatistics]:
+    """The dicts through aggregate_records, and the same records as a DataFrame."""
+    return aggregate_records(records), aggregate_records(pd.DataFrame.from_records(records))
+
+
+def _mixed_spellings(n: int) -> list[dict]:
+    """Well-formed records whose flags mix bool, int, float and NumPy spellings."""
+    spellings = [(True, False), (1, 0), (1.0, 0.0), (np.int8(1), np.int8(0)),
+                 (np.bool_(True), np.bool_(False))]  # fmt: skip
+    records = _random_records(n).to_dict("records")
+    for i, record in enumerate(records):
+        one, zero = spellings[i % len(spellings)]
+        for flag in ("opened", "clicked", "converted"):
+            record[flag] = one if record[flag] else zero
+    return records
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda r: r,
+        lambda r: [{k: v for k, v in x.items() if k != "segment"} for x in r],
+        lambda r: [{k: v for k, v in x.items() if k != "engagement_source"} for x in r],
+        lambda r: [
+            {**x, "engagement_source": "imported" if i % 7 else "simulated"}
+            for i, x in enumerate(r)
+        ],
+        lambda r: [
+            {**x, "customer_id": None if i % 3 else x["customer_id"]} for i, x in enumerate(r)
+        ],
+        lambda r: [{k: v for k, v in x.items() if k != "customer_id"} for x in r],
+    ],
+    ids=["all-columns", "no-segment", "no-source", "two-sources", "some-ids-none", "no-ids"],
+)
+def test_dicts_and_the_same_dataframe_give_identical_statistics(edit):
+    records = edit(_mixed_spellings(600))
+    from_dicts, from_frame = _both_paths(records)
+    pd.testing.assert_frame_equal(from_dicts.table, from_frame.table)
+    assert from_dicts.engagement_sources == from_frame.engagement_sources
+    assert from_dicts.records == from_frame.records == 600
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"segment": None}, "column 'segment' is empty in 1 row"),
+        ({"experiment_arm": ""}, "column 'experiment_arm' is empty in 1 row"),
+        ({"opened": "1e0"}, "column 'opened' must be 0/1 or true/false"),
+        ({"clicked": 2}, "column 'clicked' must be 0/1 or true/false"),
+        ({"converted": float("nan")}, "column 'converted' must be 0/1 or true/false"),
+    ],
+)
+def test_one_odd_record_among_many_gets_the_dataframe_paths_error(change, message):
+    records = _mixed_spellings(2000)
+    records[1234] = {**records[1234], **change}
+    with pytest.raises(DataValidationError, match=message) as error:
+        aggregate_records(records, source="big.csv")
+    assert "big.csv" in str(error.value) and "1235" in str(error.value)
+
+
+def test_a_segment_in_only_some_records_is_an_error_for_the_others():
+    records = [{k: v for k, v in x.items() if k != "segment"} for x in _mixed_spellings(50)]
+    records[20] = {**records[20], "segment": "Standard"}
+    with pytest.raises(DataValidationError, match="column 'segment' is empty in 49 row"):
+        aggregate_records(records)
+
+
+def test_a_mapping_that_is_not_a_dict_is_still_refused():
+    with pytest.raises(DataValidationError, match="record 1 is a Series"):
+        aggregate_records([pd.Series({"experiment_arm": "control", "opened": 1, "clicked": 0,
+                                      "converted": 0})])  # fmt: skip
+
+
 def test_no_records_give_an_empty_table():
     statistics = aggregate_records([])
     assert statistics.table.empty and statistics.records == 0 and statistics.arms == []

@@ -22,6 +22,9 @@ Rules applied to every record:
 
 from __future__ import annotations
 
+import collections
+import itertools
+import operator
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,6 +186,11 @@ def aggregate_records(
         DataValidationError: a required column is missing, an arm is blank, a
             flag is not binary, or a customer appears twice.
     """
+    if not isinstance(records, pd.DataFrame):
+        records = list(records)
+        fast = _statistics_from_dicts(records, check_duplicates)
+        if fast is not None:
+            return fast
     frame = records if isinstance(records, pd.DataFrame) else _records_frame(records, source)
     _check_columns(frame.columns, source)
     if check_duplicates and ID_COLUMN in frame.columns:
@@ -192,6 +200,88 @@ def aggregate_records(
     partial = _reduce_frame(frame, source, first_row=1)
     sources = _sources(frame)
     return SufficientStatistics(_combine([partial]), sources, len(frame))
+
+
+def _statistics_from_dicts(rows: list[Any], check_duplicates: bool) -> SufficientStatistics | None:
+    """Counts straight from well-formed dicts; None to take the general (DataFrame) path.
+
+    One pass counts the distinct (arm, segment, opened, clicked, converted,
+    source) tuples with :class:`collections.Counter` (a few dozen on real
+    data), so validation looks at each distinct tuple once instead of every
+    record. Well-formed: every item is a dict, each has the arm and flag
+    keys (and ``segment`` and ``engagement_source`` in all or none), labels
+    are non-blank strings, flags are numbers or booleans equal to 0 or 1,
+    sources are strings or None, ids strings or None with no repeat.
+    Anything else, errors included, is left to the DataFrame path, so its
+    messages and edge cases stay exactly as they are; on well-formed records
+    both paths give the same table (tested).
+    """
+    try:
+        # dict.get rejects anything but a dict (as the DataFrame path does).
+        ids = list(map(dict.get, rows, itertools.repeat(ID_COLUMN)))
+    except TypeError:
+        return None
+    optional = [c for c in (SEGMENT_COLUMN, SOURCE_COLUMN) if rows and c in rows[0]]
+    absent = {SEGMENT_COLUMN, SOURCE_COLUMN} - set(optional)
+    if not rows or any(any(map(dict.__contains__, rows, itertools.repeat(c))) for c in absent):
+        return None
+    getter = operator.itemgetter(ARM_COLUMN, *FLAG_COLUMNS, *optional)
+    try:
+        combinations = collections.Counter(map(getter, rows))
+    except KeyError:
+        return None
+    cells = _cells_of(combinations, SEGMENT_COLUMN in optional, SOURCE_COLUMN in optional)
+    if cells is None or (check_duplicates and not _ids_distinct(ids)):
+        return None
+    counts, sources = cells
+    table = _finish_table(pd.DataFrame([
+        {ARM_COLUMN: arm, SEGMENT_COLUMN: segment, **dict(zip(_CELL_COUNTS, values, strict=True))}
+        for (arm, segment), values in counts.items()
+    ], columns=list(STAT_COLUMNS)))  # fmt: skip
+    return SufficientStatistics(table, tuple(sorted(sources)), len(rows))
+
+
+_CELL_COUNTS = (*COUNT_COLUMNS, "clicked_without_open")
+
+
+def _cells_of(
+    combinations: Mapping[tuple[Any, ...], int], with_segment: bool, with_source: bool
+) -> tuple[dict[tuple[str, str], list[int]], set[str]] | None:
+    """Counts per (arm, segment) and the sources of counted combinations; None if one is odd."""
+    counts: dict[tuple[str, str], list[int]] = {}
+    sources: set[str] = set()
+    for combination, n in combinations.items():
+        arm, opened, clicked, converted = combination[:4]
+        segment = combination[4] if with_segment else DEFAULT_SEGMENT
+        source = combination[-1] if with_source else None
+        labels_ok = all(isinstance(v, str) and v.strip() for v in (arm, segment))
+        flags_ok = all(_is_binary(v) for v in (opened, clicked, converted))
+        if not (labels_ok and flags_ok and (source is None or isinstance(source, str))):
+            return None
+        if source:
+            sources.add(str(source))
+        opened_or_clicked = bool(opened) or bool(clicked)
+        events = (1, opened_or_clicked, bool(clicked), bool(converted), clicked and not opened)
+        cell = counts.setdefault((str(arm), str(segment)), [0] * len(_CELL_COUNTS))
+        for index, happened in enumerate(events):
+            cell[index] += n if happened else 0
+    return counts, sources
+
+
+def _is_binary(value: Any) -> bool:
+    """A number or boolean equal to 0 or 1 (what the DataFrame path reads as a flag)."""
+    numeric = isinstance(value, int | float | np.integer | np.floating | np.bool_)
+    return numeric and (value == 0 or value == 1)
+
+
+def _ids_distinct(ids: list[Any]) -> bool:
+    """True when the ids (strings or None) have no repeat; False to let pandas decide."""
+    try:
+        text = pa.array(ids, type=pa.string())
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        return False
+    ordered = np.sort(id_hashes(text.drop_null() if text.null_count else text))
+    return not bool((ordered[1:] == ordered[:-1]).any())
 
 
 def _records_frame(records: Iterable[Mapping[str, Any]], source: str) -> pd.DataFrame:
