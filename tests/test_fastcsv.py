@@ -60,6 +60,15 @@ def test_blocks_join_into_the_same_file(monkeypatch: pytest.MonkeyPatch) -> None
     assert out.getvalue() == _pandas_bytes(frame)
 
 
+def test_arrow_backed_text_in_several_chunks() -> None:
+    """pandas' Arrow-backed string columns arrive as chunked arrays after a concat."""
+    part = pd.DataFrame({"id": pd.Series(["a", "b,c"], dtype="str"), "n": [1, 2]})
+    frame = pd.concat([part, part, part], ignore_index=True)
+    out = io.BytesIO()
+    assert write_frame(out, frame)
+    assert out.getvalue() == _pandas_bytes(frame)
+
+
 def test_header_names_needing_quotes() -> None:
     frame = pd.DataFrame({"a,b": ["1"], 'q"': ["2"], "plain": [3]})
     out = io.BytesIO()

@@ -115,6 +115,8 @@ def _texts(column: pd.Series) -> pa.Array:
     """
     try:
         text: Any = pa.array(column, type=pa.string(), from_pandas=True).fill_null("")
+        if isinstance(text, pa.ChunkedArray):  # pandas' Arrow-backed strings
+            text = text.combine_chunks()
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         raise _Unsupported from None
     if pc.any(pc.match_substring(text, "\r")).as_py():
