@@ -145,6 +145,30 @@ def escape_formula(value: Any) -> Any:
     return value
 
 
+def escape_formula_cells(cells: pa.Array) -> pa.Array:
+    """Arrow cells made formula-safe as :func:`escape_formulas` does a column.
+
+    Only text is looked at; a dictionary array is escaped through its
+    dictionary, so each distinct text is checked once. Cells that need no
+    escape are returned as they are (the same array when none does).
+    """
+    if isinstance(cells, pa.DictionaryArray):
+        original = cells.dictionary
+        dictionary = escape_formula_cells(original)
+        if dictionary is original:
+            return cells
+        return pa.DictionaryArray.from_arrays(cells.indices, dictionary)
+    if not (pa.types.is_string(cells.type) or pa.types.is_large_string(cells.type)):
+        return cells
+    text: Any = cells
+    found: Any = pc.match_substring_regex(text, _FORMULA.pattern).fill_null(False)
+    if not pc.any(found).as_py():
+        return cells
+    quote, none = pa.scalar("'", type=cells.type), pa.scalar("", type=cells.type)
+    quoted: Any = pc.binary_join_element_wise(quote, text, none)
+    return pc.if_else(found, quoted, text)
+
+
 def _is_text(column: pd.Series) -> bool:
     dtype = column.dtype
     return isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(dtype)

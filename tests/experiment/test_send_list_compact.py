@@ -21,8 +21,9 @@ from click.testing import CliRunner
 
 from cpo import run_folder
 from cpo.cli import cli
-from cpo.experiment.sends import write_send_list, write_send_list_parquet
+from cpo.experiment.sends import export_send_list, write_send_list, write_send_list_parquet
 from cpo.experiment.settings import SendListSettings
+from cpo.runfiles import escape_formula, escape_formula_cells
 from cpo.sample_data.customers import generate_customers
 
 
@@ -83,6 +84,35 @@ def test_both_forms_read_back_as_the_same_values(tmp_path: Path):
     plain = parquet_values.cast(pa.schema([(n, pa.string()) for n in frame.columns]))
     assert plain.to_pydict() == csv_values
     assert csv_values["customer_id"][0] == "=1+2" and csv_values["first_name"][2] == "@Bo"
+
+
+CELLS = ["=a", "'=a", "''+b", "x", "", None, "\tx", "-1", "@", "a=b", "\rz"]
+
+
+@pytest.mark.parametrize("kind", ["string", "large_string", "dictionary"])
+def test_arrow_escaping_matches_the_per_cell_rule(kind):
+    cells = pa.array(CELLS, type=pa.large_string() if kind == "large_string" else pa.string())
+    if kind == "dictionary":
+        cells = cells.dictionary_encode()
+    escaped = escape_formula_cells(cells)
+    assert escaped.to_pylist() == [escape_formula(c) for c in CELLS]
+    assert escape_formula_cells(pa.array(["x", "y"])).to_pylist() == ["x", "y"]
+    assert escape_formula_cells(pa.array([-1, 2])).to_pylist() == [-1, 2]  # not text
+
+
+@pytest.mark.parametrize("rows", [0, 3])
+def test_export_of_a_parquet_list_equals_the_csv_writer(tmp_path: Path, rows: int):
+    frame = send_frame().iloc[:rows].reset_index(drop=True)
+    write_send_list(tmp_path / "sends.csv", frame)
+    write_send_list_parquet(tmp_path / "sends.parquet", frame)
+    calls = []
+    source = run_folder.SendListFile(run_folder.SENDS_PARQUET, tmp_path / "sends.parquet")
+    written = export_send_list(
+        source, tmp_path / "out.csv", progress=lambda done, total: calls.append((done, total))
+    )
+    assert written == rows
+    assert (tmp_path / "out.csv").read_bytes() == (tmp_path / "sends.csv").read_bytes()
+    assert calls[-1] == (rows, rows)
 
 
 @pytest.mark.parametrize(

@@ -60,7 +60,7 @@ from cpo.experiment.settings import HOLDOUT_ARM
 from cpo.merge_values import MergeResult, cap_values, normalize_values
 from cpo.models import Variant
 from cpo.run_folder import SendListFile
-from cpo.runfiles import atomic_open, escape_formulas
+from cpo.runfiles import atomic_open, escape_formula_cells, escape_formulas
 
 #: Screens distinct merge values; returns reason codes per value (empty = passed).
 MergeScreen = Callable[[Sequence[str]], list[tuple[str, ...]]]
@@ -85,7 +85,7 @@ CSV_WRITE_OPTIONS = pacsv.WriteOptions(quoting_style="needed")
 PARQUET_ZSTD_LEVEL = 3
 #: Rows per Parquet row group: each stores its distinct messages once, and a
 #: reader (``cpo export-sends``) holds one row group in memory at a time.
-PARQUET_ROW_GROUP_ROWS = 1 << 18
+PARQUET_ROW_GROUP_ROWS = 1 << 20
 #: Largest dictionary page kept dictionary-encoded (bytes of distinct texts per row group).
 PARQUET_DICTIONARY_LIMIT = 1 << 30
 COPY_CHUNK = 1 << 20
@@ -451,14 +451,14 @@ def _stream_csv(
 ) -> None:
     """Write the Parquet send list as CSV one row group at a time (header once).
 
-    Each row group goes through :func:`_csv_table`, the path of
-    :func:`write_send_list`; its distinct messages are converted once per row
-    group, not per row.
+    The cells are escaped in Arrow (:func:`cpo.runfiles.escape_formula_cells`:
+    a text column's dictionary once per row group, never per row) and written
+    with :data:`CSV_WRITE_OPTIONS`, as :func:`write_send_list` does.
     """
     writer: pacsv.CSVWriter | None = None
     done = 0
     for part in source.parts():
-        table = _csv_table(part.to_pandas())
+        table = _escaped(part)
         if writer is None:
             writer = pacsv.CSVWriter(sink, table.schema, write_options=CSV_WRITE_OPTIONS)
         writer.write_table(table)
@@ -466,7 +466,18 @@ def _stream_csv(
         if progress:
             progress(done, total)
     if writer is None:  # no rows: the header alone, as write_send_list writes it
-        empty = pq.ParquetFile(source.path).schema_arrow.empty_table().to_pandas()
-        pacsv.write_csv(_csv_table(empty), sink, CSV_WRITE_OPTIONS)
+        empty = pq.ParquetFile(source.path).schema_arrow.empty_table()
+        pacsv.write_csv(empty, sink, CSV_WRITE_OPTIONS)
     else:
         writer.close()
+
+
+def _escaped(part: pa.Table) -> pa.Table:
+    """``part`` with every text cell formula-safe (chunk by chunk)."""
+    columns = [
+        pa.chunked_array([escape_formula_cells(chunk) for chunk in column.chunks])
+        if column.num_chunks
+        else column
+        for column in part.columns
+    ]
+    return pa.Table.from_arrays(columns, names=part.column_names)
