@@ -37,6 +37,7 @@ ROUTERS: list[str] = [
     "cpo.web.routes.report",
     "cpo.web.routes.variants",
     "cpo.web.routes.review",
+    "cpo.web.routes.engagement",
 ]
 
 STATIC_DIR = Path(__file__).parent / "static"
