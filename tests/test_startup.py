@@ -24,6 +24,12 @@ HEAVY = (
     "weasyprint",
     "nbclient",
     "pyarrow",
+    # The web app's stack: only `cpo serve` and `cpo users` import it, inside the command.
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "argon2",
+    "multipart",
 )
 
 _CHILD = textwrap.dedent(

@@ -19,6 +19,8 @@ from cpo.commands import (
     sample_data,
     screen,
     segment,
+    serve,
+    users,
 )
 
 __all__ = [
@@ -36,4 +38,6 @@ __all__ = [
     "sample_data",
     "screen",
     "segment",
+    "serve",
+    "users",
 ]

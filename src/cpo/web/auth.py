@@ -19,15 +19,14 @@ import hmac
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import HTTPException, Request
 
-from cpo.web.db import connect, get_setting
+from cpo.web.db import connect, get_setting, open_db
 
 if TYPE_CHECKING:
     from starlette.responses import Response
@@ -55,6 +54,10 @@ class User:
     role: str
 
 
+#: ``with database(runs_dir) as conn:``, a connection outside a request, closed after.
+database = open_db
+
+
 class LoginRequired(Exception):
     """No valid session: pages redirect to /login, API routes answer 401."""
 
@@ -76,16 +79,6 @@ def db(request: Request) -> sqlite3.Connection:
         conn = connect(runs_dir(request))
         request.state.db = conn
     return conn
-
-
-@contextmanager
-def database(folder: Path) -> Iterator[sqlite3.Connection]:
-    """A connection to the app database of ``folder`` outside a request, closed after."""
-    conn = connect(folder)
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 def start_session(request: Request, response: Response, user_id: int) -> None:
