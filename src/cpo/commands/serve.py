@@ -9,6 +9,7 @@ import click
 
 from cpo.cli import cli, common_options
 from cpo.errors import CpoError
+from cpo.web.uploads import DEFAULT_MAX_UPLOAD_MB
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
@@ -47,6 +48,20 @@ class ServeError(CpoError):
     help="Whether whoever started a run may approve its variants (stored; default: keep "
     "the stored setting, initially allowed).",
 )
+@click.option(
+    "--max-upload-mb",
+    type=click.FloatRange(min=0.001),
+    default=DEFAULT_MAX_UPLOAD_MB,
+    show_default=True,
+    help="Largest upload (customer file, content zip once extracted, engagement file), in MB.",
+)
+@click.option(
+    "--max-parallel-runs",
+    type=click.IntRange(1, 64),
+    default=2,
+    show_default=True,
+    help="Most runs executing at once in background processes (one per run folder).",
+)
 @common_options
 def serve_command(
     runs_dir: Path,
@@ -55,6 +70,8 @@ def serve_command(
     secure_cookies: bool,
     forwarded_allow_ips: str | None,
     require_distinct_approver: bool | None,
+    max_upload_mb: float,
+    max_parallel_runs: int,
 ) -> None:
     """Serve the web app over the run folders in --runs, until Ctrl+C.
 
@@ -74,7 +91,11 @@ def serve_command(
 
     check_port_free(host, port)
     app = create_app(
-        runs_dir, secure_cookies=secure_cookies, require_distinct_approver=require_distinct_approver
+        runs_dir,
+        secure_cookies=secure_cookies,
+        require_distinct_approver=require_distinct_approver,
+        max_upload_mb=max_upload_mb,
+        max_parallel_runs=max_parallel_runs,
     )
     with open_db(runs_dir) as conn:
         if not list_users(conn):

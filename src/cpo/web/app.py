@@ -26,7 +26,7 @@ from cpo.web.jobs import Worker
 from cpo.web.runs import RunNotFound
 from cpo.web.security import Message, Receive, Scope, SecurityHeadersMiddleware, Send
 from cpo.web.templating import render
-from cpo.web.workflow import DEFAULT_MAX_UPLOAD_MB
+from cpo.web.uploads import DEFAULT_MAX_UPLOAD_MB
 
 #: The page-area modules whose ``router`` the app includes, in order.
 ROUTERS: list[str] = [

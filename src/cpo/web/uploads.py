@@ -18,6 +18,9 @@ from typing import Protocol
 from cpo.errors import DataValidationError
 
 CUSTOMER_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet")
+#: Default upload limit in MB (``cpo serve --max-upload-mb``); this module is light
+#: (standard library only), so ``cpo serve``'s options can name it at start-up.
+DEFAULT_MAX_UPLOAD_MB = 200.0
 _CHUNK = 1024 * 1024
 MB = 1024 * 1024
 

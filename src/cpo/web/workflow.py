@@ -17,9 +17,8 @@ from cpo.web.auth import db, runs_dir
 from cpo.web.jobs import WEB_STATE_DIR, Worker, latest_job
 from cpo.web.runs import RUN_ID_PATTERN, RunNotFound, RunsFolder
 from cpo.web.templating import render
+from cpo.web.uploads import DEFAULT_MAX_UPLOAD_MB
 
-#: Default upload limit (``cpo serve --max-upload-mb``).
-DEFAULT_MAX_UPLOAD_MB = 200
 #: Most files a content zip may hold.
 ZIP_MAX_ENTRIES = 5000
 
