@@ -129,6 +129,16 @@ def get_user(conn: sqlite3.Connection, name: str) -> Account:
     return Account(row["id"], row["name"], row["role"], row["created_at"])
 
 
+def get_user_by_id(conn: sqlite3.Connection, user_id: int) -> Account:
+    """The user with database id ``user_id``; AccountError when there is none."""
+    row = conn.execute(
+        "SELECT id, name, role, created_at FROM users WHERE id = ?", (user_id,)
+    ).fetchone()
+    if row is None:
+        raise AccountError(f"user #{user_id} does not exist", hint="reload the users page")
+    return Account(row["id"], row["name"], row["role"], row["created_at"])
+
+
 def remove_user(conn: sqlite3.Connection, name: str) -> None:
     """Remove a user and end their sessions; AccountError when there is none."""
     account = get_user(conn, name)

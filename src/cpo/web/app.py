@@ -38,6 +38,8 @@ ROUTERS: list[str] = [
     "cpo.web.routes.variants",
     "cpo.web.routes.review",
     "cpo.web.routes.engagement",
+    "cpo.web.routes.audit",
+    "cpo.web.routes.users",
 ]
 
 STATIC_DIR = Path(__file__).parent / "static"
