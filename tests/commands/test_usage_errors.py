@@ -25,6 +25,7 @@ CASES: dict[str, list[tuple[list[str], str]]] = {
     ],
     "audit export": [(["audit", "export", "{tmp}/run"], "Missing option '--csv'")],
     "audit verify": [(["audit", "verify", "{tmp}/run", "--csv", "x"], "No such option '--csv'")],
+    "export-sends": [(["export-sends", "{tmp}/run", "--format", "xlsx"], "'--format'")],
     "generate": [
         (["generate", "--segment", "At-Risk"], "Missing option '--tone'"),
         (
