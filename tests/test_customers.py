@@ -381,3 +381,24 @@ def test_decimal_commas_are_named_as_such(tmp_path: Path):
     message = str(info.value)
     assert "column 'avg_order_value': decimal comma" in message and "line 4" in message
     assert "column 'avg_order_value': not a number in 1 row(s): line 7" in message
+
+
+def test_vectorized_email_check_agrees_with_the_python_pattern() -> None:
+    """Arrow's RE2 pattern gives Python's verdict, Unicode whitespace included."""
+    import re
+
+    import numpy as np
+    import pandas as pd
+
+    from cpo.customers import EMAIL_PATTERN, _matches_email
+
+    spaces = [chr(c) for c in range(0x110000) if re.fullmatch(r"\s", chr(c))]
+    lookalikes = ["\u200b", "\ufeff", "\u180e", "\u00ad"]  # not whitespace to Python
+    values = ["a@b.c", "a@b", "@b.c", "a@.c", "a@b.", "a@@b.c", "ä@ü.ö", "x.y@z.co.uk", ""]
+    for char in spaces + lookalikes:
+        values += [f"a{char}b@c.d", f"ab@c{char}x.d", f"ab@c.d{char}e"]
+    rng = np.random.default_rng(5)
+    alphabet = list("ab@. .\t") + spaces[:6]
+    values += ["".join(rng.choice(alphabet, int(rng.integers(1, 9)))) for _ in range(3000)]
+    expected = np.array([re.match(EMAIL_PATTERN, v) is not None for v in values])
+    assert (_matches_email(pd.Series(values, dtype=object)) == expected).all()

@@ -110,18 +110,18 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 
 
 def _read_csv(path: Path, encoding: str, delimiter: str | None) -> tuple[pd.DataFrame, str]:
-    """A delimited text file as text cells and the delimiter used (clear errors)."""
+    """A delimited text file as text cells and the delimiter used (clear errors).
+
+    pyarrow's multi-threaded reader parses the file where it reads it exactly
+    as pandas would (:func:`cpo.experiment.textcsv.read_text_csv`); pandas
+    reads the rest, so malformed files keep their messages.
+    """
+    from cpo.experiment.textcsv import read_text_csv
+
     header = _header_line(path, encoding)
     chosen = delimiter or detect_delimiter(path, header)
     try:
-        frame = pd.read_csv(
-            path,
-            dtype=str,
-            keep_default_na=False,
-            skipinitialspace=True,
-            sep=chosen,
-            encoding=encoding,
-        )
+        frame = read_text_csv(path, skip_initial_space=True, delimiter=chosen, encoding=encoding)
     except UnicodeDecodeError:
         raise encoding_error(path, encoding) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, ValueError) as exc:

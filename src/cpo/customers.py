@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import ValidationError
 
 from cpo.customer_reader import read_customer_table, suggest_mapping
@@ -45,6 +47,13 @@ REQUIRED_COLUMNS = (*REQUIRED_TEXT_COLUMNS, *NUMERIC_RANGES)
 #: A number written with a decimal comma (European spreadsheet exports).
 DECIMAL_COMMA = r"-?\d+,\d+"
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+#: Python's ``\s`` (Unicode whitespace) spelled out for Arrow's RE2, whose ``\s`` is ASCII only.
+_SPACE = (
+    r"\x{09}-\x{0d}\x{1c}-\x{20}\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}"
+    r"\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}"
+)
+#: :data:`EMAIL_PATTERN` in RE2 syntax, for Arrow's vectorized match (same verdict per value).
+EMAIL_PATTERN_RE2 = f"^[^@{_SPACE}]+@[^@{_SPACE}]+\\.[^@{_SPACE}]+$"
 MAX_EXAMPLES = 5
 
 
@@ -95,7 +104,8 @@ def load_customers(
     raw, first_line = table.frame, table.first_line
     _check_columns(path, raw)
     raw = _with_optional_columns(raw)
-    problems = _find_problems(raw)
+    numbers = {column: parse_numbers(raw[column].str.strip()) for column in NUMERIC_RANGES}
+    problems = _find_problems(raw, numbers)
     lines = pd.Series(np.arange(len(raw)) + first_line, index=raw.index)
     bad = np.zeros(len(raw), dtype=bool)
     for problem in problems:
@@ -106,7 +116,7 @@ def load_customers(
             sensitive=_shown_ids(raw, problems),
         )
     rejected = _rejected_rows(raw, lines, problems, bad)
-    valid = _typed(raw.loc[~bad]).reset_index(drop=True)
+    valid = _typed(raw, numbers, ~bad)
     if valid.empty:
         common = rejected["reason"].str.split("; ").explode().value_counts()
         raise DataValidationError(
@@ -188,7 +198,22 @@ def _with_optional_columns(raw: pd.DataFrame) -> pd.DataFrame:
     return raw
 
 
-def _find_problems(raw: pd.DataFrame) -> list[_Problem]:
+def parse_numbers(stripped: pd.Series) -> np.ndarray:
+    """Text cells as floats (NaN where not a number), parsed once per column.
+
+    Arrow's cast parses a column of well-formed numbers about twice as fast as
+    ``pandas.to_numeric``, to the same correctly rounded floats; a column with
+    anything else (blanks, words, decimal commas) goes through pandas.
+    """
+    try:
+        text = pa.array(stripped, type=pa.string(), from_pandas=True)
+        numbers: Any = pc.cast(text, pa.float64())
+        return np.asarray(numbers.to_numpy(zero_copy_only=False), dtype=float)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return pd.to_numeric(stripped, errors="coerce").to_numpy(dtype=float)
+
+
+def _find_problems(raw: pd.DataFrame, numbers: Mapping[str, np.ndarray]) -> list[_Problem]:
     """Evaluate every validation rule as a vectorized mask."""
     problems: list[_Problem] = []
     required_text = [*REQUIRED_TEXT_COLUMNS, *(["email"] if "email" in raw.columns else [])]
@@ -197,22 +222,28 @@ def _find_problems(raw: pd.DataFrame) -> list[_Problem]:
         problems.append(_Problem(column, "missing value", blank, False))
     if "email" in raw.columns:
         email = raw["email"].str.strip()
-        bad_email = ~email.str.match(EMAIL_PATTERN).to_numpy() & (email != "").to_numpy()
+        bad_email = ~_matches_email(email) & (email != "").to_numpy()
         problems.append(_Problem("email", "not a valid email address", bad_email, False))
     ids = raw["customer_id"].str.strip()
     duplicated = (ids.duplicated(keep="first") & (ids != "")).to_numpy()
     problems.append(_Problem("customer_id", "duplicate id (first occurrence kept)", duplicated))
     for column, (low, high) in NUMERIC_RANGES.items():
-        problems.extend(_numeric_problems(raw[column], column, low, high))
+        problems.extend(_numeric_problems(raw[column], numbers[column], column, low, high))
     return problems
 
 
+def _matches_email(email: pd.Series) -> np.ndarray:
+    """Which stripped values look like an email address (:data:`EMAIL_PATTERN`)."""
+    text: Any = pa.array(email, type=pa.string(), from_pandas=True).fill_null("")
+    found: Any = pc.match_substring_regex(text, EMAIL_PATTERN_RE2)
+    return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
+
+
 def _numeric_problems(
-    text: pd.Series, column: str, low: float | None, high: float | None
+    text: pd.Series, values: np.ndarray, column: str, low: float | None, high: float | None
 ) -> list[_Problem]:
     """Missing, non-numeric, non-integer and out-of-range checks for one column."""
     stripped = text.str.strip()
-    values = pd.to_numeric(stripped, errors="coerce").to_numpy(dtype=float)
     missing = (stripped.str.lower().isin(["", "nan", "na", "null", "none"])).to_numpy()
     not_number = np.isnan(values) & ~missing
     decimal_comma = np.zeros_like(not_number)
@@ -312,15 +343,13 @@ def _rejected_rows(
     return rejected.reset_index(drop=True)
 
 
-def _typed(frame: pd.DataFrame) -> pd.DataFrame:
-    """Convert validated text columns to their types; extra columns stay text."""
-    typed = frame.copy()
+def _typed(raw: pd.DataFrame, numbers: Mapping[str, np.ndarray], keep: np.ndarray) -> pd.DataFrame:
+    """The rows in ``keep`` with validated columns typed; extra columns stay text."""
+    typed = raw.loc[keep].reset_index(drop=True)
     for column in TEXT_COLUMNS:
         if column in typed.columns:
             typed[column] = typed[column].str.strip()
     for column in NUMERIC_RANGES:
-        values = pd.to_numeric(typed[column].str.strip())
-        typed[column] = (
-            values.astype("int64") if column in INTEGER_COLUMNS else values.astype(float)
-        )
+        values = numbers[column][keep]
+        typed[column] = values.astype("int64") if column in INTEGER_COLUMNS else values
     return typed

@@ -162,3 +162,22 @@ def test_in_memory_records_tell_hash_collisions_from_repeated_ids(monkeypatch):
     records[39]["customer_id"] = "guest-1"
     with pytest.raises(DataValidationError, match=r"1 customer_id value\(s\) occur more than once"):
         calculate_metrics(records)
+
+
+@pytest.mark.parametrize(
+    ("text", "delimiter", "encoding"),
+    [
+        ('kundennr;stadt;notiz\nK-1;Köln;"a; b"\nK-2;Düsseldorf;\n', ";", "latin-1"),
+        ("kundennr;preis\nK-1;12€\nK-2; 3€\n", ";", "cp1252"),
+        ("id\tcity\nA-1\tOslo\nA-2\t東京\n", "\t", "utf-16"),
+        ("\ufeffid|city\nA-1|Zürich\n", "|", "utf-8"),
+    ],
+)
+def test_read_text_csv_with_other_delimiters_and_encodings(tmp_path, text, delimiter, encoding):
+    """Customer exports from other systems: read as pandas reads them (cpo.customer_reader)."""
+    path = tmp_path / "export.csv"
+    path.write_bytes(text.encode(encoding))
+    options = {"sep": delimiter, "encoding": encoding, "skipinitialspace": True}
+    expected = pd.read_csv(path, dtype=str, keep_default_na=False, **options)
+    actual = read_text_csv(path, skip_initial_space=True, delimiter=delimiter, encoding=encoding)
+    pd.testing.assert_frame_equal(actual, expected, check_dtype=False)

@@ -29,13 +29,21 @@ import pyarrow.csv as pacsv
 __all__ = ["read_text_csv"]
 
 
-def read_text_csv(path: Path, *, skip_initial_space: bool = False) -> pd.DataFrame:
+def read_text_csv(
+    path: Path,
+    *,
+    skip_initial_space: bool = False,
+    delimiter: str = ",",
+    encoding: str = "utf-8",
+) -> pd.DataFrame:
     """Every column of a CSV file as text; empty cells are ``""``.
 
     Args:
-        path: The CSV file (UTF-8, header row, comma-separated).
+        path: The CSV file (header row).
         skip_initial_space: Drop spaces after a delimiter, as pandas'
             ``skipinitialspace``.
+        delimiter: The column separator.
+        encoding: The file's text encoding.
 
     Returns:
         The frame :func:`pandas.read_csv` returns for ``dtype=str,
@@ -44,23 +52,31 @@ def read_text_csv(path: Path, *, skip_initial_space: bool = False) -> pd.DataFra
     Raises:
         The errors of :func:`pandas.read_csv` on input only pandas can decide.
     """
-    table = _read_with_arrow(path, skip_initial_space)
+    table = _read_with_arrow(path, skip_initial_space, delimiter, encoding)
     if table is None:
         return pd.read_csv(
-            path, dtype=str, keep_default_na=False, skipinitialspace=skip_initial_space
+            path,
+            dtype=str,
+            keep_default_na=False,
+            skipinitialspace=skip_initial_space,
+            sep=delimiter,
+            encoding=encoding,
         )
     return table.to_pandas()
 
 
-def _read_with_arrow(path: Path, skip_initial_space: bool) -> pa.Table | None:
+def _read_with_arrow(
+    path: Path, skip_initial_space: bool, delimiter: str, encoding: str
+) -> pa.Table | None:
     """The file as a table of strings, or None where pandas must decide."""
-    names = _header(path)
+    names = _header(path, delimiter, encoding)
     if names is None:
         return None
     try:
         table = pacsv.read_csv(
             path,
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, encoding=encoding),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(names, pa.string()),
                 strings_can_be_null=False,
@@ -75,12 +91,14 @@ def _read_with_arrow(path: Path, skip_initial_space: bool) -> pa.Table | None:
     return table
 
 
-def _header(path: Path) -> list[str] | None:
+def _header(path: Path, delimiter: str, encoding: str) -> list[str] | None:
     """The header's names as pandas would take them, or None to let pandas read the file."""
+    if encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
+        encoding = "utf-8-sig"
     try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            names = next(csv.reader(handle), None)
-    except (UnicodeDecodeError, csv.Error, OSError):
+        with path.open(encoding=encoding, newline="") as handle:
+            names = next(csv.reader(handle, delimiter=delimiter), None)
+    except (UnicodeError, LookupError, csv.Error, OSError):
         return None
     if not names or any(not name for name in names) or len(set(names)) != len(names):
         return None
