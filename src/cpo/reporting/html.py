@@ -39,6 +39,17 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("operations", "Operationalization"),
     ("appendix", "Appendix: methods, configuration, manifest"),
 )
+#: Section ids and titles of report.pdf, the printable report for sign-off: the
+#: decision, the results, the design checks, the safety audit and provenance (the
+#: full detail stays in report.html; docs/report.md says what is where and why).
+PRINT_SECTIONS: tuple[tuple[str, str], ...] = (
+    ("summary", "Executive summary"),
+    ("results", "Results by arm"),
+    ("design", "Design and data quality"),
+    ("segments", "Segments and moderators (exploratory)"),
+    ("safety", "Safety audit and compliance"),
+    ("appendix", "Provenance and methods"),
+)
 MAX_LOG_WARNINGS = 50
 
 
@@ -60,6 +71,7 @@ def build_context(art: RunArtifacts, *, generated_at: str | None = None) -> dict
     citations = sections.citations.citations_section(art)
     return {
         "sections": SECTIONS,
+        "print_sections": PRINT_SECTIONS,
         "meta": _meta(art, generated_at),
         "summary": sections.summary.executive_summary(art),
         "design": sections.design.design_section(art),
@@ -87,8 +99,22 @@ def build_context(art: RunArtifacts, *, generated_at: str | None = None) -> dict
 
 def render_html(art: RunArtifacts, *, generated_at: str | None = None) -> str:
     """The report as one HTML string."""
+    return render_documents(art, generated_at=generated_at, printable=False)[0]
+
+
+def render_documents(
+    art: RunArtifacts, *, generated_at: str | None = None, printable: bool = True
+) -> tuple[str, str | None]:
+    """report.html and (when ``printable``) the HTML report.pdf is laid out from.
+
+    Both come from one context, so they show the same numbers; the printable one
+    is the concise document of :data:`PRINT_SECTIONS` with its own print stylesheet.
+    """
     data = build_context(art, generated_at=generated_at)
-    return environment().get_template("report.html.j2").render(**data)
+    env = environment()
+    html = env.get_template("report.html.j2").render(**data)
+    printed = env.get_template("report_print.html.j2").render(**data) if printable else None
+    return html, printed
 
 
 def _meta(art: RunArtifacts, generated_at: str | None) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from cpo import run_folder
 from cpo.reporting.artifacts import RunArtifacts, load_run
-from cpo.reporting.html import render_html
+from cpo.reporting.html import render_documents
 from cpo.reporting.notebook import write_notebook
 from cpo.reporting.pdf import render_pdf
 from cpo.reporting.sections.common import is_simulated
@@ -86,17 +86,17 @@ def render_report(
 
 
 def _write_html_and_pdf(art: RunArtifacts, result: ReportResult, *, pdf: bool) -> None:
-    """report.html, then report.pdf from the same HTML."""
+    """report.html, then report.pdf from the printable HTML of the same context."""
     began = time.perf_counter()
-    html = render_html(art)
+    html, printable = render_documents(art, printable=pdf)
     with atomic_open(art.run_dir / run_folder.REPORT_HTML.name) as handle:
         handle.write(html)
     result.files[run_folder.REPORT_HTML.name] = len(html.encode("utf-8"))
     result.seconds["html"] = _lap(began)
-    if pdf:
+    if printable is not None:
         began = time.perf_counter()
         result.files[run_folder.REPORT_PDF.name] = render_pdf(
-            html, art.run_dir / run_folder.REPORT_PDF.name
+            printable, art.run_dir / run_folder.REPORT_PDF.name
         )
         result.seconds["pdf"] = _lap(began)
 
