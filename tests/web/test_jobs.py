@@ -171,3 +171,13 @@ def test_a_server_restart_in_the_middle_of_a_run_loses_nothing(runs_dir):
         second.stop()
     assert get_job(conn, job.id).status == "completed"
     assert read_manifest(runs_dir / "long")["status"] == "completed"
+
+
+def test_a_job_whose_process_cannot_start_fails_with_the_reason(runs_dir, monkeypatch):
+    conn = connect(runs_dir)
+    (runs_dir / "nostart").mkdir()
+    job = enqueue(conn, "nostart", "run", run_args(runs_dir / "nostart"), "maria")
+    monkeypatch.setattr(sys, "executable", str(runs_dir / "no-such-python"))
+    new_worker(runs_dir).tick()
+    failed = get_job(conn, job.id)
+    assert failed.status == "failed" and "could not start" in (failed.error or "")

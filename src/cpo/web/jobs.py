@@ -406,18 +406,24 @@ class Worker:
             running.add(job.run_id)
 
     def _launch(self, conn: sqlite3.Connection, job: Job) -> None:
+        """Start the job's process; a job that cannot start fails with the reason."""
         log_path = job_log_path(self.runs_dir, job.id)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with log_path.open("wb") as log:
-            # A session of its own: the run outlives a server restart (then adopted).
-            process = subprocess.Popen(
-                run_command(job.args),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                env=_job_environment(),
-            )
+        try:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            with log_path.open("wb") as log:
+                # A session of its own: the run outlives a server restart (then adopted).
+                process = subprocess.Popen(
+                    run_command(job.args),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    env=_job_environment(),
+                )
+        except OSError as exc:
+            message = f"the run's process could not start: {exc.strerror or exc}"
+            _update(conn, job.id, status=FAILED, error=message, finished_at=utc_now())
+            return
         self._processes[job.id] = process
         _update(conn, job.id, status=RUNNING, pid=process.pid, started_at=utc_now())
 
