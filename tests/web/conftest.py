@@ -7,7 +7,6 @@ app database with one user of each role, so tests may change both freely.
 
 from __future__ import annotations
 
-import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -21,15 +20,7 @@ from cpo.web.accounts import add_user
 from cpo.web.app import create_app
 from cpo.web.auth import database
 
-#: The run folder's name inside every test's runs directory.
-RUN_ID = "demo"
-#: One user per role: role -> (name, password).
-USERS = {
-    "marketer": ("maria", "marketer-pass-1"),
-    "reviewer": ("rafael", "reviewer-pass-1"),
-    "admin": ("ada", "admin-pass-123"),
-}
-CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+from .web_kit import RUN_ID, USERS, csrf_of, sign_in
 
 
 @pytest.fixture(scope="session")
@@ -70,24 +61,6 @@ def run_dir(runs_dir: Path) -> Path:
 def app(runs_dir: Path):
     """The web app over this test's runs directory."""
     return create_app(runs_dir)
-
-
-def csrf_of(html: str) -> str:
-    """The CSRF token of the first form in a page."""
-    found = CSRF_FIELD.search(html)
-    assert found, "the page has no form with a csrf_token"
-    return found.group(1)
-
-
-def sign_in(client: TestClient, name: str, password: str) -> None:
-    """Sign ``client`` in through the login form, as a browser does."""
-    token = csrf_of(client.get("/login").text)
-    response = client.post(
-        "/login",
-        data={"name": name, "password": password, "csrf_token": token},
-        follow_redirects=False,
-    )
-    assert response.status_code == 303, response.text
 
 
 @pytest.fixture
