@@ -113,10 +113,10 @@ def _read_csv(path: Path, encoding: str, delimiter: str | None) -> tuple[pd.Data
     """A delimited text file as text cells and the delimiter used (clear errors).
 
     pyarrow's multi-threaded reader parses the file where it reads it exactly
-    as pandas would (:func:`cpo.experiment.textcsv.read_text_csv`); pandas
+    as pandas would (:func:`cpo.textcsv.read_text_csv`); pandas
     reads the rest, so malformed files keep their messages.
     """
-    from cpo.experiment.textcsv import read_text_csv
+    from cpo.textcsv import read_text_csv
 
     header = _header_line(path, encoding)
     chosen = delimiter or detect_delimiter(path, header)

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from cpo.cli import cli
 from cpo.experiment.aggregate import locate_ids
-from cpo.experiment.textcsv import read_text_csv
+from cpo.textcsv import read_text_csv
 
 CSV_CASES = {
     "plain": "member_no,opened,clicked\nM-1,1,0\nM-2,0,0\n",

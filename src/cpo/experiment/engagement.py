@@ -72,7 +72,7 @@ from cpo import run_folder
 from cpo.errors import DataValidationError
 from cpo.experiment.aggregate import DEFAULT_SEGMENT, SufficientStatistics, locate_ids
 from cpo.experiment.settings import HOLDOUT_ARM
-from cpo.experiment.textcsv import read_text_csv
+from cpo.textcsv import read_text_csv
 
 ENGAGEMENT_COLUMNS = (
     "customer_id",

@@ -32,9 +32,9 @@ from cpo.experiment.analysis import AnalysisPlan, analyze, plan_from_design
 from cpo.experiment.analysis_settings import AnalysisSettings
 from cpo.experiment.original_config import Translation, translate
 from cpo.experiment.settings import CONTROL_ARM, TREATMENT_PREFIX, treatment_arm_name
-from cpo.experiment.textcsv import read_text_csv
 from cpo.models import TONES
 from cpo.runfiles import unescape_formulas
+from cpo.textcsv import read_text_csv
 
 if TYPE_CHECKING:
     from cpo.config import ExperimentConfigFile
