@@ -52,3 +52,69 @@ def test_power_functions_match_the_scipy_formulas(n, baseline, effect, alpha, co
     spread2 = baseline * (1.0 - baseline) + p2 * (1.0 - p2)
     root = (z * math.sqrt(pooled) + scipy_stats.norm.ppf(0.8) * math.sqrt(spread2)) / abs(effect)
     assert stats.n_for_effect(baseline, effect, alpha, 0.8, comparisons).n_per_arm == float(root**2)
+
+
+def _random_tables(count: int, seed: int) -> list[tuple[int, int, int, int]]:
+    """(x1, n1, x2, n2) with sizes from 10 to 10^7 and rates near and far apart."""
+    rng = np.random.default_rng(seed)
+    tables = []
+    for _ in range(count):
+        n1, n2 = (int(v) for v in 10 ** rng.uniform(1, 7, 2))
+        rate = rng.uniform(0.001, 0.999)
+        other = min(max(rate * rng.lognormal(0, 0.1), 0.0), 1.0)
+        tables.append((int(rng.binomial(n1, rate)), n1, int(rng.binomial(n2, other)), n2))
+    return tables
+
+
+def test_chi_square_of_a_two_by_two_table_is_scipy_bit_for_bit():
+    small = [(x1, n1, x2, n2) for n1 in (10, 23, 60) for n2 in (12, 41)
+             for x1 in range(n1 + 1) for x2 in range(0, n2 + 1, 2)]  # fmt: skip
+    tested = 0
+    for x1, n1, x2, n2 in small + _random_tables(3_000, seed=11):
+        result = stats.two_proportion_test(x1, n1, x2, n2)
+        if result.test != "chi-square":
+            continue
+        table = np.array([[x1, n1 - x1], [x2, n2 - x2]], dtype=float)
+        expected = scipy_stats.chi2_contingency(table, correction=False)
+        assert (result.statistic, result.p_value) == (expected.statistic, expected.pvalue)
+        tested += 1
+    assert tested > 3_000
+
+
+def test_cmh_statistic_is_statsmodels_bit_for_bit():
+    from statsmodels.stats.contingency_tables import StratifiedTable
+
+    rng = np.random.default_rng(12)
+    tables = _random_tables(4_000, seed=12)
+    for start in range(0, len(tables), 8):
+        strata = tables[start : start + int(rng.integers(1, 9))]
+        cube = np.stack([[[a, n - a], [c, m - c]] for a, n, c, m in strata], axis=2)
+        cube = cube.astype(float)
+        if np.all(cube[:, 0, :].sum(0) * cube[:, 1, :].sum(0) == 0):
+            continue  # no variation: the caller reports it as degenerate
+        expected = StratifiedTable(cube).test_null_odds(correction=False)
+        found = stats._mantel_haenszel_statistic(cube)
+        assert found == (float(expected.statistic), float(expected.pvalue))
+
+
+def test_benjamini_hochberg_is_statsmodels_bit_for_bit():
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(13)
+    for size in [1, 2, 3, 5, 12, 48, 200] * 30:
+        values = rng.uniform(0, 1, size) ** rng.uniform(1, 8)
+        if rng.random() < 0.3:
+            values[rng.integers(0, size, size // 2 + 1)] = values[0]  # ties
+        expected = multipletests(values, method="fdr_bh")[1]
+        assert stats._benjamini_hochberg_step_up(values).tolist() == expected.tolist()
+
+
+def test_srm_p_value_is_scipy_chi2_sf_bit_for_bit():
+    rng = np.random.default_rng(14)
+    for arms in (2, 3, 4, 7):
+        for _ in range(200):
+            observed = rng.integers(50, 10**6, arms)
+            probs = np.full(arms, 1.0 / arms)
+            method, p_value, statistic = stats._srm_test(observed, probs)
+            assert method == "chi-square"
+            assert p_value == float(scipy_stats.chi2.sf(statistic, df=arms - 1))
