@@ -175,6 +175,11 @@ class Session:
         )
         return self.find(css).text.strip()
 
+    def wait_status(self, wanted: str, stops: set[str]) -> None:
+        """Wait on the progress page until the run's status is ``wanted`` (or another stop)."""
+        status = self.wait_text("#run-status", {wanted, *stops})
+        assert status == wanted, f"run {status}: {self.find('#job-error').text}"
+
     def sign_in(self, name: str, password: str) -> None:
         self.open("/login")
         self.find("#name").send_keys(name)
@@ -223,7 +228,7 @@ def test_marketer_starts_a_sample_run_and_reads_the_report(session: Session, run
     assert active.get_attribute("class") == "skip-link"
     start_run(session, "sample")
     session.shot("progress-started")
-    assert session.wait_text("#run-status", {"completed", "failed"}) == "completed"
+    session.wait_status("completed", {"failed"})
     stages = session.driver.find_elements(By.CSS_SELECTOR, "#stages tbody tr")
     assert len(stages) >= 8  # the page updated itself (no reload) with every stage
     session.shot("progress-completed")
@@ -236,8 +241,17 @@ def test_marketer_starts_a_sample_run_and_reads_the_report(session: Session, run
     session.shot("variants")
     session.open("/runs/sample")
     session.shot("overview")
+    link = session.find("a[href='/runs/sample/files/sends.csv']")
+    sends = session.driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch(arguments[0], {credentials: 'same-origin'}).then(r => r.text()).then(done);",
+        link.get_attribute("href"),
+    )
+    assert sends == (runs / "sample" / "sends.csv").read_text(encoding="utf-8")
     session.sign_out()
     session.shot("signed-out")
+    session.open("/runs/sample")
+    assert "/login" in session.driver.current_url  # signed out: every page asks to sign in
 
 
 def test_reviewer_approves_a_variant_held_in_review(
@@ -245,9 +259,7 @@ def test_reviewer_approves_a_variant_held_in_review(
 ):
     session.sign_in(*MARKETER)
     start_run(session, "gated", config="review-gate", content=content_zip)
-    assert session.wait_text("#run-status", {"awaiting approval", "failed", "completed"}) == (
-        "awaiting approval"
-    )
+    session.wait_status("awaiting approval", {"failed", "completed"})
     session.shot("progress-awaiting-approval")
     session.sign_out()
 
@@ -297,10 +309,15 @@ def test_reviewer_approves_a_variant_held_in_review(
         decide(session, variant, "approve", "fine")
     session.shot("review-done")
     session.open("/runs/gated/progress")
-    assert session.wait_text("#run-status", {"completed", "failed"}) == "completed"
+    session.wait_status("completed", {"failed"})
     session.shot("progress-resumed-completed")
     verified = CliRunner().invoke(cli, ["audit", "verify", str(run_dir)])
     assert verified.exit_code == 0, verified.output
+    session.open("/runs/gated/audit")
+    assert session.find("#verification").text.startswith("Verified")
+    head = read_entries(SAFETY_AUDIT.path(run_dir))[-1]["hash"]
+    assert session.find("#head-hash").text == head
+    session.shot("audit")
     session.sign_out()
 
 
