@@ -40,7 +40,7 @@ import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -48,6 +48,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from cpo import run_folder
 from cpo.customer_text import (
     DEFAULT_FOOTER_PATTERN,
     CitationsInEmail,
@@ -89,6 +90,8 @@ PARQUET_ROW_GROUP_ROWS = 1 << 20
 #: Largest dictionary page kept dictionary-encoded (bytes of distinct texts per row group).
 PARQUET_DICTIONARY_LIMIT = 1 << 30
 COPY_CHUNK = 1 << 20
+#: Columns with a value per recipient: stored plain, not dictionary-encoded.
+UNIQUE_COLUMNS = ("customer_id", "email")
 _TOKENS = re.compile(r"(\{\{|\}\}|\{first_name\})")
 _OTHER_FIELDS = re.compile(r"(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
 
@@ -392,10 +395,15 @@ def write_send_list_parquet(path: Path, frame: pd.DataFrame) -> None:
     export-sends`` applies the escaping when it writes the CSV form.
     """
     table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+    # a dictionary of unique ids would only cost time (pyarrow's stubs say bool; it takes names)
+    dictionary: dict[str, Any] = {
+        "use_dictionary": [name for name in table.column_names if name not in UNIQUE_COLUMNS]
+    }
     with atomic_open(path, "wb") as handle:
         pq.write_table(
             table,
             handle,
+            **dictionary,
             compression="zstd",
             compression_level=PARQUET_ZSTD_LEVEL,
             row_group_size=PARQUET_ROW_GROUP_ROWS,
@@ -461,10 +469,11 @@ def _stream_csv(
         table = _escaped(part)
         if writer is None:
             writer = pacsv.CSVWriter(sink, table.schema, write_options=CSV_WRITE_OPTIONS)
-        writer.write_table(table)
-        done += part.num_rows
-        if progress:
-            progress(done, total)
+        for batch in table.to_batches(max_chunksize=run_folder.SEND_LIST_BATCH_ROWS):
+            writer.write_batch(batch)
+            done += batch.num_rows
+            if progress:
+                progress(done, total)
     if writer is None:  # no rows: the header alone, as write_send_list writes it
         empty = pq.ParquetFile(source.path).schema_arrow.empty_table()
         pacsv.write_csv(empty, sink, CSV_WRITE_OPTIONS)
