@@ -1,7 +1,9 @@
 """Build ``report.ipynb`` with nbformat and execute it offline with nbclient.
 
-The notebook lives in the run folder and reads the artifacts next to it with
-pandas (paths relative to the notebook), so a data scientist can re-run it,
+The notebook lives in the run folder and reads the artifacts next to it with the
+standard library (paths relative to the notebook; tables are shown by a small
+``Table`` class defined in its first cell, so the kernel imports neither pandas
+nor NumPy and starts fast), so a data scientist can re-run it,
 change it, and check every number of the report against the files. It presents
 saved results: the analysis is metrics.json and the moderator analysis is
 moderators.json (no model is fitted again), the charts are the report's own
@@ -31,89 +33,143 @@ STARTUP_TIMEOUT_S = 60
 KERNEL_NAME = "python3"
 
 _SETUP = """\
+import csv
 import json
+import re
+from collections import Counter
+from html import escape
 from pathlib import Path
 
-import pandas as pd
 from IPython.display import SVG, display
 
 from cpo.reporting import charts
-from cpo.runfiles import read_csv
-
-pd.set_option("display.width", 160)
-pd.set_option("display.max_columns", 30)
 
 RUN = Path(".")  # this notebook sits in the run folder
 manifest = json.loads((RUN / "manifest.json").read_text(encoding="utf-8"))
 metrics = json.loads((RUN / "metrics.json").read_text(encoding="utf-8"))
 design = json.loads((RUN / "experiment_design.json").read_text(encoding="utf-8"))
 variants = json.loads((RUN / "variants.json").read_text(encoding="utf-8"))["variants"]
-engagement = read_csv(RUN / "engagement.csv", dtype={"customer_id": str})  # undoes formula escaping
 PRIMARY = metrics["primary_metric"]
-print(f"run {manifest['run_id']}: {len(engagement):,} engagement rows, "
-      f"source {metrics['engagement_source']!r}, primary metric {PRIMARY}")
+
+
+class Table:
+    \"\"\"Rows (dicts) shown as an HTML table in Jupyter and as plain text elsewhere.\"\"\"
+
+    def __init__(self, rows, columns=None):
+        self.rows = list(rows)
+        self.columns = list(columns or dict.fromkeys(k for row in self.rows for k in row))
+
+    def where(self, **wanted):
+        \"\"\"The rows whose columns equal the given values.\"\"\"
+        keep = [r for r in self.rows if all(r.get(k) == v for k, v in wanted.items())]
+        return Table(keep, self.columns)
+
+    def column(self, name):
+        return [row.get(name) for row in self.rows]
+
+    @staticmethod
+    def _text(value):
+        if isinstance(value, float):
+            return f"{value:.6g}"
+        return "" if value is None else str(value)
+
+    def _repr_html_(self):
+        head = "".join(f"<th>{escape(str(c))}</th>" for c in self.columns)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{escape(self._text(r.get(c)))}</td>" for c in self.columns)
+            + "</tr>"
+            for r in self.rows
+        )
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    def __repr__(self):
+        lines = [self.columns] + [[self._text(r.get(c)) for c in self.columns] for r in self.rows]
+        widths = [max(len(str(line[i])) for line in lines) for i in range(len(self.columns))]
+        return "\\n".join(
+            "  ".join(str(v).ljust(w) for v, w in zip(line, widths)) for line in lines
+        )
+
+
+def read_artifact(name):
+    \"\"\"Rows of one of cpo's CSV artifacts, undoing the formula escaping of its cells.\"\"\"
+    escaped = re.compile(r"^''*[=+\\-@\\t\\r]")  # cpo prefixes a quote to such cells
+    with open(RUN / name, newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            yield {k: v[1:] if escaped.match(v or "") else v for k, v in row.items()}
+
+
+print(f"run {manifest['run_id']}: source {metrics['engagement_source']!r}, "
+      f"primary metric {PRIMARY}")
 """
 
 _ARMS = """\
-arms = pd.DataFrame(
-    [
-        {"arm": name, "tone": arm["tone"], **arm["counts"], **arm["metrics"]}
-        for name, arm in metrics["arms"].items()
-    ]
-).set_index("arm")
+arms = Table(
+    {"arm": name, "tone": arm["tone"], **arm["counts"], **arm["metrics"]}
+    for name, arm in metrics["arms"].items()
+)
 arms
 """
 
 _RECOUNT = """\
 # Recount the arms from engagement.csv and compare with metrics.json.
-def as_flag(column):
-    if column.dtype == bool:
-        return column.astype(int)
-    text = column.astype(str).str.strip().str.lower()
-    return text.isin(["1", "true", "yes", "t", "y"]).astype(int)
-
-recipients = engagement[engagement["experiment_arm"] != "holdout"].copy()
-for name in ("opened", "clicked", "converted"):
-    recipients[name] = as_flag(recipients[name])
-recount = recipients.groupby("experiment_arm").agg(
-    sent=("customer_id", "size"),
-    opened=("opened", "sum"),
-    clicked=("clicked", "sum"),
-    converted=("converted", "sum"),
-)
-if engagement.empty and (RUN / "engagement_counts.csv").is_file():
+FLAGS = ("opened", "clicked", "converted")
+YES = {"1", "true", "yes", "t", "y"}
+recount, rows = {}, 0
+for row in read_artifact("engagement.csv"):
+    rows += 1
+    if row["experiment_arm"] == "holdout":
+        continue
+    counts = recount.setdefault(row["experiment_arm"], Counter(sent=0))
+    counts["sent"] += 1
+    for name in FLAGS:
+        counts[name] += (row[name] or "").strip().lower() in YES
+if not rows and (RUN / "engagement_counts.csv").is_file():
     # Imported as counts per arm (engagement.csv has no rows): recount those.
-    counts = read_csv(RUN / "engagement_counts.csv", dtype={"experiment_arm": str})
-    counts = counts[counts["experiment_arm"] != "holdout"]
-    recount = counts.groupby("experiment_arm")[["sent", "opened", "clicked", "converted"]].sum()
-comparison = recount.merge(
-    arms[["sent", "opened", "clicked", "converted"]],
-    left_index=True, right_index=True, how="outer", suffixes=("", "_metrics_json"),
+    for row in read_artifact("engagement_counts.csv"):
+        if row["experiment_arm"] != "holdout":
+            counts = recount.setdefault(row["experiment_arm"], Counter())
+            for name in ("sent", *FLAGS):
+                counts[name] += int(float(row[name]))
+saved = {row["arm"]: row for row in arms.rows}
+comparison = Table(
+    {
+        "arm": arm,
+        **{name: recount.get(arm, {}).get(name) for name in ("sent", *FLAGS)},
+        **{f"{name}_metrics_json": saved.get(arm, {}).get(name) for name in ("sent", *FLAGS)},
+        "sent_matches": recount.get(arm, {}).get("sent") == saved.get(arm, {}).get("sent"),
+        "clicked_matches": recount.get(arm, {}).get("clicked")
+        == saved.get(arm, {}).get("clicked"),
+    }
+    for arm in sorted(set(recount) | set(saved))
 )
-comparison["sent_matches"] = comparison["sent"] == comparison["sent_metrics_json"]
-comparison["clicked_matches"] = comparison["clicked"] == comparison["clicked_metrics_json"]
-comparison
+display(comparison)
+print(f"{rows:,} rows in engagement.csv")
 """
 
 _LIFTS = """\
-lifts = pd.json_normalize(metrics["lift_analysis"])
-columns = {
-    "treatment_arm": "arm",
-    "metric": "metric",
-    "control_value": "control",
-    "treatment_value": "treatment",
-    "lift_absolute": "lift",
-    "statistical_significance.confidence_interval.lower": "ci_lower",
-    "statistical_significance.confidence_interval.upper": "ci_upper",
-    "lift_percent": "lift_percent",
-    "statistical_significance.test": "test",
-    "statistical_significance.p_value": "p",
-    "statistical_significance.p_value_adjusted": "p_adjusted",
-    "statistical_significance.adjustment": "adjustment",
-    "statistical_significance.significant": "significant",
-    "bayesian.prob_beat_control": "prob_beat_control",
-}
-lift_table = lifts[[c for c in columns if c in lifts.columns]].rename(columns=columns)
+def lift_row(record):
+    \"\"\"One lift record of metrics.json as a flat row.\"\"\"
+    sig = record.get("statistical_significance") or {}
+    interval = sig.get("confidence_interval") or {}
+    return {
+        "arm": record["treatment_arm"],
+        "metric": record["metric"],
+        "control": record.get("control_value"),
+        "treatment": record.get("treatment_value"),
+        "lift": record.get("lift_absolute"),
+        "ci_lower": interval.get("lower"),
+        "ci_upper": interval.get("upper"),
+        "lift_percent": record.get("lift_percent"),
+        "test": sig.get("test"),
+        "p": sig.get("p_value"),
+        "p_adjusted": sig.get("p_value_adjusted"),
+        "adjustment": sig.get("adjustment"),
+        "significant": sig.get("significant"),
+        "prob_beat_control": (record.get("bayesian") or {}).get("prob_beat_control"),
+    }
+
+
+lift_table = Table(lift_row(record) for record in metrics["lift_analysis"])
 lift_table
 """
 
@@ -122,37 +178,39 @@ _TRUTH = """\
 # The simulator's true effect (engagement_report.json, model.true_effects) beside each estimate.
 path = RUN / "engagement_report.json"
 report = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-truth = (report.get("model") or {}).get("true_effects") or {}
-true_rows = pd.DataFrame(
-    [
-        {"arm": arm, "metric": metric, "true_lift": values["lift_absolute"]}
-        for arm, by_metric in (truth.get("arms") or {}).items()
-        for metric, values in by_metric.items()
-    ],
-    columns=["arm", "metric", "true_lift"],
-)
-truth_check = lift_table.merge(true_rows, on=["arm", "metric"], how="left")
-truth_check["interval_contains_truth"] = truth_check["ci_lower"].le(
-    truth_check["true_lift"]
-) & truth_check["ci_upper"].ge(truth_check["true_lift"])
-shown = ["arm", "metric", "lift", "ci_lower", "ci_upper", "true_lift", "interval_contains_truth"]
-truth_check[shown]
+truth = ((report.get("model") or {}).get("true_effects") or {}).get("arms") or {}
+
+
+def truth_row(row):
+    \"\"\"One estimate with the simulator's true lift and whether its interval contains it.\"\"\"
+    true_lift = (truth.get(row["arm"]) or {}).get(row["metric"], {}).get("lift_absolute")
+    known = None not in (true_lift, row["ci_lower"], row["ci_upper"])
+    return {
+        **{k: row[k] for k in ("arm", "metric", "lift", "ci_lower", "ci_upper")},
+        "true_lift": true_lift,
+        "interval_contains_truth": (
+            row["ci_lower"] <= true_lift <= row["ci_upper"] if known else None
+        ),
+    }
+
+
+truth_check = Table(truth_row(row) for row in lift_table.rows)
+truth_check
 """
 
 _LIFT_CHART = """\
 def lift_panel(rows, title, value="lift", lower="ci_lower", upper="ci_upper", label="arm",
                order=None):
     \"\"\"One forest panel: each row's estimate with its interval (None where missing).\"\"\"
-    rows = rows.sort_values(order or label)
-    rows = rows.astype(object).where(rows.notna(), None)
+    rows = sorted(rows, key=lambda r: r[order or label])
     return charts.ForestPanel(title, tuple(
-        charts.ForestRow(str(r[label]), r[value], r[lower], r[upper]) for _, r in rows.iterrows()
+        charts.ForestRow(str(r[label]), r[value], r[lower], r[upper]) for r in rows
     ))
 
 
-metric_names = [PRIMARY] + [m for m in lift_table["metric"].unique() if m != PRIMARY]
+metric_names = [PRIMARY] + [m for m in dict.fromkeys(lift_table.column("metric")) if m != PRIMARY]
 display(SVG(charts.forest_chart(
-    [lift_panel(lift_table[lift_table["metric"] == m], m + (" (primary)" if m == PRIMARY else ""))
+    [lift_panel(lift_table.where(metric=m).rows, m + (" (primary)" if m == PRIMARY else ""))
      for m in metric_names],
     xlabel=f"lift (pp), {metrics['confidence_level']:.0%} Newcombe CI",
 )))
@@ -177,15 +235,15 @@ for entry in metrics["segment_breakdown"]:
             "ci_upper": sig["confidence_interval"]["upper"],
             "p_adjusted_bh": sig["p_value_adjusted"],
         })
-segments = pd.DataFrame(segment_rows)
+segments = Table(segment_rows)
 segments
 """
 
 _SEGMENT_CHART = """\
-if len(segments):
-    names = list(dict.fromkeys(segments["segment"]))
+if segments.rows:
+    names = list(dict.fromkeys(segments.column("segment")))
     display(SVG(charts.forest_chart(
-        [lift_panel(segments[segments["segment"] == name], name) for name in names],
+        [lift_panel(segments.where(segment=name).rows, name) for name in names],
         xlabel=f"{PRIMARY} lift (pp) by segment, exploratory",
     )))
 """
@@ -194,7 +252,7 @@ _QUALITY = """\
 srm = metrics.get("srm", {})
 print("sample-ratio check:", srm.get("method"), "p =", srm.get("p_value"),
       "mismatch:", srm.get("mismatch"))
-warnings_table = pd.DataFrame(metrics.get("warnings", []) + design.get("warnings", []))
+warnings_table = Table(metrics.get("warnings", []) + design.get("warnings", []))
 warnings_table
 """
 
@@ -204,28 +262,33 @@ from cpo.audit import verify
 recorded = manifest.get("safety", {}).get("audit", {})
 check = verify(RUN / "safety_audit.jsonl", recorded.get("entries"), recorded.get("head_hash"))
 print("audit chain:", "verified" if check.ok else "FAILED", "-", check.message())
-audit = pd.read_json(RUN / "safety_audit.jsonl", lines=True)
-screenings = audit[(audit["kind"] == "screening") & (audit["run_id"] == manifest["run_id"])]
-latest = screenings.drop_duplicates("variant_id", keep="last").set_index("variant_id")
+with open(RUN / "safety_audit.jsonl", encoding="utf-8") as handle:
+    audit = [json.loads(line) for line in handle if line.strip()]
+latest = {  # the last screening of each variant in this run
+    entry["variant_id"]: entry
+    for entry in audit
+    if entry.get("kind") == "screening" and entry.get("run_id") == manifest["run_id"]
+}
 variant_ids = [v["variant_id"] for v in variants]
-covered = sum(vid in latest.index for vid in variant_ids)
+covered = sum(vid in latest for vid in variant_ids)
 share = covered / len(variant_ids) if variant_ids else 0.0
 print(f"coverage: {covered} of {len(variant_ids)} variants screened ({share:.0%})")
-latest["status"].value_counts()
+outcomes = Counter(entry.get("status") for entry in latest.values())
+Table({"status": status, "variants": n} for status, n in outcomes.most_common())
 """
 
 _CITATIONS = """\
-citations = pd.DataFrame(
-    [
-        {"variant_id": v["variant_id"], "segment": v["segment"], "tone": v["tone"], **c}
-        for v in variants
-        if v.get("status", "generated") != "failed"
-        for c in v.get("citations", [])
-    ]
+cited = Counter(
+    (c.get("document_id"), c.get("title"))
+    for v in variants
+    if v.get("status", "generated") != "failed"
+    for c in v.get("citations", [])
 )
-if len(citations):
-    cited = citations.groupby(["document_id", "title"]).size().sort_values(ascending=False)
-    display(cited.rename("citations").to_frame())
+if cited:
+    display(Table(
+        {"document_id": doc, "title": title, "citations": n}
+        for (doc, title), n in cited.most_common()
+    ))
 else:
     print("no citations")
 """
@@ -242,20 +305,19 @@ elif result is None:
 else:
     for line in result["narrative"]:
         print("-", line)
-    ranking = pd.DataFrame(result["ranking"]).set_index("rank")
-    display(ranking)
-    bins = pd.DataFrame(result["bins"])
-    display(bins[["attribute", "bin", "n_control", "n_treatment", "rate_control",
-                  "rate_treatment", "lift_absolute", "lower", "upper"]])
-    terms = pd.DataFrame(result["regression"]["terms"])
-    if len(terms):
-        display(terms.set_index("term"))
+    display(Table(result["ranking"]))
+    bins = Table(result["bins"])
+    display(Table(bins.rows, ["attribute", "bin", "n_control", "n_treatment", "rate_control",
+                              "rate_treatment", "lift_absolute", "lower", "upper"]))
+    terms = Table(result["regression"]["terms"])
+    if terms.rows:
+        display(terms)
 """
 
 _EXPLAIN_CHART = """\
 if result is not None:
     display(SVG(charts.forest_chart(
-        [lift_panel(bins[bins["attribute"] == a["key"]], a["key"], value="lift_absolute",
+        [lift_panel(bins.where(attribute=a["key"]).rows, a["key"], value="lift_absolute",
                     lower="lower", upper="upper", label="bin", order="order")
          for a in result["attributes"]],
         xlabel="treatment - control (pp) by attribute bin, exploratory",
