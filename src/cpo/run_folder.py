@@ -383,14 +383,25 @@ def read_segments(run_dir: Path | str) -> pd.DataFrame:
     Raises:
         DataValidationError: the run has no segments.csv.
     """
-    from cpo.runfiles import read_csv
+    import pandas as pd
+    import pyarrow as pa
+
+    from cpo.runfiles import read_text_artifact
 
     path = SEGMENTS.path(run_dir)
     if not path.is_file():
         raise DataValidationError(
             f"{path}: segment assignments not found", hint=SEGMENTS.rewrite_hint
         )
-    return read_csv(path, dtype={"customer_id": str, "segment": str}, keep_default_na=False)
+    frame = read_text_artifact(path)
+    for column, kind in (("segment_id", pa.int64()), ("confidence", pa.float64())):
+        if column in frame.columns:  # the numbers segmentation wrote
+            try:
+                numbers: Any = pa.array(frame[column], type=pa.string()).cast(kind)
+                frame[column] = numbers.to_numpy(zero_copy_only=False)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                frame[column] = pd.to_numeric(frame[column])
+    return frame
 
 
 _COPY_SOURCE_KEY = b"cpo.source"
@@ -712,12 +723,12 @@ def read_assignments(run_dir: Path | str) -> pd.DataFrame:
     Raises:
         DataValidationError: the run has no assignments.csv.
     """
-    from cpo.runfiles import read_csv
+    from cpo.runfiles import read_text_artifact
 
     path = ASSIGNMENTS.path(run_dir)
     if not path.is_file():
         raise DataValidationError(f"{path}: assignments not found", hint=ASSIGNMENTS.rewrite_hint)
-    return read_csv(path, dtype=str, keep_default_na=False)
+    return read_text_artifact(path)
 
 
 def write_engagement(run_dir: Path | str, engagement: pd.DataFrame) -> None:

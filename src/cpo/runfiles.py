@@ -257,3 +257,15 @@ def read_csv(path: Path | str, **options: Any) -> pd.DataFrame:
         **options: Passed to :func:`pandas.read_csv` (``dtype``, ``usecols``, ...).
     """
     return unescape_formulas(pd.read_csv(path, **options))
+
+
+def read_text_artifact(path: Path | str) -> pd.DataFrame:
+    """One of cpo's own CSV artifacts with every column as text (empty cells ``""``).
+
+    The same frame as ``read_csv(path, dtype=str, keep_default_na=False)``,
+    parsed by pyarrow (:func:`cpo.textcsv.read_text_csv`): a million
+    assignments in a fraction of pandas' time.
+    """
+    from cpo.textcsv import read_text_csv
+
+    return unescape_formulas(read_text_csv(Path(path)))

@@ -16,9 +16,12 @@ Thresholds may be quantiles of the run's customers (``value: {quantile: 0.75}``)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from cpo.errors import ConfigError
 from cpo.segmentation.base import ASSIGNMENT_COLUMNS
@@ -186,14 +189,20 @@ def _categorical_condition(column: pd.Series, threshold: Threshold) -> np.ndarra
     return ~member if threshold.op in ("!=", "not_in") else member
 
 
-def _format_values(values: pd.Series) -> np.ndarray:
-    """Values as short text (floats rounded to 4 decimals, no trailing '.0')."""
+def _format_values(values: pd.Series) -> pa.Array:
+    """Values as short text (floats rounded to 4 decimals, no trailing '.0').
+
+    Each distinct value is formatted once (NumPy's ``str``) and the texts are
+    taken by code, so a million customers cost a sort, not a million strings.
+    """
     if pd.api.types.is_float_dtype(values):
-        rounded = values.round(4).to_numpy()
-        whole = np.floor(rounded) == rounded
-        text = np.where(whole, rounded.astype(np.int64).astype(str), rounded.astype(str))
-        return text.astype(object)
-    return values.astype(str).to_numpy(dtype=object)
+        rounded = values.round(4).to_numpy(dtype=float)
+        unique, codes = np.unique(rounded, return_inverse=True)
+        whole = np.floor(unique) == unique
+        text = np.where(whole, unique.astype(np.int64).astype(str), unique.astype(str))
+        return pa.array(text, type=pa.string()).take(codes.ravel())
+    texts: Any = pa.array(values.astype(str).to_numpy(dtype=object), type=pa.string())
+    return texts
 
 
 def _reason_text(
@@ -204,13 +213,20 @@ def _reason_text(
     thresholds: list[Threshold],
     masks: list[np.ndarray],
 ) -> np.ndarray:
-    """``"Rule: a=130.2 >= 112.4 (q0.75), b=x in [x]"`` for the given rows (object array)."""
-    joined = np.full(rows.size, "", dtype=object)
+    """``"Rule: a=130.2 >= 112.4 (q0.75), b=x in [x]"`` for the given rows (object array).
+
+    Built with Arrow's string kernels: a condition an ``any`` rule did not
+    meet is a null piece, and nulls are skipped when the pieces are joined.
+    """
+    pieces: list[Any] = []
     for threshold, mask in zip(thresholds, masks, strict=True):
-        shown = _format_values(frame[threshold.column].iloc[rows])
-        piece = threshold.column + "=" + shown + f" {threshold.describe()}"
+        shown: Any = _format_values(frame[threshold.column].iloc[rows])
+        piece: Any = pc.binary_join_element_wise(
+            f"{threshold.column}=", shown, f" {threshold.describe()}", ""
+        )
         if match == "any":
-            piece = np.where(mask[rows], piece, "").astype(object)
-        separator = np.where((joined != "") & (piece != ""), ", ", "").astype(object)
-        joined = joined + separator + piece
-    return f"{rule_name}: " + joined
+            piece = pc.if_else(pa.array(mask[rows]), piece, pa.scalar(None, pa.string()))
+        pieces.append(piece)
+    joined: Any = pc.binary_join_element_wise(*pieces, ", ", null_handling="skip")
+    reason: Any = pc.binary_join_element_wise(f"{rule_name}: ", joined, "")
+    return np.asarray(reason.to_numpy(zero_copy_only=False), dtype=object)
