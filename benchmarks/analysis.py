@@ -19,6 +19,11 @@ set) times :func:`cpo.experiment.metrics.calculate_metrics` on
 ``--repeats`` calls after one warm-up), and how much of it the Bayesian
 comparisons (:func:`cpo.experiment.stats.prob_beat_control`) take.
 
+``--src LABEL=DIR`` (repeatable) times ``calculate_metrics`` of another
+source tree too (e.g. a ``git archive`` export of an earlier commit): each
+version and size runs in its own process, versions in turn, so before and
+after are measured side by side in one run.
+
 Data generation is not timed. The file is kept (``--data``) and reused.
 
     python benchmarks/analysis.py                   # 10M rows
@@ -255,6 +260,34 @@ def _time_bayes(stats: Any, calculate_metrics: Any, records: list[dict[str, obje
     return spent[0]
 
 
+def calculate_metrics_table(
+    sizes: list[int], repeats: int, sources: dict[str, Path | None]
+) -> list[dict[str, Any]]:
+    """Each (size, version) in its own process: ``run_calculate_metrics`` rows, labelled."""
+    rows = []
+    for size in sizes:
+        for label, src in sources.items():
+            command = [sys.executable, __file__, "--case", "calculate-metrics",
+                       "--small-records", str(size), "--repeats", str(repeats)]  # fmt: skip
+            command += ["--import-from", str(src)] if src is not None else []
+            output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+            row = json.loads(output.strip().splitlines()[-1])[0]
+            rows.append({**row, "version": label})
+    return rows
+
+
+def parse_sources(values: list[str]) -> dict[str, Path | None]:
+    """``LABEL=DIR`` options, then the current tree as ``after`` (or ``cpo`` alone)."""
+    sources: dict[str, Path | None] = {}
+    for value in values:
+        label, _, directory = value.partition("=")
+        if not directory or not (Path(directory) / "cpo").is_dir():
+            raise SystemExit(f"--src {value!r}: expected LABEL=DIR with DIR/cpo a package")
+        sources[label] = Path(directory)
+    sources["after" if sources else "cpo"] = None
+    return sources
+
+
 def run_case(case: str, path: Path, loop_rows: int) -> dict[str, float]:
     """One case in this process, with its peak RSS."""
     if case == "python-loop":
@@ -286,7 +319,20 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--case", help=argparse.SUPPRESS)
+    parser.add_argument("--import-from", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--src",
+        action="append",
+        default=[],
+        metavar="LABEL=DIR",
+        help="Also time calculate_metrics imported from DIR (a source tree's src folder).",
+    )
     args = parser.parse_args()
+    if args.import_from is not None:
+        sys.path.insert(0, str(args.import_from))
+    if args.case == "calculate-metrics":
+        print(json.dumps(run_calculate_metrics(args.small_records, args.repeats)))
+        return
     data = args.data or Path(tempfile.gettempdir()) / f"cpo-analysis-{args.rows}.parquet"
     if args.case:
         print(json.dumps(run_case(args.case, data, args.loop_rows)))
@@ -295,14 +341,16 @@ def main() -> None:
     if "calculate-metrics" in args.cases:
         print(f"calculate_metrics vs the per-record loop ({args.repeats} runs each, in turn)")
         print(
-            f"{'records':>10} {'cpo min/median s':>17} {'cpo CPU s':>10} "
-            f"{'loop min/median s':>18} {'loop CPU s':>11} {'cpo/loop':>9} {'bayes s':>8}"
+            f"{'records':>10} {'version':>8} {'cpo min/median s':>17} {'cpo CPU s':>10} "
+            f"{'loop min/median s':>18} {'loop CPU s':>11} {'cpo/loop CPU':>13} {'bayes s':>8}"
         )
-        for row in run_calculate_metrics(args.small_records, args.repeats):
+        sources = parse_sources(args.src)
+        for row in calculate_metrics_table(args.small_records, args.repeats, sources):
             print(
-                f"{row['rows']:>10,} {row['cpo_min_s']:>8.3f}/{row['cpo_median_s']:<8.3f} "
+                f"{row['rows']:>10,} {row['version']:>8} "
+                f"{row['cpo_min_s']:>8.3f}/{row['cpo_median_s']:<8.3f} "
                 f"{row['cpo_cpu_s']:>10.3f} {row['loop_min_s']:>9.3f}/{row['loop_median_s']:<8.3f} "
-                f"{row['loop_cpu_s']:>11.3f} {row['cpo_median_s'] / row['loop_median_s']:>8.2f}x "
+                f"{row['loop_cpu_s']:>11.3f} {row['cpo_cpu_s'] / row['loop_cpu_s']:>12.2f}x "
                 f"{row['prob_beat_control_s']:>8.3f}"
             )
         args.cases = [case for case in args.cases if case != "calculate-metrics"]

@@ -17,6 +17,13 @@ Then runs, each as its own process and ``--repeats`` times in turn:
   counting sends/opens/clicks/conversions per arm, and runs scipy's
   chi-square test of each treatment arm against control on each metric.
 
+``--src LABEL=DIR`` (repeatable) adds a case that runs the same ``cpo analyze``
+from another source tree, e.g. a ``git archive`` export of an earlier commit
+(``git archive COMMIT src | tar -x -C /tmp/before``, then ``--src
+before=/tmp/before/src``), so before and after are timed side by side in one
+run. Every cpo case is started the same way (``python -c`` importing
+``cpo.cli``), the current tree from the installed package.
+
 Each process is timed from the outside (wall clock, including interpreter
 start-up and imports) with its CPU seconds and peak RSS (``wait4``). Prints
 min and median per case and the ratio of medians (loop / cpo).
@@ -29,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -150,6 +156,23 @@ def _export_schema() -> object:
     )
 
 
+def cpo_command(src: Path | None) -> list[str]:
+    """``cpo`` as a ``python -c`` command, importing cpo from ``src`` when given."""
+    path = f"sys.path.insert(0, {str(src)!r}); " if src is not None else ""
+    return [sys.executable, "-c", f"import sys; {path}from cpo.cli import main; main()"]
+
+
+def parse_sources(values: list[str]) -> dict[str, Path]:
+    """``LABEL=DIR`` options as {label: directory}."""
+    sources = {}
+    for value in values:
+        label, _, directory = value.partition("=")
+        if not directory or not (Path(directory) / "cpo").is_dir():
+            raise SystemExit(f"--src {value!r}: expected LABEL=DIR with DIR/cpo a package")
+        sources[label] = Path(directory)
+    return sources
+
+
 def run_process(command: list[str]) -> dict[str, float]:
     """Run one process to completion: wall seconds, CPU seconds, peak RSS in MiB."""
     started = time.perf_counter()
@@ -172,38 +195,54 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--data", type=Path, help="Folder for the two CSV files (reused).")
     parser.add_argument("--cases", nargs="+", default=["cpo", "loop"])
+    parser.add_argument(
+        "--src",
+        action="append",
+        default=[],
+        metavar="LABEL=DIR",
+        help="Also time cpo imported from DIR (a source tree's src folder), as case LABEL.",
+    )
     args = parser.parse_args()
+    sources = parse_sources(args.src)
     folder = args.data or Path(tempfile.gettempdir()) / f"cpo-analyze-cli-{args.rows}"
     print_machine()
     print(f"generating / reusing {args.rows:,} recipients in {folder} ...", flush=True)
     assignments, export = generate(folder, args.rows)
     size = (assignments.stat().st_size + export.stat().st_size) / 2**20
     print(f"files: {assignments.name} + {export.name}, {size:.0f} MiB")
-    cpo = shutil.which("cpo") or "cpo"
+    analyze = ["analyze", str(export), "--assignments", str(assignments), "--json"]
     commands = {
-        "cpo": [cpo, "analyze", str(export), "--assignments", str(assignments), "--json"],
+        "cpo": [*cpo_command(None), *analyze],
         "loop": [sys.executable, "-c", LOOP, str(assignments), str(export)],
     }
-    results: dict[str, list[dict[str, float]]] = {case: [] for case in args.cases}
+    commands.update({label: [*cpo_command(src), *analyze] for label, src in sources.items()})
+    cases = [*sources, *args.cases]
+    results: dict[str, list[dict[str, float]]] = {case: [] for case in cases}
     for _ in range(args.repeats):
-        for case in args.cases:
+        for case in cases:
             results[case].append(run_process(commands[case]))
-    print(f"{'case':<6} {'wall min s':>11} {'wall median s':>14} {'CPU median s':>13} "
+    print_results(results)
+
+
+def print_results(results: dict[str, list[dict[str, float]]]) -> None:
+    """Min/median per case, then the loop's time over each cpo case's (medians)."""
+    print(f"{'case':<8} {'wall min s':>11} {'wall median s':>14} {'CPU median s':>13} "
           f"{'peak RSS MiB':>13}")  # fmt: skip
     for case, runs in results.items():
         walls, cpus = [r["wall_s"] for r in runs], [r["cpu_s"] for r in runs]
         print(
-            f"{case:<6} {min(walls):>11.2f} {statistics.median(walls):>14.2f} "
+            f"{case:<8} {min(walls):>11.2f} {statistics.median(walls):>14.2f} "
             f"{statistics.median(cpus):>13.2f} {max(r['rss_mib'] for r in runs):>13.0f}"
         )
-    if {"cpo", "loop"} <= set(results):
-        wall = statistics.median(r["wall_s"] for r in results["loop"]) / statistics.median(
-            r["wall_s"] for r in results["cpo"]
+    if "loop" not in results:
+        return
+    for case in (c for c in results if c != "loop"):
+        wall, cpu = (
+            statistics.median(r[key] for r in results["loop"])
+            / statistics.median(r[key] for r in results[case])
+            for key in ("wall_s", "cpu_s")
         )
-        cpu = statistics.median(r["cpu_s"] for r in results["loop"]) / statistics.median(
-            r["cpu_s"] for r in results["cpo"]
-        )
-        print(f"ratio loop / cpo: wall {wall:.1f}x, CPU {cpu:.1f}x")
+        print(f"ratio loop / {case}: wall {wall:.1f}x, CPU {cpu:.1f}x")
 
 
 if __name__ == "__main__":
