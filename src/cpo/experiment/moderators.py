@@ -357,7 +357,7 @@ def explain_moderators(
     result = ExplainResult(
         metric=metric,
         outcome=outcome,
-        treatment_arms=tuple(sorted(set(frame["experiment_arm"]) - {control_arm})),
+        treatment_arms=tuple(sorted(set(frame["experiment_arm"].unique()) - {control_arm})),
         n_control=len(frame) - treated,
         n_treatment=treated,
         attributes=tuple(present),
