@@ -9,8 +9,8 @@ process and of its children, i.e. the notebook's kernel), min and median over
 * ``run``: ``cpo run --out DIR`` on the bundled 500 customers, all three reports;
 * ``steps`` (this checkout only): CPU seconds of each step of the report in one
   fresh process: imports, reading the run folder, the HTML (sections, charts,
-  template), importing WeasyPrint, the PDF, and the notebook (this process and
-  its kernel).
+  both templates: report.html and the printable one), importing WeasyPrint, the
+  PDF, and the notebook (this process and its kernel).
 
     python benchmarks/report_speed.py                    # builds a bundled run first
     python benchmarks/report_speed.py --run-dir runs/demo --repeat 5
@@ -79,13 +79,13 @@ def lap(name):
     now = cpu(); steps[name] = round(now - mark, 2); mark = now
 
 from cpo.reporting.artifacts import load_run
-from cpo.reporting.html import render_html
+from cpo.reporting.html import render_documents
 lap("import")
 art = load_run(Path(sys.argv[1])); lap("read run folder")
-html = render_html(art); lap("html")
+html, printable = render_documents(art); lap("html (both documents)")
 import weasyprint; lap("import weasyprint")
 from cpo.reporting.pdf import render_pdf
-render_pdf(html, art.run_dir / "report.pdf"); lap("pdf")
+render_pdf(printable, art.run_dir / "report.pdf"); lap("pdf")
 from cpo.reporting.notebook import write_notebook
 kernel = cpu(resource.RUSAGE_CHILDREN)
 write_notebook(art.run_dir, "bench", True); lap("notebook (this process)")

@@ -18,7 +18,7 @@ import pandas as pd
 
 from cpo import run_folder
 from cpo.errors import DataValidationError, RunDirError
-from cpo.runfiles import read_csv
+from cpo.runfiles import read_text_artifact
 
 REPORT_STAGE = "report"
 
@@ -63,9 +63,10 @@ class RunArtifacts:
         variants: The ``variants`` list of variants.json (the control included).
         variants_meta: The rest of variants.json (backend, model, counts, usage).
         audit: The verified safety audit log.
-        engagement: engagement.csv (customer_id as text).
+        engagement: engagement.csv, every column as text (the report counts
+            rows per arm and reads the source; it computes nothing from the flags).
         retrieval: retrieval.json, or None when absent.
-        assignments: assignments.csv, or None when absent.
+        assignments: assignments.csv (every column as text), or None when absent.
         profiles: segment_profiles.json, or None when absent.
         moderators: moderators.json (the moderator analysis), or None when absent.
     """
@@ -181,7 +182,7 @@ def _read_optional_json(path: Path) -> Any:
 def _read_optional_csv(path: Path) -> pd.DataFrame | None:
     if not path.is_file():
         return None
-    return read_csv(path, dtype={"customer_id": str}, keep_default_na=False)
+    return read_text_artifact(path)
 
 
 def _read_variants(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -199,12 +200,8 @@ def _read_variants(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
 
 
 def _read_engagement(path: Path) -> pd.DataFrame:
-    """engagement.csv with its required columns checked."""
-    frame = read_csv(
-        path,
-        dtype={"customer_id": str, "experiment_arm": str, "segment": str},
-        keep_default_na=False,
-    )
+    """engagement.csv (text columns, parsed by pyarrow) with its required columns checked."""
+    frame = read_text_artifact(path)
     absent = [c for c in ENGAGEMENT_COLUMNS if c not in frame.columns]
     if absent:
         raise DataValidationError(
