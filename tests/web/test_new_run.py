@@ -19,7 +19,7 @@ from cpo.web.app import create_app
 from cpo.web.auth import database
 from cpo.web.jobs import jobs_for_run
 
-from .conftest import USERS, csrf_of, sign_in
+from .conftest import RUN_ID, USERS, csrf_of, sign_in
 
 
 def sample_csv(**replace_line: str) -> bytes:
@@ -196,3 +196,18 @@ def test_saved_configs_are_offered_and_validated(client_for, runs_dir):
     response = post_new_run(client, {"run_name": "cfg2", "config": "holiday"})
     assert response.status_code == 422
     assert "experiment_config.yaml" in response.text
+
+
+def test_progress_needs_a_login_and_a_known_run(client_for, anonymous):
+    api = anonymous.get(f"/api/runs/{RUN_ID}/progress", follow_redirects=False)
+    assert api.status_code == 401
+    page = anonymous.get(f"/runs/{RUN_ID}/progress", follow_redirects=False)
+    assert page.status_code == 303 and page.headers["location"].startswith("/login")
+    client = client_for("reviewer")
+    done = client.get(f"/api/runs/{RUN_ID}/progress").json()  # a run made by `cpo run`
+    assert (done["status"], done["done"], done["job"]) == ("completed", True, None)
+    page = client.get(f"/runs/{RUN_ID}/progress").text
+    assert 'id="reload-link"' in page and "http-equiv" not in page  # no meta refresh
+    assert '/static/progress.js"' in page
+    for run_id in ("nope", "..%2F..", ".cpo_web"):
+        assert client.get(f"/api/runs/{run_id}/progress").status_code == 404, run_id
