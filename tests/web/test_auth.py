@@ -170,6 +170,9 @@ def test_an_expired_session_sends_back_to_login(client_for, runs_dir) -> None:
         conn.execute("UPDATE sessions SET expires_at = ?", (time.time() - 1,))
     response = client.get("/runs", follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"].startswith("/login")
+    client_for("admin")  # the next sign-in clears expired sessions away
+    with sqlite3.connect(runs_dir / DB_FILE) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] == 1
 
 
 def test_removing_a_user_ends_their_session(client_for, runs_dir) -> None:

@@ -86,6 +86,7 @@ def start_session(request: Request, response: Response, user_id: int) -> None:
     token = secrets.token_urlsafe(32)
     now = time.time()
     lifetime = float(request.app.state.session_seconds)
+    db(request).execute("DELETE FROM sessions WHERE expires_at <= ?", (now,))  # housekeeping
     db(request).execute(
         "INSERT INTO sessions (token_sha256, user_id, csrf_token, created_at, expires_at) "
         "VALUES (?, ?, ?, ?, ?)",
