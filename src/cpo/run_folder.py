@@ -769,12 +769,15 @@ class SendListFile:
         return "parquet" if self.compact else "csv"
 
     def row_count(self) -> int:
-        """Recipients in the send list (Parquet: from its metadata; CSV: one streamed pass)."""
+        """Recipients in the send list (Parquet: from its metadata; CSV: one parse)."""
         if self.compact:
             import pyarrow.parquet as pq
 
             return int(pq.ParquetFile(self.path).metadata.num_rows)
-        return sum(part.num_rows for part in self.parts())
+        import pandas as pd
+
+        # pandas' C parser, first column only: faster here than Arrow's streaming reader
+        return len(pd.read_csv(self.path, usecols=[0]))
 
     def parts(self) -> Iterator[pa.Table]:
         """The send list's rows in consecutive parts, in file order, as values.
