@@ -159,11 +159,16 @@ def test_uploads_over_the_limit_answer_413(runs_dir):
     response = post_new_run(client, {"run_name": "big"}, files)
     assert response.status_code == 413
     assert "over the limit of 0.01 MB" in response.text, response.text[-1500:]
+    declared = {"customers": ("crm.csv", sample_csv() * 4, "text/csv")}  # ~190 KB body
+    response = post_new_run(client, {"run_name": "huge"}, declared)
+    assert response.status_code == 413  # refused from Content-Length, before the form is read
+    assert "new run: the upload is 0.2 MB, over the limit of" in response.text
     bomb = zip_of({"content/huge.json": b" " * 200_000})  # small zipped, 200 KB inflated
     files = {"content_zip": ("content.zip", bomb, "application/zip")}
     response = post_new_run(client, {"run_name": "bomb"}, files)
     assert response.status_code == 413
-    assert not (runs_dir / "big").exists() and not (runs_dir / "bomb").exists()
+    for name in ("big", "huge", "bomb"):
+        assert not (runs_dir / name).exists()
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import Request
+from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse
 
 from cpo.errors import CpoError
@@ -17,7 +17,7 @@ from cpo.web.auth import db, runs_dir
 from cpo.web.jobs import WEB_STATE_DIR, Worker, latest_job
 from cpo.web.runs import RUN_ID_PATTERN, RunNotFound, RunsFolder
 from cpo.web.templating import render
-from cpo.web.uploads import DEFAULT_MAX_UPLOAD_MB
+from cpo.web.uploads import DEFAULT_MAX_UPLOAD_MB, UploadTooLarge, check_declared_size
 
 #: Most files a content zip may hold.
 ZIP_MAX_ENTRIES = 5000
@@ -33,6 +33,18 @@ def max_upload_bytes(request: Request) -> int:
     """The upload size limit in bytes (``cpo serve --max-upload-mb``)."""
     megabytes = getattr(request.app.state, "max_upload_mb", DEFAULT_MAX_UPLOAD_MB)
     return int(float(megabytes) * 1024 * 1024)
+
+
+def refuse_oversized(request: Request, limit_bytes: int, what: str) -> None:
+    """Answer 413 before reading a body whose ``Content-Length`` is over ``limit_bytes``.
+
+    Raises:
+        HTTPException: 413 with the size, the limit and the fix.
+    """
+    try:
+        check_declared_size(request.headers.get("content-length"), limit_bytes, what)
+    except UploadTooLarge as exc:
+        raise HTTPException(status_code=413, detail=str(exc)) from None
 
 
 def inputs_dir(request: Request, run_id: str) -> Path:
@@ -77,5 +89,6 @@ __all__ = [
     "job_run_dir",
     "manifest_run_dir",
     "max_upload_bytes",
+    "refuse_oversized",
     "worker",
 ]

@@ -26,11 +26,16 @@ from cpo.web.jobs import KIND_ENGAGEMENT, active_job, enqueue, jobs_for_run, res
 from cpo.web.templating import render
 from cpo.web.uploads import (
     UploadTooLarge,
-    check_declared_size,
     limit_text,
     save_upload,
 )
-from cpo.web.workflow import inputs_dir, manifest_run_dir, max_upload_bytes, worker
+from cpo.web.workflow import (
+    inputs_dir,
+    manifest_run_dir,
+    max_upload_bytes,
+    refuse_oversized,
+    worker,
+)
 
 router = APIRouter()
 
@@ -41,8 +46,7 @@ Marketer = Annotated[User, Depends(require_role("marketer"))]
 
 def _check_size(request: Request) -> None:
     """Dependency: refuse (413) a body declared larger than the limit before reading it."""
-    limit = max_upload_bytes(request) + 64 * 1024
-    check_declared_size(request.headers.get("content-length"), limit, "engagement upload")
+    refuse_oversized(request, max_upload_bytes(request) + 64 * 1024, "engagement upload")
 
 
 def _page(

@@ -29,13 +29,18 @@ from cpo.web.runs import RUN_ID_PATTERN
 from cpo.web.templating import render
 from cpo.web.uploads import (
     UploadTooLarge,
-    check_declared_size,
     customer_file_name,
     extract_zip,
     limit_text,
     save_upload,
 )
-from cpo.web.workflow import ZIP_MAX_ENTRIES, inputs_dir, max_upload_bytes, worker
+from cpo.web.workflow import (
+    ZIP_MAX_ENTRIES,
+    inputs_dir,
+    max_upload_bytes,
+    refuse_oversized,
+    worker,
+)
 
 router = APIRouter()
 
@@ -62,8 +67,8 @@ def saved_configs(folder: Path) -> list[str]:
 def _check_size(request: Request) -> None:
     """Dependency: refuse (413) a body declared larger than the limit before reading it."""
     limit = max_upload_bytes(request)
-    # the form's text fields ride along with the files: allow a little room for them
-    check_declared_size(request.headers.get("content-length"), 2 * limit + 64 * 1024, "new run")
+    # two files, and the form's text fields ride along: allow a little room for them
+    refuse_oversized(request, 2 * limit + 64 * 1024, "new run")
 
 
 def _form_page(
