@@ -147,3 +147,11 @@ def test_home_goes_to_the_runs_list(client_for) -> None:
     """The start page is the runs list."""
     response = client_for("marketer").get("/", follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"] == "/runs"
+
+
+def test_the_list_is_newest_first_by_start_time(client_for, runs_dir) -> None:
+    """Ordered by the manifest's created_at, not by which folder changed last."""
+    copy_run(runs_dir, "older", created_at="2020-01-01T00:00:00.000Z")
+    copy_run(runs_dir, "newer", created_at="2999-01-01T00:00:00.000Z")
+    (runs_dir / "older" / "manifest.json").touch()  # changed last, still started first
+    assert run_links(client_for("marketer").get("/runs").text) == ["newer", RUN_ID, "older"]

@@ -73,7 +73,7 @@ class RunsFolder:
         self.root = Path(runs_dir)
 
     def run_ids(self) -> list[str]:
-        """The names of the run folders (folders with a manifest), newest first."""
+        """The names of the run folders (folders with a manifest), last changed first."""
         if not self.root.is_dir():
             return []
         found = [
@@ -87,8 +87,10 @@ class RunsFolder:
         return [entry.name for entry in found]
 
     def list_runs(self) -> list[RunSummary]:
-        """A summary of every run, newest first (an unreadable manifest is listed as such)."""
-        return [self.summary(run_id) for run_id in self.run_ids()]
+        """A summary of every run, newest first by start time (an unreadable manifest is
+        listed as such, after the others)."""
+        runs = [self.summary(run_id) for run_id in self.run_ids()]
+        return sorted(runs, key=lambda run: (run.created_at, run.run_id), reverse=True)
 
     def run_dir(self, run_id: str) -> Path:
         """The folder of ``run_id``.
