@@ -14,6 +14,7 @@ import click
 
 from cpo.cli import cli, common_options
 from cpo.commands.output_paths import output_file_path
+from cpo.run_folder import SENDS
 
 FORMATS = ("csv", "csv.gz")
 
@@ -24,7 +25,7 @@ FORMATS = ("csv", "csv.gz")
     "--out",
     type=click.Path(path_type=Path),
     callback=output_file_path("send-list export"),
-    help="File to write. Default: sends.csv (sends.csv.gz with --format csv.gz) "
+    help=f"File to write. Default: {SENDS.name} ({SENDS.name}.gz with --format csv.gz) "
     "in the current folder.",
 )
 @click.option(
@@ -44,7 +45,7 @@ def export_sends_command(run_dir: Path, out: Path | None, form: str | None, forc
     """
     from cpo.errors import OutputPathError
     from cpo.experiment.sends import export_send_list
-    from cpo.run_folder import SEND_LIST_BATCH_ROWS, SENDS, read_send_list
+    from cpo.run_folder import SEND_LIST_BATCH_ROWS, read_send_list
 
     source = read_send_list(run_dir)
     form = form or ("csv.gz" if out is not None and out.suffix == ".gz" else "csv")

@@ -860,7 +860,8 @@ def _check_sent(
             f"{' / '.join(str(v) for v in table.loc[pos, keys])} "
             f"in this run ({int(over.sum())} row(s) like this)",
             hint="is this the export of this run's send? counts are of recipients in its "
-            "send list (sends.csv, or sends.parquet for a large run)",
+            f"send list ({run_folder.SENDS.name}, or {run_folder.SENDS_PARQUET.name} for a "
+            "large run)",
         )
     per_arm = recipients.groupby("experiment_arm").size()
     sent = table.groupby("experiment_arm")["sent"].sum()

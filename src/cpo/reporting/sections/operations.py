@@ -21,7 +21,7 @@ from cpo.reporting.sections.common import (
 from cpo.reporting.sections.design import design_section
 from cpo.reporting.sections.safety import safety_counts
 from cpo.reporting.sections.summary import best_record, next_sample_size
-from cpo.run_folder import SendListFile
+from cpo.run_folder import SENDS, SendListFile
 
 
 def operations_section(art: RunArtifacts, send_list: SendListFile | None) -> dict[str, Any]:
@@ -85,7 +85,7 @@ def _send_list_point(art: RunArtifacts, send_list: SendListFile) -> str:
     if send_list.compact:
         text += (
             " Each distinct message is stored once (zstd Parquet); "
-            "`cpo export-sends RUN_DIR` writes the same rows as sends.csv."
+            f"`cpo export-sends RUN_DIR` writes the same rows as {SENDS.name}."
         )
     return text
 
