@@ -30,6 +30,12 @@ Rendering is vectorized and deduplicated: each template is rendered once per
 distinct first name among its recipients, and the text columns are
 categoricals pointing at those texts (a million recipients share a few thousand
 distinct messages).
+
+Above ``experiment.send_list.compact_above`` recipients the same rows are
+written as ``sends.parquet`` (:func:`write_send_list_parquet`: zstd, the
+categoricals as dictionary columns, no formula escaping); :func:`export_send_list`
+(``cpo export-sends``) writes the CSV form from either file, byte for byte what
+:func:`write_send_list` writes.
 """
 
 from __future__ import annotations
