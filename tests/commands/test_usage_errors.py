@@ -65,6 +65,17 @@ CASES: dict[str, list[tuple[list[str], str]]] = {
         (["screen", "--text", "hi", "--file", "{tmp}/variants.json"], "exactly one of --text"),
     ],
     "segment": [(["segment", "{tmp}/customers.csv", "--method", "tree"], "'--method'")],
+    "serve": [
+        (["serve", "--runs", "{tmp}", "--port", "0"], "'--port'"),
+        (["serve", "--runs", "{tmp}", "--max-upload-mb", "-1"], "'--max-upload-mb'"),
+    ],
+    "users add": [
+        (["users", "add", "--role", "admin", "--runs", "{tmp}"], "Missing argument 'NAME'"),
+        (["users", "add", "ana", "--role", "owner", "--runs", "{tmp}"], "'--role'"),
+    ],
+    "users list": [(["users", "list", "--runs", "{tmp}", "--role", "admin"], "No such option")],
+    "users passwd": [(["users", "passwd", "--runs", "{tmp}"], "Missing argument 'NAME'")],
+    "users remove": [(["users", "remove", "--runs", "{tmp}"], "Missing argument 'NAME'")],
 }
 
 
