@@ -62,6 +62,18 @@ def check_http_url(text: str) -> str:
 HttpUrl = Annotated[str, AfterValidator(check_http_url)]
 
 
+def check_email_address(text: str) -> str:
+    """Validate a plain email address (``name@domain.tld``); return it stripped."""
+    address = text.strip()
+    if not _EMAIL_ADDRESS.fullmatch(address):
+        raise ValueError(f"{text!r} is not an email address; write it as name@example.com")
+    return address
+
+
+_EMAIL_ADDRESS = re.compile(r"[^@\s<>\"(),;:]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+EmailAddress = Annotated[str, AfterValidator(check_email_address)]
+
+
 class BrandSettings(StrictModel):
     """The ``brand:`` section: who every email (control and variants) is from.
 
@@ -74,6 +86,10 @@ class BrandSettings(StrictModel):
             (CAN-SPAM asks for one); null = no address line.
         sign_off: The signature under each email; may use ``{brand}`` and
             ``{sender_name}``.
+        from_address: The address ``cpo send`` sends from; null = none
+            configured (``cpo send --from-address`` then gives it).
+        unsubscribe_mailto: An address that unsubscribes by email, added to the
+            ``List-Unsubscribe`` header by ``cpo send``; null = the URL only.
     """
 
     name: Annotated[str, Field(min_length=1)]
@@ -82,6 +98,8 @@ class BrandSettings(StrictModel):
     sender_name: str | None = None
     postal_address: str | None = None
     sign_off: Annotated[str, Field(min_length=1)] = "The {brand} team"
+    from_address: EmailAddress | None = None
+    unsubscribe_mailto: EmailAddress | None = None
 
     @field_validator("name", "sender_name", "postal_address", "sign_off")
     @classmethod
@@ -163,6 +181,8 @@ def render_brand_section(brand: BrandSettings) -> list[str]:
         f"  sender_name: {scalar(brand.sender_name)}  # display name; null = the brand name",
         f"  postal_address: {scalar(brand.postal_address)}  # footer line; null = none",
         f"  sign_off: {scalar(brand.sign_off)}  # may use {{brand}} and {{sender_name}}",
+        f"  from_address: {scalar(brand.from_address)}  # cpo send's sender; null = --from-address",
+        f"  unsubscribe_mailto: {scalar(brand.unsubscribe_mailto)}  # by mail; null = none",
     ]
 
 

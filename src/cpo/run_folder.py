@@ -171,6 +171,13 @@ WITHHELD = Artifact(
     "recipients held back at merge screening, and why",
     "assign",
 )
+SEND_LEDGER = Artifact(
+    "send_ledger.sqlite",
+    1,
+    "per recipient: SMTP delivery state (cpo send)",
+    "send",
+    personal=True,
+)
 ENGAGEMENT = Artifact(
     "engagement.csv",
     1,
@@ -244,6 +251,7 @@ ARTIFACTS: tuple[Artifact, ...] = (
     SENDS,
     SENDS_PARQUET,
     WITHHELD,
+    SEND_LEDGER,
     ENGAGEMENT,
     ENGAGEMENT_COUNTS,
     ENGAGEMENT_REPORT,
