@@ -1,7 +1,8 @@
 """Build ``report.ipynb`` with nbformat and execute it offline with nbclient.
 
 The notebook lives in the run folder and reads the artifacts next to it with the
-standard library (paths relative to the notebook; tables are shown by a small
+standard library (paths relative to the notebook; the recount streams
+engagement.csv counting each distinct arm and flags once; tables are shown by a small
 ``Table`` class defined in its first cell, so the kernel imports neither pandas
 nor NumPy and starts fast), so a data scientist can re-run it,
 change it, and check every number of the report against the files. It presents
@@ -38,6 +39,7 @@ import json
 import re
 from collections import Counter
 from html import escape
+from operator import itemgetter
 from pathlib import Path
 
 from IPython.display import SVG, display
@@ -90,12 +92,29 @@ class Table:
         )
 
 
-def read_artifact(name):
-    \"\"\"Rows of one of cpo's CSV artifacts, undoing the formula escaping of its cells.\"\"\"
-    escaped = re.compile(r"^''*[=+\\-@\\t\\r]")  # cpo prefixes a quote to such cells
+ESCAPED = re.compile(r"^''*[=+\\-@\\t\\r]")  # cpo prefixes a quote to such cells
+
+
+def unescape(cell):
+    \"\"\"A cell of one of cpo's CSV artifacts without the formula escaping.\"\"\"
+    return cell[1:] if ESCAPED.match(cell or "") else cell
+
+
+def count_rows(name, columns):
+    \"\"\"How many rows of a CSV artifact have each combination of values in ``columns``.
+
+    Counted as the file streams by (a million rows in about a second, little memory):
+    there are few distinct combinations, so they are unescaped afterwards.
+    \"\"\"
     with open(RUN / name, newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            yield {k: v[1:] if escaped.match(v or "") else v for k, v in row.items()}
+        reader = csv.reader(handle)
+        header = next(reader, [])
+        pick = itemgetter(*(header.index(c) for c in columns))  # two columns or more
+        found = Counter(map(pick, reader))
+    combined = Counter()
+    for values, n in found.items():
+        combined[tuple(unescape(v) for v in values)] += n
+    return combined
 
 
 print(f"run {manifest['run_id']}: source {metrics['engagement_source']!r}, "
@@ -115,21 +134,23 @@ _RECOUNT = """\
 FLAGS = ("opened", "clicked", "converted")
 YES = {"1", "true", "yes", "t", "y"}
 recount, rows = {}, 0
-for row in read_artifact("engagement.csv"):
-    rows += 1
-    if row["experiment_arm"] == "holdout":
+for (arm, *flags), n in count_rows("engagement.csv", ("experiment_arm", *FLAGS)).items():
+    rows += n
+    if arm == "holdout":
         continue
-    counts = recount.setdefault(row["experiment_arm"], Counter(sent=0))
-    counts["sent"] += 1
-    for name in FLAGS:
-        counts[name] += (row[name] or "").strip().lower() in YES
+    counts = recount.setdefault(arm, Counter(sent=0))
+    counts["sent"] += n
+    for name, flag in zip(FLAGS, flags):
+        counts[name] += n * ((flag or "").strip().lower() in YES)
 if not rows and (RUN / "engagement_counts.csv").is_file():
     # Imported as counts per arm (engagement.csv has no rows): recount those.
-    for row in read_artifact("engagement_counts.csv"):
-        if row["experiment_arm"] != "holdout":
-            counts = recount.setdefault(row["experiment_arm"], Counter())
-            for name in ("sent", *FLAGS):
-                counts[name] += int(float(row[name]))
+    for (arm, *values), n in count_rows(
+        "engagement_counts.csv", ("experiment_arm", "sent", *FLAGS)
+    ).items():
+        if arm != "holdout":
+            counts = recount.setdefault(arm, Counter())
+            for name, value in zip(("sent", *FLAGS), values):
+                counts[name] += n * int(float(value))
 saved = {row["arm"]: row for row in arms.rows}
 comparison = Table(
     {
