@@ -67,6 +67,8 @@ class RunOptions:
         customers: Customer file (``None`` = the bundled sample).
         content: Approved-content folder (``None`` = the bundled sample).
         engagement: Engagement file to import instead of simulating.
+        orders: Orders file whose orders are the conversions (with an email
+            service event file as ``engagement``).
         seed: Overrides ``campaign.seed`` when set.
         on_invalid: ``"error"`` or ``"skip"`` for invalid customer rows.
         column_map: ``--map`` pairs (their column, our column), merged over
@@ -78,6 +80,7 @@ class RunOptions:
     customers: Path | None = None
     content: Path | None = None
     engagement: Path | None = None
+    orders: Path | None = None
     seed: int | None = None
     on_invalid: str = "error"
     column_map: tuple[tuple[str, str], ...] = ()
@@ -90,6 +93,7 @@ class RunOptions:
             "customers": _path_text(self.customers),
             "content": _path_text(self.content),
             "engagement": _path_text(self.engagement),
+            "orders": _path_text(self.orders),
             "seed": self.seed,
             "on_invalid": self.on_invalid,
             "column_map": dict(self.column_map),
@@ -104,6 +108,7 @@ class RunOptions:
             customers=_path_or_none(data.get("customers")),
             content=_path_or_none(data.get("content")),
             engagement=_path_or_none(data.get("engagement")),
+            orders=_path_or_none(data.get("orders")),
             seed=data.get("seed"),
             on_invalid=data.get("on_invalid", "error"),
             column_map=tuple((data.get("column_map") or {}).items()),

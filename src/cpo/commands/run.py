@@ -50,6 +50,12 @@ def _run_help() -> str:
     help="Engagement file from a real send; without it engagement is simulated.",
 )
 @click.option(
+    "--orders",
+    type=click.Path(path_type=Path),
+    help="Orders file (customer_id or email, timestamp[, order_id]): the conversions, "
+    "with an email service event file as --engagement.",
+)
+@click.option(
     "--seed", type=SEED, help="Random seed (0 to 2**32-1). Default: campaign.seed in the config."
 )
 @click.option(
@@ -75,6 +81,7 @@ def run_command(
     customers: Path | None,
     content: Path | None,
     engagement: Path | None,
+    orders: Path | None,
     seed: int | None,
     on_invalid: str,
     column_map: dict[str, str],
@@ -94,13 +101,15 @@ def run_command(
     reporter = TerminalReporter(quiet=quiet)
     if resume_dir is not None:
         config = load_config(config_dir) if config_dir else None
-        options = _resume_options(resume_dir, customers, content, engagement, seed, on_invalid)
+        options = _resume_options(
+            resume_dir, customers, content, engagement, seed, on_invalid, orders
+        )
         options = _with_reading(resume_dir, options, column_map, encoding, delimiter)
         manifest = run_pipeline(resume_dir, config, options, resume=True, reporter=reporter)
         run_dir = resume_dir
     else:
         config = load_config(config_dir)
-        options = _options(customers, content, engagement, seed, on_invalid)
+        options = _options(customers, content, engagement, seed, on_invalid, orders)
         options = replace(
             options,
             column_map=tuple(column_map.items()),
@@ -121,6 +130,7 @@ def _options(
     engagement: Path | None,
     seed: int | None,
     on_invalid: str,
+    orders: Path | None = None,
 ) -> RunOptions:
     from cpo.stage_api import RunOptions
 
@@ -128,6 +138,7 @@ def _options(
         customers=customers,
         content=content,
         engagement=engagement,
+        orders=orders,
         seed=seed,
         on_invalid=on_invalid,
     )
@@ -140,6 +151,7 @@ def _resume_options(
     engagement: Path | None,
     seed: int | None,
     on_invalid: str,
+    orders: Path | None = None,
 ) -> RunOptions | None:
     """The run's stored options, with only the flags given now replaced.
 
@@ -152,9 +164,12 @@ def _resume_options(
         "customers": customers,
         "content": content,
         "engagement": engagement,
+        "orders": orders,
         "seed": seed,
     }
     given = {key: value for key, value in given.items() if value is not None}
+    if engagement is not None and orders is None:
+        given["orders"] = None  # a new engagement file does not inherit the last one's orders
     if on_invalid != "error":
         given["on_invalid"] = on_invalid
     if not given or not MANIFEST.path(run_dir).is_file():

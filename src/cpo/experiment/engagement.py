@@ -926,6 +926,20 @@ def import_engagement(
     return result
 
 
+def import_event_rows(
+    path: Path | str, events: pd.DataFrame, assignments: pd.DataFrame
+) -> EngagementImport:
+    """Import ``customer_id, event, timestamp`` rows made from an email service's events.
+
+    The rows of :func:`cpo.events.normalise.normalise` go through the checks of
+    the events layout (b) above; ``path`` is the event file, for messages.
+
+    Raises:
+        DataValidationError: a value is malformed (the rows are numbered from 1).
+    """
+    return _import_events(Path(path), events, 1, "event", assignments, None)
+
+
 def summarize(result: EngagementImport | EngagementCounts) -> dict[str, Any]:
     """The import report recorded in the manifest and engagement_report.json.
 

@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from cpo.events.settings import EventSettings
 from cpo.experiment.catalog import metric_names
 from cpo.settings_base import StrictModel
 
@@ -117,6 +118,8 @@ class ExperimentSettings(StrictModel):
             re-randomizes; set it to keep assignments across runs and seeds.
         power: Assumptions of the power calculation.
         send_list: How the send list is written (CSV, or Parquet for large runs).
+        events: How email service events become engagement (machine opens,
+            conversion event); see :class:`~cpo.events.settings.EventSettings`.
     """
 
     require_approval: bool = False
@@ -127,6 +130,7 @@ class ExperimentSettings(StrictModel):
     salt: Annotated[str, Field(min_length=1)] | None = None
     power: PowerSettings = Field(default_factory=PowerSettings)
     send_list: SendListSettings = Field(default_factory=SendListSettings)
+    events: EventSettings = Field(default_factory=EventSettings)
 
     @field_validator("tones")
     @classmethod

@@ -25,6 +25,9 @@ from typing import Any
 import pandas as pd
 
 from cpo import run_folder
+from cpo.errors import DataValidationError
+from cpo.events.formats import detect_format
+from cpo.events.imports import import_provider_events
 from cpo.experiment.assignment import assign
 from cpo.experiment.design import (
     Design,
@@ -285,6 +288,8 @@ class EngageStage(StageBase):
         ]
         if ctx.options.engagement is not None:
             files.append(Path(ctx.options.engagement))
+        if ctx.options.orders is not None:
+            files.append(Path(ctx.options.orders))
         return files
 
     def run(self, ctx: RunContext) -> StageOutcome:
@@ -331,7 +336,19 @@ class EngageStage(StageBase):
         """The imported engagement, its report and the manifest's ``inputs`` record."""
         path = Path(ctx.options.engagement or "")
         result: EngagementImport | EngagementCounts
-        if is_counts_file(path):
+        extra: dict[str, Any] = {}
+        if detect_format(path) is not None:  # an email service's event export
+            settings = ctx.config.experiment.experiment.events
+            result, extra = import_provider_events(
+                path, ctx.run_dir, assignments, settings, ctx.options.orders
+            )
+        elif ctx.options.orders is not None:
+            raise DataValidationError(
+                f"{path}: --orders needs an email service event file as --engagement",
+                hint="give the SendGrid, Mailgun, SES or event CSV export as --engagement, "
+                "or leave out --orders (a per-recipient file has its own converted column)",
+            )
+        elif is_counts_file(path):
             result = import_counts(path, assignments)
             write_csv(ctx.path(run_folder.ENGAGEMENT_COUNTS.name), result.table)
         else:
@@ -342,7 +359,7 @@ class EngageStage(StageBase):
             "layout": result.layout,
             "rows": result.counts.get("rows", 0),
         }
-        report = {**summarize(result), "file": path.name}
+        report = {**summarize(result), "file": path.name, **extra}
         return result.frame, report, {"engagement": record}
 
     def _simulate(
