@@ -19,6 +19,7 @@ from cpo.commands import (
     sample_data,
     screen,
     segment,
+    send,
     serve,
     users,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "sample_data",
     "screen",
     "segment",
+    "send",
     "serve",
     "users",
 ]
