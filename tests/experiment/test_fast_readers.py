@@ -181,3 +181,47 @@ def test_read_text_csv_with_other_delimiters_and_encodings(tmp_path, text, delim
     expected = pd.read_csv(path, dtype=str, keep_default_na=False, **options)
     actual = read_text_csv(path, skip_initial_space=True, delimiter=delimiter, encoding=encoding)
     pd.testing.assert_frame_equal(actual, expected, check_dtype=False)
+
+
+ASSIGNMENTS_WITH_A_REPEATED_ID = (
+    "customer_id,segment,experiment_arm,variant_id,assigned_at,assignment_method\n"
+    + "".join(
+        f"{cid},S,{arm},{arm},2026-11-30T12:00:00Z,stratified_block\n"
+        for cid, arm in (("C1", "control"), ("C2", "treatment_1"), ("C2", "control"),
+                         ("C3", "treatment_1"))
+    )
+)  # fmt: skip
+
+
+def test_an_export_joined_to_a_repeated_assignment_counts_the_customer_once(tmp_path):
+    """The export's ids match the first assignment row only, so no id repeats in the analysis."""
+    (tmp_path / "assignments.csv").write_text(ASSIGNMENTS_WITH_A_REPEATED_ID, encoding="utf-8")
+    export = tmp_path / "export.csv"
+    export.write_text(
+        "customer_id,opened,clicked,converted\nC1,1,0,0\nC2,1,1,0\nC3,0,0,0\n", encoding="utf-8"
+    )
+    result = CliRunner().invoke(
+        cli, ["analyze", str(export), "--assignments", str(tmp_path / "assignments.csv"), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output)
+    assert metrics["total_customers"] == 3
+    assert {arm: a["sample_size"] for arm, a in metrics["arms"].items()} == {
+        "control": 1, "treatment_1": 2
+    }  # fmt: skip
+    assert "missing_recipients" in {w["code"] for w in metrics["warnings"]}
+
+
+def test_events_joined_to_a_repeated_assignment_are_still_refused(tmp_path):
+    (tmp_path / "assignments.csv").write_text(ASSIGNMENTS_WITH_A_REPEATED_ID, encoding="utf-8")
+    events = tmp_path / "events.csv"
+    events.write_text(
+        "customer_id,event,timestamp\nC1,open,2026-12-01T10:00:00Z\nC2,click,2026-12-01T10:00:00Z\n",
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(
+        cli, ["analyze", str(events), "--assignments", str(tmp_path / "assignments.csv")]
+    )
+    assert result.exit_code == 1
+    assert "1 customer_id value(s) occur more than once" in result.output
+    assert "Traceback" not in result.output

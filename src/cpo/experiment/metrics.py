@@ -119,8 +119,11 @@ def analyze_file(
         _refuse_empty_counts_run(Path(path), statistics)
         return analyze(statistics, plan, extra_warnings=config_warnings)
     imported = import_engagement(Path(path), assignment_rows)
+    # A per-recipient export gives one row per assignment row it matched (repeated rows
+    # are combined, a repeated assignment id matches only its first row): no id can repeat.
+    unique_ids = imported.layout == "recipients"
     return analyze(
-        aggregate_records(imported.frame, source=str(path)),
+        aggregate_records(imported.frame, source=str(path), check_duplicates=not unique_ids),
         plan,
         engagement_source=imported.source,
         extra_warnings=[*imported.warnings, *config_warnings],
