@@ -581,7 +581,7 @@ def _pearson_2x2(table: np.ndarray, expected: np.ndarray) -> tuple[float, float]
 
 
 def _adjust(p_values: Sequence[float | None], method: str) -> list[float | None]:
-    """Adjust the non-missing p-values with statsmodels; None/NaN stay None."""
+    """Adjust the non-missing p-values (Holm or BH, as statsmodels would); None/NaN stay None."""
     present = [i for i, p in enumerate(p_values) if p is not None and not math.isnan(p)]
     adjusted: list[float | None] = [None] * len(p_values)
     if not present:
