@@ -10,11 +10,10 @@ from cpo.events.records import Event
 from cpo.events.settings import EventSettings
 
 DATA = Path(__file__).parents[1] / "data" / "events"
+NAMES = ["ana", "ben", "cem", "dee", "eve", "fay", "gus", "hal", "ivy"]
 INDEX = SendIndex(
     run_id="run-1",
-    by_email={f"{name}@example.com": f"C{i}" for i, name in enumerate(
-        ["ana", "ben", "cem", "dee", "eve", "fay", "gus", "hal", "ivy"], start=1
-    )},  # fmt: skip
+    by_email={f"{name}@example.com": f"C{i}" for i, name in enumerate(NAMES, start=1)},
     customers=frozenset(f"C{i}" for i in range(1, 10)),
 )
 

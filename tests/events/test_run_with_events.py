@@ -176,7 +176,9 @@ def test_bad_event_files_stop_with_one_clear_error(bundled: Path, tmp_path: Path
     run = copy_run(bundled, tmp_path, "d")
     strangers = tmp_path / "strangers.json"
     strangers.write_text(
-        json.dumps([{"email": "x@example.net", "timestamp": 1, "event": "open", "sg_event_id": "1"}])
+        json.dumps(
+            [{"email": "x@example.net", "timestamp": 1, "event": "open", "sg_event_id": "1"}]
+        )
     )
     failed = invoke("run", "--resume", str(run), "--engagement", str(strangers), "-q")
     assert failed.exit_code == 1

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from cpo.events.formats import read_events
-from cpo.events.normalise import Normalised, SendIndex, normalise
+from cpo.events.normalise import SendIndex, normalise
 from cpo.events.orders import read_orders
 from cpo.events.records import EventFileError
 from cpo.events.settings import EventSettings
@@ -59,7 +61,9 @@ def import_provider_events(
     index = SendIndex.from_run(run_dir)
     normalised = normalise(events, index, settings)
     added = apply_suppressions(
-        normalised, resolve_suppressions_path(suppressions, run_dir), f"{index.run_id}:{path.name}"
+        normalised.suppress,
+        resolve_suppressions_path(suppressions, run_dir),
+        f"{index.run_id}:{path.name}",
     )
     if normalised.frame.empty:
         raise EventFileError(
@@ -80,6 +84,20 @@ def import_provider_events(
     return result, {"provider_events": report}
 
 
+def apply_suppressions(
+    entries: Sequence[tuple[str, str, datetime]], list_path: Path, source: str
+) -> dict[str, int]:
+    """Add ``(value, reason, when)`` entries to the suppression list; new entries per reason."""
+    added: Counter[str] = Counter()
+    if not entries:
+        return {}
+    with open_suppressions(list_path) as listed:
+        for value, reason, at in entries:
+            if listed.add(value, reason, source, at):
+                added[reason] += 1
+    return dict(sorted(added.items()))
+
+
 def _orders(
     path: Path, index: SendIndex, settings: EventSettings
 ) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -94,15 +112,3 @@ def _orders(
         "of_others": normalised.counts["unknown_recipient_events"],
     }
     return normalised.frame, counts
-
-
-def apply_suppressions(normalised: Normalised, list_path: Path, source: str) -> dict[str, int]:
-    """Add the listed unsubscribes, hard bounces and complaints; new entries per reason."""
-    added: Counter[str] = Counter()
-    if not normalised.suppress:
-        return {}
-    with open_suppressions(list_path) as listed:
-        for value, reason, at in normalised.suppress:
-            if listed.add(value, reason, source, at):
-                added[reason] += 1
-    return dict(sorted(added.items()))

@@ -138,7 +138,7 @@ def normalise(events: Sequence[Event], index: SendIndex, settings: EventSettings
         and not (reason and settings.exclude_machine_events)
     ]
     frame = pd.DataFrame(rows, columns=["customer_id", "event", "timestamp"])
-    suppress = _suppressions(unique, customers)
+    suppress = suppressions_of(unique, customers)
     counts["suppression_candidates"] = len(suppress)
     return Normalised(frame, counts, _warnings(counts), suppress)
 
@@ -188,7 +188,7 @@ def _resolve(events: Sequence[Event], index: SendIndex) -> tuple[list[str | None
     return customers, unknown, other_run
 
 
-def _suppressions(
+def suppressions_of(
     events: Sequence[Event], customers: Sequence[str | None]
 ) -> list[tuple[str, str, datetime]]:
     """Unsubscribes, hard bounces and complaints: by address, else by customer id."""

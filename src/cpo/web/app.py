@@ -40,6 +40,7 @@ ROUTERS: list[str] = [
     "cpo.web.routes.engagement",
     "cpo.web.routes.audit",
     "cpo.web.routes.users",
+    "cpo.web.routes.hooks",  # email service webhooks: signed, no login
 ]
 
 STATIC_DIR = Path(__file__).parent / "static"

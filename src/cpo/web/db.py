@@ -84,6 +84,22 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX jobs_by_status ON jobs(status);
         """,
     ),
+    (
+        3,
+        # Email service events posted to /hooks/{provider}/{run_id} (cpo.web.routes.hooks):
+        # one row per event, keyed by the provider's event id, so a retried post adds nothing.
+        """
+        CREATE TABLE hook_events (
+            provider TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            event_key TEXT NOT NULL,
+            event TEXT NOT NULL,
+            received_at REAL NOT NULL,
+            PRIMARY KEY (provider, run_id, event_key)
+        );
+        CREATE INDEX hook_events_by_run ON hook_events(run_id);
+        """,
+    ),
 ]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
@@ -26,7 +26,7 @@ from cpo.run_folder import (
     artifact,
     read_profiles,
 )
-from cpo.web.auth import User, current_user, runs_dir
+from cpo.web.auth import User, current_user, db, runs_dir
 from cpo.web.runs import RunsFolder, RunSummary, summarize
 from cpo.web.templating import render
 
@@ -145,11 +145,29 @@ def segment_profiles(run_dir: Path) -> tuple[list[SegmentProfile], str]:
         return [], exc.message
 
 
+def webhook_events(request: Request, run_id: str, run_dir: Path, analyse: bool) -> dict[str, Any]:
+    """How many webhook events the run received and, when asked, their interim analysis."""
+    from cpo.events.interim import interim_analysis
+    from cpo.web.routes.hooks import stored_events
+
+    stored = stored_events(db(request), run_id)
+    return {
+        "received": len(stored),
+        "interim": interim_analysis(run_dir, stored) if analyse and stored else None,
+    }
+
+
 @router.get("/runs/{run_id}", response_model=None)
 def run_overview(
-    request: Request, run_id: str, user: Annotated[User, Depends(current_user)]
+    request: Request,
+    run_id: str,
+    user: Annotated[User, Depends(current_user)],
+    interim: Annotated[int, Query(ge=0, le=1)] = 0,
 ) -> Response:
-    """One run: manifest summary, segments and profiles, warnings, downloads."""
+    """One run: manifest summary, segments and profiles, warnings, downloads.
+
+    With ``?interim=1`` the webhook events received so far are analysed (labelled interim).
+    """
     folder = RunsFolder(runs_dir(request))
     run_dir = folder.run_dir(run_id)
     manifest = folder.manifest(run_id)
@@ -163,6 +181,7 @@ def run_overview(
         profiles_problem=profiles_problem,
         warnings=analysis_warnings(run_dir),
         downloads=downloads(run_dir, user),
+        hooks=webhook_events(request, run_id, run_dir, bool(interim)),
     )
 
 
