@@ -1,4 +1,4 @@
-"""``cpo run --resume DIR --engagement FILE`` with email service event files (issue 14).
+"""``cpo run --resume DIR --engagement FILE`` with email service event files (acceptance).
 
 Acceptance: a SendGrid-format event file for the bundled send analyses to the
 same metrics as the equivalent per-recipient file, machine opens, repeated
