@@ -246,3 +246,30 @@ def test_message_is_plain_ascii_on_the_wire_for_any_text():
     assert wire.isascii()
     assert "x=1&run=run-1&cid=c1" in message["List-Unsubscribe"]
     assert message.get_body(("plain",)).get_content() == "Zoë ☃ .\n.dot\n"
+
+
+@pytest.mark.slow
+def test_refuses_a_completed_run_with_variants_still_in_review(completed_run, tmp_path):
+    import yaml
+    from delivery_testkit import config_with_sender
+
+    variants = json.loads((completed_run / "variants.json").read_text())["variants"]
+    subject = next(v["subject"] for v in variants if v["variant_id"] != "control")
+    config = config_with_sender(tmp_path / "config")
+    thresholds = config / "safety_thresholds.yaml"
+    text = thresholds.read_text()
+    # A banned phrase sends one variant to review; the run completes without it.
+    banned = "      - guaranteed\n"
+    assert banned in text
+    thresholds.write_text(text.replace(banned, banned + f"      - {json.dumps(subject)}\n"))
+    assert yaml.safe_load(thresholds.read_text())
+    run_dir = tmp_path / "runs" / "run"
+    customers = completed_run.parent / "customers.csv"
+    ran = cpo("run", "--customers", customers, "--config", config, "--out", run_dir, "-q")
+    assert ran.exit_code == 0, ran.output
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "completed"
+    with SmtpServer(RecordingHandler()) as server:
+        result = send(run_dir, server)
+    assert result.exit_code == 1, result.output
+    assert "still in review" in result.output and "cpo approve" in result.output
+    assert server.handler.messages == []
