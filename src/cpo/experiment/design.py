@@ -490,6 +490,11 @@ def availability_warnings(design: Design) -> list[dict[str, str]]:
 # --------------------------------------------------------------------------
 
 
+def history_columns() -> list[str]:
+    """The customer columns the baselines are estimated from (the counts' history columns)."""
+    return sorted({c.history_column for c in catalog.COUNTS.values() if c.history_column})
+
+
 def estimate_baselines(customers: pd.DataFrame, power: PowerSettings) -> dict[str, float]:
     """Baseline rate of every catalog metric: configured, else estimated from customer history.
 
@@ -499,8 +504,7 @@ def estimate_baselines(customers: pd.DataFrame, power: PowerSettings) -> dict[st
     is its numerator's over its denominator's (capped below 1). See
     :func:`cpo.experiment.catalog.count_baselines`.
     """
-    columns = {c.history_column for c in catalog.COUNTS.values() if c.history_column}
-    means = {column: _mean_of(customers, column) for column in sorted(columns)}
+    means = {column: _mean_of(customers, column) for column in history_columns()}
     counts = catalog.count_baselines(power.baseline_rates, means, power.conversion_per_click)
     return catalog.metric_baselines(power.baseline_rates, counts)
 

@@ -57,6 +57,8 @@ from cpo.experiment.settings import (
 from cpo.models import CONTROL_TONE, TONES
 
 SOURCE_SIMULATED = "simulated"
+#: The customer columns the simulator reads (besides ``customer_id``).
+SIMULATION_COLUMNS = ("historical_open_rate", "historical_click_rate")
 
 
 @dataclass(frozen=True)

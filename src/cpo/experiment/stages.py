@@ -34,6 +34,7 @@ from cpo.experiment.design import (
     build_design,
     estimate_baselines,
     experiment_salt,
+    history_columns,
     resolve_tones,
 )
 from cpo.experiment.engagement import (
@@ -52,9 +53,9 @@ from cpo.experiment.send_stage import (
     withheld_summary,
     write_sends,
 )
-from cpo.experiment.sends import SendList
+from cpo.experiment.sends import CONTACT_COLUMNS, SendList
 from cpo.experiment.settings import HOLDOUT_ARM
-from cpo.experiment.simulate import SOURCE_SIMULATED, simulate_engagement
+from cpo.experiment.simulate import SIMULATION_COLUMNS, SOURCE_SIMULATED, simulate_engagement
 from cpo.logs import utc_now
 from cpo.models import Variant
 from cpo.run_folder import (
@@ -129,7 +130,7 @@ class AssignStage(StageBase):
         segments = read_segments(ctx.run_dir)
         variants = read_variants(ctx.run_dir)
         decisions = sendable_variants(ctx.run_dir)
-        customers = load_run_customers(ctx)
+        customers = load_run_customers(ctx, [*CONTACT_COLUMNS, *history_columns()])
         design = self._design(ctx, segments, variants, decisions, customers)
         run_folder.write_design(ctx.run_dir, design.to_dict())
         self._log_design(ctx, design)
@@ -367,7 +368,7 @@ class EngageStage(StageBase):
     ) -> tuple[pd.DataFrame, dict[str, Any]]:
         arm_tones = {arm["name"]: arm["tone"] for arm in design["arms"]}
         result = simulate_engagement(
-            load_run_customers(ctx),
+            load_run_customers(ctx, list(SIMULATION_COLUMNS)),
             assignments,
             arm_tones,
             ctx.config.experiment.simulation,
