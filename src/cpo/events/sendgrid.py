@@ -124,7 +124,8 @@ def _event(item: Any, source: str, where: str, conversion_event: str) -> Event:
     kind = CONVERSION if name.lower() == conversion_event else KINDS.get(name.lower(), OTHER)
     if kind == HARD_BOUNCE and text(body.get("type")).lower() == "blocked":
         kind = SOFT_BOUNCE
-    tags = {k: v for k, v in string_tags(body).items() if k not in STANDARD_KEYS}
+    custom = body.keys() - STANDARD_KEYS  # custom arguments are SendGrid's extra keys
+    tags = string_tags({key: body[key] for key in custom}) if custom else {}
     for nested in ("custom_args", "unique_args"):
         tags.update(string_tags(body.get(nested)))
     return Event(
