@@ -64,25 +64,25 @@ def write_inputs(folder: Path, rows: int) -> Path:
     )
     events: list[dict[str, Any]] = []
     start = 1735700000
+
+    def add(i: int, email: str, kind: str, at: int, **extra: Any) -> None:
+        events.append(
+            {"email": email, "timestamp": at, "event": kind, "sg_event_id": f"{i}-{kind}-{at}",
+             "sg_message_id": f"m{i}", "category": "bench", **extra}
+        )  # fmt: skip
+
     for i, customer in enumerate(ids):
         email = f"{customer.lower()}@example.org"
-
-        def add(kind: str, at: int, **extra: Any) -> None:
-            events.append(
-                {"email": email, "timestamp": at, "event": kind, "sg_event_id": f"{i}-{kind}-{at}",
-                 "sg_message_id": f"m{i}", "category": "bench", **extra}
-            )  # fmt: skip
-
-        add("processed", start)
-        add("delivered", start + 30)
+        add(i, email, "processed", start)
+        add(i, email, "delivered", start + 30)
         if i % 10 < 3:
-            add("open", start + 3600 + i % 997, useragent="Mozilla/5.0 (Windows NT 10.0)")
+            add(i, email, "open", start + 3600 + i % 997, useragent="Mozilla/5.0 (Windows NT 10.0)")
         elif i % 10 < 5:
-            add("open", start + 40, useragent="Mozilla/5.0", sg_machine_open=True)
+            add(i, email, "open", start + 40, useragent="Mozilla/5.0", sg_machine_open=True)
         if i % 20 == 0:
-            add("click", start + 3700, url="https://example.com/a")
+            add(i, email, "click", start + 3700, url="https://example.com/a")
         elif i % 50 == 1:
-            add("click", start + 32, url="https://example.com/a")
+            add(i, email, "click", start + 32, url="https://example.com/a")
     events += events[:: max(1, len(events) // (len(events) // 100 or 1))][: len(events) // 100]
     path = folder / "sendgrid_events.json"
     path.write_text(json.dumps(events))
@@ -118,9 +118,7 @@ def main() -> None:
         steps: dict[str, list[float]] = {}
         steps["read"], (_, events) = timed(args.repeats, lambda: read_events(path, "conversion"))
         steps["index"], index = timed(args.repeats, lambda: SendIndex.from_run(run))
-        steps["normalise"], result = timed(
-            args.repeats, lambda: normalise(events, index, settings)
-        )
+        steps["normalise"], result = timed(args.repeats, lambda: normalise(events, index, settings))
         steps["import"], imported = timed(
             args.repeats, lambda: import_event_rows(path, result.frame, assignments)
         )
