@@ -129,3 +129,12 @@ def test_generic_csv_unknown_event_names_the_line(tmp_path: Path) -> None:
     path.write_text("email,event,timestamp\na@example.com,delivered,1\na@example.com,read,2\n")
     with pytest.raises(EventFileError, match="line 3: unknown event 'read'"):
         read_events(path, "conversion")
+
+
+def test_mailgun_pages_one_per_line(tmp_path: Path) -> None:
+    page = json.loads((DATA / "mailgun_events.json").read_text())
+    second = {"items": page["items"][:2], "paging": {}}
+    path = tmp_path / "mailgun.jsonl"
+    path.write_text(json.dumps(page) + "\n" + json.dumps(second) + "\n")
+    provider, events = read_events(path, "conversion")
+    assert provider == "mailgun" and len(events) == len(page["items"]) + 2

@@ -1,4 +1,4 @@
-"""Mailgun events: the Events API page (``{"items": [...], "paging": ...}``) and webhooks.
+"""Mailgun events: Events API pages (``{"items": [...], "paging": ...}``) and webhooks.
 
 Each item has ``event`` (accepted, delivered, opened, clicked, failed,
 unsubscribed, complained, rejected, stored), ``timestamp`` (seconds, with a
@@ -49,27 +49,32 @@ KINDS = {
 
 
 def looks_like(payload: Any) -> bool:
-    """True for an Events API page (``items``) or a webhook body (``event-data``)."""
-    if not isinstance(payload, Mapping):
+    """True for an Events API page (``items``) or a webhook body (``event-data``), or a list."""
+    first = payload[0] if isinstance(payload, list) and payload else payload
+    if not isinstance(first, Mapping):
         return False
-    return isinstance(payload.get("items"), list) or isinstance(payload.get("event-data"), Mapping)
+    return isinstance(first.get("items"), list) or isinstance(first.get("event-data"), Mapping)
 
 
 def items(payload: Any, source: str) -> list[Any]:
-    """The event objects of an Events API page, or the one of a webhook body.
+    """The event objects of Events API pages or webhook bodies (one, or a list of them).
 
     Raises:
         EventFileError: neither shape.
     """
-    if isinstance(payload, Mapping) and isinstance(payload.get("items"), list):
-        return list(payload["items"])
-    if isinstance(payload, Mapping) and isinstance(payload.get("event-data"), Mapping):
-        return [payload["event-data"]]
-    raise EventFileError(
-        f"{source}: a Mailgun event file is an Events API page with 'items' "
-        "or a webhook body with 'event-data'",
-        hint="save the Events API responses (GET /v3/DOMAIN/events) unchanged",
-    )
+    found: list[Any] = []
+    for page in payload if isinstance(payload, list) else [payload]:
+        if isinstance(page, Mapping) and isinstance(page.get("items"), list):
+            found.extend(page["items"])
+        elif isinstance(page, Mapping) and isinstance(page.get("event-data"), Mapping):
+            found.append(page["event-data"])
+        else:
+            raise EventFileError(
+                f"{source}: a Mailgun event file holds Events API pages with 'items' "
+                "or webhook bodies with 'event-data'",
+                hint="save the Events API responses (GET /v3/DOMAIN/events) unchanged",
+            )
+    return found
 
 
 def parse(payload: Any, source: str, conversion_event: str) -> list[Event]:
