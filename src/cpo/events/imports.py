@@ -35,6 +35,7 @@ def import_provider_events(
     settings: EventSettings,
     orders: Path | str | None = None,
     suppressions: Path | str | None = None,
+    check_only: bool = False,
 ) -> tuple[EngagementImport, dict[str, Any]]:
     """Import an event file as the run's engagement.
 
@@ -47,6 +48,8 @@ def import_provider_events(
             conversion event of ``settings`` only); see :mod:`cpo.events.orders`.
         suppressions: Folder or file of the suppression list; None = beside
             the run folder (``suppressions.sqlite`` in its parent).
+        check_only: Check the file and report, but add nothing to the
+            suppression list (the web upload's check before the import job).
 
     Returns:
         The engagement import, and the ``provider_events`` report (provider,
@@ -60,10 +63,14 @@ def import_provider_events(
     provider, events = read_events(path, settings.conversion_event)
     index = SendIndex.from_run(run_dir)
     normalised = normalise(events, index, settings)
-    added = apply_suppressions(
-        normalised.suppress,
-        resolve_suppressions_path(suppressions, run_dir),
-        f"{index.run_id}:{path.name}",
+    added = (
+        {}
+        if check_only
+        else apply_suppressions(
+            normalised.suppress,
+            resolve_suppressions_path(suppressions, run_dir),
+            f"{index.run_id}:{path.name}",
+        )
     )
     if normalised.frame.empty:
         raise EventFileError(

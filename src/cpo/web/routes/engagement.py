@@ -39,7 +39,8 @@ from cpo.web.workflow import (
 
 router = APIRouter()
 
-ENGAGEMENT_SUFFIXES = (".csv", ".parquet")
+#: cpo's layouts (CSV, Parquet) and email service event exports (JSON, JSON Lines).
+ENGAGEMENT_SUFFIXES = (".csv", ".parquet", ".json", ".jsonl")
 #: Uploading engagement is for marketers (and admins).
 Marketer = Annotated[User, Depends(require_role("marketer"))]
 
@@ -128,7 +129,8 @@ async def _saved(request: Request, run_id: str, upload: Any) -> Path:
         raise DataValidationError(
             f"engagement file {upload.filename!r}: a {suffix or 'file without a suffix'} "
             "is not read",
-            hint="upload the send's engagement export as .csv or .parquet",
+            hint="upload the send's engagement export as .csv or .parquet, or the email "
+            "service's event export as .json or .jsonl",
         )
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     path = inputs_dir(request, run_id) / f"engagement-{stamp}{suffix}"
@@ -142,6 +144,9 @@ def _check_engagement(run_dir: Path, path: Path, upload: Any) -> list[str]:
     Raises:
         DataValidationError: the file fails a check (named by its uploaded name).
     """
+    from cpo.events.formats import detect_format
+    from cpo.events.imports import import_provider_events
+    from cpo.events.interim import run_experiment_config
     from cpo.experiment.engagement import (
         import_counts,
         import_engagement,
@@ -152,8 +157,13 @@ def _check_engagement(run_dir: Path, path: Path, upload: Any) -> list[str]:
 
     try:
         assignments = read_assignments(run_dir)
-        if is_counts_file(path):
-            result: Any = import_counts(path, assignments)
+        if detect_format(path) is not None:  # an email service's event export
+            settings = run_experiment_config(read_manifest(run_dir)).experiment.events
+            result: Any = import_provider_events(
+                path, run_dir, assignments, settings, check_only=True
+            )[0]
+        elif is_counts_file(path):
+            result = import_counts(path, assignments)
         else:
             result = import_engagement(path, assignments)
     except CpoError as exc:
