@@ -85,6 +85,12 @@ def resolve_suppressions_path(path: Path | str | None, run_dir: Path | str) -> P
     """
     if path is None:
         return default_suppressions_path(run_dir)
+    return suppressions_file(path)
+
+
+def suppressions_file(path: Path | str) -> Path:
+    """The list file named by ``path``: a folder (existing, or a new name without a
+    suffix) holds ``suppressions.sqlite``; anything else is the file itself."""
     target = Path(path)
     if target.is_dir() or (not target.suffix and not target.exists()):
         return target / SUPPRESSIONS_FILE

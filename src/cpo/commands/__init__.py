@@ -21,6 +21,7 @@ from cpo.commands import (
     segment,
     send,
     serve,
+    suppressions,
     users,
 )
 
@@ -41,5 +42,6 @@ __all__ = [
     "segment",
     "send",
     "serve",
+    "suppressions",
     "users",
 ]
