@@ -69,6 +69,8 @@ class RunOptions:
         engagement: Engagement file to import instead of simulating.
         orders: Orders file whose orders are the conversions (with an email
             service event file as ``engagement``).
+        suppressions: Suppression list (folder or file) that an event file's
+            unsubscribes and bounces go to (``None`` = beside the run folder).
         seed: Overrides ``campaign.seed`` when set.
         on_invalid: ``"error"`` or ``"skip"`` for invalid customer rows.
         column_map: ``--map`` pairs (their column, our column), merged over
@@ -81,6 +83,7 @@ class RunOptions:
     content: Path | None = None
     engagement: Path | None = None
     orders: Path | None = None
+    suppressions: Path | None = None
     seed: int | None = None
     on_invalid: str = "error"
     column_map: tuple[tuple[str, str], ...] = ()
@@ -94,6 +97,7 @@ class RunOptions:
             "content": _path_text(self.content),
             "engagement": _path_text(self.engagement),
             "orders": _path_text(self.orders),
+            "suppressions": _path_text(self.suppressions),
             "seed": self.seed,
             "on_invalid": self.on_invalid,
             "column_map": dict(self.column_map),
@@ -109,6 +113,7 @@ class RunOptions:
             content=_path_or_none(data.get("content")),
             engagement=_path_or_none(data.get("engagement")),
             orders=_path_or_none(data.get("orders")),
+            suppressions=_path_or_none(data.get("suppressions")),
             seed=data.get("seed"),
             on_invalid=data.get("on_invalid", "error"),
             column_map=tuple((data.get("column_map") or {}).items()),

@@ -169,6 +169,16 @@ def test_orders_file_unsubscribes_and_bounces_reach_the_suppression_list(
     assert again.exit_code == 0, again.output
     report = json.loads((run / "engagement_report.json").read_text())["provider_events"]
     assert report["suppressions_added"] == {} and "orders" not in report
+    # --suppressions names another list (a team's shared one): the entries go there.
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    elsewhere = invoke(
+        "run", "--resume", str(run), "--engagement", str(events), "--suppressions", str(shared)
+    )
+    assert elsewhere.exit_code == 0, elsewhere.output
+    report = json.loads((run / "engagement_report.json").read_text())["provider_events"]
+    assert report["suppressions_added"] == {"hard_bounce": 1, "unsubscribe": 1}
+    assert (shared / "suppressions.sqlite").is_file()
 
 
 @pytest.mark.slow

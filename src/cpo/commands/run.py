@@ -56,6 +56,12 @@ def _run_help() -> str:
     "with an email service event file as --engagement.",
 )
 @click.option(
+    "--suppressions",
+    type=click.Path(path_type=Path),
+    help="Suppression list for the unsubscribes and bounces of an event file: a folder "
+    "holding suppressions.sqlite, or the file. Default: the run folder's parent folder.",
+)
+@click.option(
     "--seed", type=SEED, help="Random seed (0 to 2**32-1). Default: campaign.seed in the config."
 )
 @click.option(
@@ -82,6 +88,7 @@ def run_command(
     content: Path | None,
     engagement: Path | None,
     orders: Path | None,
+    suppressions: Path | None,
     seed: int | None,
     on_invalid: str,
     column_map: dict[str, str],
@@ -102,14 +109,14 @@ def run_command(
     if resume_dir is not None:
         config = load_config(config_dir) if config_dir else None
         options = _resume_options(
-            resume_dir, customers, content, engagement, seed, on_invalid, orders
+            resume_dir, customers, content, engagement, seed, on_invalid, orders, suppressions
         )
         options = _with_reading(resume_dir, options, column_map, encoding, delimiter)
         manifest = run_pipeline(resume_dir, config, options, resume=True, reporter=reporter)
         run_dir = resume_dir
     else:
         config = load_config(config_dir)
-        options = _options(customers, content, engagement, seed, on_invalid, orders)
+        options = _options(customers, content, engagement, seed, on_invalid, orders, suppressions)
         options = replace(
             options,
             column_map=tuple(column_map.items()),
@@ -131,6 +138,7 @@ def _options(
     seed: int | None,
     on_invalid: str,
     orders: Path | None = None,
+    suppressions: Path | None = None,
 ) -> RunOptions:
     from cpo.stage_api import RunOptions
 
@@ -139,6 +147,7 @@ def _options(
         content=content,
         engagement=engagement,
         orders=orders,
+        suppressions=suppressions,
         seed=seed,
         on_invalid=on_invalid,
     )
@@ -152,6 +161,7 @@ def _resume_options(
     seed: int | None,
     on_invalid: str,
     orders: Path | None = None,
+    suppressions: Path | None = None,
 ) -> RunOptions | None:
     """The run's stored options, with only the flags given now replaced.
 
@@ -165,6 +175,7 @@ def _resume_options(
         "content": content,
         "engagement": engagement,
         "orders": orders,
+        "suppressions": suppressions,
         "seed": seed,
     }
     given = {key: value for key, value in given.items() if value is not None}

@@ -293,6 +293,12 @@ class EngageStage(StageBase):
             files.append(Path(ctx.options.orders))
         return files
 
+    def fingerprint_extra(self, ctx: RunContext) -> dict[str, Any] | None:
+        """The suppression list given (an event file's unsubscribes go to it)."""
+        if ctx.options.suppressions is None:
+            return None
+        return {"suppressions": str(Path(ctx.options.suppressions).resolve())}
+
     def run(self, ctx: RunContext) -> StageOutcome:
         """Write engagement.csv and engagement_report.json."""
         assignments = run_folder.read_assignments(ctx.run_dir)
@@ -341,7 +347,12 @@ class EngageStage(StageBase):
         if detect_format(path) is not None:  # an email service's event export
             settings = ctx.config.experiment.experiment.events
             result, extra = import_provider_events(
-                path, ctx.run_dir, assignments, settings, ctx.options.orders
+                path,
+                ctx.run_dir,
+                assignments,
+                settings,
+                ctx.options.orders,
+                ctx.options.suppressions,
             )
         elif ctx.options.orders is not None:
             raise DataValidationError(
