@@ -155,6 +155,8 @@ def test_dry_run_builds_every_message_and_sends_nothing(run_dir):
     rows = send_rows(run_dir)
     with SmtpServer(RecordingHandler()) as server:
         dry = cpo("send", run_dir, "--smtp-port", server.port, "--dry-run")
+        assert server.handler.messages == []
+        assert not (run_dir / "send_ledger.sqlite").exists()  # nothing recorded
         summary = summary_of(send(run_dir, server))
     assert dry.exit_code == 0, dry.output
     assert f"would be sent: {len(rows):,}" in dry.stdout

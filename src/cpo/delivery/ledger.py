@@ -119,15 +119,21 @@ class SendLedger:
         self.close()
 
 
-def open_ledger(run_dir: Path | str) -> SendLedger:
+def open_ledger(run_dir: Path | str, create: bool = True) -> SendLedger:
     """Open (creating if needed) the send ledger of the run in ``run_dir``.
+
+    Args:
+        run_dir: The run folder.
+        create: False for a look that must leave no file behind (a dry run):
+            a run without a ledger then gets an empty one in memory.
 
     Raises:
         RunDirError: the ledger cannot be created or read.
     """
     path = SEND_LEDGER.path(run_dir)
+    target = str(path) if create or path.exists() else ":memory:"
     try:
-        connection = sqlite3.connect(path, timeout=30, isolation_level=None)
+        connection = sqlite3.connect(target, timeout=30, isolation_level=None)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=FULL")
         connection.executescript(_SCHEMA)

@@ -162,7 +162,8 @@ def send_run(
         manifest = check_sendable(run_dir)
         sender = run_sender(manifest, options.from_address)
         send_list = read_send_list(run_dir)
-        with open_ledger(run_dir) as ledger, open_suppressions(options.suppressions) as blocked:
+        ledger_in = open_ledger(run_dir, create=not options.dry_run)
+        with ledger_in as ledger, open_suppressions(options.suppressions) as blocked:
             summary = SendSummary(total=send_list.row_count(), dry_run=options.dry_run)
             if not options.dry_run:
                 ledger.recover()
