@@ -123,9 +123,13 @@ def test_mailgun_hmac_valid_invalid_missing_and_duplicates(
              "message": {"headers": {"message-id": "x@example.com"}}}  # fmt: skip
     ok = anonymous.post(f"/hooks/mailgun/{RUN_ID}", json=mailgun_body(event))
     assert ok.status_code == 200 and ok.json()["stored"] == 1
-    assert (
-        anonymous.post(f"/hooks/mailgun/{RUN_ID}", json=mailgun_body(event)).json()["repeated"] == 1
-    )
+    retried = mailgun_body(event, token="b" * 50)  # a retry is signed with a new token
+    assert anonymous.post(f"/hooks/mailgun/{RUN_ID}", json=retried).json()["repeated"] == 1
+    # The signature covers timestamp + token only: a captured one cannot carry other events.
+    forged = mailgun_body({**event, "id": "mg-2", "event": "unsubscribed"})
+    replay = anonymous.post(f"/hooks/mailgun/{RUN_ID}", json=forged)
+    assert replay.status_code == 200 and replay.json()["stored"] == 0
+    assert not (runs_dir / "suppressions.sqlite").exists()
     wrong = anonymous.post(f"/hooks/mailgun/{RUN_ID}", json=mailgun_body(event, key="other"))
     assert wrong.status_code == 401
     unsigned = anonymous.post(f"/hooks/mailgun/{RUN_ID}", json={"event-data": event})

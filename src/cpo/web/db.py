@@ -100,6 +100,19 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX hook_events_by_run ON hook_events(run_id);
         """,
     ),
+    (
+        4,
+        # Mailgun signs only (timestamp, token), not the body: each token is accepted once,
+        # so a captured signature cannot carry other events.
+        """
+        CREATE TABLE hook_tokens (
+            provider TEXT NOT NULL,
+            token TEXT NOT NULL,
+            seen_at REAL NOT NULL,
+            PRIMARY KEY (provider, token)
+        );
+        """,
+    ),
 ]
 
 

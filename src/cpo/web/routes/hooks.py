@@ -9,6 +9,8 @@ the app in the environment of ``cpo serve``:
   ``X-Twilio-Email-Event-Webhook-Signature`` / ``-Timestamp`` headers.
 * Mailgun: ``CPO_MAILGUN_WEBHOOK_SIGNING_KEY``; the HMAC is in the body.
 
+Mailgun signs only the timestamp and token, not the body, so each token is
+accepted once: a replayed signature stores nothing, whatever body it carries.
 A provider without a configured key answers 503 (the service retries later;
 nothing is accepted unsigned), a bad or missing signature 401, a body over
 :data:`MAX_HOOK_BYTES` 413, a malformed payload 400, an unknown run 404. Good
@@ -76,13 +78,15 @@ async def receive_events(request: Request, provider: str, run_id: str) -> Respon
         if not key:
             raise HookRefused(503, f"the {provider} webhook is not configured on this server")
         body = await _read_body(request)
-        items = _verified_items(provider, key, request, body)
+        items, token = _verified_items(provider, key, request, body)
         run_dir = RunsFolder(runs_dir(request)).run_dir(run_id)
         conversion = EventSettings().conversion_event  # parsed here to check and suppress
         events = parse_payload(
             provider, _payload(provider, items), f"{provider} webhook", conversion
         )
-        stored = store_events(db(request), provider, run_id, items)
+        stored = store_events(db(request), provider, run_id, items, token)
+        if stored is None:  # a signature seen before: a replay stores and suppresses nothing
+            return JSONResponse({"received": len(items), "stored": 0, "repeated": len(items)})
         source = f"webhook:{provider}:{run_id}"
         entries = suppressions_of(events, [None] * len(events))
         apply_suppressions(entries, resolve_suppressions_path(None, run_dir), source)
@@ -108,8 +112,13 @@ async def _read_body(request: Request) -> bytes:
     return bytes(body)
 
 
-def _verified_items(provider: str, key: str, request: Request, body: bytes) -> list[Any]:
-    """The event objects of a post whose signature verifies (401 otherwise)."""
+def _verified_items(
+    provider: str, key: str, request: Request, body: bytes
+) -> tuple[list[Any], str]:
+    """The event objects of a post whose signature verifies (401 otherwise), and its token.
+
+    The token is Mailgun's signature token ("" for SendGrid, which signs the body).
+    """
     if provider == sendgrid.PROVIDER:
         signature = request.headers.get(SENDGRID_SIGNATURE_HEADER, "")
         timestamp = request.headers.get(SENDGRID_TIMESTAMP_HEADER, "")
@@ -118,14 +127,14 @@ def _verified_items(provider: str, key: str, request: Request, body: bytes) -> l
         payload = _json(body)
         if not isinstance(payload, list):
             raise HookRefused(400, "a SendGrid event webhook post is a JSON array of events")
-        return payload
+        return payload, ""
     payload = _json(body)
     if not isinstance(payload, dict) or not verify_mailgun(key, payload.get("signature")):
         raise HookRefused(401, "missing or invalid Mailgun signature")
     data = payload.get("event-data")
     if not isinstance(data, dict):
         raise HookRefused(400, "a Mailgun webhook post needs its event-data object")
-    return [data]
+    return [data], str(payload["signature"]["token"])
 
 
 def _json(body: bytes) -> Any:
@@ -149,8 +158,14 @@ def event_key(provider: str, item: Any) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def store_events(conn: sqlite3.Connection, provider: str, run_id: str, items: list[Any]) -> int:
-    """Store each event once; returns how many were new."""
+def store_events(
+    conn: sqlite3.Connection, provider: str, run_id: str, items: list[Any], token: str = ""
+) -> int | None:
+    """Store each event once; returns how many were new.
+
+    With a signature ``token`` (Mailgun's), the token is recorded in the same
+    transaction, and a token seen before stores nothing and returns None.
+    """
     now = time.time()
     rows = [
         (provider, run_id, event_key(provider, item), json.dumps(item, sort_keys=True), now)
@@ -158,6 +173,9 @@ def store_events(conn: sqlite3.Connection, provider: str, run_id: str, items: li
     ]
     conn.execute("BEGIN IMMEDIATE")
     try:
+        if token and not _first_use(conn, provider, token, now):
+            conn.execute("COMMIT")
+            return None
         before = conn.total_changes
         conn.executemany(
             "INSERT OR IGNORE INTO hook_events (provider, run_id, event_key, event, received_at) "
@@ -170,6 +188,14 @@ def store_events(conn: sqlite3.Connection, provider: str, run_id: str, items: li
         conn.execute("ROLLBACK")
         raise
     return added
+
+
+def _first_use(conn: sqlite3.Connection, provider: str, token: str, now: float) -> bool:
+    cursor = conn.execute(
+        "INSERT OR IGNORE INTO hook_tokens (provider, token, seen_at) VALUES (?, ?, ?)",
+        (provider, token, now),
+    )
+    return cursor.rowcount == 1
 
 
 def stored_events(conn: sqlite3.Connection, run_id: str) -> list[tuple[str, str]]:
