@@ -70,10 +70,10 @@ class RecordingHandler:
 class SmtpServer:
     """A started aiosmtpd Controller around a :class:`RecordingHandler`."""
 
-    def __init__(self, handler: RecordingHandler) -> None:
+    def __init__(self, handler: RecordingHandler, **options: object) -> None:
         self.handler = handler
         self.port = free_port()
-        self.controller = Controller(handler, hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(handler, hostname="127.0.0.1", port=self.port, **options)
 
     def __enter__(self) -> SmtpServer:
         self.controller.start()
