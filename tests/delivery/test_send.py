@@ -275,3 +275,30 @@ def test_refuses_a_completed_run_with_variants_still_in_review(completed_run, tm
     assert result.exit_code == 1, result.output
     assert "still in review" in result.output and "cpo approve" in result.output
     assert server.handler.messages == []
+
+
+def test_connection_lost_before_the_data_is_retried_on_a_new_connection(run_dir):
+    rows = send_rows(run_dir)
+    dropped = rows["email"].iloc[2]
+    with SmtpServer(RecordingHandler(drop_at_rcpt={dropped})) as server:
+        summary = summary_of(send(run_dir, server))
+    assert summary["sent"] == len(rows) and summary["unknown"] == 0
+    assert sorted(server.handler.customers()) == sorted(rows["customer_id"])
+
+
+def test_connection_lost_after_the_data_is_unknown_and_not_resent(run_dir):
+    rows = send_rows(run_dir)
+    lost = rows.iloc[3]
+    with SmtpServer(RecordingHandler(drop_after_data={lost["email"]})) as server:
+        first = summary_of(send(run_dir, server))
+        second = summary_of(send(run_dir, server))
+        assert first["unknown"] == 1 and first["sent"] == len(rows) - 1
+        assert second["in_flight_earlier"] == 1 and second["sent"] == 0
+        assert ledger_states(run_dir)[lost["customer_id"]] == "unknown"
+        resent = summary_of(send(run_dir, server, "--resend-unknown"))
+    assert resent["sent"] == resent["resent_unknown"] == 1
+    # The server did keep it: with --resend-unknown that recipient gets it twice,
+    # with the same Message-ID for the receiving side to drop the copy.
+    copies = [m for m in server.handler.messages if m["X-CPO-Customer"] == lost["customer_id"]]
+    assert len(copies) == 2 and copies[0]["Message-ID"] == copies[1]["Message-ID"]
+    assert len(server.handler.messages) == len(rows) + 1

@@ -32,17 +32,27 @@ class RecordingHandler:
         transient_failures: dict[str, int] | None = None,
         refuse: set[str] | None = None,
         delay_s: float = 0.0,
+        drop_at_rcpt: set[str] | None = None,
+        drop_after_data: set[str] | None = None,
     ) -> None:
         self.messages: list[Message] = []
         self.envelopes: list[tuple[str, list[str]]] = []
         self.transient_failures = dict(transient_failures or {})
         self.refuse = set(refuse or ())
         self.delay_s = delay_s
+        #: Recipients whose first RCPT drops the connection (before any data).
+        self.drop_at_rcpt = set(drop_at_rcpt or ())
+        #: Recipients whose message is accepted, then the connection dropped unanswered.
+        self.drop_after_data = set(drop_after_data or ())
         self.lock = threading.Lock()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.refuse:
             return "550 5.1.1 mailbox unavailable"
+        if address in self.drop_at_rcpt:
+            self.drop_at_rcpt.discard(address)
+            server.transport.abort()
+            return "421 4.4.2 connection dropped"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -59,6 +69,9 @@ class RecordingHandler:
         with self.lock:
             self.messages.append(parsed)
             self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        if recipient in self.drop_after_data:
+            self.drop_after_data.discard(recipient)
+            server.transport.abort()  # the message is kept, the reply never sent
         return "250 2.0.0 queued"
 
     def customers(self) -> list[str]:
