@@ -21,6 +21,7 @@ from cpo.run_folder import (
     REJECTED,
     SEGMENT_PROFILES,
     SEGMENTS,
+    SEND_LEDGER,
     SENDS,
     WITHHELD,
     artifact,
@@ -78,7 +79,8 @@ def runs_list(
 #: Files with one row per customer (ids, and in the send list emails and names): only
 #: the roles that run campaigns may download them.
 CUSTOMER_LEVEL = frozenset(
-    artifact.name for artifact in (SEGMENTS, REJECTED, ASSIGNMENTS, SENDS, WITHHELD, ENGAGEMENT)
+    artifact.name
+    for artifact in (SEGMENTS, REJECTED, ASSIGNMENTS, SENDS, WITHHELD, SEND_LEDGER, ENGAGEMENT)
 )
 #: Roles that may download :data:`CUSTOMER_LEVEL` files.
 CUSTOMER_DATA_ROLES = ("marketer", "admin")
