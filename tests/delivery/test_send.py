@@ -302,3 +302,26 @@ def test_connection_lost_after_the_data_is_unknown_and_not_resent(run_dir):
     copies = [m for m in server.handler.messages if m["X-CPO-Customer"] == lost["customer_id"]]
     assert len(copies) == 2 and copies[0]["Message-ID"] == copies[1]["Message-ID"]
     assert len(server.handler.messages) == len(rows) + 1
+
+
+@pytest.mark.slow
+def test_a_compact_send_list_is_sent_the_same_way(completed_run, tmp_path):
+    import re
+
+    from delivery_testkit import config_with_sender
+
+    config = config_with_sender(tmp_path / "config")
+    path = config / "experiment_config.yaml"
+    text, found = re.subn(r"compact_above: \S+", "compact_above: 0", path.read_text())
+    assert found == 1
+    path.write_text(text)
+    run_dir = tmp_path / "runs" / "run"
+    customers = completed_run.parent / "customers.csv"
+    ran = cpo("run", "--customers", customers, "--config", config, "--out", run_dir, "-q")
+    assert ran.exit_code == 0, ran.output
+    assert (run_dir / "sends.parquet").is_file() and not (run_dir / "sends.csv").exists()
+    rows = send_rows(run_dir)
+    with SmtpServer(RecordingHandler()) as server:
+        summary = summary_of(send(run_dir, server))
+    assert summary["sent"] == len(rows) == len(server.handler.messages)
+    assert sorted(server.handler.customers()) == sorted(rows["customer_id"])
