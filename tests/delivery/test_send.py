@@ -200,9 +200,17 @@ def _tamper_audit(run_dir):
     path.write_text("\n".join(lines) + "\n")
 
 
+def _stray_variant(run_dir):
+    path = run_dir / "sends.csv"
+    rows = pd.read_csv(path, dtype=str, keep_default_na=False)
+    rows.loc[4, "variant_id"] = "v-not-screened"
+    rows.to_csv(path, index=False)
+
+
 @pytest.mark.parametrize(
     ("spoil", "expected"),
     [
+        (_stray_variant, "v-not-screened are in the send list but not sendable"),
         (lambda d: _set_status(d, "awaiting_approval"), "not completed"),
         (lambda d: _set_status(d, "failed"), "not completed"),
         (_tamper_audit, "failed verification"),

@@ -23,6 +23,7 @@ from cpo.delivery.ledger import SendLedger, open_ledger
 from cpo.delivery.message import Sender, build_message, sender_from_brand
 from cpo.delivery.smtp import Outcome, SmtpClient, SmtpSettings
 from cpo.errors import BackendError, RunDirError
+from cpo.run_folder import SendListFile
 from cpo.settings_base import EXPERIMENT_CONFIG_FILE
 from cpo.suppressions import Suppressions, open_suppressions
 
@@ -92,8 +93,8 @@ class SendSummary:
         return {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "seen"}
 
 
-def check_sendable(run_dir: Path) -> dict[str, Any]:
-    """Refuse a run that must not be sent; return its manifest.
+def check_sendable(run_dir: Path) -> tuple[dict[str, Any], set[str]]:
+    """Refuse a run that must not be sent; return its manifest and sendable variant ids.
 
     Raises:
         RunDirError: not a run folder, or the run is not completed.
@@ -112,7 +113,8 @@ def check_sendable(run_dir: Path) -> dict[str, Any]:
             hint="finish it with `cpo run --resume RUN_DIR` (after `cpo approve` if it "
             "awaits approval), then cpo send again",
         )
-    pending = pending_review(sendable_variants(run_dir))
+    decisions = sendable_variants(run_dir)
+    pending = pending_review(decisions)
     if pending:
         names = ", ".join(d.variant_id for d in pending[:5])
         raise DataValidationError(
@@ -120,7 +122,33 @@ def check_sendable(run_dir: Path) -> dict[str, Any]:
             hint="approve or reject them with `cpo approve RUN_DIR`, rerun "
             "`cpo run --resume RUN_DIR`, then cpo send again",
         )
-    return manifest
+    return manifest, {vid for vid, decision in decisions.items() if decision.sendable}
+
+
+def check_send_list_variants(send_list: SendListFile, sendable: set[str]) -> None:
+    """Refuse a send list naming a variant the verified audit log does not allow.
+
+    The assign stage writes only sendable variants; a list edited by hand, or
+    one older than a decision, could name another. Checked before any message.
+
+    Raises:
+        DataValidationError: a variant of the list is not sendable.
+    """
+    import pyarrow.compute as pc
+
+    named: set[str] = set()
+    for part in send_list.parts():
+        named.update(str(v) for v in pc.unique(part["variant_id"]).to_pylist())
+    stray = sorted(named - sendable)
+    if stray:
+        from cpo.errors import DataValidationError
+
+        raise DataValidationError(
+            f"{send_list.path}: variant(s) {', '.join(stray[:5])} are in the send list "
+            "but not sendable according to the run's verified audit log",
+            hint="the send list does not match the screening decisions: rebuild it with "
+            "`cpo run --resume RUN_DIR` (or start a new run), then cpo send again",
+        )
 
 
 def run_sender(manifest: Mapping[str, Any], from_address: str | None) -> Sender:
@@ -159,9 +187,10 @@ def send_run(
     run_dir = Path(run_dir)
     hint = "another cpo process works on this run (e.g. cpo send); wait for it to finish"
     with run_dir_lock(run_dir, busy_hint=hint):
-        manifest = check_sendable(run_dir)
+        manifest, sendable = check_sendable(run_dir)
         sender = run_sender(manifest, options.from_address)
         send_list = read_send_list(run_dir)
+        check_send_list_variants(send_list, sendable)
         ledger_in = open_ledger(run_dir, create=not options.dry_run)
         with ledger_in as ledger, open_suppressions(options.suppressions) as blocked:
             summary = SendSummary(total=send_list.row_count(), dry_run=options.dry_run)
