@@ -1,8 +1,9 @@
 """Normalised artifacts of a run folder, to prove a refactor changed no result.
 
 Two runs on the same inputs and seed differ only in fields that are meant to
-change (timestamps, run id, durations, hash-chain values that cover timestamps,
-config snapshot and fingerprints, ``schema_version``). :func:`normalized` drops
+change (timestamps, today's date as the content's ``as_of``, run id, durations,
+hash-chain values that cover timestamps, config snapshot and fingerprints,
+``schema_version``). :func:`normalized` drops
 those and returns each artifact's remaining content as canonical text, so
 ``tests/test_bundled_run_unchanged.py`` can compare a fresh run with the
 digests recorded before the refactor.
@@ -42,6 +43,7 @@ COMPARED = (
 
 #: Keys (JSON) and columns (CSV) whose values differ between identical runs.
 VOLATILE = {
+    "as_of",  # the date content eligibility is judged on: today, unless --as-of is given
     "assigned_at",
     "computed_at",
     "config",
