@@ -65,6 +65,17 @@ CASES: dict[str, list[tuple[list[str], str]]] = {
         (["screen", "--text", "hi", "--file", "{tmp}/variants.json"], "exactly one of --text"),
     ],
     "segment": [(["segment", "{tmp}/customers.csv", "--method", "tree"], "'--method'")],
+    "send": [
+        (["send", "{tmp}/run", "--smtp-port", "0"], "'--smtp-port'"),
+        (["send", "{tmp}/run", "--rate", "-1"], "'--rate'"),
+    ],
+    "suppressions add": [
+        (["suppressions", "add", "--suppressions", "{tmp}/s"], "Missing argument 'VALUES...'"),
+        (["suppressions", "add", "a@example.org", "--reason", "x"], "'--reason'"),
+    ],
+    "suppressions export": [(["suppressions", "export", "--force"], "Missing option '--out'")],
+    "suppressions list": [(["suppressions", "list", "--reason", "x"], "No such option")],
+    "suppressions remove": [(["suppressions", "remove"], "Missing argument 'VALUES...'")],
     "serve": [
         (["serve", "--runs", "{tmp}", "--port", "0"], "'--port'"),
         (["serve", "--runs", "{tmp}", "--max-upload-mb", "-1"], "'--max-upload-mb'"),
