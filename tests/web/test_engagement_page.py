@@ -13,6 +13,7 @@ from cpo.web.auth import database
 from cpo.web.jobs import jobs_for_run
 
 from .conftest import RUN_ID, USERS, csrf_of, sign_in
+from .web_kit import run_worker_until_idle
 
 PAGE = f"/runs/{RUN_ID}/engagement"
 
@@ -81,13 +82,7 @@ def test_a_good_file_is_re_analysed_by_the_worker(client_for, run_dir, runs_dir,
     assert (job.kind, job.status) == ("engagement", "queued")
     assert job.args[:3] == ("run", "--resume", str(run_dir))
     assert "--engagement" in job.args
-    worker = app.state.worker
-    worker.poll_s = 0.2
-    worker.start()
-    try:
-        assert worker.wait_idle(timeout=240)
-    finally:
-        worker.stop()
+    run_worker_until_idle(app)
     manifest = read_manifest(run_dir)
     assert manifest["status"] == "completed"
     assert manifest["experiment"]["engagement_source"] != "simulated"

@@ -20,6 +20,7 @@ from cpo.web.auth import database
 from cpo.web.jobs import jobs_for_run
 
 from .conftest import RUN_ID, USERS, csrf_of, sign_in
+from .web_kit import run_worker_until_idle
 
 
 def sample_csv(**replace_line: str) -> bytes:
@@ -80,13 +81,7 @@ def test_sample_run_is_queued_then_runs_in_a_worker_process(client_for, runs_dir
     page = client.get("/runs/spring/progress")
     assert page.status_code == 200 and "queued" in page.text
 
-    worker = app.state.worker
-    worker.poll_s = 0.2
-    worker.start()
-    try:
-        assert worker.wait_idle(timeout=240)
-    finally:
-        worker.stop()
+    run_worker_until_idle(app)
     assert read_manifest(runs_dir / "spring")["status"] == "completed"
     progress = client.get("/api/runs/spring/progress").json()
     assert progress["status"] == "completed" and progress["done"] is True

@@ -23,6 +23,7 @@ from cpo.web.jobs import enqueue, jobs_for_run
 
 from .conftest import USERS, csrf_of, sign_in
 from .review_kit import REVIEW_PHRASE, review_inputs
+from .web_kit import run_worker_until_idle
 
 PAUSED = "paused"
 #: Fields that differ between two equal decisions made at different moments and places.
@@ -169,12 +170,6 @@ def test_the_run_resumes_when_nothing_is_left_in_review(paused, client_for, app,
         (job,) = jobs_for_run(conn, PAUSED)
     assert (job.kind, job.status) == ("resume", "queued")
     assert job.args[:3] == ("run", "--resume", str(paused))
-    worker = app.state.worker
-    worker.poll_s = 0.2
-    worker.start()
-    try:
-        assert worker.wait_idle(timeout=240)
-    finally:
-        worker.stop()
+    run_worker_until_idle(app)
     assert read_manifest(paused)["status"] == "completed"
     assert CliRunner().invoke(cli, ["audit", "verify", str(paused)]).exit_code == 0

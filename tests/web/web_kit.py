@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -33,3 +34,14 @@ def sign_in(client: TestClient, name: str, password: str) -> None:
         follow_redirects=False,
     )
     assert response.status_code == 303, response.text
+
+
+def run_worker_until_idle(app: Any, timeout: float = 240) -> None:
+    """Start the app's background worker, wait until its queue is done, stop it."""
+    worker = app.state.worker
+    worker.poll_s = 0.2
+    worker.start()
+    try:
+        assert worker.wait_idle(timeout=timeout), "the worker did not finish its jobs"
+    finally:
+        worker.stop()
