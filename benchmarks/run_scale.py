@@ -56,6 +56,16 @@ def tree_rss(root: int) -> int:
     return total
 
 
+def running_stage(out: Path) -> str:
+    """The stage the manifest says is running (``start`` before there is one)."""
+    try:
+        stages = json.loads((out / "manifest.json").read_text())["stages"]
+    except (OSError, ValueError, KeyError):
+        return "start"
+    running = [name for name, record in stages.items() if record.get("status") == "running"]
+    return running[0] if running else "between stages"
+
+
 def customers_file(cpo: Path, work: Path, count: int) -> Path:
     """The generated customer file for ``count`` customers (made once)."""
     folder = work / f"customers-{count}"
@@ -74,9 +84,11 @@ def run(cpo: Path, customers: Path, out: Path) -> dict:
         [str(cpo), "run", "--customers", str(customers), "--out", str(out), "-q"],
         stdout=subprocess.DEVNULL,
     )
-    peak = 0
+    peak, by_stage = 0, {}
     while process.poll() is None:
-        peak = max(peak, tree_rss(process.pid))
+        rss, stage = tree_rss(process.pid), running_stage(out)
+        peak = max(peak, rss)
+        by_stage[stage] = max(by_stage.get(stage, 0), rss)
         time.sleep(0.2)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -90,6 +102,7 @@ def run(cpo: Path, customers: Path, out: Path) -> dict:
         "wall": wall,
         "cpu": cpu,
         "peak_tree_mib": peak / 2**20,
+        "stage_peaks_mib": {name: rss / 2**20 for name, rss in by_stage.items()},
         "stages": stages,
         "folder_mb": size / 1e6,
         "largest_process_mib": after.ru_maxrss / 1024,
@@ -120,6 +133,8 @@ def main() -> None:
         f"run folder {result['folder_mb']:.0f} MB"
     )
     print(f"stages (wall s): {stages}")
+    peaks = ", ".join(f"{k} {v:.0f}" for k, v in result["stage_peaks_mib"].items())
+    print(f"peak RSS of the tree while each stage ran (MiB): {peaks}")
     if not args.keep:
         shutil.rmtree(out, ignore_errors=True)
 
