@@ -232,6 +232,13 @@ def _find_problems(raw: pd.DataFrame, numbers: Mapping[str, np.ndarray]) -> list
     return problems
 
 
+def _has_surrounding_space(column: pd.Series) -> bool:
+    """Whether any value starts or ends with whitespace (what ``str.strip`` removes)."""
+    text: Any = pa.array(column, type=pa.string(), from_pandas=True)
+    found: Any = pc.match_substring_regex(text, f"^[{_SPACE}]|[{_SPACE}]$")
+    return bool(pc.any(found).as_py())
+
+
 def _matches_email(email: pd.Series) -> np.ndarray:
     """Which stripped values look like an email address (:data:`EMAIL_PATTERN`)."""
     text: Any = pa.array(email, type=pa.string(), from_pandas=True).fill_null("")
@@ -344,10 +351,15 @@ def _rejected_rows(
 
 
 def _typed(raw: pd.DataFrame, numbers: Mapping[str, np.ndarray], keep: np.ndarray) -> pd.DataFrame:
-    """The rows in ``keep`` with validated columns typed; extra columns stay text."""
-    typed = raw.loc[keep].reset_index(drop=True)
+    """The rows in ``keep`` with validated columns typed; extra columns stay text.
+
+    When every row is kept the text columns are shared with ``raw``, not copied,
+    and a column is stripped only when a value has surrounding whitespace (a
+    10M-row file would otherwise be held twice at the peak of the run).
+    """
+    typed = raw.copy(deep=False) if keep.all() else raw.loc[keep].reset_index(drop=True)
     for column in TEXT_COLUMNS:
-        if column in typed.columns:
+        if column in typed.columns and _has_surrounding_space(typed[column]):
             typed[column] = typed[column].str.strip()
     for column in NUMERIC_RANGES:
         values = numbers[column][keep]

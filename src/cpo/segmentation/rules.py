@@ -104,20 +104,26 @@ def _assignment_frame(
 ) -> pd.DataFrame:
     """The assignments table: segment, id, confidence and reason per customer."""
     names = [rule.name for rule in settings.rules] + [settings.fallback.name]
-    reasons = np.full(len(frame), f"{settings.fallback.name}: no rule matched", dtype=object)
+    fallback = f"{settings.fallback.name}: no rule matched"
+    parts: list[Any] = [pa.array([fallback], type=pa.large_string())]
+    position = np.zeros(len(frame), dtype=np.int64)  # row -> index into the parts joined
     for index, rule in enumerate(settings.rules):
         rows = np.flatnonzero(chosen == index)
         if rows.size:
-            reasons[rows] = _reason_text(
+            text = _reason_text(
                 frame, rows, rule.name, rule.match, thresholds[index], evaluations[index].masks
             )
+            position[rows] = sum(len(part) for part in parts) + np.arange(rows.size)
+            parts.append(text.cast(pa.large_string()))
+    reasons: Any = pa.concat_arrays(parts).take(position)
     return pd.DataFrame(
         {
-            "customer_id": frame["customer_id"].to_numpy(),
+            # Arrow-backed text stays in Arrow: no Python string per customer
+            "customer_id": frame["customer_id"].astype(str).array,
             "segment": np.asarray(names, dtype=object)[chosen],
             "segment_id": chosen,
             "confidence": np.round(margin_to_confidence(margin), 4),
-            "reason": reasons,
+            "reason": reasons.to_pandas().array,
         },
         columns=ASSIGNMENT_COLUMNS,
     )
@@ -212,8 +218,8 @@ def _reason_text(
     match: str,
     thresholds: list[Threshold],
     masks: list[np.ndarray],
-) -> np.ndarray:
-    """``"Rule: a=130.2 >= 112.4 (q0.75), b=x in [x]"`` for the given rows (object array).
+) -> pa.Array:
+    """``"Rule: a=130.2 >= 112.4 (q0.75), b=x in [x]"`` for the given rows (Arrow text).
 
     Built with Arrow's string kernels: a condition an ``any`` rule did not
     meet is a null piece, and nulls are skipped when the pieces are joined.
@@ -229,4 +235,4 @@ def _reason_text(
         pieces.append(piece)
     joined: Any = pc.binary_join_element_wise(*pieces, ", ", null_handling="skip")
     reason: Any = pc.binary_join_element_wise(f"{rule_name}: ", joined, "")
-    return np.asarray(reason.to_numpy(zero_copy_only=False), dtype=object)
+    return reason
