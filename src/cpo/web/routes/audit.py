@@ -17,9 +17,9 @@ from fastapi.responses import Response
 from cpo.audit import csv_rows, export_csv, read_entries
 from cpo.decisions import verify_target
 from cpo.run_folder import SAFETY_AUDIT, SAFETY_AUDIT_CSV, recorded_audit_head
-from cpo.web.auth import User, current_user, runs_dir
-from cpo.web.runs import RunsFolder
+from cpo.web.auth import User, current_user
 from cpo.web.templating import render
+from cpo.web.workflow import manifest_run_dir
 
 router = APIRouter()
 
@@ -33,7 +33,7 @@ def audit_page(
     A damaged log's entries are not listed (they cannot be trusted or even parsed);
     the page says which line failed and why.
     """
-    run_dir = RunsFolder(runs_dir(request)).run_dir(run_id)
+    run_dir = manifest_run_dir(request, run_id)
     if not SAFETY_AUDIT.path(run_dir).is_file():
         return render(request, "audit.html", run_id=run_id, result=None, recorded=None, rows=[])
     _, result, manifest = verify_target(run_dir)
@@ -57,7 +57,7 @@ def audit_csv(
     A damaged log is still exported (it is evidence); the ``X-Audit-Verified``
     header then says ``false`` and the audit page shows the failure.
     """
-    run_dir = RunsFolder(runs_dir(request)).run_dir(run_id)
+    run_dir = manifest_run_dir(request, run_id)
     if not SAFETY_AUDIT.path(run_dir).is_file():
         raise HTTPException(404, f"run {run_id!r} has no audit log yet")
     _, result, _ = verify_target(run_dir)

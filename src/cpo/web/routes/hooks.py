@@ -47,8 +47,9 @@ from cpo.events.signatures import (
     verify_sendgrid,
 )
 from cpo.suppressions import resolve_suppressions_path
-from cpo.web.auth import db, runs_dir
-from cpo.web.runs import RunNotFound, RunsFolder
+from cpo.web.auth import db
+from cpo.web.runs import RunNotFound
+from cpo.web.workflow import manifest_run_dir
 
 router = APIRouter()
 
@@ -79,7 +80,7 @@ async def receive_events(request: Request, provider: str, run_id: str) -> Respon
             raise HookRefused(503, f"the {provider} webhook is not configured on this server")
         body = await _read_body(request)
         items, token = _verified_items(provider, key, request, body)
-        run_dir = RunsFolder(runs_dir(request)).run_dir(run_id)
+        run_dir = manifest_run_dir(request, run_id)
         conversion = EventSettings().conversion_event  # parsed here to check and suppress
         events = parse_payload(
             provider, _payload(provider, items), f"{provider} webhook", conversion

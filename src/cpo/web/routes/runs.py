@@ -30,6 +30,7 @@ from cpo.run_folder import (
 from cpo.web.auth import User, current_user, db, runs_dir
 from cpo.web.runs import RunsFolder, RunSummary, summarize
 from cpo.web.templating import render
+from cpo.web.workflow import manifest_run_dir
 
 router = APIRouter()
 
@@ -196,7 +197,7 @@ def download_artifact(
     Only names of :data:`cpo.run_folder.ARTIFACTS` files are served (anything else,
     ``..`` included, is 404); customer-level files need the marketer or admin role.
     """
-    run_dir = RunsFolder(runs_dir(request)).run_dir(run_id)
+    run_dir = manifest_run_dir(request, run_id)
     try:
         item = artifact(name)
     except KeyError:
