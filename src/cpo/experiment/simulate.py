@@ -20,7 +20,9 @@ The response model (also in ``docs/experiment.md``, "Simulation model"):
        p_conv_i  = p_click_i * min(1, conversion_per_click * (1 + L.conversion_per_click))
 
    Clicks are capped by opens, and conversion is conditional on a click.
-3. **Outcomes.** With independent uniforms ``u1, u2, u3`` (seeded)::
+3. **Outcomes.** With independent uniforms ``u1, u2, u3`` per customer, each a
+   keyed hash of (seed, customer id) (:func:`customer_uniforms`, so the draws do
+   not depend on row order or partitioning)::
 
        opened    = u1 < p_open_i
        clicked   = opened  and u2 < p_click_i / p_open_i
@@ -47,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from cpo.experiment import catalog
+from cpo.experiment.assignment import hash_ids, unit_interval
 from cpo.experiment.engagement import ENGAGEMENT_COLUMNS
 from cpo.experiment.settings import (
     CONTROL_ARM,
@@ -197,8 +200,40 @@ def simulate_engagement(
         The simulated engagement (holdout excluded).
     """
     probs = response_probabilities(customers, assignments, arm_tones, settings)
-    rng = np.random.default_rng(seed)
-    draws = rng.random((len(probs), 3))
+    frame = draw_outcomes(probs, seed)
+    model = model_description(customers, settings, arm_tones, seed)
+    # The truth the analysis should recover; the report shows it beside each estimate.
+    model["true_effects"] = true_effects(probs)
+    return SimulatedEngagement(
+        frame,
+        model,
+        simulation_warnings(assignments, arm_tones, settings),
+    )
+
+
+def customer_uniforms(customer_ids: pd.Series, seed: int) -> np.ndarray:
+    """Three uniforms in [0, 1) per customer, a pure function of (seed, customer id).
+
+    ``u_k = unit_interval(hash_ids(ids, salt=f"{seed}:simulate:{k}"))`` for k = 1, 2, 3:
+    the keyed hash of the assignment (:func:`cpo.experiment.assignment.hash_ids`)
+    under three salts. A customer's draws do not depend on the row order or on
+    which other customers are in the run, so any partitioning of the customers
+    (the Spark engine, :mod:`cpo.compute`) gives the same outcomes.
+
+    Returns:
+        A ``(len(customer_ids), 3)`` float array.
+    """
+    columns = [unit_interval(hash_ids(customer_ids, f"{seed}:simulate:{k}")) for k in (1, 2, 3)]
+    return np.column_stack(columns) if len(customer_ids) else np.empty((0, 3))
+
+
+def draw_outcomes(probs: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Opens, clicks and conversions for :func:`response_probabilities` rows.
+
+    Returns:
+        ``engagement.csv`` rows in the order of ``probs``.
+    """
+    draws = customer_uniforms(probs["customer_id"], seed)
     p_open, p_click, p_convert = (probs[c].to_numpy() for c in ("p_open", "p_click", "p_convert"))
     # u * p < q is u < q / p without dividing by zero when p is 0.
     opened = draws[:, 0] < p_open
@@ -209,14 +244,7 @@ def simulate_engagement(
     frame["clicked"] = clicked.astype("int8")
     frame["converted"] = converted.astype("int8")
     frame["engagement_source"] = SOURCE_SIMULATED
-    model = model_description(customers, settings, arm_tones, seed)
-    # The truth the analysis should recover; the report shows it beside each estimate.
-    model["true_effects"] = true_effects(probs)
-    return SimulatedEngagement(
-        frame[list(ENGAGEMENT_COLUMNS)],
-        model,
-        simulation_warnings(assignments, arm_tones, settings),
-    )
+    return frame[list(ENGAGEMENT_COLUMNS)]
 
 
 def model_description(
