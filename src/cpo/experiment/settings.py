@@ -92,6 +92,38 @@ class PowerSettings(StrictModel):
         return value
 
 
+class WaveSettings(StrictModel):
+    """Adaptive waves (``cpo run --waves N``; see ``docs/experiment.md``, "Adaptive waves").
+
+    Attributes:
+        count: Number of waves (1 = one send with the design's allocation).
+        shares: Relative size of each wave (``None`` = equal); as many entries as waves.
+        control_share: Share of each later wave's recipients given to control
+            (``None`` = the design's control allocation).
+        min_share: Smallest share of a later wave's recipients any treatment arm
+            gets, so every arm keeps being measured.
+        top_two_beta: Probability that top-two Thompson sampling plays the
+            posterior's leader rather than its challenger (Russo 2020).
+        posterior_draws: Monte Carlo draws from the posterior per allocation.
+    """
+
+    count: int = Field(default=1, ge=1)
+    shares: list[Annotated[float, Field(gt=0)]] | None = None
+    control_share: float | None = Field(default=None, gt=0, lt=1)
+    min_share: float = Field(default=0.05, ge=0, lt=1)
+    top_two_beta: float = Field(default=0.5, gt=0, lt=1)
+    posterior_draws: int = Field(default=20_000, ge=100)
+
+    @model_validator(mode="after")
+    def _shares_match_count(self) -> WaveSettings:
+        if self.shares is not None and len(self.shares) != self.count:
+            raise ValueError(
+                f"shares has {len(self.shares)} entries but count is {self.count}; "
+                "give one relative size per wave or leave shares out"
+            )
+        return self
+
+
 class ExperimentSettings(StrictModel):
     """How the experiment runs.
 
@@ -120,6 +152,7 @@ class ExperimentSettings(StrictModel):
         send_list: How the send list is written (CSV, or Parquet for large runs).
         events: How email service events become engagement (machine opens,
             conversion event); see :class:`~cpo.events.settings.EventSettings`.
+        waves: Adaptive waves with a persistent holdout (count 1 = one send).
     """
 
     require_approval: bool = False
@@ -131,6 +164,7 @@ class ExperimentSettings(StrictModel):
     power: PowerSettings = Field(default_factory=PowerSettings)
     send_list: SendListSettings = Field(default_factory=SendListSettings)
     events: EventSettings = Field(default_factory=EventSettings)
+    waves: WaveSettings = Field(default_factory=WaveSettings)
 
     @field_validator("tones")
     @classmethod
@@ -227,6 +261,9 @@ class SimulationSettings(StrictModel):
             ``(history_emails * own + prior_strength * mean) /
             (history_emails + prior_strength)``.
         conversion_per_click: Probability that a clicker converts under the control.
+        organic_conversion_share: A customer's probability of converting with no
+            email at all, as a share of their conversion probability under the
+            control message (only the simulated holdout of adaptive waves uses it).
         effects: True lifts per tone (tones not listed have no effect).
         segment_effects: Overrides per segment name, then tone. Names of
             segments that do not exist in a run are reported and ignored.
@@ -235,6 +272,7 @@ class SimulationSettings(StrictModel):
     history_emails: float = Field(default=20.0, gt=0)
     prior_strength: float = Field(default=10.0, ge=0)
     conversion_per_click: float = Field(default=0.10, ge=0, le=1)
+    organic_conversion_share: float = Field(default=0.5, ge=0, le=1)
     effects: dict[str, Lifts] = Field(default_factory=_default_effects)
     segment_effects: dict[str, dict[str, LiftOverride]] = Field(
         default_factory=_default_segment_effects
