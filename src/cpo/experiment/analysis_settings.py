@@ -7,9 +7,9 @@ confidence level apply everywhere.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from cpo.experiment.catalog import metric_names
 from cpo.settings_base import StrictModel
@@ -34,6 +34,19 @@ def registered_metric(value: Any) -> Any:
 
 #: A metric name, validated against the catalog.
 MetricName = Annotated[str, BeforeValidator(registered_metric)]
+#: A customer column used as a pre-experiment covariate.
+CovariateName = Annotated[str, Field(min_length=1)]
+
+
+def _default_covariates() -> dict[str, list[str]]:
+    # Each metric's own history predicts it best; conversion has no history of
+    # its own, so it is adjusted for both.
+    return {
+        "open_rate": ["historical_open_rate"],
+        "click_rate": ["historical_click_rate"],
+        "click_to_open_rate": ["historical_click_rate"],
+        "conversion_rate": ["historical_open_rate", "historical_click_rate"],
+    }
 
 
 class AnalysisSettings(StrictModel):
@@ -52,6 +65,12 @@ class AnalysisSettings(StrictModel):
         srm_alpha: Sample-ratio mismatch alert threshold (p below it alerts).
         min_segment_size: Segments with fewer recipients per arm get a warning.
         bayesian_prior: Beta prior (alpha, beta) for the probability to beat control.
+        variance_reduction: ``cuped``: the primary decision uses the regression-adjusted
+            (CUPED) estimates when the covariates exist in the customer data and every
+            primary comparison could be adjusted; ``none``: the unadjusted ones. Both
+            are reported either way (:mod:`cpo.experiment.cuped`).
+        covariates: Metric -> customer columns (pre-experiment data) to adjust it for.
+            Metrics not listed are not adjusted.
     """
 
     primary_metric: MetricName = "click_rate"
@@ -64,6 +83,16 @@ class AnalysisSettings(StrictModel):
     srm_alpha: float = Field(default=0.001, gt=0, lt=0.5)
     min_segment_size: int = Field(default=30, ge=1)
     bayesian_prior: tuple[float, float] = (1.0, 1.0)
+    variance_reduction: Literal["none", "cuped"] = "cuped"
+    covariates: dict[MetricName, list[CovariateName]] = Field(default_factory=_default_covariates)
+
+    @field_validator("covariates")
+    @classmethod
+    def _covariates_unique(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for metric, columns in value.items():
+            if len(set(columns)) != len(columns):
+                raise ValueError(f"covariates of '{metric}' must be unique column names")
+        return value
 
     @model_validator(mode="after")
     def _primary_not_secondary(self) -> AnalysisSettings:

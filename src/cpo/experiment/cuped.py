@@ -47,7 +47,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats as scipy_stats
+from scipy import special
 
 from cpo.experiment import catalog
 from cpo.experiment import stats as cpo_stats
@@ -332,7 +332,7 @@ class Estimate:
                 None,
                 "standard error is 0: the outcome does not vary in either arm",
             )
-        p = float(2 * scipy_stats.norm.sf(abs(difference) / se))
+        p = float(2 * special.ndtr(-abs(difference) / se))
         return cls(difference, se, difference - z * se, difference + z * se, p)
 
     @classmethod
@@ -437,7 +437,7 @@ def compare(
     confidence: float,
 ) -> AdjustedComparison:
     """Treatment against control: both differences, the relative lift, the variance reduction."""
-    z = float(scipy_stats.norm.ppf(0.5 + confidence / 2))
+    z = float(special.ndtri(0.5 + confidence / 2))
     unadjusted = _difference(treatment.mean, treatment.variance, control.mean, control.variance, z)
     adjusted = _difference(
         treatment.adjusted_mean,
