@@ -208,6 +208,12 @@ MODERATORS = Artifact(
     "customer attributes that moderate the lift",
     "analyze",
 )
+MONITORING = Artifact(
+    "monitoring.json",
+    1,
+    "always-valid p-values and confidence sequences per look (analysis.sequential)",
+    "analyze",
+)
 REPORT_HTML = Artifact(
     "report.html",
     1,
@@ -257,6 +263,7 @@ ARTIFACTS: tuple[Artifact, ...] = (
     ENGAGEMENT_REPORT,
     METRICS,
     MODERATORS,
+    MONITORING,
     REPORT_HTML,
     REPORT_PDF,
     REPORT_NOTEBOOK,

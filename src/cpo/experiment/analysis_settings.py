@@ -71,6 +71,11 @@ class AnalysisSettings(StrictModel):
             are reported either way (:mod:`cpo.experiment.cuped`).
         covariates: Metric -> customer columns (pre-experiment data) to adjust it for.
             Metrics not listed are not adjusted.
+        sequential: Monitor with always-valid p-values and confidence sequences
+            (mixture SPRT, :mod:`cpo.experiment.sequential`); each analysis of a
+            run is a look, recorded in monitoring.json.
+        sequential_tau: The mSPRT's mixing standard deviation, in standard
+            deviations of one recipient's outcome (the effect size it is tuned for).
     """
 
     primary_metric: MetricName = "click_rate"
@@ -85,6 +90,8 @@ class AnalysisSettings(StrictModel):
     bayesian_prior: tuple[float, float] = (1.0, 1.0)
     variance_reduction: Literal["none", "cuped"] = "cuped"
     covariates: dict[MetricName, list[CovariateName]] = Field(default_factory=_default_covariates)
+    sequential: bool = False
+    sequential_tau: float = Field(default=0.03, gt=0, le=1)
 
     @field_validator("covariates")
     @classmethod

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from cpo.experiment.next_test import NextTest
+from cpo.experiment.sequential import Monitoring
 from cpo.run_folder import METRICS, read_versioned
 
 #: Layout version of metrics.json written by this module.
@@ -893,6 +894,8 @@ class MetricsDocument:
         coverage: Assigned versus analysed recipients (a run's analysis only).
         next_test: Recipients the next test needs (a run's analysis only; None when
             nothing is comparable).
+        sequential: Always-valid p-values and confidence sequences with the look
+            history (only with ``analysis.sequential: true``).
         schema_version: Layout version of the document.
     """
 
@@ -916,6 +919,7 @@ class MetricsDocument:
     warnings: tuple[AnalysisWarning, ...]
     coverage: Coverage | None = None
     next_test: NextTest | None = None
+    sequential: Monitoring | None = None
     schema_version: int = SCHEMA_VERSION
 
     def comparisons(self, metric: str) -> list[Comparison]:
@@ -958,6 +962,7 @@ class MetricsDocument:
         """
         coverage = data.get("coverage")
         next_test = data.get("next_test")
+        sequential = data.get("sequential")
         return cls(
             schema_version=data["schema_version"],
             **{name: data[name] for name in _HEADER},
@@ -975,6 +980,7 @@ class MetricsDocument:
             warnings=tuple(AnalysisWarning.from_dict(w) for w in data["warnings"]),
             coverage=None if coverage is None else Coverage.from_dict(coverage),
             next_test=None if next_test is None else NextTest.from_dict(next_test),
+            sequential=None if sequential is None else Monitoring.from_dict(sequential),
         )
 
     def to_dict(self) -> JsonDict:
@@ -1002,6 +1008,8 @@ class MetricsDocument:
             document["coverage"] = self.coverage.to_dict()
         if self.next_test is not None:
             document["next_test"] = self.next_test.to_dict()
+        if self.sequential is not None:
+            document["sequential"] = self.sequential.to_dict()
         return json_safe(document)
 
     @classmethod
