@@ -149,6 +149,12 @@ ASSIGNMENTS = Artifact(
     "per customer: experiment arm, variant, method",
     "assign",
 )
+WAVES = Artifact(
+    "waves.json",
+    1,
+    "adaptive waves: plan, each wave's allocation and responses",
+    "assign",
+)
 SENDS = Artifact(
     "sends.csv",
     1,
@@ -254,6 +260,7 @@ ARTIFACTS: tuple[Artifact, ...] = (
     SAFETY_AUDIT_CSV,
     EXPERIMENT_DESIGN,
     ASSIGNMENTS,
+    WAVES,
     SENDS,
     SENDS_PARQUET,
     WITHHELD,
@@ -744,6 +751,23 @@ def read_assignments(run_dir: Path | str) -> pd.DataFrame:
     if not path.is_file():
         raise DataValidationError(f"{path}: assignments not found", hint=ASSIGNMENTS.rewrite_hint)
     return read_text_artifact(path)
+
+
+def write_waves(run_dir: Path | str, document: dict[str, Any]) -> None:
+    """Write waves.json (adaptive waves: :func:`cpo.experiment.waves.waves_document`)."""
+    from cpo.runfiles import write_json
+
+    write_json(WAVES.path(run_dir), document)
+
+
+def read_waves(run_dir: Path | str) -> dict[str, Any] | None:
+    """waves.json of a run folder, or ``None`` for a run of one wave (no file).
+
+    Raises:
+        DataValidationError: the file is not a JSON object.
+    """
+    path = WAVES.path(run_dir)
+    return _read_json_object(path, WAVES) if path.is_file() else None
 
 
 def write_engagement(run_dir: Path | str, engagement: pd.DataFrame) -> None:

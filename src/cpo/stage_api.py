@@ -77,6 +77,7 @@ class RunOptions:
             ``customers.columns`` of the config.
         encoding: ``--encoding`` of the customer file (``None`` = the config's).
         delimiter: ``--delimiter`` of the customer file (``None`` = the config's).
+        waves: ``--waves N``: overrides ``experiment.waves.count`` when set.
     """
 
     customers: Path | None = None
@@ -89,10 +90,11 @@ class RunOptions:
     column_map: tuple[tuple[str, str], ...] = ()
     encoding: str | None = None
     delimiter: str | None = None
+    waves: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form (paths as absolute strings)."""
-        return {
+        """JSON form (paths as absolute strings; ``waves`` only when given)."""
+        data = {
             "customers": _path_text(self.customers),
             "content": _path_text(self.content),
             "engagement": _path_text(self.engagement),
@@ -104,6 +106,9 @@ class RunOptions:
             "encoding": self.encoding,
             "delimiter": self.delimiter,
         }
+        if self.waves is not None:
+            data["waves"] = self.waves
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunOptions:
@@ -119,6 +124,7 @@ class RunOptions:
             column_map=tuple((data.get("column_map") or {}).items()),
             encoding=data.get("encoding"),
             delimiter=data.get("delimiter"),
+            waves=data.get("waves"),
         )
 
 

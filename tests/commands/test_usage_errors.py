@@ -58,6 +58,7 @@ CASES: dict[str, list[tuple[list[str], str]]] = {
         (["run", "--out", "{tmp}/a", "--resume", "{tmp}/b"], "exactly one of --out DIR"),
         (["run"], "exactly one of --out DIR"),
         (["run", "--out", "{tmp}/a", "--seed", "-1"], "'--seed'"),
+        (["run", "--out", "{tmp}/a", "--waves", "0"], "'--waves'"),
     ],
     "sample-data": [(["sample-data", "--customers", "0", "--out", "{tmp}/s"], "'--customers'")],
     "screen": [

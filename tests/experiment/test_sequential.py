@@ -294,3 +294,15 @@ def test_a_damaged_monitoring_file_is_one_clear_error(tmp_path: Path) -> None:
 def test_default_tau_is_the_configured_default() -> None:
     """The config default and the module default agree."""
     assert AnalysisSettings().sequential_tau == DEFAULT_TAU
+
+
+def test_a_change_of_engagement_source_starts_the_history_afresh() -> None:
+    """Simulated looks are dropped when real engagement arrives: the import is look 1."""
+    simulated = record_look(
+        None, replace(analysis(arms(1)), engagement_source="simulated"), tau=0.03
+    )
+    imported = replace(analysis(arms(2)), engagement_source="imported")
+    history = record_look(simulated, imported, tau=0.05)
+    assert [look.look for look in history.looks] == [1]
+    assert history.current.engagement_source == "imported"  # type: ignore[union-attr]
+    assert history.tau == 0.05

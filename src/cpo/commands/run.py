@@ -71,6 +71,13 @@ def _run_help() -> str:
     show_default=True,
     help="Fail on invalid customer rows, or set them aside in rejected.csv.",
 )
+@click.option(
+    "--waves",
+    type=click.IntRange(min=1),
+    help="Send in N adaptive waves: wave 1 with the design's allocation, later waves by "
+    "top-two Thompson sampling on the primary metric; the holdout is never mailed. "
+    "Offline (simulated engagement) only. Default: experiment.waves.count.",
+)
 @customer_file_options
 @click.option("--force", is_flag=True, help="Overwrite an earlier run in a non-empty --out folder.")
 @click.option(
@@ -91,6 +98,7 @@ def run_command(
     suppressions: Path | None,
     seed: int | None,
     on_invalid: str,
+    waves: int | None,
     column_map: dict[str, str],
     encoding: str | None,
     delimiter: str | None,
@@ -111,6 +119,8 @@ def run_command(
         options = _resume_options(
             resume_dir, customers, content, engagement, seed, on_invalid, orders, suppressions
         )
+        if waves is not None:
+            options = replace(_stored_options(resume_dir, options), waves=waves)
         options = _with_reading(resume_dir, options, column_map, encoding, delimiter)
         manifest = run_pipeline(resume_dir, config, options, resume=True, reporter=reporter)
         run_dir = resume_dir
@@ -122,6 +132,7 @@ def run_command(
             column_map=tuple(column_map.items()),
             encoding=encoding,
             delimiter=delimiter,
+            waves=waves,
         )
         assert out_dir is not None  # exactly_one: --out is given when --resume is not
         manifest = run_pipeline(out_dir, config, options, force=force, reporter=reporter)
@@ -187,6 +198,17 @@ def _resume_options(
         return None
     stored = RunOptions.from_dict(read_manifest(run_dir).get("options", {}))
     return replace(stored, **given)
+
+
+def _stored_options(run_dir: Path, options: RunOptions | None) -> RunOptions:
+    """``options``, or the run's stored options when no other flag was given."""
+    from cpo.run_folder import MANIFEST, read_manifest
+    from cpo.stage_api import RunOptions
+
+    if options is not None:
+        return options
+    present = MANIFEST.path(run_dir).is_file()
+    return RunOptions.from_dict(read_manifest(run_dir).get("options", {}) if present else {})
 
 
 def _with_reading(

@@ -22,9 +22,17 @@ from typing import Any
 
 import pandas as pd
 
-from cpo.errors import StageError
+from cpo.errors import CpoError, StageError
 from cpo.experiment.aggregate import SufficientStatistics, aggregate_file
 from cpo.experiment.analysis import analyze_document
+from cpo.experiment.cuped import (
+    RegressionAdjustment,
+    adjust_metrics,
+    covariate_columns,
+    join_covariates,
+    request_for,
+    unavailable,
+)
 from cpo.experiment.engagement import LAYOUT_COUNTS, counts_statistics
 from cpo.experiment.metrics import plan_from_config
 from cpo.experiment.moderators import (
@@ -36,7 +44,15 @@ from cpo.experiment.moderators import (
 )
 from cpo.experiment.next_test import plan_next_test
 from cpo.experiment.results import Coverage, MetricsDocument
+from cpo.experiment.sequential import (
+    Monitoring,
+    read_monitoring,
+    record_look,
+    sequential_summary,
+    write_monitoring,
+)
 from cpo.experiment.settings import HOLDOUT_ARM
+from cpo.experiment.wave_analysis import run_design, run_waves
 from cpo.run_folder import (
     ASSIGNMENTS,
     ENGAGEMENT,
@@ -45,8 +61,9 @@ from cpo.run_folder import (
     EXPERIMENT_DESIGN,
     METRICS,
     MODERATORS,
+    MONITORING,
 )
-from cpo.run_inputs import recorded_customers_path, valid_customer_copy
+from cpo.run_inputs import load_run_customers, recorded_customers_path, valid_customer_copy
 from cpo.runfiles import read_csv, read_json, write_json
 from cpo.stage_api import RunContext, StageBase, StageOutcome
 
@@ -60,7 +77,12 @@ class AnalyzeStage(StageBase):
 
     name = "analyze"
     description = "Analysing the experiment"
-    outputs = (METRICS.name, MODERATORS.name)
+    outputs = (METRICS.name, MODERATORS.name, MONITORING.name)
+
+    def outputs_written(self, ctx: RunContext) -> bool:
+        """metrics.json and moderators.json, and monitoring.json when monitoring is on."""
+        needed = [METRICS, MODERATORS] + ([MONITORING] if _sequential(ctx) else [])
+        return all(artifact.path(ctx.run_dir).is_file() for artifact in needed)
 
     def input_files(self, ctx: RunContext) -> list[Path]:
         """Engagement, design, engagement report, assignments and the customer file."""
@@ -76,7 +98,12 @@ class AnalyzeStage(StageBase):
             )
         report = _read_optional(ENGAGEMENT_REPORT.path(ctx.run_dir)) or {}
         metrics = self._metrics(ctx, engagement, report)
+        history = self._look(ctx, metrics)
+        if history is not None:
+            metrics = replace(metrics, sequential=history)
         write_json(METRICS.path(ctx.run_dir), metrics.to_dict())
+        if history is not None:
+            write_monitoring(ctx.run_dir, history)
         moderators = self._moderators(ctx, metrics, report)
         write_moderators(MODERATORS.path(ctx.run_dir), moderators)
         summary = summarize(metrics)
@@ -89,7 +116,7 @@ class AnalyzeStage(StageBase):
         self, ctx: RunContext, engagement: Path, report: dict[str, Any]
     ) -> MetricsDocument:
         """The analysis, with the assigned-versus-analysed coverage when assignments exist."""
-        design = _read_optional(EXPERIMENT_DESIGN.path(ctx.run_dir))
+        design = run_design(ctx.run_dir, _read_optional(EXPERIMENT_DESIGN.path(ctx.run_dir)))
         statistics = self._statistics(ctx, engagement, report)
         carried = [{**w, "source": "engagement"} for w in report.get("warnings", [])]
         metrics = analyze_document(
@@ -98,11 +125,27 @@ class AnalyzeStage(StageBase):
             engagement_source=report.get("engagement_source"),
             extra_warnings=carried,
         )
-        metrics = replace(metrics, next_test=plan_next_test(metrics.to_dict(), design or {}))
+        metrics = replace(
+            metrics,
+            next_test=plan_next_test(metrics.to_dict(), design or {}),
+            regression_adjustment=regression_adjustment(ctx, report, metrics),
+        )
+        metrics = replace(metrics, waves=run_waves(ctx.run_dir, engagement, report, metrics))
         assigned = _assigned_per_arm(ASSIGNMENTS.path(ctx.run_dir))
         if assigned is None:
             return metrics
         return replace(metrics, coverage=_coverage(assigned, metrics))
+
+    def _look(self, ctx: RunContext, metrics: MetricsDocument) -> Monitoring | None:
+        """The look history with this analysis added (None when monitoring is off)."""
+        if not _sequential(ctx):
+            return None
+        return record_look(
+            read_monitoring(ctx.run_dir),
+            metrics,
+            tau=ctx.config.experiment.analysis.sequential_tau,
+            source=str(MONITORING.path(ctx.run_dir)),
+        )
 
     def _statistics(
         self, ctx: RunContext, engagement: Path, report: dict[str, Any]
@@ -186,6 +229,43 @@ class AnalyzeStage(StageBase):
             ctx.log.warning(self.name, warning.code, channel=CHANNEL, message=warning.message)
 
 
+def _sequential(ctx: RunContext) -> bool:
+    """Whether the run's analysis monitors with always-valid inference."""
+    return bool(ctx.config.experiment.analysis.sequential)
+
+
+def regression_adjustment(
+    ctx: RunContext, report: dict[str, Any], metrics: MetricsDocument
+) -> RegressionAdjustment:
+    """Every comparison adjusted for the customers' pre-experiment covariates (CUPED).
+
+    engagement.csv (its flag columns) is joined by customer_id to the covariate
+    columns of the run's customers. Engagement imported as counts has no
+    per-recipient rows, so nothing can be adjusted: the section says why.
+    """
+    settings = ctx.config.experiment.analysis
+    if report.get("layout") == LAYOUT_COUNTS:
+        reason = (
+            f"the engagement was imported as counts per arm ({ENGAGEMENT_COUNTS.name}); "
+            "regression adjustment needs per-recipient engagement joined to the customers"
+        )
+        return unavailable(settings.variance_reduction, reason, metrics.primary_metric)
+    columns = covariate_columns(settings.covariates)
+    try:
+        customers = load_run_customers(ctx, columns)
+    except CpoError as error:
+        reason = f"the customer data could not be read again ({type(error).__name__})"
+        return unavailable(settings.variance_reduction, reason, metrics.primary_metric)
+    engagement = read_csv(
+        ENGAGEMENT.path(ctx.run_dir),
+        usecols=list(_ENGAGEMENT_COLUMNS),
+        dtype={"customer_id": str, "experiment_arm": str},
+        keep_default_na=False,
+    )
+    request = request_for(metrics.to_dict(), settings.covariates, settings.variance_reduction)
+    return adjust_metrics(join_covariates(engagement, customers, columns), request)
+
+
 def _read_optional(path: Path) -> dict[str, Any] | None:
     """A JSON artifact, or None when the file does not exist."""
     return read_json(path) if path.is_file() else None
@@ -215,23 +295,54 @@ def _coverage(assigned: dict[str, int], metrics: MetricsDocument) -> Coverage:
 
 def summarize(metrics: MetricsDocument) -> dict[str, Any]:
     """The manifest's ``analysis`` record: the primary metric's result per treatment arm."""
-    return metrics.summary().to_dict()
+    summary = metrics.summary().to_dict()
+    if metrics.sequential is not None:
+        summary["sequential"] = sequential_summary(metrics.sequential, metrics.primary_metric)
+    return summary
+
+
+def _result_text(result: dict[str, Any]) -> str:
+    """``treatment_1 +12.0% (adj. p 0.03, significant)``."""
+    lift = result["lift_percent"]
+    p = result["p_value_adjusted"]
+    return (
+        f"{result['arm']} {'n/a' if lift is None else f'{lift:+.1f}%'}"
+        f" (adj. p {'n/a' if p is None else f'{p:.3g}'}"
+        f"{', significant' if result['significant'] else ''})"
+    )
+
+
+def _estimate_note(summary: dict[str, Any]) -> str:
+    """Which estimate the line shows, and the other one (CUPED or unadjusted) beside it."""
+    results, other = summary["results"], summary.get("other_results") or []
+    if not results or not other:
+        return ""
+    shown = "CUPED-adjusted" if results[0].get("estimate") == "cuped" else "unadjusted"
+    label = "CUPED" if other[0].get("estimate") == "cuped" else "unadjusted"
+    return f" [{shown}; {label}: " + "; ".join(_result_text(r) for r in other) + "]"
 
 
 def summary_line(summary: dict[str, Any]) -> str:
     """One line for the terminal, e.g. ``click_rate: treatment_1 +12.0% (adj. p 0.03) ...``."""
-    parts = []
-    for result in summary["results"]:
-        lift = result["lift_percent"]
-        p = result["p_value_adjusted"]
-        parts.append(
-            f"{result['arm']} {'n/a' if lift is None else f'{lift:+.1f}%'}"
-            f" (adj. p {'n/a' if p is None else f'{p:.3g}'}"
-            f"{', significant' if result['significant'] else ''})"
-        )
+    parts = [_result_text(result) for result in summary["results"]]
     text = f"{summary['primary_metric']}: " + ("; ".join(parts) or "no treatment arm")
+    text += _estimate_note(summary)
+    if summary.get("sequential"):
+        text += "; " + sequential_line(summary["sequential"])
     if summary["srm_mismatch"]:
         text += "; SAMPLE-RATIO MISMATCH"
     if summary["engagement_source"] == "simulated":
         text += " [SIMULATED]"
     return text
+
+
+def sequential_line(record: dict[str, Any]) -> str:
+    """``always-valid (look 3): treatment_1 p 0.04, significant; ...`` for the terminal."""
+    parts = []
+    for result in record["results"]:
+        p = result["p_value_adjusted"]
+        parts.append(
+            f"{result['arm']} p {'n/a' if p is None else f'{p:.3g}'}"
+            f"{', significant' if result['significant'] else ''}"
+        )
+    return f"always-valid (look {record['look']}): " + ("; ".join(parts) or "no treatment arm")

@@ -224,6 +224,8 @@ class Look:
         counts_sha256: Hash of the counts and metrics analysed (a re-analysis
             of the same data is the same look).
         recipients: Recipients analysed.
+        engagement_source: ``simulated``, ``imported``, ... (a change of source
+            starts the history afresh: simulated looks say nothing about customers).
         arms: Arm -> counts (``sent``, ``opened``, ``clicked``, ``converted``).
         comparisons: Every comparison's always-valid result.
     """
@@ -232,6 +234,7 @@ class Look:
     computed_at: str
     counts_sha256: str
     recipients: int
+    engagement_source: str
     arms: Mapping[str, Mapping[str, int]]
     comparisons: tuple[SequentialComparison, ...]
 
@@ -247,6 +250,7 @@ class Look:
             computed_at=data["computed_at"],
             counts_sha256=data["counts_sha256"],
             recipients=data["recipients"],
+            engagement_source=data["engagement_source"],
             arms={arm: dict(counts) for arm, counts in data["arms"].items()},
             comparisons=tuple(SequentialComparison.from_dict(c) for c in data["comparisons"]),
         )
@@ -258,6 +262,7 @@ class Look:
             "computed_at": self.computed_at,
             "counts_sha256": self.counts_sha256,
             "recipients": self.recipients,
+            "engagement_source": self.engagement_source,
             "arms": {arm: dict(counts) for arm, counts in self.arms.items()},
             "comparisons": [c.to_dict() for c in self.comparisons],
         }
@@ -326,7 +331,9 @@ def record_look(
     """The history with the analysis ``metrics`` as its next look.
 
     A re-analysis of the data of the latest look (same counts, same metrics)
-    adds nothing: the history comes back unchanged.
+    adds nothing: the history comes back unchanged. When the engagement source
+    changes (simulated engagement, then a real import), the earlier looks are
+    dropped and this is look 1: simulated looks say nothing about customers.
 
     Args:
         history: The looks so far (None for the first look).
@@ -338,7 +345,12 @@ def record_look(
         ConfigError: ``tau`` or alpha differ from the history's (changing
             either mid-campaign voids the guarantees).
     """
-    history = history or Monitoring(METHOD, tau, metrics.alpha, ())
+    fresh = Monitoring(METHOD, tau, metrics.alpha, ())
+    if history is None or (
+        history.current is not None
+        and history.current.engagement_source != metrics.engagement_source
+    ):
+        history = fresh
     _check_same_settings(history, tau, metrics.alpha, source)
     arms = {name: dict(arm.counts) for name, arm in metrics.arms.items()}
     key = counts_key(arms, [c.metric for c in metrics.lift_analysis])
@@ -350,6 +362,7 @@ def record_look(
         computed_at=metrics.computed_at,
         counts_sha256=key,
         recipients=metrics.total_customers,
+        engagement_source=metrics.engagement_source,
         arms=arms,
         comparisons=_comparisons(metrics, previous, tau),
     )

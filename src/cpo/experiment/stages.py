@@ -28,7 +28,6 @@ from cpo import run_folder
 from cpo.errors import DataValidationError
 from cpo.events.formats import detect_format
 from cpo.events.imports import import_provider_events
-from cpo.experiment.assignment import assign
 from cpo.experiment.design import (
     Design,
     build_design,
@@ -56,7 +55,8 @@ from cpo.experiment.send_stage import (
 from cpo.experiment.sends import CONTACT_COLUMNS, SendList
 from cpo.experiment.settings import HOLDOUT_ARM
 from cpo.experiment.simulate import SIMULATION_COLUMNS, SOURCE_SIMULATED, simulate_engagement
-from cpo.logs import utc_now
+from cpo.experiment.wave_stage import assign_run, check_engagement_waves, simulate_waves
+from cpo.experiment.waves import WAVE_COLUMN
 from cpo.models import Variant
 from cpo.run_folder import (
     ENGAGEMENT_REPORT,
@@ -95,6 +95,7 @@ class AssignStage(StageBase):
     outputs = (
         run_folder.EXPERIMENT_DESIGN.name,
         run_folder.ASSIGNMENTS.name,
+        run_folder.WAVES.name,
         run_folder.SENDS.name,
         run_folder.SENDS_PARQUET.name,
         run_folder.WITHHELD.name,
@@ -114,12 +115,17 @@ class AssignStage(StageBase):
 
     def fingerprint_extra(self, ctx: RunContext) -> dict[str, Any]:
         """The audit log's decisions (approvals change them; this stage's merge entries do not)."""
-        return {"audit_decisions": decisions_fingerprint(SAFETY_AUDIT.path(ctx.run_dir))}
+        extra: dict[str, Any] = {
+            "audit_decisions": decisions_fingerprint(SAFETY_AUDIT.path(ctx.run_dir))
+        }
+        if ctx.options.waves is not None:
+            extra["waves"] = ctx.options.waves
+        return extra
 
     def outputs_written(self, ctx: RunContext) -> bool:
         """Design, assignments, withheld.csv and one form of the send list exist."""
         forms = {form.name for form in run_folder.SEND_LIST_FORMS}
-        fixed = [name for name in self.outputs if name not in forms]
+        fixed = [name for name in self.outputs if name not in forms | {run_folder.WAVES.name}]
         present = all(ctx.path(name).exists() for name in fixed)
         return present and run_folder.find_send_list(ctx.run_dir) is not None
 
@@ -134,7 +140,7 @@ class AssignStage(StageBase):
         design = self._design(ctx, segments, variants, decisions, customers)
         run_folder.write_design(ctx.run_dir, design.to_dict())
         self._log_design(ctx, design)
-        assignments = assign(segments, design, assigned_at=utc_now())
+        assignments = assign_run(ctx, segments, design, customers)
         run_folder.write_assignments(ctx.run_dir, assignments)
         by_id = {v.variant_id: v for v in variants}
         used = {vid for plan in design.segments for vid in plan.variant_ids.values()}
@@ -304,6 +310,7 @@ class EngageStage(StageBase):
         assignments = run_folder.read_assignments(ctx.run_dir)
         design = run_folder.read_design(ctx.run_dir)
         records: dict[str, Any] = {}
+        check_engagement_waves(assignments, importing=ctx.options.engagement is not None)
         if ctx.options.engagement is not None:
             frame, report, records["inputs"] = self._import(ctx, assignments)
         else:
@@ -378,13 +385,16 @@ class EngageStage(StageBase):
         self, ctx: RunContext, assignments: pd.DataFrame, design: dict[str, Any]
     ) -> tuple[pd.DataFrame, dict[str, Any]]:
         arm_tones = {arm["name"]: arm["tone"] for arm in design["arms"]}
-        result = simulate_engagement(
-            load_run_customers(ctx, list(SIMULATION_COLUMNS)),
-            assignments,
-            arm_tones,
-            ctx.config.experiment.simulation,
-            ctx.seed,
-        )
+        customers = load_run_customers(ctx, list(SIMULATION_COLUMNS))
+        holdout = None
+        if WAVE_COLUMN in assignments:
+            result, holdout = simulate_waves(
+                customers, assignments, arm_tones, ctx.config.experiment.simulation, ctx.seed
+            )
+        else:
+            result = simulate_engagement(
+                customers, assignments, arm_tones, ctx.config.experiment.simulation, ctx.seed
+            )
         counts = result.frame.groupby("experiment_arm")[["opened", "clicked", "converted"]].sum()
         report = {
             "engagement_source": result.source,
@@ -394,4 +404,6 @@ class EngageStage(StageBase):
             "warnings": result.warnings,
             "model": result.model,
         }
+        if holdout is not None:
+            report["holdout"] = holdout
         return result.frame, report

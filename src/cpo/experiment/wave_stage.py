@@ -1,0 +1,232 @@
+"""Adaptive waves inside ``cpo run`` (the assign and engage stages call these).
+
+With ``cpo run --waves N`` (or ``experiment.waves.count``) above 1 and no
+engagement file, the whole loop runs offline in the assign stage: wave 1 is
+assigned with the design's allocation, its engagement is simulated, the
+posterior of the primary metric allocates wave 2, and so on
+(:func:`cpo.experiment.waves.assign_waves`). ``assignments.csv`` then has a
+``wave`` column and ``waves.json`` records the plan and every wave's allocation.
+The engage stage simulates each wave with the same per-wave seed, so
+``engagement.csv`` holds exactly the responses the allocations saw, and it
+simulates the holdout's conversions without an email (their counts per wave go
+to ``engagement_report.json``). With one wave nothing here changes a file.
+
+Waves with imported engagement (send wave 1, import, send wave 2, ...) are not
+implemented: :func:`refuse_imported_waves` says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cpo import run_folder
+from cpo.errors import CpoError, DataValidationError
+from cpo.experiment import catalog
+from cpo.experiment.assignment import assign
+from cpo.experiment.design import Design
+from cpo.experiment.settings import CONTROL_ARM, HOLDOUT_ARM, SimulationSettings, WaveSettings
+from cpo.experiment.simulate import (
+    SIMULATION_COLUMNS,
+    SimulatedEngagement,
+    model_description,
+    response_probabilities,
+    simulate_engagement,
+    simulation_warnings,
+    true_effects,
+)
+from cpo.experiment.waves import WAVE_COLUMN, WaveRun, assign_waves
+from cpo.logs import utc_now
+from cpo.stage_api import RunContext
+
+METHOD = (
+    "wave 1: the design's allocation; later waves: control's fixed share, the rest by "
+    "top-two Thompson sampling (Russo 2020) on Beta posteriors of the primary metric, "
+    "with a minimum share per treatment arm; the holdout is fixed across waves and never mailed"
+)
+
+
+def wave_settings(ctx: RunContext) -> WaveSettings:
+    """``experiment.waves`` with ``--waves N`` laid over its count.
+
+    Raises:
+        CpoError: ``--waves`` is below 1, or the configured wave shares do not
+            match the count given on the command line.
+    """
+    settings = ctx.config.experiment.experiment.waves
+    count = ctx.options.waves
+    if count is None or count == settings.count:
+        return settings
+    if count < 1:
+        raise CpoError(f"--waves {count}: the number of waves must be 1 or more")
+    if settings.shares is not None:
+        raise CpoError(
+            f"--waves {count}: experiment.waves.shares gives {len(settings.shares)} wave sizes",
+            hint="set experiment.waves.count and shares together in the config, "
+            "or remove experiment.waves.shares to use equal waves",
+        )
+    return settings.model_copy(update={"count": count})
+
+
+def refuse_imported_waves(waves: int) -> None:
+    """Adaptive waves with an imported engagement file are not implemented yet.
+
+    Raises:
+        CpoError: always.
+    """
+    raise CpoError(
+        f"adaptive waves ({waves}) with imported engagement are not implemented yet: "
+        "every wave after the first is allocated on the responses of the waves before it, "
+        "and this run allocated them on simulated responses",
+        hint="run adaptive waves offline (without --engagement) to plan and study them, "
+        "or use one wave (--waves 1) for a real send",
+    )
+
+
+def assign_run(
+    ctx: RunContext, segments: pd.DataFrame, design: Design, customers: pd.DataFrame
+) -> pd.DataFrame:
+    """The run's assignments: one wave as always, or the offline loop of adaptive waves."""
+    settings = wave_settings(ctx)
+    if settings.count == 1:
+        run_folder.WAVES.path(ctx.run_dir).unlink(missing_ok=True)  # a stale one from --force
+        return assign(segments, design, assigned_at=utc_now())
+    if ctx.options.engagement is not None:
+        refuse_imported_waves(settings.count)
+    primary = catalog.metric(ctx.config.experiment.analysis.primary_metric)
+    simulation = ctx.config.experiment.simulation
+    history = customers[["customer_id", *SIMULATION_COLUMNS]]
+    arm_tones = {arm.name: arm.tone for arm in design.arms}
+
+    def respond(wave: int, rows: pd.DataFrame) -> pd.DataFrame:
+        return simulate_engagement(
+            history, rows, arm_tones, simulation, wave_seed(ctx.seed, wave)
+        ).frame
+
+    run = assign_waves(
+        segments[["customer_id", "segment"]],
+        design,
+        settings,
+        respond,
+        (primary.outcome, primary.among),
+        ctx.seed,
+        assigned_at=utc_now(),
+    )
+    run_folder.write_waves(ctx.run_dir, waves_document(run, settings, design, primary.name))
+    return run.assignments
+
+
+def wave_seed(seed: int, wave: int) -> int:
+    """The simulation seed of one wave, derived from the run seed and the wave."""
+    return int(np.random.SeedSequence([seed, wave]).generate_state(1, dtype=np.uint32)[0])
+
+
+def waves_document(
+    run: WaveRun, settings: WaveSettings, design: Design, primary_metric: str
+) -> dict[str, Any]:
+    """The JSON form of ``waves.json``."""
+    frame = run.assignments
+    allocations = []
+    for allocation in run.allocations:
+        rows = frame.loc[frame[WAVE_COLUMN] == allocation.wave, "experiment_arm"]
+        counts = rows.value_counts()
+        allocations.append(
+            {
+                **allocation.to_dict(),
+                "customers": len(rows),
+                "holdout": int(counts.get(HOLDOUT_ARM, 0)),
+                "recipients": {arm: int(counts.get(arm, 0)) for arm in allocation.shares},
+                "responses": run.observed[allocation.wave],
+            }
+        )
+    return {
+        "count": settings.count,
+        "primary_metric": primary_metric,
+        "method": METHOD,
+        "engagement_source": "simulated",
+        "sizes": run.sizes,
+        "shares": settings.shares,
+        "control_share": allocations[-1]["shares"].get(CONTROL_ARM),
+        "min_share": settings.min_share,
+        "top_two_beta": settings.top_two_beta,
+        "posterior_draws": settings.posterior_draws,
+        "holdout_share": design.holdout_share,
+        "allocations": allocations,
+    }
+
+
+def simulate_waves(
+    customers: pd.DataFrame,
+    assignments: pd.DataFrame,
+    arm_tones: Mapping[str, str],
+    settings: SimulationSettings,
+    seed: int,
+) -> tuple[SimulatedEngagement, dict[str, Any]]:
+    """Simulate every wave as the assign stage's loop did, and the holdout's conversions.
+
+    Returns:
+        The recipients' engagement (wave after wave) and the holdout record of
+        ``engagement_report.json``: per wave, customers and simulated conversions.
+    """
+    waves = assignments[WAVE_COLUMN].astype(int).to_numpy()
+    frames, holdout = [], {}
+    for wave in sorted(set(waves.tolist())):
+        rows = assignments.loc[waves == wave]
+        seed_k = wave_seed(seed, wave)
+        frames.append(simulate_engagement(customers, rows, arm_tones, settings, seed_k).frame)
+        holdout[str(wave)] = _holdout_conversions(customers, rows, arm_tones, settings, seed_k)
+    recipients = assignments.loc[assignments["experiment_arm"] != HOLDOUT_ARM]
+    model = model_description(customers, settings, arm_tones, seed)
+    model["waves"] = "each wave is simulated with its own seed, derived from (seed, wave)"
+    model["true_effects"] = true_effects(
+        response_probabilities(customers, recipients, arm_tones, settings)
+    )
+    engagement = SimulatedEngagement(
+        pd.concat(frames, ignore_index=True),
+        model,
+        simulation_warnings(assignments, arm_tones, settings),
+    )
+    record = {
+        "metric": "conversion_rate",
+        "engagement_source": "simulated",
+        "organic_conversion_share": settings.organic_conversion_share,
+        "by_wave": holdout,
+    }
+    return engagement, record
+
+
+def _holdout_conversions(
+    customers: pd.DataFrame,
+    rows: pd.DataFrame,
+    arm_tones: Mapping[str, str],
+    settings: SimulationSettings,
+    seed: int,
+) -> dict[str, int]:
+    """Customers and simulated conversions of one wave's holdout (no email sent)."""
+    held = rows.loc[rows["experiment_arm"] == HOLDOUT_ARM]
+    if held.empty:
+        return {"customers": 0, "converted": 0}
+    as_control = held.assign(experiment_arm=CONTROL_ARM)
+    probs = response_probabilities(customers, as_control, arm_tones, settings)
+    p = probs["p_convert"].to_numpy() * settings.organic_conversion_share
+    rng = np.random.default_rng([seed, 1])
+    return {"customers": len(held), "converted": int((rng.random(len(p)) < p).sum())}
+
+
+def check_engagement_waves(assignments: pd.DataFrame, importing: bool) -> None:
+    """Refuse to import engagement into a run whose assignments come from adaptive waves.
+
+    Raises:
+        CpoError: ``importing`` and assignments.csv has a wave column.
+    """
+    if importing and WAVE_COLUMN in assignments:
+        waves = pd.to_numeric(assignments[WAVE_COLUMN], errors="coerce")
+        if waves.isna().any():
+            raise DataValidationError(
+                f"{run_folder.ASSIGNMENTS.name}: the {WAVE_COLUMN} column has non-numbers",
+                hint=run_folder.ASSIGNMENTS.rewrite_hint,
+            )
+        refuse_imported_waves(int(waves.max()))
