@@ -33,6 +33,12 @@ DASH = "-"
     help=f"{run_folder.EXPERIMENT_DESIGN.name} for expected arm shares, tones and the planned "
     f"power. Default: {run_folder.EXPERIMENT_DESIGN.name} beside FILE, if there is one.",
 )
+@click.option(
+    "--customers",
+    type=click.Path(path_type=Path),
+    help="Customer file (CSV or Parquet) whose pre-experiment columns (analysis.covariates) "
+    "adjust the lifts (CUPED). Default: the run's customer copy beside FILE, if there is one.",
+)
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics.json document.")
 @click.option(
@@ -47,6 +53,7 @@ def analyze_command(
     engagement_file: Path,
     assignments: Path | None,
     design: Path | None,
+    customers: Path | None,
     config_dir: Path | None,
     as_json: bool,
     out_file: Path | None,
@@ -61,7 +68,9 @@ def analyze_command(
     assignments (counts are then checked against the run's arms, segments and
     sizes). Prints rates with Wilson intervals, lifts
     with Newcombe intervals and multiplicity-adjusted p-values, the
-    sample-ratio check, power and warnings; --json prints the full document.
+    sample-ratio check, power and warnings; beside each lift, the lift adjusted
+    for pre-experiment covariates (CUPED) when customer data is available;
+    --json prints the full document.
     """
     from cpo.config import load_config
     from cpo.experiment.metrics import analyze_file
@@ -70,7 +79,13 @@ def analyze_command(
     if design is None and (engagement_file.parent / run_folder.EXPERIMENT_DESIGN.name).is_file():
         design = engagement_file.parent / run_folder.EXPERIMENT_DESIGN.name
     config = load_config(config_dir)
-    metrics = analyze_file(engagement_file, assignments=assignments, design=design, config=config)
+    metrics = analyze_file(
+        engagement_file,
+        assignments=assignments,
+        design=design,
+        config=config,
+        customers=customers,
+    )
     if out_file is not None:
         write_json(out_file, metrics)
     if as_json:
@@ -125,7 +140,40 @@ def p_text(value: float | None) -> str:
 
 def build_sections(metrics: dict[str, Any]) -> list[Section]:
     """The tables of the human-readable output."""
-    return [_arms_section(metrics), _lifts_section(metrics), _segments_section(metrics)]
+    sections = [_arms_section(metrics), _lifts_section(metrics)]
+    adjustment = metrics.get("regression_adjustment")
+    if adjustment and adjustment["comparisons"]:
+        sections.append(_adjusted_section(adjustment))
+    return [*sections, _segments_section(metrics)]
+
+
+def _adjusted_section(adjustment: dict[str, Any]) -> Section:
+    """Unadjusted and CUPED-adjusted difference per arm and metric, with the variance reduction."""
+    rows = []
+    for record in adjustment["comparisons"]:
+        adjusted, unadjusted = record["adjusted"], record["unadjusted"]
+        reduction = record["variance_reduction"]
+        rows.append((
+            record["treatment_arm"],
+            record["metric"],
+            _difference_text(unadjusted),
+            _difference_text(adjusted),
+            DASH if record["relative_lift"] is None else f"{100 * record['relative_lift']:+.1f}% "
+            + bounds({"lower": record["relative_lower"], "upper": record["relative_upper"]}),
+            f"{p_text(adjusted['p_value'])} / {p_text(record['p_value_adjusted'])}",
+            DASH if reduction is None else f"{reduction:+.1%}",
+            ", ".join(record["covariates"]),
+        ))  # fmt: skip
+    headers = ("arm", "metric", "unadjusted [CI]", "CUPED [CI]", "CUPED lift % [CI]",
+               "p / adj. p", "var. reduction", "covariates")  # fmt: skip
+    return Section("Regression adjustment (CUPED, HC2 errors)", headers, tuple(rows))
+
+
+def _difference_text(estimate: dict[str, Any]) -> str:
+    """``+1.20 [-0.40, 2.80] pp``, or the reason when undefined."""
+    if estimate["difference"] is None:
+        return f"n/a ({estimate['reason']})"
+    return f"{100 * estimate['difference']:+.2f} " + bounds(estimate, unit=" pp")
 
 
 def _arms_section(metrics: dict[str, Any]) -> Section:
@@ -226,6 +274,11 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
             f"power for a {metrics['power']['expected_relative_lift']:.0%} lift "
             f"{percent(power['achieved_power'], 0)}"
         )
+    adjustment = metrics.get("regression_adjustment")
+    if adjustment:
+        reason = f" ({adjustment['reason']})" if adjustment["reason"] else ""
+        lines.append(f"regression adjustment: {adjustment['decision']}{reason}")
+        lines += [f"regression adjustment: {note}" for note in adjustment["notes"]]
     lines += [f"warning [{w['code']}]: {w['message']}" for w in metrics["warnings"]]
     return lines
 

@@ -634,6 +634,33 @@ class AdjustmentRequest:
     setting: str = CUPED
 
 
+def request_for(
+    document: Mapping[str, Any], covariates: Mapping[str, Sequence[str]], setting: str
+) -> AdjustmentRequest:
+    """The request that adjusts every comparison of a metrics document (its dict form).
+
+    Args:
+        document: ``metrics.json`` content (metrics, control arm, arms, levels).
+        covariates: ``analysis.covariates``.
+        setting: ``analysis.variance_reduction``.
+    """
+    control = str(document["control_arm"])
+    return AdjustmentRequest(
+        metrics=[document["primary_metric"], *document["secondary_metrics"]],
+        covariates=covariates,
+        control_arm=control,
+        treatment_arms=[arm for arm in document["arms"] if arm != control],
+        confidence=float(document["confidence_level"]),
+        alpha=float(document["alpha"]),
+        setting=setting,
+    )
+
+
+def covariate_columns(covariates: Mapping[str, Sequence[str]]) -> list[str]:
+    """Every customer column that some metric is adjusted for, sorted."""
+    return sorted({column for columns in covariates.values() for column in columns})
+
+
 def adjust_metrics(records: pd.DataFrame, request: AdjustmentRequest) -> RegressionAdjustment:
     """CUPED-adjusted comparisons of every metric and treatment arm.
 
@@ -703,6 +730,22 @@ def _metric_comparisons(
     ]
 
 
+def join_covariates(
+    engagement: pd.DataFrame, customers: pd.DataFrame, columns: Sequence[str]
+) -> pd.DataFrame:
+    """Per-recipient engagement with the customers' covariate columns, joined by ``customer_id``.
+
+    A hash join on the columns (no per-row Python); recipients without a
+    customer record get NaN, handled as missing values. Columns the customer
+    data lacks are left out (:func:`adjust_metrics` notes them).
+    """
+    present = [c for c in dict.fromkeys(columns) if c in customers.columns and c != "customer_id"]
+    table = customers.drop_duplicates("customer_id").set_index("customer_id")[present]
+    joined = table.reindex(engagement["customer_id"].astype(str).to_numpy())
+    records = engagement.reset_index(drop=True)
+    return records.assign(**{c: joined[c].to_numpy() for c in present})
+
+
 def metric_outcome(records: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray]:
     """The metric's 0/1 outcome and the rows it is measured among.
 
@@ -710,15 +753,23 @@ def metric_outcome(records: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.n
     """
     definition = catalog.metric(metric)
     flags = {
-        name: records[name].to_numpy(dtype=bool)
-        for name in ("opened", "clicked", "converted")
-        if name in records.columns
+        name: _flag(records[name]) for name in ("opened", "clicked", "converted") if name in records
     }
     if "opened" in flags and "clicked" in flags:
         flags["opened"] = flags["opened"] | flags["clicked"]
     outcome = flags[definition.outcome]
     rows = np.flatnonzero(flags[definition.among]) if definition.among else np.arange(len(records))
     return outcome[rows].astype(float), rows
+
+
+def _flag(values: pd.Series) -> np.ndarray:
+    """A validated 0/1 or true/false column as booleans (text as ``cpo analyze`` accepts it)."""
+    if pd.api.types.is_bool_dtype(values.dtype) and not values.hasnans:
+        return values.to_numpy(dtype=bool)
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        return values.to_numpy(dtype=float, na_value=0.0) == 1
+    text = values.astype("string").str.strip().str.lower()
+    return text.isin({"1", "1.0", "true", "t", "yes", "y"}).to_numpy(dtype=bool)
 
 
 def covariate_matrix(

@@ -82,6 +82,7 @@ def analyze_file(
     assignments: Path | str | None = None,
     design: Path | str | None = None,
     config: Any = None,
+    customers: Path | str | None = None,
 ) -> dict[str, Any]:
     """Analyse an engagement file, as ``cpo analyze`` does.
 
@@ -102,6 +103,11 @@ def analyze_file(
         assignments: ``assignments.csv`` to join to (optional).
         design: ``experiment_design.json`` for expected shares, tones and power.
         config: As for :func:`calculate_metrics`.
+        customers: Customer file (CSV or Parquet, validated as ``cpo run`` does)
+            whose covariate columns the regression adjustment (CUPED) joins by
+            ``customer_id``. Default: the run's validated customer copy beside
+            ``path``, if there is one. Without customer data the document's
+            ``regression_adjustment`` says why nothing was adjusted.
 
     Raises:
         DataValidationError: a file is missing or invalid.
@@ -113,21 +119,102 @@ def analyze_file(
     plan, config_warnings = _plan_and_warnings(config, design_data)
     assignment_rows = _read_assignments(Path(assignments)) if assignments is not None else None
     if is_counts_file(path):
-        return _analyze_counts(Path(path), plan, config_warnings, assignment_rows, design_data)
+        counted = _analyze_counts(Path(path), plan, config_warnings, assignment_rows, design_data)
+        return _with_adjustment(counted, plan.settings, None, reason=_COUNTS_REASON)
     if assignment_rows is None:
         statistics = aggregate_file(path)
         _refuse_empty_counts_run(Path(path), statistics)
-        return analyze(statistics, plan, extra_warnings=config_warnings)
+        metrics = analyze(statistics, plan, extra_warnings=config_warnings)
+        table = _customer_covariates(Path(path), customers, plan.settings)
+        if table is None:
+            return _with_adjustment(metrics, plan.settings, None, reason=_NO_CUSTOMERS_REASON)
+        return _with_adjustment(metrics, plan.settings, _recipient_rows(Path(path)), table)
     imported = import_engagement(Path(path), assignment_rows)
     # A per-recipient export gives one row per assignment row it matched (repeated rows
     # are combined, a repeated assignment id matches only its first row): no id can repeat.
     unique_ids = imported.layout == "recipients"
-    return analyze(
+    metrics = analyze(
         aggregate_records(imported.frame, source=str(path), check_duplicates=not unique_ids),
         plan,
         engagement_source=imported.source,
         extra_warnings=[*imported.warnings, *config_warnings],
     )
+    table = _customer_covariates(Path(path), customers, plan.settings)
+    if table is None:
+        return _with_adjustment(metrics, plan.settings, None, reason=_NO_CUSTOMERS_REASON)
+    return _with_adjustment(metrics, plan.settings, imported.frame, table)
+
+
+_COUNTS_REASON = (
+    "the engagement is counts per arm (no per-recipient rows); regression adjustment needs "
+    "per-recipient engagement joined to the customers"
+)
+_NO_CUSTOMERS_REASON = (
+    "no customer data: pass --customers FILE (with customer_id and the covariate columns) "
+    "to adjust for pre-experiment covariates"
+)
+
+
+def _with_adjustment(
+    metrics: dict[str, Any],
+    settings: AnalysisSettings,
+    records: pd.DataFrame | None,
+    customers: pd.DataFrame | None = None,
+    *,
+    reason: str = "",
+) -> dict[str, Any]:
+    """The metrics dict with its ``regression_adjustment`` section (:mod:`cpo.experiment.cuped`)."""
+    from cpo.experiment import cuped
+    from cpo.experiment.results import json_safe
+
+    if records is None or customers is None:
+        section = cuped.unavailable(settings.variance_reduction, reason, metrics["primary_metric"])
+    elif "customer_id" not in records.columns:
+        no_ids = "the engagement has no customer_id column to join the customers' covariates by"
+        section = cuped.unavailable(settings.variance_reduction, no_ids, metrics["primary_metric"])
+    else:
+        columns = cuped.covariate_columns(settings.covariates)
+        request = cuped.request_for(metrics, settings.covariates, settings.variance_reduction)
+        section = cuped.adjust_metrics(cuped.join_covariates(records, customers, columns), request)
+    return {**metrics, "regression_adjustment": json_safe(section.to_dict())}
+
+
+def _customer_covariates(
+    engagement: Path, customers: Path | str | None, settings: AnalysisSettings
+) -> pd.DataFrame | None:
+    """customer_id and the covariate columns: from ``customers``, else the run's copy beside."""
+    from cpo.experiment.cuped import covariate_columns
+
+    columns = ["customer_id", *covariate_columns(settings.covariates)]
+    if customers is not None:
+        from cpo.customers import load_customers
+
+        frame = load_customers(customers).frame
+        frame["customer_id"] = frame["customer_id"].astype(str)
+        return frame[[c for c in columns if c in frame.columns]]
+    copy = run_folder.read_customer_copy(engagement.parent, columns)
+    if copy is None:
+        return None
+    copy.frame["customer_id"] = copy.frame["customer_id"].astype(str)
+    return copy.frame
+
+
+def _recipient_rows(path: Path) -> pd.DataFrame:
+    """The per-recipient columns the regression adjustment reads (CSV or Parquet)."""
+    wanted = ("customer_id", "experiment_arm", "opened", "clicked", "converted")
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        names = pq.ParquetFile(path).schema_arrow.names
+        frame = pd.read_parquet(path, columns=[c for c in wanted if c in names])
+    else:
+        frame = pd.read_csv(
+            path,
+            usecols=lambda column: column in wanted,
+            dtype={"customer_id": str, "experiment_arm": str},
+            keep_default_na=False,
+        )
+    return frame.assign(experiment_arm=frame["experiment_arm"].astype(str).str.strip())
 
 
 def _refuse_empty_counts_run(path: Path, statistics: SufficientStatistics) -> None:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cpo.experiment.cuped import AdjustedComparison, RegressionAdjustment
 from cpo.experiment.next_test import NextTest
 from cpo.experiment.sequential import Monitoring
 from cpo.run_folder import METRICS, read_versioned
@@ -806,6 +807,8 @@ class PrimaryResult:
         ci_upper: Upper bound of the difference's interval.
         p_value_adjusted: Holm-adjusted p-value.
         significant: ``p_value_adjusted < alpha``.
+        estimate: ``unadjusted`` or ``cuped`` (regression-adjusted, see
+            :mod:`cpo.experiment.cuped`): which estimate these numbers are.
     """
 
     arm: str
@@ -816,6 +819,23 @@ class PrimaryResult:
     ci_upper: float | None
     p_value_adjusted: float | None
     significant: bool | None
+    estimate: str = "unadjusted"
+
+    @classmethod
+    def adjusted(cls, record: AdjustedComparison, tone: str | None) -> PrimaryResult:
+        """The primary result of a CUPED-adjusted comparison."""
+        lift = record.relative_lift
+        return cls(
+            arm=record.treatment_arm,
+            tone=tone,
+            lift_absolute=record.adjusted.difference,
+            lift_percent=None if lift is None else 100 * lift,
+            ci_lower=record.adjusted.lower,
+            ci_upper=record.adjusted.upper,
+            p_value_adjusted=record.p_value_adjusted,
+            significant=record.significant,
+            estimate="cuped",
+        )
 
     def to_dict(self) -> JsonDict:
         """The JSON form."""
@@ -828,6 +848,7 @@ class PrimaryResult:
             "ci_upper": self.ci_upper,
             "p_value_adjusted": self.p_value_adjusted,
             "significant": self.significant,
+            "estimate": self.estimate,
         }
 
 
@@ -839,9 +860,12 @@ class AnalysisSummary:
         primary_metric: The confirmatory metric.
         engagement_source: Where the engagement came from.
         recipients: Recipients analysed.
-        results: The primary metric's result per treatment arm.
+        results: The primary metric's result per treatment arm: the estimate the
+            decision uses (``estimate`` says which).
         srm_mismatch: The sample-ratio check failed (None when it could not run).
         warnings: Codes of the document's warnings, sorted.
+        other_results: The other estimate per arm, for comparison (CUPED-adjusted
+            when the decision is unadjusted and the reverse; empty without one).
     """
 
     primary_metric: str
@@ -850,6 +874,7 @@ class AnalysisSummary:
     results: tuple[PrimaryResult, ...]
     srm_mismatch: bool | None
     warnings: tuple[str, ...]
+    other_results: tuple[PrimaryResult, ...] = ()
 
     def to_dict(self) -> JsonDict:
         """The JSON form."""
@@ -860,6 +885,7 @@ class AnalysisSummary:
             "results": [r.to_dict() for r in self.results],
             "srm_mismatch": self.srm_mismatch,
             "warnings": list(self.warnings),
+            "other_results": [r.to_dict() for r in self.other_results],
         }
 
 
@@ -896,6 +922,9 @@ class MetricsDocument:
             nothing is comparable).
         sequential: Always-valid p-values and confidence sequences with the look
             history (only with ``analysis.sequential: true``).
+        regression_adjustment: Every comparison adjusted for pre-experiment covariates
+            (CUPED) beside the unadjusted one, and which the decision uses (None in
+            documents written before it existed).
         schema_version: Layout version of the document.
     """
 
@@ -920,19 +949,38 @@ class MetricsDocument:
     coverage: Coverage | None = None
     next_test: NextTest | None = None
     sequential: Monitoring | None = None
+    regression_adjustment: RegressionAdjustment | None = None
     schema_version: int = SCHEMA_VERSION
 
     def comparisons(self, metric: str) -> list[Comparison]:
         """The overall comparisons of one metric, in arm order."""
         return [record for record in self.lift_analysis if record.metric == metric]
 
+    def decision_adjustments(self) -> dict[str, AdjustedComparison]:
+        """Treatment arm -> the CUPED comparison the primary decision uses (empty: unadjusted)."""
+        section = self.regression_adjustment
+        if section is None or not section.used_for_decision:
+            return {}
+        return {c.treatment_arm: c for c in section.comparisons_of(self.primary_metric)}
+
+    def _cuped_results(self) -> list[PrimaryResult]:
+        """The primary metric's CUPED-adjusted result per treatment arm (empty without them)."""
+        section = self.regression_adjustment
+        if section is None:
+            return []
+        results = []
+        for record in section.comparisons_of(self.primary_metric):
+            arm = self.arms.get(record.treatment_arm)
+            results.append(PrimaryResult.adjusted(record, arm.tone if arm else None))
+        return results
+
     def summary(self) -> AnalysisSummary:
         """The primary metric's result per treatment arm (the manifest's ``analysis`` record)."""
-        results = []
+        unadjusted = []
         for record in self.comparisons(self.primary_metric):
             arm = self.arms.get(record.treatment_arm)
             interval = record.significance.confidence_interval
-            results.append(
+            unadjusted.append(
                 PrimaryResult(
                     arm=record.treatment_arm,
                     tone=arm.tone if arm else None,
@@ -944,6 +992,9 @@ class MetricsDocument:
                     significant=record.significance.significant,
                 )
             )
+        cuped = self._cuped_results()
+        used = bool(self.decision_adjustments())
+        results, other = (cuped, unadjusted) if used else (unadjusted, cuped)
         return AnalysisSummary(
             primary_metric=self.primary_metric,
             engagement_source=self.engagement_source,
@@ -951,6 +1002,7 @@ class MetricsDocument:
             results=tuple(results),
             srm_mismatch=self.srm.mismatch,
             warnings=tuple(sorted({w.code for w in self.warnings})),
+            other_results=tuple(other),
         )
 
     @classmethod
@@ -962,6 +1014,7 @@ class MetricsDocument:
         """
         coverage = data.get("coverage")
         next_test = data.get("next_test")
+        adjustment = data.get("regression_adjustment")
         sequential = data.get("sequential")
         return cls(
             schema_version=data["schema_version"],
@@ -980,6 +1033,9 @@ class MetricsDocument:
             warnings=tuple(AnalysisWarning.from_dict(w) for w in data["warnings"]),
             coverage=None if coverage is None else Coverage.from_dict(coverage),
             next_test=None if next_test is None else NextTest.from_dict(next_test),
+            regression_adjustment=(
+                None if adjustment is None else RegressionAdjustment.from_dict(adjustment)
+            ),
             sequential=None if sequential is None else Monitoring.from_dict(sequential),
         )
 
@@ -1008,6 +1064,8 @@ class MetricsDocument:
             document["coverage"] = self.coverage.to_dict()
         if self.next_test is not None:
             document["next_test"] = self.next_test.to_dict()
+        if self.regression_adjustment is not None:
+            document["regression_adjustment"] = self.regression_adjustment.to_dict()
         if self.sequential is not None:
             document["sequential"] = self.sequential.to_dict()
         return json_safe(document)
