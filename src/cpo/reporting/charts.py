@@ -183,6 +183,71 @@ def bar_chart(
     return _svg(box.top + box.height + 42.0, "".join(parts), description or xlabel)
 
 
+#: Fill colours of the parts of a stacked bar, in series order (control first).
+SERIES_COLOURS = ("#6b7b8c", "#1b6ca8", "#e08a2c", "#3a9a5b", "#8e5aa8", "#b5412b", "#c7a636")
+
+
+def stacked_bar_chart(
+    labels: Sequence[str],
+    series: Sequence[str],
+    shares: Sequence[Sequence[float]],
+    *,
+    xlabel: str,
+    description: str = "",
+) -> str:
+    """One horizontal bar per label, split into the series' shares (each row sums to 1).
+
+    Args:
+        labels: One label per bar (top to bottom), e.g. waves.
+        series: The parts, in order (a legend is drawn below the bars).
+        shares: Per bar, the share of each series (0..1).
+        xlabel: Axis label.
+        description: Accessible description.
+
+    Returns:
+        An inline SVG string ("" when there is nothing to draw).
+    """
+    if not labels or not series:
+        return ""
+    label_width = _label_width(list(labels), FONT * 0.9)
+    box = _Box(label_width, 6.0, WIDTH - label_width - 14.0, ROW_HEIGHT * len(labels), 0.0, 1.0)
+    parts = [_x_axis(box, [0.0, 0.25, 0.5, 0.75, 1.0], xlabel)]
+    for i, (label, row) in enumerate(zip(labels, shares, strict=True)):
+        y = box.top + ROW_HEIGHT * (i + 0.5)
+        parts.append(_text(box.left - 6, y + 4, label, size=FONT * 0.9, anchor="end"))
+        start = 0.0
+        for j, share in enumerate(row):
+            colour = SERIES_COLOURS[j % len(SERIES_COLOURS)]
+            width = box.x(start + share) - box.x(start)
+            parts.append(
+                f'<rect x="{_n(box.x(start))}" y="{_n(y - 8)}" width="{_n(width)}" height="16" '
+                f'fill="{colour}"/>'
+            )
+            if share >= 0.08:
+                middle = box.x(start + share / 2)
+                parts.append(
+                    _text(
+                        middle,
+                        y + 4,
+                        f"{share:.0%}",
+                        size=FONT * 0.8,
+                        anchor="middle",
+                        fill="#ffffff",
+                    )
+                )
+            start += share
+    legend_y = box.top + box.height + 50.0
+    x = box.left
+    for j, name in enumerate(series):
+        colour = SERIES_COLOURS[j % len(SERIES_COLOURS)]
+        parts.append(
+            f'<rect x="{_n(x)}" y="{_n(legend_y - 9)}" width="10" height="10" fill="{colour}"/>'
+        )
+        parts.append(_text(x + 14, legend_y, name, size=FONT * 0.85))
+        x += 24 + len(name) * FONT * 0.85 * _CHAR_WIDTH
+    return _svg(legend_y + 10.0, "".join(parts), description or xlabel)
+
+
 # --------------------------------------------------------------------------
 # Drawing
 # --------------------------------------------------------------------------

@@ -346,6 +346,43 @@ if result is not None:
 """
 
 
+_WAVES = """\
+# Adaptive waves: each wave's allocation (waves.json) and the wave-stratified decision
+# and the holdout's incremental lift (metrics.json), as the run recorded them.
+plan = json.loads((RUN / "waves.json").read_text(encoding="utf-8"))
+section = metrics["waves"]
+arms = list(plan["allocations"][0]["shares"])
+display(Table(
+    {"wave": a["wave"], "method": a["method"], "customers": a["customers"],
+     "holdout": a["holdout"], **{arm: round(a["shares"][arm], 3) for arm in arms}}
+    for a in plan["allocations"]
+))
+display(SVG(charts.stacked_bar_chart(
+    [f"wave {a['wave']}" for a in plan["allocations"]], arms,
+    [[a["shares"][arm] for arm in arms] for a in plan["allocations"]],
+    xlabel="share of the wave's recipients",
+)))
+display(Table(section["comparisons"], ["arm", "difference", "ci_lower", "ci_upper",
+                                       "p_value_adjusted", "significant", "pooled_difference"]))
+if section["holdout"] is not None:
+    display(Table([section["holdout"]], ["mailed", "holdout", "mailed_rate", "holdout_rate",
+                                         "difference", "ci_lower", "ci_upper", "p_value"]))
+"""
+
+
+def _wave_cells() -> list[nbformat.NotebookNode]:
+    """A run of adaptive waves: allocations, the stratified decision and the holdout."""
+    return [
+        new_markdown_cell(
+            "## Adaptive waves\n\nWave 1 used the planned allocation; later waves were "
+            "allocated by top-two Thompson sampling on the primary metric. The decision uses the "
+            "per-wave differences weighted by wave size (pooling waves would be biased); the "
+            "holdout, never mailed, gives the whole program's incremental lift."
+        ),
+        new_code_cell(_WAVES),
+    ]
+
+
 def _truth_cells() -> list[nbformat.NotebookNode]:
     """A simulated run's check: estimates against the simulator's true effects."""
     return [
@@ -475,6 +512,8 @@ def write_notebook(run_dir: Path, run_id: str, simulated: bool, *, execute: bool
             error output so the failing cell can be inspected.
     """
     notebook = build_notebook(run_id, simulated)
+    if run_folder.WAVES.path(run_dir).is_file():
+        notebook.cells.extend(_wave_cells())
     error = execute_notebook(notebook, run_dir) if execute else None
     target = run_dir / run_folder.REPORT_NOTEBOOK.name
     with atomic_open(target) as handle:

@@ -6,7 +6,8 @@ plain dicts the template lays out. They present what the artifacts recorded:
 nothing is re-estimated and no analysis setting is defaulted here (see
 :mod:`.common`). Modules, in the report's order: ``summary``, ``design``,
 ``results``, ``segments``, ``quality``, ``safety``, ``citations``, ``explain``,
-``variants``, ``operations``, ``appendix``; ``common`` holds what they share.
+``variants``, ``operations``, ``appendix``; ``waves`` is a block of the
+results section shown only for adaptive waves; ``common`` holds what they share.
 """
 
 from cpo.reporting.sections import (
@@ -22,6 +23,7 @@ from cpo.reporting.sections import (
     segments,
     summary,
     variants,
+    waves,
 )
 
 __all__ = [
@@ -37,4 +39,5 @@ __all__ = [
     "segments",
     "summary",
     "variants",
+    "waves",
 ]
