@@ -81,6 +81,17 @@ def test_each_import_is_a_look_and_a_reanalysis_is_not(tmp_path: Path, customers
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["analysis"]["sequential"]["look"] == 2
 
+    # cpo analyze reads the recorded looks but does not add one.
+    before = (run / "monitoring.json").read_bytes()
+    more = counts_file(run, tmp_path / "day5.csv", 1.0, 0.15)
+    shown = invoke("analyze", str(run / "engagement_counts.csv"), "--config", str(config))
+    assert shown.exit_code == 0, shown.output
+    assert "Always-valid (mSPRT, tau 0.03), look 2" in shown.output
+    ahead = invoke("analyze", str(more), "--config", str(config), "--json")
+    assert ahead.exit_code == 0, ahead.output
+    assert json.loads(ahead.output)["sequential"]["look"] == 1  # not a run folder: look 1
+    assert (run / "monitoring.json").read_bytes() == before
+
 
 def test_a_run_without_sequential_writes_no_monitoring(tmp_path: Path, customers_csv: Path):
     """The default: no monitoring.json, no sequential section, no always-valid line."""

@@ -239,7 +239,7 @@ def test_primary_is_holm_adjusted_and_sequences_are_bonferroni() -> None:
     assert min(c.p_value_adjusted for c in primary) == pytest.approx(min(1.0, 2 * raw[0]))  # type: ignore[type-var]
     winner = next(c for c in primary if c.treatment_arm == "treatment_2")
     assert winner.significant and winner.cs_lower > 0  # type: ignore[operator]
-    assert {c.adjustment for c in history.comparisons("open_rate")} == {"fdr_bh"}
+    assert {c.adjustment for c in history.comparisons("open_rate")} == {"benjamini-hochberg"}
 
 
 def test_changing_tau_or_alpha_mid_campaign_is_refused() -> None:

@@ -86,6 +86,11 @@ def analyze_command(
         config=config,
         customers=customers,
     )
+    if config.experiment.analysis.sequential:
+        from cpo.experiment.sequential import monitor_metrics
+
+        tau = config.experiment.analysis.sequential_tau
+        metrics = monitor_metrics(metrics, tau=tau, run_dir=engagement_file.parent)
     if out_file is not None:
         write_json(out_file, metrics)
     if as_json:
@@ -144,7 +149,32 @@ def build_sections(metrics: dict[str, Any]) -> list[Section]:
     adjustment = metrics.get("regression_adjustment")
     if adjustment and adjustment["comparisons"]:
         sections.append(_adjusted_section(adjustment))
+    if metrics.get("sequential"):
+        sections.append(_sequential_section(metrics["sequential"]))
     return [*sections, _segments_section(metrics)]
+
+
+def _sequential_section(sequential: dict[str, Any]) -> Section:
+    """The current look's always-valid p-values and confidence sequences."""
+    current = sequential["looks"][-1] if sequential["looks"] else {"comparisons": []}
+    rows = []
+    for record in current["comparisons"]:
+        estimate = record["estimate"]
+        interval = {"lower": record["cs_lower"], "upper": record["cs_upper"]}
+        rows.append((
+            record["treatment_arm"],
+            record["metric"] + ("" if record["exploratory"] else " *"),
+            (DASH if estimate is None else f"{100 * estimate:+.2f} ")
+            + bounds(interval, unit=" pp"),
+            f"{record['cs_level']:.1%}",
+            f"{p_text(record['p_value'])} / {p_text(record['p_value_adjusted'])} "
+            f"({_short(record['adjustment'])})",
+            {True: "yes", False: "no", None: "n/a"}[record["significant"]],
+        ))  # fmt: skip
+    headers = ("arm", "metric", "difference [confidence sequence]", "level",
+               "always-valid p / adj. p", "sig.")  # fmt: skip
+    title = f"Always-valid (mSPRT, tau {sequential['tau']:g}), look {sequential['look']}"
+    return Section(title, headers, tuple(rows))
 
 
 def _adjusted_section(adjustment: dict[str, Any]) -> Section:

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from cpo.errors import ConfigError
+from cpo.experiment.comparisons import BENJAMINI_HOCHBERG, HOLM
 from cpo.experiment.stats import benjamini_hochberg, holm
 from cpo.run_folder import MONITORING, read_versioned
 
@@ -173,7 +174,7 @@ class SequentialComparison:
         p_value_look: ``min(1, 1/Lambda)`` of this look alone.
         p_value: Always-valid p-value: the running minimum over looks.
         p_value_adjusted: Holm (primary) or Benjamini-Hochberg adjusted ``p_value``.
-        adjustment: ``"holm"`` or ``"fdr_bh"``.
+        adjustment: ``"holm"`` or ``"benjamini-hochberg"``.
         significant: ``p_value_adjusted < alpha`` (None without a p-value).
         cs_level: Level of the confidence sequence (``1 - alpha / m``).
         cs_lower: Lower bound of the confidence sequence (running intersection).
@@ -424,7 +425,7 @@ def _look_record(
         p_value_look=p_value,
         p_value=p_value,
         p_value_adjusted=None,
-        adjustment="holm" if lift.metric == primary else "fdr_bh",
+        adjustment=HOLM if lift.metric == primary else BENJAMINI_HOCHBERG,
         significant=None,
         cs_level=float(1 - alpha),
         cs_lower=_finite(look.lower[index]),
@@ -449,7 +450,7 @@ def _adjust(records: list[SequentialComparison], alpha: float) -> list[Sequentia
     out = list(records)
     for metric in dict.fromkeys(r.metric for r in records):
         indices = [i for i, r in enumerate(records) if r.metric == metric]
-        method = holm if records[indices[0]].adjustment == "holm" else benjamini_hochberg
+        method = holm if records[indices[0]].adjustment == HOLM else benjamini_hochberg
         adjusted = method([records[i].p_value for i in indices])
         for i, p in zip(indices, adjusted, strict=True):
             out[i] = replace(
@@ -548,3 +549,24 @@ def sequential_summary(history: Monitoring, metric: str) -> JsonDict:
             for c in history.comparisons(metric)
         ],
     }
+
+
+def monitor_metrics(metrics: JsonDict, *, tau: float, run_dir: Path | None = None) -> JsonDict:
+    """A metrics dict with its ``sequential`` section, as the next look after ``run_dir``'s.
+
+    For ``cpo analyze``: the looks recorded in ``run_dir``'s monitoring.json
+    (when there is one) are read but not changed, so the section shows the
+    look this analysis would be.
+
+    Args:
+        metrics: The analysis (``metrics.json`` form).
+        tau: Mixing standard deviation (``analysis.sequential_tau``).
+        run_dir: A run folder whose recorded looks come first (None: this is look 1).
+    """
+    from cpo.experiment.results import MetricsDocument
+
+    history = read_monitoring(run_dir) if run_dir is not None else None
+    source = str(MONITORING.path(run_dir)) if run_dir is not None else MONITORING.name
+    document = MetricsDocument.from_dict(metrics)
+    looked = record_look(history, document, tau=tau, source=source)
+    return replace(document, sequential=looked).to_dict()
