@@ -267,3 +267,35 @@ def test_too_many_waves_for_the_customers_is_a_clear_error() -> None:
             customers, _design(40, 0.0), WaveSettings(count=20), respond, ("clicked", None), 1
         )
     assert caught.value.hint and "fewer waves" in caught.value.hint
+
+
+def _context(count: int, shares: list[float] | None, flag: int | None):  # type: ignore[no-untyped-def]
+    """The parts of a RunContext that wave_settings reads."""
+    from types import SimpleNamespace
+
+    waves = WaveSettings(count=count, shares=shares)
+    config = SimpleNamespace(experiment=SimpleNamespace(experiment=SimpleNamespace(waves=waves)))
+    return SimpleNamespace(config=config, options=SimpleNamespace(waves=flag))
+
+
+def test_the_waves_flag_overrides_the_configured_count() -> None:
+    from cpo.errors import CpoError
+    from cpo.experiment.wave_stage import wave_settings
+
+    assert wave_settings(_context(1, None, None)).count == 1
+    assert wave_settings(_context(1, None, 4)).count == 4
+    assert wave_settings(_context(2, [1, 3], None)).shares == [1, 3]
+    assert wave_settings(_context(2, [1, 3], 2)).shares == [1, 3]
+    with pytest.raises(CpoError, match="experiment.waves.shares gives 2 wave sizes"):
+        wave_settings(_context(2, [1, 3], 3))
+    with pytest.raises(ValueError, match="shares has 2 entries but count is 3"):
+        WaveSettings(count=3, shares=[1, 2])
+
+
+def test_unequal_wave_shares_give_unequal_waves() -> None:
+    customers = pd.DataFrame({"customer_id": [f"C{i}" for i in range(2000)], "segment": "All"})
+    respond, _ = _responder(dict.fromkeys(ARMS, 0.1), 2)
+    settings = WaveSettings(count=2, shares=[1, 3])
+    run = assign_waves(customers, _design(2000, 0.0), settings, respond, ("clicked", None), 2)
+    assert run.sizes == [500, 1500]
+    assert run.assignments[WAVE_COLUMN].value_counts().to_dict() == {1: 500, 2: 1500}
