@@ -38,6 +38,7 @@ from typing import Any
 from cpo.experiment.cuped import AdjustedComparison, RegressionAdjustment
 from cpo.experiment.next_test import NextTest
 from cpo.experiment.sequential import Monitoring
+from cpo.experiment.wave_analysis import WaveAnalysis
 from cpo.run_folder import METRICS, read_versioned
 
 #: Layout version of metrics.json written by this module.
@@ -808,7 +809,8 @@ class PrimaryResult:
         p_value_adjusted: Holm-adjusted p-value.
         significant: ``p_value_adjusted < alpha``.
         estimate: ``unadjusted`` or ``cuped`` (regression-adjusted, see
-            :mod:`cpo.experiment.cuped`): which estimate these numbers are.
+            :mod:`cpo.experiment.cuped`): which estimate these numbers are;
+            ``wave_stratified`` for adaptive waves (:mod:`cpo.experiment.wave_analysis`).
     """
 
     arm: str
@@ -925,6 +927,8 @@ class MetricsDocument:
         regression_adjustment: Every comparison adjusted for pre-experiment covariates
             (CUPED) beside the unadjusted one, and which the decision uses (None in
             documents written before it existed).
+        waves: The wave-stratified estimates and the holdout's incremental lift of
+            a run of adaptive waves (None for one wave); the decision uses them.
         schema_version: Layout version of the document.
     """
 
@@ -950,6 +954,7 @@ class MetricsDocument:
     next_test: NextTest | None = None
     sequential: Monitoring | None = None
     regression_adjustment: RegressionAdjustment | None = None
+    waves: WaveAnalysis | None = None
     schema_version: int = SCHEMA_VERSION
 
     def comparisons(self, metric: str) -> list[Comparison]:
@@ -974,6 +979,30 @@ class MetricsDocument:
             results.append(PrimaryResult.adjusted(record, arm.tone if arm else None))
         return results
 
+    def _wave_results(self) -> list[PrimaryResult]:
+        """The primary metric's wave-stratified result per treatment arm (adaptive waves)."""
+        section = self.waves
+        if section is None:
+            return []
+        results = []
+        for record in section.comparisons:
+            arm = self.arms.get(record.arm)
+            lift = record.relative_lift
+            results.append(
+                PrimaryResult(
+                    arm=record.arm,
+                    tone=arm.tone if arm else None,
+                    lift_absolute=record.difference,
+                    lift_percent=None if lift is None else 100 * lift,
+                    ci_lower=record.ci_lower,
+                    ci_upper=record.ci_upper,
+                    p_value_adjusted=record.p_value_adjusted,
+                    significant=record.significant,
+                    estimate="wave_stratified",
+                )
+            )
+        return results
+
     def summary(self) -> AnalysisSummary:
         """The primary metric's result per treatment arm (the manifest's ``analysis`` record)."""
         unadjusted = []
@@ -995,6 +1024,8 @@ class MetricsDocument:
         cuped = self._cuped_results()
         used = bool(self.decision_adjustments())
         results, other = (cuped, unadjusted) if used else (unadjusted, cuped)
+        if self.waves is not None:  # pooled estimates are biased across adaptive waves
+            results, other = self._wave_results(), unadjusted
         return AnalysisSummary(
             primary_metric=self.primary_metric,
             engagement_source=self.engagement_source,
@@ -1016,6 +1047,7 @@ class MetricsDocument:
         next_test = data.get("next_test")
         adjustment = data.get("regression_adjustment")
         sequential = data.get("sequential")
+        waves = data.get("waves")
         return cls(
             schema_version=data["schema_version"],
             **{name: data[name] for name in _HEADER},
@@ -1037,6 +1069,7 @@ class MetricsDocument:
                 None if adjustment is None else RegressionAdjustment.from_dict(adjustment)
             ),
             sequential=None if sequential is None else Monitoring.from_dict(sequential),
+            waves=None if waves is None else WaveAnalysis.from_dict(waves),
         )
 
     def to_dict(self) -> JsonDict:
@@ -1068,6 +1101,8 @@ class MetricsDocument:
             document["regression_adjustment"] = self.regression_adjustment.to_dict()
         if self.sequential is not None:
             document["sequential"] = self.sequential.to_dict()
+        if self.waves is not None:
+            document["waves"] = self.waves.to_dict()
         return json_safe(document)
 
     @classmethod
