@@ -76,6 +76,7 @@ def build_context(art: RunArtifacts, *, generated_at: str | None = None) -> dict
         "summary": sections.summary.executive_summary(art),
         "design": sections.design.design_section(art),
         "results": sections.results.results_section(art),
+        "cuped": sections.cuped.cuped_section(art),
         "waves": sections.waves.waves_section(art),
         "segments": sections.segments.segments_section(art),
         "quality": sections.quality.quality_section(art, read_log_warnings(art.run_dir)),

@@ -194,6 +194,33 @@ lift_table = Table(lift_row(record) for record in metrics["lift_analysis"])
 lift_table
 """
 
+_CUPED = """\
+section = metrics.get("regression_adjustment")
+if section is None:
+    print("metrics.json has no regression adjustment (analysed before it existed)")
+else:
+    print(section["decision"] + (f" ({section['reason']})" if section["reason"] else ""))
+    cuped_table = Table(
+        {
+            "metric": c["metric"],
+            "arm": c["treatment_arm"],
+            "covariates": ", ".join(c["covariates"]),
+            "unadjusted": c["unadjusted"]["difference"],
+            "unadjusted_lower": c["unadjusted"]["lower"],
+            "unadjusted_upper": c["unadjusted"]["upper"],
+            "adjusted": c["adjusted"]["difference"],
+            "adjusted_lower": c["adjusted"]["lower"],
+            "adjusted_upper": c["adjusted"]["upper"],
+            "relative_lift": c["relative_lift"],
+            "p_adjusted": c["p_value_adjusted"],
+            "significant": c["significant"],
+            "variance_reduction": c["variance_reduction"],
+        }
+        for c in section["comparisons"]
+    )
+    display(cuped_table)
+"""
+
 _TRUTH = """\
 # Simulated run: it checks the pipeline, not the customers, and supports no decision.
 # The simulator's true effect (engagement_report.json, model.true_effects) beside each estimate.
@@ -421,6 +448,12 @@ def build_notebook(run_id: str, simulated: bool) -> nbformat.NotebookNode:
         new_code_cell(_LIFTS),
         *(_truth_cells() if simulated else []),
         new_code_cell(_LIFT_CHART),
+        new_markdown_cell(
+            "## Adjusted for customers' history (CUPED)\n\nEach lift adjusted for "
+            "pre-experiment covariates (Lin 2013 regression, HC2 errors) beside the unadjusted "
+            "one, and which of the two the decision uses, as `metrics.json` recorded them."
+        ),
+        new_code_cell(_CUPED),
         new_markdown_cell("## Segment breakdown (exploratory)"),
         new_code_cell(_SEGMENTS),
         new_code_cell(_SEGMENT_CHART),

@@ -6,14 +6,16 @@ plain dicts the template lays out. They present what the artifacts recorded:
 nothing is re-estimated and no analysis setting is defaulted here (see
 :mod:`.common`). Modules, in the report's order: ``summary``, ``design``,
 ``results``, ``segments``, ``quality``, ``safety``, ``citations``, ``explain``,
-``variants``, ``operations``, ``appendix``; ``waves`` is a block of the
-results section shown only for adaptive waves; ``common`` holds what they share.
+``variants``, ``operations``, ``appendix``; ``cuped`` (the regression-adjusted
+lifts) and ``waves`` (only for adaptive waves) are blocks of the results
+section; ``common`` holds what they share.
 """
 
 from cpo.reporting.sections import (
     appendix,
     citations,
     common,
+    cuped,
     design,
     explain,
     operations,
@@ -30,6 +32,7 @@ __all__ = [
     "appendix",
     "citations",
     "common",
+    "cuped",
     "design",
     "explain",
     "operations",
