@@ -80,6 +80,15 @@ def test_each_import_is_a_look_and_a_reanalysis_is_not(tmp_path: Path, customers
         assert after["p_value"] <= before["p_value"]
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["analysis"]["sequential"]["look"] == 2
+    report = (run / "report.html").read_text(encoding="utf-8")
+    assert "Monitoring while the campaign runs (always-valid)" in report
+    history = report.split('id="monitoring-table"')[1].split("</table>")[0]
+    assert history.count("<tr>") == 1 + 2 * 3  # header + 2 looks x 3 treatment arms
+    assert "How to read this: every time new engagement was imported" in report
+    assert report.count("look 2</text>") == 3  # the chart: one panel per treatment arm
+    notebook = json.loads((run / "report.ipynb").read_text(encoding="utf-8"))
+    cells = [c for c in notebook["cells"] if "monitoring.json" in "".join(c["source"])]
+    assert cells and not [o for o in cells[0]["outputs"] if o["output_type"] == "error"]
 
     # cpo analyze reads the recorded looks but does not add one.
     before = (run / "monitoring.json").read_bytes()
@@ -103,3 +112,4 @@ def test_a_run_without_sequential_writes_no_monitoring(tmp_path: Path, customers
     assert not (run / "monitoring.json").exists()
     assert "sequential" not in json.loads((run / "metrics.json").read_text())
     assert "always-valid" not in result.output
+    assert 'id="monitoring"' not in (run / "report.html").read_text(encoding="utf-8")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -19,9 +20,11 @@ import numpy as np
 import pytest
 
 from cpo.errors import ConfigError, DataValidationError
+from cpo.experiment import sequential
 from cpo.experiment.aggregate import SufficientStatistics
 from cpo.experiment.analysis import AnalysisPlan, analyze_document
 from cpo.experiment.analysis_settings import AnalysisSettings
+from cpo.experiment.comparisons import BENJAMINI_HOCHBERG, HOLM
 from cpo.experiment.results import MetricsDocument
 from cpo.experiment.sequential import (
     DEFAULT_TAU,
@@ -292,8 +295,20 @@ def test_a_damaged_monitoring_file_is_one_clear_error(tmp_path: Path) -> None:
 
 
 def test_default_tau_is_the_configured_default() -> None:
-    """The config default and the module default agree."""
+    """The config default and the module default agree; so do the adjustment names."""
     assert AnalysisSettings().sequential_tau == DEFAULT_TAU
+    assert (sequential.HOLM, sequential.BENJAMINI_HOCHBERG) == (HOLM, BENJAMINI_HOCHBERG)
+
+
+def test_reading_the_records_imports_no_scipy() -> None:
+    """The report reads Monitoring records; that must not import SciPy (report start-up)."""
+    code = (
+        "import sys\n"
+        "from cpo.experiment.sequential import Monitoring\n"
+        "print('scipy' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
 
 
 def test_a_change_of_engagement_source_starts_the_history_afresh() -> None:

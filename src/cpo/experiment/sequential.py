@@ -52,8 +52,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from cpo.errors import ConfigError
-from cpo.experiment.comparisons import BENJAMINI_HOCHBERG, HOLM
-from cpo.experiment.stats import benjamini_hochberg, holm
 from cpo.run_folder import MONITORING, read_versioned
 
 if TYPE_CHECKING:
@@ -63,6 +61,11 @@ if TYPE_CHECKING:
 METHOD = "msprt-normal-mixture"
 #: Default mixing standard deviation, in standard deviations of one recipient's outcome.
 DEFAULT_TAU = 0.03
+#: Multiplicity adjustments, named as the fixed-horizon analysis names them
+#: (:mod:`cpo.experiment.comparisons`; spelled here so that reading the records,
+#: as the report does, imports no SciPy).
+HOLM = "holm"
+BENJAMINI_HOCHBERG = "benjamini-hochberg"
 
 JsonDict = dict[str, Any]
 
@@ -447,6 +450,8 @@ def _missing_reason(lift: Comparison, variance: float) -> str | None:
 
 def _adjust(records: list[SequentialComparison], alpha: float) -> list[SequentialComparison]:
     """Holm (primary) or BH (secondary) across each metric's arms, on the running p-values."""
+    from cpo.experiment.stats import benjamini_hochberg, holm
+
     out = list(records)
     for metric in dict.fromkeys(r.metric for r in records):
         indices = [i for i, r in enumerate(records) if r.metric == metric]

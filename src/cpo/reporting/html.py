@@ -78,6 +78,7 @@ def build_context(art: RunArtifacts, *, generated_at: str | None = None) -> dict
         "results": sections.results.results_section(art),
         "cuped": sections.cuped.cuped_section(art),
         "waves": sections.waves.waves_section(art),
+        "monitoring": sections.monitoring.monitoring_section(art),
         "segments": sections.segments.segments_section(art),
         "quality": sections.quality.quality_section(art, read_log_warnings(art.run_dir)),
         "safety": sections.safety.safety_section(art),
@@ -96,6 +97,7 @@ def build_context(art: RunArtifacts, *, generated_at: str | None = None) -> dict
             "bins": Markup(sections.explain.bins_chart(art.moderators)),
             "terms": Markup(sections.explain.terms_chart(art.moderators)),
             "waves": Markup(sections.waves.allocation_chart(art)),
+            "monitoring": Markup(sections.monitoring.sequence_chart(art)),
         },
     }
 

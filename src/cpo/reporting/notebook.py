@@ -410,6 +410,39 @@ def _wave_cells() -> list[nbformat.NotebookNode]:
     ]
 
 
+_MONITORING = """\
+# Monitoring: each look's always-valid p-value and confidence sequence (monitoring.json,
+# the same history as metrics.json's "sequential" section), for every metric and arm.
+history = json.loads((RUN / "monitoring.json").read_text(encoding="utf-8"))
+looks = Table(
+    {"look": look["look"], "computed_at": look["computed_at"], "recipients": look["recipients"],
+     "source": look["engagement_source"], **c}
+    for look in history["looks"] for c in look["comparisons"]
+)
+display(looks.where(metric=PRIMARY))
+arms = [c["treatment_arm"] for c in history["looks"][-1]["comparisons"] if c["metric"] == PRIMARY]
+display(SVG(charts.forest_chart(
+    [charts.ForestPanel(arm, tuple(
+        charts.ForestRow(f"look {r['look']}", r["estimate"], r["cs_lower"], r["cs_upper"])
+        for r in looks.where(metric=PRIMARY, treatment_arm=arm).rows
+    )) for arm in arms],
+    xlabel="treatment - control (pp), confidence sequence",
+)))
+"""
+
+
+def _monitoring_cells() -> list[nbformat.NotebookNode]:
+    """A monitored run (analysis.sequential): the look history and its confidence sequences."""
+    return [
+        new_markdown_cell(
+            "## Monitoring (always-valid)\n\nEach analysis of the run is a look. The "
+            "always-valid p-value (running minimum over looks) and the confidence sequence "
+            "(running intersection) of the mixture SPRT stay valid however often they are read."
+        ),
+        new_code_cell(_MONITORING),
+    ]
+
+
 def _truth_cells() -> list[nbformat.NotebookNode]:
     """A simulated run's check: estimates against the simulator's true effects."""
     return [
@@ -547,6 +580,8 @@ def write_notebook(run_dir: Path, run_id: str, simulated: bool, *, execute: bool
     notebook = build_notebook(run_id, simulated)
     if run_folder.WAVES.path(run_dir).is_file():
         notebook.cells.extend(_wave_cells())
+    if run_folder.MONITORING.path(run_dir).is_file():
+        notebook.cells.extend(_monitoring_cells())
     error = execute_notebook(notebook, run_dir) if execute else None
     target = run_dir / run_folder.REPORT_NOTEBOOK.name
     with atomic_open(target) as handle:

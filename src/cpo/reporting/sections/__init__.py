@@ -8,7 +8,8 @@ nothing is re-estimated and no analysis setting is defaulted here (see
 ``results``, ``segments``, ``quality``, ``safety``, ``citations``, ``explain``,
 ``variants``, ``operations``, ``appendix``; ``cuped`` (the regression-adjusted
 lifts) and ``waves`` (only for adaptive waves) are blocks of the results
-section; ``common`` holds what they share.
+section; ``monitoring`` (only with
+``analysis.sequential``) follows them; ``common`` holds what they share.
 """
 
 from cpo.reporting.sections import (
@@ -18,6 +19,7 @@ from cpo.reporting.sections import (
     cuped,
     design,
     explain,
+    monitoring,
     operations,
     quality,
     results,
@@ -35,6 +37,7 @@ __all__ = [
     "cuped",
     "design",
     "explain",
+    "monitoring",
     "operations",
     "quality",
     "results",
