@@ -102,6 +102,7 @@ def test_metrics_decide_on_the_wave_stratified_estimate(waves_run: Path) -> None
     assert metrics["srm"]["mismatch"] is False
     html = (waves_run / "report.html").read_text(encoding="utf-8")
     assert "Adaptive waves" in html and "Incremental lift of the program" in html
+    assert "3 adaptive waves: decide on the stratified estimate" in html
 
 
 @pytest.mark.slow

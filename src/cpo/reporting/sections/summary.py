@@ -334,6 +334,9 @@ def _cautions(art: RunArtifacts) -> list[str]:
     codes |= {w.get("code") for w in art.design.get("warnings") or []}
     if "underpowered" in codes:
         flags.append("Underpowered")
+    waves = art.metrics.get("waves")
+    if waves:
+        flags.append(f"{waves['count']} adaptive waves: decide on the stratified estimate")
     return flags
 
 
