@@ -5,7 +5,11 @@ page analyses them with the run's own settings: the same normalisation as an
 event file (repeats, unknown recipients, machine opens), the engagement
 import's checks and the full analysis. It is labelled *interim*: events keep
 arriving for days after a send, and deciding on an early look inflates false
-positives.
+positives. A run analysed with ``analysis.sequential: true`` also gets
+always-valid p-values and confidence sequences (:mod:`cpo.experiment.sequential`),
+computed as the next look after the looks recorded in the run folder; viewing
+never records a look (a page view does not change the run folder), and the
+always-valid guarantee holds at any look, recorded or not.
 """
 
 from __future__ import annotations
@@ -59,10 +63,31 @@ class Interim:
             for lift in self.metrics.get("lift_analysis", [])
             if lift["metric"] == primary
         }
+        looks = (self.metrics.get("sequential") or {}).get("looks") or [{"comparisons": []}]
+        valid = {c["treatment_arm"]: c for c in looks[-1]["comparisons"] if c["metric"] == primary}
         return [
-            _arm_row(name, arm, primary, lifts.get(name))
+            {
+                **_arm_row(name, arm, primary, lifts.get(name)),
+                **_always_valid(valid.get(name)),
+            }
             for name, arm in self.metrics["arms"].items()
         ]
+
+    @property
+    def look(self) -> int | None:
+        """The look this interim analysis is (with ``analysis.sequential``), else None."""
+        sequential = (self.metrics or {}).get("sequential")
+        return None if sequential is None else int(sequential["look"])
+
+
+def _always_valid(record: dict[str, Any] | None) -> dict[str, Any]:
+    """The arm's always-valid adjusted p-value and confidence sequence (None without one)."""
+    record = record or {}
+    return {
+        "p_always_valid": record.get("p_value_adjusted"),
+        "cs_lower": record.get("cs_lower"),
+        "cs_upper": record.get("cs_upper"),
+    }
 
 
 def _arm_row(
@@ -112,6 +137,11 @@ def _analyse(run_dir: Path, stored: Sequence[tuple[str, str]]) -> Interim:
     assignments = run_folder.read_assignments(run_dir)
     imported = import_event_rows(Path("webhook events"), normalised.frame, assignments)
     metrics = calculate_metrics(imported.frame, config, design=run_folder.read_design(run_dir))
+    if config.analysis.sequential:
+        from cpo.experiment.sequential import monitor_metrics
+
+        tau = config.analysis.sequential_tau
+        metrics = monitor_metrics(metrics, tau=tau, run_dir=run_dir)
     messages = [w["message"] for w in normalised.warnings + imported.warnings]
     messages += [str(w["message"]) for w in metrics.get("warnings", [])]
     return Interim(len(stored), metrics, normalised.counts, list(dict.fromkeys(messages)))
