@@ -23,17 +23,24 @@ script's output::
 
     python benchmarks/sequential_monitoring.py
     python benchmarks/sequential_monitoring.py --experiments 10000 --tau 0.05
+    python benchmarks/sequential_monitoring.py --timing   # also: how long it takes
+
+``--timing`` adds the machine, the simulation's wall time, and the median time
+of one look in the analyze stage (:func:`cpo.experiment.sequential.record_look`
+on a four-arm, four-metric analysis with nine looks recorded before it).
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+import statistics
+import time
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import special
 
-from cpo.experiment.sequential import DEFAULT_TAU, msprt, running_bounds
+from cpo.experiment.sequential import DEFAULT_TAU, msprt, record_look, running_bounds
 
 LOOK_COUNTS = (1, 5, 10, 20)
 
@@ -151,6 +158,32 @@ def table(sim: Simulation, outcome: Outcome) -> str:
     return "\n".join(rows)
 
 
+def time_one_look(repeats: int = 50) -> float:
+    """Median seconds of one ``record_look`` after nine looks (4 arms x 4 metrics)."""
+    from cpo.experiment.aggregate import SufficientStatistics
+    from cpo.experiment.analysis import analyze_document
+    from cpo.experiment.results import MetricsDocument
+
+    def analysis(scale: int) -> MetricsDocument:
+        counts = {
+            arm: {"sent": 1000 * scale, "opened": 250 * scale, "clicked": (50 + 2 * i) * scale,
+                  "converted": 5 * scale}
+            for i, arm in enumerate(("control", "treatment_1", "treatment_2", "treatment_3"))
+        }  # fmt: skip
+        return analyze_document(SufficientStatistics.from_counts(counts))
+
+    history = None
+    for scale in range(1, 10):
+        history = record_look(history, analysis(scale), tau=DEFAULT_TAU)
+    latest = analysis(10)
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        record_look(history, replace(latest), tau=DEFAULT_TAU)
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
 def main() -> None:
     """Parse flags, simulate, print the settings, the table and the checks."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -161,8 +194,13 @@ def main() -> None:
         )
     for name in ("rate", "lift", "tau", "alpha"):
         parser.add_argument(f"--{name}", type=float, default=getattr(defaults, name))
-    sim = Simulation(**vars(parser.parse_args()))
+    parser.add_argument("--timing", action="store_true", help="also time it")
+    args = vars(parser.parse_args())
+    timing = args.pop("timing")
+    sim = Simulation(**args)
+    began = time.perf_counter()
     outcome = simulate(sim)
+    seconds = time.perf_counter() - began
     print(
         f"{sim.experiments} A/A experiments, rate {sim.rate:.0%}, {sim.per_look} recipients per "
         f"arm per look, up to {sim.looks} looks ({sim.looks * sim.per_look} per arm at the end), "
@@ -176,6 +214,16 @@ def main() -> None:
         f"power against a {sim.lift:+.0%} relative lift: mSPRT (any look) {outcome.power:.1%}, "
         f"one fixed-horizon z-test at the last look {outcome.fixed_power:.1%}"
     )
+
+    if timing:
+        from _machine import print_machine
+
+        print()
+        print_machine()
+        print(f"simulation wall time: {seconds:.2f} s")
+        print(
+            f"one look (record_look, 4 arms x 4 metrics, 10th look): {1e3 * time_one_look():.2f} ms"
+        )
 
 
 if __name__ == "__main__":
