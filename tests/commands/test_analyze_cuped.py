@@ -18,6 +18,7 @@ import yaml
 from click.testing import CliRunner
 
 from cpo.cli import cli
+from cpo.experiment.cuped import expected_reduction
 from cpo.sample_data import bundled_customers
 
 
@@ -156,3 +157,13 @@ def test_cpo_run_summary_and_metrics_carry_both(tmp_path: Path) -> None:
     assert [r["estimate"] for r in analysis["results"]] == ["cuped"] * 3
     assert [r["estimate"] for r in analysis["other_results"]] == ["unadjusted"] * 3
     assert "[CUPED-adjusted; unadjusted: treatment_1" in manifest["stages"]["analyze"]["summary"]
+    # The design planned for it: the primary metric's MDE with the expected reduction.
+    design = json.loads((run_dir / "experiment_design.json").read_text(encoding="utf-8"))
+    planned = design["power"]["metrics"]["click_rate"]
+    customers = pd.read_csv(bundled_customers())
+    expected = expected_reduction(customers, "click_rate", ["historical_click_rate"])
+    assert design["power"]["variance_reduction"] == "cuped"
+    assert planned["cuped"]["variance_reduction"] == pytest.approx(expected["variance_reduction"])
+    assert planned["cuped"]["mde_relative"] < planned["mde_relative"]
+    underpowered = next(w for w in design["warnings"] if w["code"] == "underpowered")
+    assert "variance reduction CUPED can be expected to give" in underpowered["message"]

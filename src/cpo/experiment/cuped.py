@@ -812,3 +812,61 @@ def _with_p(
 ) -> AdjustedComparison:
     """The record with its multiplicity-adjusted p-value."""
     return replace(record, p_value_adjusted=p, significant=significant)
+
+
+# --------------------------------------------------------------------------
+# Planning: the variance reduction to expect
+# --------------------------------------------------------------------------
+
+EXPECTED_METHOD = (
+    "rho^2 = Var(x) / (mean(x) (1 - mean(x))) for the metric's own history column x over the "
+    "customers: the squared correlation between a 0/1 outcome and x if each customer's "
+    "historical rate were their expected rate (an upper bound: histories of few emails are "
+    "noisier and correlate less); the minimum detectable effect uses n / (1 - rho^2)"
+)
+
+
+def expected_reduction(customers: pd.DataFrame, metric: str, covariates: Sequence[str]) -> JsonDict:
+    """The variance reduction CUPED can be expected to give on ``metric``, before the test.
+
+    Only a metric measured over every recipient whose outcome has a history
+    column (open rate: ``historical_open_rate``; click rate:
+    ``historical_click_rate``) among its covariates has an estimate; others
+    get 0 and a reason (nothing predicts them as directly).
+
+    Returns:
+        ``{covariate, rho, variance_reduction, method, reason}``.
+    """
+    definition = catalog.metric(metric)
+    column = catalog.COUNTS[definition.numerator].history_column
+    none: JsonDict = {"covariate": None, "rho": None, "variance_reduction": 0.0}
+    if definition.denominator != "sent" or column is None or column not in covariates:
+        reason = "no covariate is this metric's own pre-experiment history"
+        return {**none, "method": EXPECTED_METHOD, "reason": reason}
+    if column in customers.columns:
+        x = pd.to_numeric(customers[column], errors="coerce").to_numpy(dtype=float)
+    else:
+        x = np.array([])
+    x = x[np.isfinite(x)]
+    mean = float(x.mean()) if len(x) else math.nan
+    if len(x) < 2 or not 0 < mean < 1:
+        reason = f"{column}: too few values in the customer data, or its mean is not a rate"
+        return {**none, "covariate": column, "method": EXPECTED_METHOD, "reason": reason}
+    r2 = min(float(x.var()) / (mean * (1 - mean)), 0.99)
+    return {
+        "covariate": column,
+        "rho": math.sqrt(r2),
+        "variance_reduction": r2,
+        "method": EXPECTED_METHOD,
+        "reason": None,
+    }
+
+
+def expected_reductions(
+    customers: pd.DataFrame, covariates: Mapping[str, Sequence[str]]
+) -> dict[str, JsonDict]:
+    """:func:`expected_reduction` of every catalog metric."""
+    return {
+        metric: expected_reduction(customers, metric, covariates.get(metric, ()))
+        for metric in catalog.metric_names()
+    }

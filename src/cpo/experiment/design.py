@@ -413,6 +413,7 @@ def build_design(
     salt: str,
     analysis: AnalysisSettings,
     baselines: Mapping[str, float],
+    reductions: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Design:
     """Build the design from segment sizes, variants and their final screening decisions.
 
@@ -426,6 +427,8 @@ def build_design(
         salt: The experiment salt.
         analysis: The ``analysis`` section (alpha, power, primary metric).
         baselines: Baseline rate per metric (see :func:`estimate_baselines`).
+        reductions: Expected CUPED variance reduction per metric
+            (:func:`cpo.experiment.cuped.expected_reductions`); None = not planned for.
 
     Raises:
         StageError: the control message is missing or may not be sent.
@@ -455,7 +458,7 @@ def build_design(
         salt=salt,
         segments=tuple(plans),
     )
-    power = design_power(design, baselines, analysis, settings.power)
+    power = design_power(design, baselines, analysis, settings.power, reductions)
     warnings = [*availability_warnings(design), *power_warnings(power, analysis, settings.power)]
     return replace(design, power=power, warnings=tuple(warnings))
 
@@ -522,6 +525,7 @@ def design_power(
     baselines: Mapping[str, float],
     analysis: AnalysisSettings,
     power_settings: PowerSettings,
+    reductions: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Minimum detectable effect per metric for the design's expected arm sizes.
 
@@ -533,6 +537,10 @@ def design_power(
     A metric whose denominator is not every recipient (click-to-open: among
     openers) has its n scaled by the denominator's baseline share. A metric's
     MDE is the largest over the treatment arms.
+
+    With ``reductions``, each metric also gets a ``cuped`` record: the MDE when
+    the analysis adjusts for covariates that remove the expected share ``R`` of
+    the variance (:func:`cuped_mde`).
     """
     counts = design.expected_counts()
     treatments = [a.name for a in design.arms if a.name != CONTROL_ARM and counts[a.name] > 0]
@@ -545,6 +553,11 @@ def design_power(
             n_eq = _equivalent_n(counts[CONTROL_ARM], counts[arm]) * share
             per_arm[arm] = _mde_record(n_eq, baselines[metric], analysis, comparisons)
         metrics[metric] = _worst(metric, baselines[metric], per_arm)
+        if reductions is not None and metric in reductions:
+            metrics[metric]["cuped"] = cuped_mde(
+                per_arm, baselines[metric], reductions[metric], analysis, comparisons
+            )
+    extra = {} if reductions is None else {"variance_reduction": analysis.variance_reduction}
     return {
         "alpha": analysis.alpha,
         "power": analysis.power,
@@ -554,7 +567,40 @@ def design_power(
         "primary_metric": analysis.primary_metric,
         "expected_relative_lift": power_settings.expected_relative_lift,
         "method": "R power.prop.test (two-sided, two-sample), solved for p2 > baseline",
+        **extra,
         "metrics": metrics,
+    }
+
+
+def cuped_mde(
+    per_arm: Mapping[str, Mapping[str, Any]],
+    baseline: float,
+    expected: Mapping[str, Any],
+    analysis: AnalysisSettings,
+    comparisons: int,
+) -> dict[str, Any]:
+    """The metric's MDE with CUPED: each arm's n divided by ``1 - R`` (R: expected reduction).
+
+    Removing the share R of the outcome's variance is worth the same as
+    ``1 / (1 - R)`` times the recipients, so the MDE is the unadjusted formula
+    at the effective sample size.
+    """
+    reduction = float(expected.get("variance_reduction") or 0.0)
+    adjusted = {
+        arm: _mde_record(record["n_per_arm"] / (1 - reduction), baseline, analysis, comparisons)
+        if reduction
+        else dict(record)
+        for arm, record in per_arm.items()
+    }
+    worst = _worst("", baseline, adjusted)
+    return {
+        "covariate": expected.get("covariate"),
+        "rho": expected.get("rho"),
+        "variance_reduction": reduction,
+        "mde_absolute": worst["mde_absolute"],
+        "mde_relative": worst["mde_relative"],
+        "reason": worst["reason"] or expected.get("reason"),
+        "method": expected.get("method"),
     }
 
 
@@ -617,15 +663,32 @@ def power_warnings(
             f"{primary} ({record['reason']}); any result will be inconclusive"
         )
         return [{"code": "underpowered", "message": message}]
-    if record["mde_relative"] > expected:
+    mde, with_cuped = record["mde_relative"], _cuped_clause(record, analysis)
+    if with_cuped:
+        mde = record["cuped"]["mde_relative"]
+    if mde > expected:
         message = (
             f"underpowered: with these arm sizes the smallest lift in {primary} detectable "
             f"with power {analysis.power:g} at alpha {power['alpha_per_comparison']:.4g} per "
             f"comparison is {record['mde_relative']:.1%} relative "
-            f"({record['mde_absolute']:.4f} absolute on a baseline of {record['baseline']:.4f}), "
+            f"({record['mde_absolute']:.4f} absolute on a baseline of {record['baseline']:.4f})"
+            f"{with_cuped}, "
             f"larger than the plausible lift of {expected:.0%} "
             "(experiment.power.expected_relative_lift); expect an inconclusive result "
             "unless the true effect is larger"
         )
         return [{"code": "underpowered", "message": message}]
     return []
+
+
+def _cuped_clause(record: Mapping[str, Any], analysis: AnalysisSettings) -> str:
+    """', or X% with the expected CUPED variance reduction ...' when the decision uses CUPED."""
+    cuped = record.get("cuped")
+    if analysis.variance_reduction != "cuped" or not cuped or not cuped["variance_reduction"]:
+        return ""
+    if cuped["mde_relative"] is None:
+        return ""
+    return (
+        f", or {cuped['mde_relative']:.1%} with the {cuped['variance_reduction']:.1%} variance "
+        f"reduction CUPED can be expected to give ({cuped['covariate']}, rho {cuped['rho']:.2f})"
+    )

@@ -28,6 +28,7 @@ from cpo import run_folder
 from cpo.errors import DataValidationError
 from cpo.events.formats import detect_format
 from cpo.events.imports import import_provider_events
+from cpo.experiment.cuped import expected_reductions
 from cpo.experiment.design import (
     Design,
     build_design,
@@ -194,6 +195,7 @@ class AssignStage(StageBase):
             salt=experiment_salt(settings, ctx.config.experiment.campaign.name, ctx.seed),
             analysis=ctx.config.experiment.analysis,
             baselines=estimate_baselines(in_run, settings.power),
+            reductions=expected_reductions(in_run, ctx.config.experiment.analysis.covariates),
         )
 
     def _log_design(self, ctx: RunContext, design: Design) -> None:

@@ -44,6 +44,7 @@ def design_section(art: RunArtifacts) -> dict[str, Any]:
         "segments": [_segment_plan(plan, arm_names) for plan in design.get("segments") or []],
         "power": _power_rows(art),
         "power_meta": _power_meta(art),
+        "cuped_note": _cuped_note(art),
         "warnings": design.get("warnings") or [],
     }
 
@@ -93,6 +94,7 @@ def _power_rows(art: RunArtifacts) -> list[dict[str, Any]]:
                 "planned_n": fmt.num(round1(_min_n(planned))),
                 "planned_mde": fmt.pp(planned.get("mde_absolute")),
                 "planned_mde_relative": fmt.rel(planned.get("mde_relative")),
+                "planned_cuped": _planned_cuped(planned),
                 "observed_baseline": fmt.pct(observed.get("baseline"), 2),
                 "observed_n": fmt.num(round1(observed.get("n_per_arm"))),
                 "observed_mde": fmt.pp(observed.get("mde_absolute")),
@@ -103,6 +105,34 @@ def _power_rows(art: RunArtifacts) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _planned_cuped(planned: dict[str, Any]) -> str:
+    """The planned relative MDE with the expected CUPED variance reduction ('' without one)."""
+    cuped = planned.get("cuped") or {}
+    if not cuped.get("variance_reduction") or cuped.get("mde_relative") is None:
+        return ""
+    return fmt.rel(cuped["mde_relative"])
+
+
+def _cuped_note(art: RunArtifacts) -> str:
+    """How the design planned for regression adjustment ('' when it did not)."""
+    power = art.design.get("power") or {}
+    if "variance_reduction" not in power:
+        return ""
+    used = power["variance_reduction"] == "cuped"
+    return (
+        "'With CUPED': the MDE if the analysis removes the share of variance that each "
+        "metric's own history column (e.g. historical click rate) can explain, estimated from "
+        "the customers as rho² = Var(x) / (x̄ (1 − x̄)), an upper bound that assumes a "
+        "customer's history is their expected rate; it equals the MDE of 1 / (1 − rho²) times "
+        "the recipients. "
+        + (
+            "The decision uses the adjusted estimates (analysis.variance_reduction: cuped)."
+            if used
+            else "The decision uses the unadjusted estimates (analysis.variance_reduction: none)."
+        )
+    )
 
 
 def _min_n(record: dict[str, Any]) -> float | None:
