@@ -7,6 +7,7 @@ Through the real entry point: ``cpo run`` (simulated engagement), then
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -99,6 +100,17 @@ def test_each_import_is_a_look_and_a_reanalysis_is_not(tmp_path: Path, customers
     ahead = invoke("analyze", str(more), "--config", str(config), "--json")
     assert ahead.exit_code == 0, ahead.output
     assert json.loads(ahead.output)["sequential"]["look"] == 1  # not a run folder: look 1
+    assert (run / "monitoring.json").read_bytes() == before
+    # Another tau mid-campaign voids the guarantees: one clear error, no new look.
+    other = tmp_path / "other-tau"
+    shutil.copytree(config, other)
+    yaml = other / "experiment_config.yaml"
+    yaml.write_text(yaml.read_text("utf-8").replace("sequential_tau: 0.03", "sequential_tau: 0.05"))
+    refused = invoke("run", "--resume", str(run), "--engagement", str(more), "--config", str(other))
+    assert refused.exit_code == 1, refused.output
+    assert "monitoring.json: earlier looks used sequential_tau 0.03" in refused.output
+    assert "fix: set analysis.sequential_tau: 0.03" in refused.output
+    assert "Traceback" not in refused.output
     assert (run / "monitoring.json").read_bytes() == before
 
 
