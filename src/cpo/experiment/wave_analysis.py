@@ -34,6 +34,8 @@ from cpo.experiment.waves import WAVE_COLUMN, pooled_difference, stratified_diff
 if TYPE_CHECKING:  # results imports this module
     from cpo.experiment.results import MetricsDocument
 
+#: The per-recipient outcome columns of engagement.csv.
+_FLAGS = ("opened", "clicked", "converted")
 METHOD = (
     "per-wave treatment minus control, combined with fixed weights proportional to wave "
     "size (variance = sum of squared weights x per-wave variances); pooling waves would be "
@@ -192,9 +194,17 @@ def analyze_waves(
     if WAVE_COLUMN not in header:
         return None
     waves = read_csv(
-        assignments, usecols=["customer_id", "experiment_arm", WAVE_COLUMN], dtype=str
+        assignments,
+        usecols=["customer_id", "experiment_arm", WAVE_COLUMN],
+        dtype=str,
+        engine="pyarrow",
     ).astype({WAVE_COLUMN: int})
-    flags = read_csv(engagement, dtype={"customer_id": str, "experiment_arm": str})
+    flags = read_csv(
+        engagement,
+        usecols=["customer_id", "experiment_arm", *_FLAGS],
+        dtype={"customer_id": str, "experiment_arm": str},
+        engine="pyarrow",
+    )
     frame = flags.merge(waves[["customer_id", WAVE_COLUMN]], on="customer_id", how="inner")
     count = int(waves[WAVE_COLUMN].max())
     sizes = np.bincount(waves[WAVE_COLUMN].to_numpy(), minlength=count + 1)[1:]
@@ -315,7 +325,9 @@ def wave_expected_shares(design: dict[str, Any], assignments: Path) -> dict[str,
     """
     from cpo.runfiles import read_csv
 
-    frame = read_csv(assignments, usecols=["segment", "experiment_arm"], dtype=str)
+    frame = read_csv(
+        assignments, usecols=["segment", "experiment_arm"], dtype=str, engine="pyarrow"
+    )
     mailed = frame.loc[frame["experiment_arm"] != HOLDOUT_ARM]
     arms = [arm["name"] for arm in design.get("arms", [])]
 
