@@ -299,3 +299,22 @@ def test_unequal_wave_shares_give_unequal_waves() -> None:
     run = assign_waves(customers, _design(2000, 0.0), settings, respond, ("clicked", None), 2)
     assert run.sizes == [500, 1500]
     assert run.assignments[WAVE_COLUMN].value_counts().to_dict() == {1: 500, 2: 1500}
+
+
+def test_a_tiny_first_wave_still_allocates_and_analyses() -> None:
+    """Wave 1 of 8 customers per arm (no clicks anywhere is possible) is allocated from."""
+    customers = pd.DataFrame({"customer_id": [f"C{i}" for i in range(640)], "segment": "All"})
+    respond, _ = _responder(dict.fromkeys(ARMS, 0.01), 9)
+    settings = WaveSettings(count=2, shares=[1, 19])
+    run = assign_waves(customers, _design(640, 0.0), settings, respond, ("clicked", None), 9)
+    assert run.sizes == [32, 608]
+    assert [sum(run.observed[1][arm][1] for arm in ARMS)] == [32]
+    second = run.allocations[1]
+    assert sum(second.shares.values()) == pytest.approx(1.0)
+    assert min(second.shares.values()) >= settings.min_share - 1e-12
+    counts = {arm: np.array([run.observed[k][arm] for k in (1, 2)]) for arm in ARMS}
+    estimate = stratified_difference(
+        counts["treatment_1"], counts[CONTROL_ARM], np.array(run.sizes)
+    )
+    assert estimate.waves_used == (1, 2) and estimate.difference is not None
+    assert estimate.weights == {1: pytest.approx(0.05), 2: pytest.approx(0.95)}
