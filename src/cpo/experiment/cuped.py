@@ -228,7 +228,7 @@ def hc2_meat(y: np.ndarray, x: np.ndarray, fit: ArmFit) -> np.ndarray | None:
     y = np.asarray(y, dtype=float)
     z = np.column_stack([np.ones(len(y)), _as_matrix(x) - fit.center])
     residuals = y - z @ fit.coefficients
-    complement = 1.0 - np.einsum("ij,jk,ik->i", z, fit.inverse_gram, z)
+    complement = 1.0 - ((z @ fit.inverse_gram) * z).sum(axis=1)
     if np.any(complement < _FULL_LEVERAGE):
         return None
     weights = residuals**2 / complement
@@ -674,16 +674,17 @@ def adjust_metrics(records: pd.DataFrame, request: AdjustmentRequest) -> Regress
     used: dict[str, tuple[str, ...]] = {}
     comparisons: list[AdjustedComparison] = []
     notes: list[str] = []
+    columns = _Columns.of(records, request)
     for metric in request.metrics:
         wanted = list(request.covariates.get(metric, ()))
-        found = [c for c in wanted if c in records.columns]
+        found = [c for c in wanted if c in columns.covariates]
         if wanted and len(found) < len(wanted):
             absent = ", ".join(c for c in wanted if c not in found)
             notes.append(f"{metric}: covariate(s) {absent} not in the customer data")
         if not found:
             continue
         used[metric] = tuple(found)
-        comparisons += _metric_comparisons(records, metric, found, request)
+        comparisons += _metric_comparisons(columns, metric, found, request)
     _adjust_p_values(comparisons, primary, request.alpha)
     primary_done = [c for c in comparisons if c.metric == primary]
     complete = bool(primary_done) and all(c.adjusted.difference is not None for c in primary_done)
@@ -704,24 +705,62 @@ def adjust_metrics(records: pd.DataFrame, request: AdjustmentRequest) -> Regress
     )
 
 
+@dataclass(frozen=True)
+class _Columns:
+    """The per-recipient arrays every metric's regression reads, converted once.
+
+    Attributes:
+        codes: Arm index per row (0 = control, -1 = not analysed, e.g. holdout).
+        flags: ``opened`` (a click counts as an open), ``clicked``, ``converted``.
+        covariates: Covariate column -> float values (NaN where missing).
+    """
+
+    codes: np.ndarray
+    flags: Mapping[str, np.ndarray]
+    covariates: Mapping[str, np.ndarray]
+
+    @classmethod
+    def of(cls, records: pd.DataFrame, request: AdjustmentRequest) -> _Columns:
+        """Arm codes, flags and the requested covariates of ``records``."""
+        arms = [request.control_arm, *request.treatment_arms]
+        codes = pd.Categorical(records["experiment_arm"], categories=arms).codes
+        flags = {
+            name: _flag(records[name])
+            for name in ("opened", "clicked", "converted")
+            if name in records
+        }
+        if "opened" in flags and "clicked" in flags:
+            flags["opened"] = flags["opened"] | flags["clicked"]
+        wanted = {c for columns in request.covariates.values() for c in columns}
+        covariates = {
+            name: pd.to_numeric(records[name], errors="coerce").to_numpy(dtype=float)
+            for name in sorted(wanted)
+            if name in records.columns
+        }
+        return cls(np.asarray(codes), flags, covariates)
+
+    def outcome(self, metric: str) -> tuple[np.ndarray, np.ndarray]:
+        """The metric's 0/1 outcome on the analysed rows it is measured among, and those rows."""
+        definition = catalog.metric(metric)
+        analysed = self.codes >= 0
+        if definition.among:
+            analysed &= self.flags[definition.among]
+        rows = np.flatnonzero(analysed)
+        return self.flags[definition.outcome][rows].astype(float), rows
+
+
 def _metric_comparisons(
-    records: pd.DataFrame, metric: str, covariates: Sequence[str], request: AdjustmentRequest
+    columns: _Columns, metric: str, covariates: Sequence[str], request: AdjustmentRequest
 ) -> list[AdjustedComparison]:
     """Every treatment arm against control on one metric."""
-    y, rows = metric_outcome(records, metric)
-    arms = [request.control_arm, *request.treatment_arms]
-    codes = pd.Categorical(records["experiment_arm"].to_numpy()[rows], categories=arms).codes
-    x, names = covariate_matrix(records, covariates, rows)
-    keep = codes >= 0
-    estimates = estimate_arms(y[keep], x[keep], codes[keep], len(arms))
+    y, rows = columns.outcome(metric)
+    x, names = covariate_matrix(columns.covariates, covariates, rows)
+    arms = 1 + len(request.treatment_arms)
+    estimates = estimate_arms(y, x, columns.codes[rows], arms)
     if not names:  # every covariate value missing: an intercept-only fit adjusts nothing
+        missing = "every covariate value is missing"
         estimates = [
-            replace(
-                e,
-                adjusted_mean=None,
-                adjusted_variance=None,
-                reason="every covariate value is missing",
-            )
+            replace(e, adjusted_mean=None, adjusted_variance=None, reason=missing)
             for e in estimates
         ]
     return [
@@ -735,31 +774,26 @@ def join_covariates(
 ) -> pd.DataFrame:
     """Per-recipient engagement with the customers' covariate columns, joined by ``customer_id``.
 
-    A hash join on the columns (no per-row Python); recipients without a
+    A hash join (:func:`cpo.experiment.aggregate.locate_ids`, no per-row
+    Python); a repeated customer id uses its first row. Recipients without a
     customer record get NaN, handled as missing values. Columns the customer
     data lacks are left out (:func:`adjust_metrics` notes them).
     """
+    import pyarrow as pa
+
+    from cpo.experiment.aggregate import locate_ids
+
     present = [c for c in dict.fromkeys(columns) if c in customers.columns and c != "customer_id"]
-    table = customers.drop_duplicates("customer_id").set_index("customer_id")[present]
-    joined = table.reindex(engagement["customer_id"].astype(str).to_numpy())
-    records = engagement.reset_index(drop=True)
-    return records.assign(**{c: joined[c].to_numpy() for c in present})
-
-
-def metric_outcome(records: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """The metric's 0/1 outcome and the rows it is measured among.
-
-    As in the counts: a click without a recorded open counts as an open.
-    """
-    definition = catalog.metric(metric)
-    flags = {
-        name: _flag(records[name]) for name in ("opened", "clicked", "converted") if name in records
-    }
-    if "opened" in flags and "clicked" in flags:
-        flags["opened"] = flags["opened"] | flags["clicked"]
-    outcome = flags[definition.outcome]
-    rows = np.flatnonzero(flags[definition.among]) if definition.among else np.arange(len(records))
-    return outcome[rows].astype(float), rows
+    position = locate_ids(
+        pa.array(engagement["customer_id"].astype(str)),
+        pa.array(customers["customer_id"].astype(str)),
+    )
+    found = position >= 0
+    joined = {}
+    for name in present:
+        values = pd.to_numeric(customers[name], errors="coerce").to_numpy(dtype=float)
+        joined[name] = np.where(found, values[np.maximum(position, 0)], np.nan)
+    return engagement.reset_index(drop=True).assign(**joined)
 
 
 def _flag(values: pd.Series) -> np.ndarray:
@@ -773,23 +807,23 @@ def _flag(values: pd.Series) -> np.ndarray:
 
 
 def covariate_matrix(
-    records: pd.DataFrame, covariates: Sequence[str], rows: np.ndarray
+    covariates: Mapping[str, np.ndarray], names: Sequence[str], rows: np.ndarray
 ) -> tuple[np.ndarray, list[str]]:
     """The covariates of ``rows``, missing values imputed and flagged (see the module docstring)."""
-    columns, names = [], []
-    for name in covariates:
-        values = pd.to_numeric(records[name], errors="coerce").to_numpy(dtype=float)[rows]
+    columns, used = [], []
+    for name in names:
+        values = covariates[name][rows]
         missing = ~np.isfinite(values)
         if missing.all():
             continue
         columns.append(np.where(missing, values[~missing].mean(), values))
-        names.append(name)
+        used.append(name)
         if missing.any():
             columns.append(missing.astype(float))
-            names.append(f"{name}_missing")
+            used.append(f"{name}_missing")
     if not columns:
-        return np.zeros((len(rows), 0)), names
-    return np.column_stack(columns), names
+        return np.zeros((len(rows), 0)), used
+    return np.column_stack(columns), used
 
 
 def _adjust_p_values(comparisons: list[AdjustedComparison], primary: str, alpha: float) -> None:
