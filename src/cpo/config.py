@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from pydantic import Field, ValidationError
 
 from cpo.brand import BrandSettings, apply_brand
+from cpo.compute.settings import ComputeSettings
 from cpo.configcheck import check_config
 from cpo.customer_settings import CustomerSettings
 from cpo.errors import ConfigError
@@ -81,6 +82,7 @@ class ExperimentConfigFile(StrictModel):
     experiment: ExperimentSettings = Field(default_factory=ExperimentSettings)
     analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
     simulation: SimulationSettings = Field(default_factory=SimulationSettings)
+    compute: ComputeSettings = Field(default_factory=ComputeSettings)
 
 
 #: Each config file and the model that validates it.

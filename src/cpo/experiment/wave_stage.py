@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 
 from cpo import run_folder
+from cpo.compute import engine_for
 from cpo.errors import CpoError, DataValidationError
 from cpo.experiment import catalog
-from cpo.experiment.assignment import assign
 from cpo.experiment.design import Design
 from cpo.experiment.settings import CONTROL_ARM, HOLDOUT_ARM, SimulationSettings, WaveSettings
 from cpo.experiment.simulate import (
@@ -93,7 +93,8 @@ def assign_run(
     settings = wave_settings(ctx)
     if settings.count == 1:
         run_folder.WAVES.path(ctx.run_dir).unlink(missing_ok=True)  # a stale one from --force
-        return assign(segments, design, assigned_at=utc_now())
+        engine = engine_for(ctx.config.experiment.compute)
+        return engine.assign(segments, design, assigned_at=utc_now())
     if ctx.options.engagement is not None:
         refuse_imported_waves(settings.count)
     primary = catalog.metric(ctx.config.experiment.analysis.primary_metric)

@@ -15,7 +15,7 @@ from cpo.segmentation.rules import assign_by_rules
 from cpo.segmentation.settings import Rule, SegmentationSettings
 from cpo.segmentation.thresholds import Threshold
 
-__all__ = ["ASSIGNMENT_COLUMNS", "SegmentationResult", "segment"]
+__all__ = ["ASSIGNMENT_COLUMNS", "SegmentationResult", "rules_result", "segment"]
 
 
 def segment(
@@ -28,29 +28,46 @@ def segment(
         settings: The ``segmentation`` section of experiment_config.yaml.
         seed: Random seed (k-means only).
     """
-    warnings: list[str] = []
     if settings.method == "rules":
         outcome = assign_by_rules(customers, settings)
-        assignments = outcome.assignments
-        definitions = _rule_definitions(settings, outcome.thresholds)
-        traits = {i: tuple(r.traits) for i, r in enumerate(settings.rules)}
-        traits[len(settings.rules)] = tuple(settings.fallback.traits)
-        details: dict[str, object] = {
-            "rules": len(settings.rules),
-            "quantile_method": settings.quantile_method,
-            "thresholds": _threshold_records(settings, outcome.thresholds),
-        }
         warnings = sparse_segment_warnings(customers, settings, outcome)
-    else:
-        # k-means needs scikit-learn (and SciPy): imported only when used, so modules that
-        # reach this package for its settings (retrieval, safety, the report) stay light.
-        from cpo.segmentation.kmeans import assign_by_kmeans
+        return rules_result(customers, settings, outcome.assignments, outcome.thresholds, warnings)
+    # k-means needs scikit-learn (and SciPy): imported only when used, so modules that
+    # reach this package for its settings (retrieval, safety, the report) stay light.
+    from cpo.segmentation.kmeans import assign_by_kmeans
 
-        assignments, traits, details = assign_by_kmeans(customers, settings.kmeans, seed)
-        definitions = {}
+    assignments, traits, details = assign_by_kmeans(customers, settings.kmeans, seed)
+    profiles = build_profiles(customers, assignments, {}, traits)
+    profiles = _with_centroid_definitions(profiles, customers)
+    warnings = _share_warnings(profiles, settings)
+    return SegmentationResult(assignments, profiles, settings.method, warnings, details)
+
+
+def rules_result(
+    customers: pd.DataFrame,
+    settings: SegmentationSettings,
+    assignments: pd.DataFrame,
+    thresholds: list[list[Threshold]],
+    warnings: list[str],
+) -> SegmentationResult:
+    """The result of rules segmentation from its assignments (profiles, definitions, details).
+
+    Args:
+        customers: The customers assigned.
+        settings: The ``segmentation`` section.
+        assignments: One row per customer in ``customers`` order.
+        thresholds: Per rule, its conditions with thresholds resolved.
+        warnings: Warnings about sparse segments (share warnings are added).
+    """
+    definitions = _rule_definitions(settings, thresholds)
+    traits = {i: tuple(r.traits) for i, r in enumerate(settings.rules)}
+    traits[len(settings.rules)] = tuple(settings.fallback.traits)
+    details: dict[str, object] = {
+        "rules": len(settings.rules),
+        "quantile_method": settings.quantile_method,
+        "thresholds": _threshold_records(settings, thresholds),
+    }
     profiles = build_profiles(customers, assignments, definitions, traits)
-    if settings.method == "kmeans":
-        profiles = _with_centroid_definitions(profiles, customers)
     warnings = _share_warnings(profiles, settings) + warnings
     return SegmentationResult(assignments, profiles, settings.method, warnings, details)
 

@@ -15,6 +15,7 @@ Thresholds may be quantiles of the run's customers (``value: {quantile: 0.75}``)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,10 +52,31 @@ class RulesOutcome:
     available: list[np.ndarray]
 
 
-def assign_by_rules(frame: pd.DataFrame, settings: SegmentationSettings) -> RulesOutcome:
+@dataclass(frozen=True)
+class ResolvedRules:
+    """What rule assignment needs from all customers, computed once for a run.
+
+    An engine that assigns customers in parts (the Spark engine, one partition
+    at a time) computes these over every customer first, so each part is
+    assigned as it would be in one piece.
+
+    Attributes:
+        thresholds: Per rule, its conditions with thresholds resolved.
+        scales: Per numeric condition column: the standard deviation margins are
+            measured in (NaN when the column has no value).
+    """
+
+    thresholds: list[list[Threshold]]
+    scales: Mapping[str, float]
+
+
+def assign_by_rules(
+    frame: pd.DataFrame, settings: SegmentationSettings, resolved: ResolvedRules | None = None
+) -> RulesOutcome:
     """Assign every customer to the first rule it matches, else the fallback.
 
-    Quantile thresholds are resolved first (:mod:`.thresholds`). Masks and
+    Quantile thresholds are resolved first (:mod:`.thresholds`), unless
+    ``resolved`` gives them (with the columns' standard deviations). Masks and
     margins are computed for every rule over all rows (cheap numeric work);
     reason text is built only for the rows each rule actually won.
 
@@ -69,7 +91,8 @@ def assign_by_rules(frame: pd.DataFrame, settings: SegmentationSettings) -> Rule
             f"{CONFIG_FILE}: key 'segmentation.rules' is empty; rules segmentation needs rules",
             hint="add at least one rule, or set segmentation.method: kmeans",
         )
-    thresholds = resolve_thresholds(frame, settings)
+    thresholds = resolved.thresholds if resolved else resolve_thresholds(frame, settings)
+    scales = resolved.scales if resolved else None
     count = len(frame)
     chosen = np.full(count, len(settings.rules), dtype=np.int64)
     margin = np.full(count, np.inf)
@@ -78,7 +101,7 @@ def assign_by_rules(frame: pd.DataFrame, settings: SegmentationSettings) -> Rule
     evaluations, available = [], []
     for index, rule in enumerate(settings.rules):
         where = f"segmentation.rules[{index}]"
-        evaluation = evaluate_rule(frame, thresholds[index], rule.match, rule.name, where)
+        evaluation = evaluate_rule(frame, thresholds[index], rule.match, rule.name, where, scales)
         available.append(unassigned.copy())
         take = evaluation.matched & unassigned
         chosen[take] = index
@@ -145,13 +168,22 @@ class RuleEvaluation:
 
 
 def evaluate_rule(
-    frame: pd.DataFrame, thresholds: list[Threshold], match: str, rule_name: str, where: str
+    frame: pd.DataFrame,
+    thresholds: list[Threshold],
+    match: str,
+    rule_name: str,
+    where: str,
+    scales: Mapping[str, float] | None = None,
 ) -> RuleEvaluation:
-    """Evaluate every (resolved) condition of a rule and combine them by ``match``."""
+    """Evaluate every (resolved) condition of a rule and combine them by ``match``.
+
+    ``scales`` gives each numeric column's standard deviation (``None``: computed on ``frame``).
+    """
     masks, margins = [], []
     for position, threshold in enumerate(thresholds):
+        scale = None if scales is None else scales.get(threshold.column)
         mask, cond_margin = evaluate_condition(
-            frame, threshold, rule_name, f"{where}.conditions[{position}]"
+            frame, threshold, rule_name, f"{where}.conditions[{position}]", scale
         )
         masks.append(mask)
         margins.append(cond_margin)
@@ -162,20 +194,31 @@ def evaluate_rule(
 
 
 def evaluate_condition(
-    frame: pd.DataFrame, threshold: Threshold, rule_name: str, where: str
+    frame: pd.DataFrame,
+    threshold: Threshold,
+    rule_name: str,
+    where: str,
+    scale: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Evaluate one resolved condition: mask and signed margin (positive = satisfied)."""
     column = frame[threshold.column]
     if threshold.numeric:
         values = numeric_values(column, rule_name, where)
-        return _numeric_condition(values, threshold)
+        return _numeric_condition(values, threshold, scale)
     mask = _categorical_condition(column, threshold)
     return mask, np.where(mask, np.inf, -np.inf)
 
 
-def _numeric_condition(values: np.ndarray, threshold: Threshold) -> tuple[np.ndarray, np.ndarray]:
+def column_scale(values: np.ndarray) -> float:
+    """The standard deviation margins are measured in (NaN-ignoring, ddof 0; 1 when 0)."""
+    return (float(np.nanstd(values)) if values.size else 0.0) or 1.0
+
+
+def _numeric_condition(
+    values: np.ndarray, threshold: Threshold, scale: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Mask and margin for <, <=, >, >=, between, scaled by the column's std."""
-    scale = (float(np.nanstd(values)) if values.size else 0.0) or 1.0
+    scale = column_scale(values) if scale is None else scale
     if threshold.op == "between":
         low, high = threshold.bounds
         distance = np.minimum(values - low, high - values)

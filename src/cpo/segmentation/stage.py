@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cpo.compute import engine_for
 from cpo.customers import LoadedCustomers, load_customers
 from cpo.run_folder import (
     CUSTOMERS_COPY,
@@ -18,7 +19,6 @@ from cpo.run_folder import (
 )
 from cpo.run_inputs import copy_source, customer_settings, customers_path
 from cpo.runfiles import sha256_file, write_csv
-from cpo.segmentation import segment
 from cpo.stage_api import RunContext, StageBase, StageOutcome
 
 
@@ -59,7 +59,7 @@ class SegmentStage(StageBase):
         write_customer_copy(ctx.run_dir, loaded.frame, copy_source(ctx, sha256))
         self._warn_without_email(ctx, loaded)
         settings = ctx.config.experiment.segmentation
-        result = segment(loaded.frame, settings, seed=ctx.seed)
+        result = engine_for(ctx.config.experiment.compute).segment(loaded.frame, settings, ctx.seed)
         write_segments(ctx.run_dir, result.assignments)
         write_profiles(
             ctx.run_dir,

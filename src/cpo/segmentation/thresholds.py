@@ -12,6 +12,7 @@ ignored. The resolved numbers are what every customer is compared with, what
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,9 @@ NUMERIC_OPS = ("<", "<=", ">", ">=", "between")
 CONFIG_FILE = EXPERIMENT_CONFIG_FILE
 
 Level = float | None
+#: ``(column, level) -> value`` or ``None``: an engine's exact quantile of a whole column
+#: (``None`` = compute it from the values here, e.g. when the column has no value).
+QuantileSource = Callable[[str, float], float | None]
 
 
 @dataclass(frozen=True)
@@ -124,9 +128,12 @@ def _show(bound: float, written: object, level: Level) -> str:
 
 
 def resolve_thresholds(
-    frame: pd.DataFrame, settings: SegmentationSettings
+    frame: pd.DataFrame, settings: SegmentationSettings, source: QuantileSource | None = None
 ) -> list[list[Threshold]]:
     """Resolve every rule condition's thresholds on ``frame`` (one list per rule).
+
+    ``source`` computes quantiles elsewhere (the Spark engine); the columns are
+    still checked here, with the same errors.
 
     Raises:
         ConfigError: a condition names a missing column, tests a text column
@@ -139,7 +146,9 @@ def resolve_thresholds(
         for position, condition in enumerate(rule.conditions):
             where = f"segmentation.rules[{index}].conditions[{position}]"
             conditions.append(
-                _resolve_condition(frame, condition, rule.name, where, settings.quantile_method)
+                _resolve_condition(
+                    frame, condition, rule.name, where, settings.quantile_method, source
+                )
             )
         resolved.append(conditions)
     return resolved
@@ -151,6 +160,7 @@ def _resolve_condition(
     rule_name: str,
     where: str,
     method: QuantileMethod,
+    source: QuantileSource | None = None,
 ) -> Threshold:
     """Check the column and turn any quantile of the condition into a number."""
     if condition.column not in frame.columns:
@@ -168,7 +178,10 @@ def _resolve_condition(
     levels: list[Level] = []
     for item in items:
         if isinstance(item, Quantile):
-            bounds.append(quantile_of(values, item.quantile, method, rule_name, where))
+            found = None if source is None else source(condition.column, item.quantile)
+            if found is None:
+                found = quantile_of(values, item.quantile, method, rule_name, where)
+            bounds.append(found)
             levels.append(item.quantile)
         else:
             bounds.append(float(item))

@@ -1,0 +1,1 @@
+"""The Spark engine (``compute.engine: spark``): PySpark on any Spark cluster or ``local[N]``."""
