@@ -2,8 +2,9 @@
 
 The rule: a stage package (segmentation, retrieval, generation, safety,
 experiment, reporting) imports another stage package only for the statistics
-core (``cpo.experiment.stats``, ``catalog``, ``results``, ``next_test``). Everything else two
-stages share lives outside the stage packages (``cpo.models``, ``cpo.run_folder``,
+core (``cpo.experiment.stats``, ``catalog``, ``results``, ``next_test``,
+``sequential``). Everything else two stages share lives outside the stage
+packages (``cpo.models``, ``cpo.run_folder``,
 ``cpo.audit``, ``cpo.decisions``, ``cpo.citations``, ``cpo.audience``,
 ``cpo.conditions``, ``cpo.customer_text``, ``cpo.merge_values``), and what one
 stage needs from another package's service is passed in by the pipeline.
@@ -21,6 +22,7 @@ STATISTICS_CORE = {
     "cpo.experiment.catalog",
     "cpo.experiment.results",
     "cpo.experiment.next_test",
+    "cpo.experiment.sequential",
 }
 
 

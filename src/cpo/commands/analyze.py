@@ -87,10 +87,12 @@ def analyze_command(
         customers=customers,
     )
     if config.experiment.analysis.sequential:
+        from cpo.experiment.results import MetricsDocument
         from cpo.experiment.sequential import monitor_metrics
 
         tau = config.experiment.analysis.sequential_tau
-        metrics = monitor_metrics(metrics, tau=tau, run_dir=engagement_file.parent)
+        document = MetricsDocument.from_dict(metrics)
+        metrics = monitor_metrics(document, tau=tau, run_dir=engagement_file.parent).to_dict()
     if out_file is not None:
         write_json(out_file, metrics)
     if as_json:

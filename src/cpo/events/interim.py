@@ -138,10 +138,12 @@ def _analyse(run_dir: Path, stored: Sequence[tuple[str, str]]) -> Interim:
     imported = import_event_rows(Path("webhook events"), normalised.frame, assignments)
     metrics = calculate_metrics(imported.frame, config, design=run_folder.read_design(run_dir))
     if config.analysis.sequential:
+        from cpo.experiment.results import MetricsDocument
         from cpo.experiment.sequential import monitor_metrics
 
         tau = config.analysis.sequential_tau
-        metrics = monitor_metrics(metrics, tau=tau, run_dir=run_dir)
+        document = MetricsDocument.from_dict(metrics)
+        metrics = monitor_metrics(document, tau=tau, run_dir=run_dir).to_dict()
     messages = [w["message"] for w in normalised.warnings + imported.warnings]
     messages += [str(w["message"]) for w in metrics.get("warnings", [])]
     return Interim(len(stored), metrics, normalised.counts, list(dict.fromkeys(messages)))

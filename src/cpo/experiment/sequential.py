@@ -556,22 +556,24 @@ def sequential_summary(history: Monitoring, metric: str) -> JsonDict:
     }
 
 
-def monitor_metrics(metrics: JsonDict, *, tau: float, run_dir: Path | None = None) -> JsonDict:
-    """A metrics dict with its ``sequential`` section, as the next look after ``run_dir``'s.
+def monitor_metrics(
+    metrics: MetricsDocument, *, tau: float, run_dir: Path | None = None
+) -> MetricsDocument:
+    """The analysis with its ``sequential`` section, as the next look after ``run_dir``'s.
 
-    For ``cpo analyze``: the looks recorded in ``run_dir``'s monitoring.json
-    (when there is one) are read but not changed, so the section shows the
-    look this analysis would be.
+    For ``cpo analyze`` and the web app's interim analysis: the looks recorded
+    in ``run_dir``'s monitoring.json (when there is one) are read but not
+    changed, so the section shows the look this analysis would be. An
+    unrecorded look is as valid as a recorded one.
 
     Args:
-        metrics: The analysis (``metrics.json`` form).
+        metrics: The analysis.
         tau: Mixing standard deviation (``analysis.sequential_tau``).
         run_dir: A run folder whose recorded looks come first (None: this is look 1).
-    """
-    from cpo.experiment.results import MetricsDocument
 
+    Raises:
+        ConfigError: ``tau`` or alpha differ from the recorded looks'.
+    """
     history = read_monitoring(run_dir) if run_dir is not None else None
     source = str(MONITORING.path(run_dir)) if run_dir is not None else MONITORING.name
-    document = MetricsDocument.from_dict(metrics)
-    looked = record_look(history, document, tau=tau, source=source)
-    return replace(document, sequential=looked).to_dict()
+    return replace(metrics, sequential=record_look(history, metrics, tau=tau, source=source))
