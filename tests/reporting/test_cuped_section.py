@@ -81,3 +81,49 @@ def test_html_pdf_and_notebook_show_the_block(cuped_run: Path, pdf_text) -> None
     cell = next(c for c in notebook.cells if "regression_adjustment" in c.source)
     shown = "".join(output.get("text", "") for output in cell.outputs)
     assert section["decision"] in shown
+
+
+def test_summary_says_the_decision_uses_the_adjusted_estimates(cuped_run: Path) -> None:
+    """Executive summary: a caution flag and the adjusted primary result per arm."""
+    from cpo.reporting.sections.summary import executive_summary
+
+    recorded = json.loads((cuped_run / "metrics.json").read_text())["regression_adjustment"]
+    assert recorded["used_for_decision"] is True
+    block = executive_summary(load_run(cuped_run))
+    assert "Decided on CUPED-adjusted estimates" in block["cautions"]
+    primary = [c for c in recorded["comparisons"] if c["metric"] == "click_rate"]
+    lines = [line for line in block["recommendation"] if line.startswith("Adjusted for")]
+    assert len(lines) == len(primary)
+    for line, record in zip(lines, primary, strict=True):
+        assert record["treatment_arm"] in line
+        assert fmt.pp(record["adjusted"]["difference"]) in line
+        assert fmt.pval(record["p_value_adjusted"]) in line
+
+
+def test_summary_points_out_a_verdict_that_differs(cuped_run: Path, tmp_path: Path) -> None:
+    """When the adjusted verdict differs from the unadjusted one, the sentence says so."""
+    from cpo.reporting.sections.summary import executive_summary
+
+    run = tmp_path / "run"
+    shutil.copytree(cuped_run, run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    record = next(
+        c for c in metrics["regression_adjustment"]["comparisons"] if c["metric"] == "click_rate"
+    )
+    plain = next(
+        r
+        for r in metrics["lift_analysis"]
+        if r["metric"] == "click_rate" and r["treatment_arm"] == record["treatment_arm"]
+    )
+    record["significant"] = not plain["statistical_significance"]["significant"]
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    lines = executive_summary(load_run(run))["recommendation"]
+    assert any("unlike the unadjusted comparison" in line for line in lines)
+
+
+def test_no_flag_when_the_decision_is_unadjusted(make_run) -> None:
+    from cpo.reporting.sections.summary import executive_summary
+
+    block = executive_summary(load_run(make_run(source="imported")))
+    assert "Decided on CUPED-adjusted estimates" not in block["cautions"]
+    assert not any(line.startswith("Adjusted for") for line in block["recommendation"])

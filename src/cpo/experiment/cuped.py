@@ -364,6 +364,7 @@ class AdjustedComparison:
         n_control: Control recipients in the regression.
         n_treatment: Treatment recipients in the regression.
         control_adjusted_mean: Control's mean at the pooled covariate mean.
+        treatment_adjusted_mean: The treatment's mean at the pooled covariate mean.
         unadjusted: Difference of means, HC2 (Welch) standard error.
         adjusted: Difference of adjusted means, HC2 standard error.
         relative_lift: Adjusted difference / control's adjusted mean (0.1 = +10%).
@@ -382,6 +383,7 @@ class AdjustedComparison:
     n_control: int
     n_treatment: int
     control_adjusted_mean: float | None
+    treatment_adjusted_mean: float | None
     unadjusted: Estimate
     adjusted: Estimate
     relative_lift: float | None
@@ -406,10 +408,10 @@ class AdjustedComparison:
         """The JSON form."""
         data: JsonDict = {name: getattr(self, name) for name in _COMPARISON_SCALARS[:2]}
         data["covariates"] = list(self.covariates)
-        data.update({name: getattr(self, name) for name in _COMPARISON_SCALARS[2:5]})
+        data.update({name: getattr(self, name) for name in _COMPARISON_SCALARS[2:6]})
         data["unadjusted"] = self.unadjusted.to_dict()
         data["adjusted"] = self.adjusted.to_dict()
-        data.update({name: getattr(self, name) for name in _COMPARISON_SCALARS[5:]})
+        data.update({name: getattr(self, name) for name in _COMPARISON_SCALARS[6:]})
         return data
 
 
@@ -419,6 +421,7 @@ _COMPARISON_SCALARS = (
     "n_control",
     "n_treatment",
     "control_adjusted_mean",
+    "treatment_adjusted_mean",
     "relative_lift",
     "relative_lower",
     "relative_upper",
@@ -461,6 +464,7 @@ def compare(
         n_control=control.n,
         n_treatment=treatment.n,
         control_adjusted_mean=control.adjusted_mean,
+        treatment_adjusted_mean=treatment.adjusted_mean,
         unadjusted=unadjusted,
         adjusted=adjusted,
         relative_lift=relative[0],

@@ -83,3 +83,50 @@ def _width_ratio(unadjusted: dict[str, Any], adjusted: dict[str, Any]) -> str:
     if not before or after is None:
         return fmt.MISSING
     return fmt.pct(after / before, 0)
+
+
+def decision_flag(art: RunArtifacts) -> str | None:
+    """The summary's caution flag when the decision uses the CUPED estimates, else None."""
+    section = art.metrics.get("regression_adjustment") or {}
+    return "Decided on CUPED-adjusted estimates" if section.get("used_for_decision") else None
+
+
+def decision_sentences(art: RunArtifacts) -> list[str]:
+    """The primary metric's CUPED-adjusted result per arm, for the summary's recommendation.
+
+    Empty when the decision uses the unadjusted estimates. Each sentence gives
+    the adjusted lift, its interval and adjusted p-value, and says when its
+    verdict differs from the unadjusted comparison shown beside it.
+    """
+    section = art.metrics.get("regression_adjustment") or {}
+    if not section.get("used_for_decision"):
+        return []
+    metric = primary_metric(art)
+    plain = {
+        r.get("treatment_arm"): r
+        for r in art.metrics.get("lift_analysis") or []
+        if r.get("metric") == metric
+    }
+    sentences = []
+    for record in section.get("comparisons") or []:
+        if record["metric"] != metric:
+            continue
+        adjusted = record["adjusted"]
+        significance = (plain.get(record["treatment_arm"]) or {}).get("statistical_significance")
+        unadjusted = (significance or {}).get("significant")
+        differs = record["significant"] is not None and unadjusted is not None
+        differs = differs and bool(record["significant"]) != bool(unadjusted)
+        sentences.append(
+            f"Adjusted for customers' history (CUPED, the estimate this campaign decides on): "
+            f"{record['treatment_arm']} {fmt.pp(adjusted.get('difference'))} "
+            f"(CI {fmt.interval(adjusted.get('lower'), adjusted.get('upper'))}), "
+            f"Holm-adjusted p = {fmt.pval(record.get('p_value_adjusted'))}"
+            + (
+                f"; {'significant' if record['significant'] else 'not significant'}, unlike "
+                "the unadjusted comparison above, so read the adjusted result"
+                if differs
+                else ""
+            )
+            + "."
+        )
+    return sentences

@@ -36,6 +36,7 @@ from cpo.reporting.sections.common import (
     srm_mismatch,
     truth_cell,
 )
+from cpo.reporting.sections.cuped import decision_flag, decision_sentences
 from cpo.reporting.sections.safety import safety_counts
 from cpo.reporting.simulated import (
     PIPELINE_CHECK,
@@ -75,7 +76,10 @@ def executive_summary(art: RunArtifacts) -> dict[str, Any]:
         "best": _best_block(art, best, metric) if best else None,
         "verdict": "winner" if winners else ("inconclusive" if best else "no-comparison"),
         "headline": _headline(art, metric, best, winners),
-        "recommendation": _recommendation(art, metric, best, winners, losers),
+        "recommendation": [
+            *_recommendation(art, metric, best, winners, losers),
+            *decision_sentences(art),
+        ],
         "cautions": _cautions(art),
         "key_numbers": key_numbers(art),
     }
@@ -334,6 +338,9 @@ def _cautions(art: RunArtifacts) -> list[str]:
     codes |= {w.get("code") for w in art.design.get("warnings") or []}
     if "underpowered" in codes:
         flags.append("Underpowered")
+    cuped = decision_flag(art)
+    if cuped:
+        flags.append(cuped)
     waves = art.metrics.get("waves")
     if waves:
         flags.append(f"{waves['count']} adaptive waves: decide on the stratified estimate")
