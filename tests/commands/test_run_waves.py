@@ -113,6 +113,20 @@ def test_waves_with_imported_engagement_are_refused(waves_run: Path, tmp_path: P
     assert result.exit_code == 1
     assert "adaptive waves (3) with imported engagement are not implemented yet" in result.output
     assert "Traceback" not in result.output
+    # Refused before any stage ran: the completed run is left as it was.
+    assert json.loads((waves_run / "manifest.json").read_text())["status"] == "completed"
+
+
+def test_waves_with_an_engagement_file_on_a_new_run_are_refused_before_any_stage(
+    tmp_path: Path,
+) -> None:
+    events = tmp_path / "events.csv"
+    events.write_text("customer_id,opened,clicked,converted\nC000001,1,0,0\n")
+    run = tmp_path / "run"
+    result = invoke("run", "--out", str(run), "--waves", "2", "--engagement", str(events))
+    assert result.exit_code == 1
+    assert "adaptive waves (2) with imported engagement are not implemented yet" in result.output
+    assert not (run / "segments.csv").exists()
 
 
 def test_more_waves_than_the_customers_allow_is_one_clear_error(

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -56,7 +56,12 @@ from cpo.experiment.send_stage import (
 from cpo.experiment.sends import CONTACT_COLUMNS, SendList
 from cpo.experiment.settings import HOLDOUT_ARM
 from cpo.experiment.simulate import SIMULATION_COLUMNS, SOURCE_SIMULATED, simulate_engagement
-from cpo.experiment.wave_stage import assign_run, check_engagement_waves, simulate_waves
+from cpo.experiment.wave_stage import (
+    assign_run,
+    check_engagement_waves,
+    check_wave_options,
+    simulate_waves,
+)
 from cpo.experiment.waves import WAVE_COLUMN
 from cpo.models import Variant
 from cpo.run_folder import (
@@ -70,7 +75,10 @@ from cpo.run_folder import (
 )
 from cpo.run_inputs import customers_path, load_run_customers
 from cpo.runfiles import sha256_file, write_csv, write_json
-from cpo.stage_api import RunContext, StageBase, StageOutcome
+from cpo.stage_api import RunContext, RunOptions, StageBase, StageOutcome
+
+if TYPE_CHECKING:
+    from cpo.config import Config
 
 CHANNEL = "experiment"
 
@@ -104,6 +112,10 @@ class AssignStage(StageBase):
 
     def __init__(self, merge_screening: MergeScreeningFactory) -> None:
         self.merge_screening = merge_screening
+
+    def preflight(self, config: Config, options: RunOptions) -> None:
+        """Refuse an unusable wave count, and adaptive waves with imported engagement."""
+        check_wave_options(config, options)
 
     def input_files(self, ctx: RunContext) -> list[Path]:
         """Segments, variants, retrieval (footnote links) and the customer file."""

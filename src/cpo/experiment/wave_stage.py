@@ -18,7 +18,7 @@ implemented: :func:`refuse_imported_waves` says so.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -40,7 +40,10 @@ from cpo.experiment.simulate import (
 )
 from cpo.experiment.waves import WAVE_COLUMN, WaveRun, assign_waves
 from cpo.logs import utc_now
-from cpo.stage_api import RunContext
+from cpo.stage_api import RunContext, RunOptions
+
+if TYPE_CHECKING:
+    from cpo.config import Config
 
 METHOD = (
     "wave 1: the design's allocation; later waves: control's fixed share, the rest by "
@@ -50,14 +53,17 @@ METHOD = (
 
 
 def wave_settings(ctx: RunContext) -> WaveSettings:
-    """``experiment.waves`` with ``--waves N`` laid over its count.
+    """The run's ``experiment.waves`` with ``--waves N`` laid over (:func:`waves_for`)."""
+    return waves_for(ctx.config.experiment.experiment.waves, ctx.options.waves)
+
+
+def waves_for(settings: WaveSettings, count: int | None) -> WaveSettings:
+    """``settings`` with the count given on the command line (``None``: as configured).
 
     Raises:
         CpoError: ``--waves`` is below 1, or the configured wave shares do not
             match the count given on the command line.
     """
-    settings = ctx.config.experiment.experiment.waves
-    count = ctx.options.waves
     if count is None or count == settings.count:
         return settings
     if count < 1:
@@ -71,6 +77,17 @@ def wave_settings(ctx: RunContext) -> WaveSettings:
     return settings.model_copy(update={"count": count})
 
 
+def check_wave_options(config: Config, options: RunOptions) -> None:
+    """Before any stage runs: the wave count is usable and adaptive waves run offline.
+
+    Raises:
+        CpoError: see :func:`waves_for`, or adaptive waves with an engagement file.
+    """
+    settings = waves_for(config.experiment.experiment.waves, options.waves)
+    if settings.count > 1 and options.engagement is not None:
+        refuse_imported_waves(settings.count)
+
+
 def refuse_imported_waves(waves: int) -> None:
     """Adaptive waves with an imported engagement file are not implemented yet.
 
@@ -80,7 +97,7 @@ def refuse_imported_waves(waves: int) -> None:
     raise CpoError(
         f"adaptive waves ({waves}) with imported engagement are not implemented yet: "
         "every wave after the first is allocated on the responses of the waves before it, "
-        "and this run allocated them on simulated responses",
+        "which cpo can so far only simulate",
         hint="run adaptive waves offline (without --engagement) to plan and study them, "
         "or use one wave (--waves 1) for a real send",
     )
