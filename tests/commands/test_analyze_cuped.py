@@ -167,3 +167,25 @@ def test_cpo_run_summary_and_metrics_carry_both(tmp_path: Path) -> None:
     assert planned["cuped"]["mde_relative"] < planned["mde_relative"]
     underpowered = next(w for w in design["warnings"] if w["code"] == "underpowered")
     assert "variance reduction CUPED can be expected to give" in underpowered["message"]
+
+
+def test_metrics_document_reads_the_section_and_documents_without_it(tmp_path: Path) -> None:
+    """The typed document round-trips the section; an older metrics.json without it still reads."""
+    from cpo.experiment.results import MetricsDocument
+
+    engagement = _engagement(tmp_path)
+    result = CliRunner().invoke(
+        cli, ["analyze", str(engagement), "--customers", str(bundled_customers()), "--json"]
+    )
+    data = json.loads(result.output)
+    document = MetricsDocument.from_dict(data)
+    assert document.to_dict() == data
+    assert document.regression_adjustment is not None
+    summary = document.summary()
+    assert [r.estimate for r in summary.results] == ["cuped"]
+    assert [r.estimate for r in summary.other_results] == ["unadjusted"]
+    del data["regression_adjustment"]
+    older = MetricsDocument.from_dict(data)
+    assert older.regression_adjustment is None
+    assert [r.estimate for r in older.summary().results] == ["unadjusted"]
+    assert older.summary().other_results == ()

@@ -526,6 +526,7 @@ class RegressionAdjustment:
         comparisons: One record per metric and treatment arm (primary metric first).
         reason: Why there are no adjusted estimates at all, else None.
         decision: A sentence saying which estimate the primary decision uses.
+        notes: Configured covariates the customer data lacks, one line per metric.
     """
 
     setting: str
