@@ -58,7 +58,6 @@ from cpo.experiment.settings import HOLDOUT_ARM
 from cpo.experiment.simulate import SIMULATION_COLUMNS, SOURCE_SIMULATED, simulate_engagement
 from cpo.experiment.wave_stage import (
     assign_run,
-    check_engagement_waves,
     check_wave_options,
     simulate_waves,
 )
@@ -324,7 +323,6 @@ class EngageStage(StageBase):
         assignments = run_folder.read_assignments(ctx.run_dir)
         design = run_folder.read_design(ctx.run_dir)
         records: dict[str, Any] = {}
-        check_engagement_waves(assignments, importing=ctx.options.engagement is not None)
         if ctx.options.engagement is not None:
             frame, report, records["inputs"] = self._import(ctx, assignments)
         else:

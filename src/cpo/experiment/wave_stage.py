@@ -25,7 +25,7 @@ import pandas as pd
 
 from cpo import run_folder
 from cpo.compute import engine_for
-from cpo.errors import CpoError, DataValidationError
+from cpo.errors import CpoError
 from cpo.experiment import catalog
 from cpo.experiment.design import Design
 from cpo.experiment.settings import CONTROL_ARM, HOLDOUT_ARM, SimulationSettings, WaveSettings
@@ -243,19 +243,3 @@ def _holdout_conversions(
     p = probs["p_convert"].to_numpy() * settings.organic_conversion_share
     rng = np.random.default_rng([seed, 1])
     return {"customers": len(held), "converted": int((rng.random(len(p)) < p).sum())}
-
-
-def check_engagement_waves(assignments: pd.DataFrame, importing: bool) -> None:
-    """Refuse to import engagement into a run whose assignments come from adaptive waves.
-
-    Raises:
-        CpoError: ``importing`` and assignments.csv has a wave column.
-    """
-    if importing and WAVE_COLUMN in assignments:
-        waves = pd.to_numeric(assignments[WAVE_COLUMN], errors="coerce")
-        if waves.isna().any():
-            raise DataValidationError(
-                f"{run_folder.ASSIGNMENTS.name}: the {WAVE_COLUMN} column has non-numbers",
-                hint=run_folder.ASSIGNMENTS.rewrite_hint,
-            )
-        refuse_imported_waves(int(waves.max()))
