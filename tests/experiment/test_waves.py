@@ -318,3 +318,12 @@ def test_a_tiny_first_wave_still_allocates_and_analyses() -> None:
     )
     assert estimate.waves_used == (1, 2) and estimate.difference is not None
     assert estimate.weights == {1: pytest.approx(0.05), 2: pytest.approx(0.95)}
+
+
+def test_allocation_without_treatment_arms_keeps_everyone_in_control() -> None:
+    allocation = next_allocation(2, {CONTROL_ARM: (3, 50)}, 0.25, WaveSettings(count=2), 1)
+    assert allocation.shares == {CONTROL_ARM: 1.0}
+    single = next_allocation(
+        2, {CONTROL_ARM: (3, 50), "treatment_1": (5, 50)}, 0.25, WaveSettings(count=2), 1
+    )
+    assert single.shares == {CONTROL_ARM: 0.25, "treatment_1": pytest.approx(0.75)}

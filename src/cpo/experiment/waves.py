@@ -211,6 +211,8 @@ def next_allocation(
         seed: Run seed; with ``wave`` it seeds the Monte Carlo draws.
     """
     treatments = [arm for arm in observed if arm != CONTROL_ARM]
+    if not treatments:  # every treatment arm was dropped: control is all there is
+        return WaveAllocation(wave, METHOD_DESIGN, {CONTROL_ARM: 1.0})
     successes = np.array([observed[a][0] for a in treatments], dtype=float)
     trials = np.array([observed[a][1] for a in treatments], dtype=float)
     rng = np.random.default_rng([seed, wave])
