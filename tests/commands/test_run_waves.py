@@ -78,6 +78,19 @@ def test_the_holdout_is_fixed_and_never_mailed(waves_run: Path) -> None:
 
 
 @pytest.mark.slow
+def test_the_run_says_it_was_sent_in_waves(waves_run: Path) -> None:
+    manifest = json.loads((waves_run / "manifest.json").read_text())
+    assert manifest["experiment"]["waves"] == 3
+    assert "3 adaptive waves (see waves.json)" in manifest["stages"]["assign"]["summary"]
+    events = [
+        json.loads(line)
+        for line in (waves_run / "logs" / "experiment.log").read_text().splitlines()
+        if '"wave_allocated"' in line
+    ]
+    assert [event["wave"] for event in events] == [1, 2, 3]
+
+
+@pytest.mark.slow
 def test_metrics_decide_on_the_wave_stratified_estimate(waves_run: Path) -> None:
     metrics = json.loads((waves_run / "metrics.json").read_text())
     section = metrics["waves"]
@@ -142,3 +155,16 @@ def test_more_waves_than_the_customers_allow_is_one_clear_error(
     assert "experiment.waves.count 40" in result.output
     assert "use fewer waves" in result.output
     assert "Traceback" not in result.output
+
+
+def test_one_wave_writes_no_wave_column_and_no_waves_file(
+    tmp_path: Path, customers_csv: Path
+) -> None:
+    frame = pd.read_csv(customers_csv, dtype=str, keep_default_na=False).head(80)
+    frame.to_csv(customers_csv, index=False)
+    run = tmp_path / "run"
+    result = invoke("run", "--out", str(run), "--customers", str(customers_csv), "--waves", "1")
+    assert result.exit_code == 0, result.output
+    assert not (run / "waves.json").exists()
+    assert "wave" not in pd.read_csv(run / "assignments.csv", nrows=1).columns
+    assert "waves" not in json.loads((run / "metrics.json").read_text())

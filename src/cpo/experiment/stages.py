@@ -60,6 +60,7 @@ from cpo.experiment.wave_stage import (
     assign_run,
     check_wave_options,
     simulate_waves,
+    wave_settings,
 )
 from cpo.experiment.waves import WAVE_COLUMN
 from cpo.models import Variant
@@ -176,6 +177,10 @@ class AssignStage(StageBase):
             "withheld": withheld_summary(send_list),
         }
         summary = self._summary(design, counts)
+        waves = wave_settings(ctx).count
+        if waves > 1:
+            experiment["waves"] = waves
+            summary += f"; {waves} adaptive waves (see {run_folder.WAVES.name})"
         if len(send_list.withheld):
             summary += f"; {len(send_list.withheld)} withheld (see {run_folder.WITHHELD.name})"
         return StageOutcome(
