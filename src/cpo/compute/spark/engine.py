@@ -88,6 +88,8 @@ class SparkEngine:
             )
         if not settings.rules:
             assign_by_rules(customers, settings)  # raises the local engine's error
+        # The local engine's checks of every rule column, with its errors (no quantile yet).
+        resolve_thresholds(customers, settings, lambda column, level: 0.0)
         columns = _numeric_columns(customers, settings)
         frame = self._rules_frame(customers, settings, columns)
         resolved = _resolve(frame, customers, settings, columns)
@@ -125,6 +127,7 @@ class SparkEngine:
     ) -> Any:
         """Customer id, the rule columns and each numeric rule column as doubles."""
         used = list(dict.fromkeys(c.column for r in settings.rules for c in r.conditions))
+        used = [column for column in used if column in customers.columns]
         frame = customers[["customer_id", *[c for c in used if c != "customer_id"]]].copy()
         frame["customer_id"] = frame["customer_id"].astype(str)
         for column, helper in numeric.items():
