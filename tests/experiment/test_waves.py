@@ -327,3 +327,20 @@ def test_allocation_without_treatment_arms_keeps_everyone_in_control() -> None:
         2, {CONTROL_ARM: (3, 50), "treatment_1": (5, 50)}, 0.25, WaveSettings(count=2), 1
     )
     assert single.shares == {CONTROL_ARM: 0.25, "treatment_1": pytest.approx(0.75)}
+
+
+def test_the_metrics_section_round_trips() -> None:
+    from cpo.experiment.wave_analysis import HoldoutLift, WaveAnalysis, WaveComparison
+
+    section = WaveAnalysis(
+        count=2,
+        metric="click_rate",
+        method="stratified",
+        weights={"1": 0.5, "2": 0.5},
+        comparisons=(WaveComparison("treatment_1", 0.01, 0.2, -0.01, 0.03, 0.3, 0.3, False, 0.02),),
+        holdout=HoldoutLift(
+            "conversion_rate", 0.01, 0.005, 0.005, 1.0, 0.0, 0.01, 0.04, 90, 10, "simulated"
+        ),
+    )
+    assert WaveAnalysis.from_dict(section.to_dict()) == section
+    assert WaveAnalysis.from_dict({**section.to_dict(), "holdout": None}).holdout is None

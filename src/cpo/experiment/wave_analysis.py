@@ -32,6 +32,8 @@ from cpo.experiment.stats import holm
 from cpo.experiment.waves import WAVE_COLUMN, pooled_difference, stratified_difference
 
 if TYPE_CHECKING:  # results imports this module
+    import pandas as pd
+
     from cpo.experiment.results import MetricsDocument
 
 #: The per-recipient outcome columns of engagement.csv.
@@ -74,7 +76,18 @@ class WaveComparison:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> WaveComparison:
         """Rebuild from :meth:`to_dict`."""
-        return cls(**{name: data.get(name) for name in cls.__dataclass_fields__})  # type: ignore[arg-type]
+        return cls(
+            arm=str(data["arm"]),
+            difference=data.get("difference"),
+            relative_lift=data.get("relative_lift"),
+            ci_lower=data.get("ci_lower"),
+            ci_upper=data.get("ci_upper"),
+            p_value=data.get("p_value"),
+            p_value_adjusted=data.get("p_value_adjusted"),
+            significant=data.get("significant"),
+            pooled_difference=data.get("pooled_difference"),
+            reason=data.get("reason"),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form."""
@@ -116,7 +129,20 @@ class HoldoutLift:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> HoldoutLift:
         """Rebuild from :meth:`to_dict`."""
-        return cls(**{name: data.get(name) for name in cls.__dataclass_fields__})  # type: ignore[arg-type]
+        return cls(
+            metric=str(data["metric"]),
+            mailed_rate=data.get("mailed_rate"),
+            holdout_rate=data.get("holdout_rate"),
+            difference=data.get("difference"),
+            relative_lift=data.get("relative_lift"),
+            ci_lower=data.get("ci_lower"),
+            ci_upper=data.get("ci_upper"),
+            p_value=data.get("p_value"),
+            mailed=int(data["mailed"]),
+            holdout=int(data["holdout"]),
+            engagement_source=data.get("engagement_source"),
+            reason=data.get("reason"),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form."""
@@ -222,7 +248,7 @@ def analyze_waves(
     )
 
 
-def _per_wave(frame: Any, definition: catalog.Metric, count: int) -> dict[str, np.ndarray]:
+def _per_wave(frame: pd.DataFrame, definition: catalog.Metric, count: int) -> dict[str, np.ndarray]:
     """Arm -> array (waves, 2) of the metric's events and denominator per wave."""
     among = definition.among
     rows = frame if among is None else frame.loc[frame[among].astype(int) == 1]
@@ -270,8 +296,8 @@ def _comparisons(
 
 
 def _holdout(
-    frame: Any,
-    waves: Any,
+    frame: pd.DataFrame,
+    waves: pd.DataFrame,
     report: Mapping[str, Any],
     sizes: np.ndarray,
     confidence: float,
@@ -331,7 +357,7 @@ def wave_expected_shares(design: dict[str, Any], assignments: Path) -> dict[str,
     mailed = frame.loc[frame["experiment_arm"] != HOLDOUT_ARM]
     arms = [arm["name"] for arm in design.get("arms", [])]
 
-    def shares(rows: Any) -> dict[str, float]:
+    def shares(rows: pd.DataFrame) -> dict[str, float]:
         counts = rows["experiment_arm"].value_counts()
         total = int(counts.sum())
         return {arm: (int(counts.get(arm, 0)) / total if total else 0.0) for arm in arms}
