@@ -56,8 +56,12 @@ def expand(counts: dict[tuple[str, str], tuple[int, int, int, int]]) -> pd.DataF
 
 
 def numbers(metrics: dict) -> dict:
-    """The statistical content of metrics.json (no timestamp, source or warnings)."""
-    skip = {"computed_at", "engagement_source", "warnings"}
+    """The statistical content of metrics.json (no timestamp, source or warnings).
+
+    regression_adjustment is left out too: it says why nothing was adjusted,
+    which differs between counts and per-recipient records without customers.
+    """
+    skip = {"computed_at", "engagement_source", "warnings", "regression_adjustment"}
     return {k: v for k, v in metrics.items() if k not in skip}
 
 
