@@ -113,7 +113,7 @@ def main() -> None:
     """Print both tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--regret-seeds", type=int, default=200)
-    parser.add_argument("--seeds", type=int, default=1000)
+    parser.add_argument("--seeds", type=int, default=2000)
     parser.add_argument("--draws", type=int, default=2000)
     args = parser.parse_args()
     adaptive, fixed, se = regret(args.regret_seeds, args.draws)

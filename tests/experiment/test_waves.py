@@ -7,7 +7,7 @@ the properties the method promises:
 * regret (expected conversions lost against always sending the best arm) is lower
   than a fixed equal allocation, on average over 200 seeds;
 * the wave-stratified estimate is unbiased (|mean error| < 3 Monte Carlo SE) and
-  its 95% interval covers the true difference 95 +- 2.5% of the time over 1,000
+  its 95% interval covers the true difference 95 +- 2.5% of the time over 2,000
   seeds, even with baseline rates drifting between waves;
 * the naive pooled estimate is biased in that drifting scenario (why we stratify).
 """
@@ -109,10 +109,10 @@ def _stratified_errors(
 
 @pytest.fixture(scope="module")
 def drifting() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """1,000 seeds of 4 adaptive waves whose baseline rates rise from 3% to 12%."""
+    """2,000 seeds of 4 adaptive waves whose baseline rates rise from 3% to 12%."""
     base = np.array([0.03, 0.06, 0.09, 0.12])[:, None]
     rates = base + np.array([0.0, 0.0, 0.005, 0.02])
-    return _stratified_errors(rates, 1000, WaveSettings(count=4, posterior_draws=2000))
+    return _stratified_errors(rates, 2000, WaveSettings(count=4, posterior_draws=2000))
 
 
 def test_stratified_estimate_is_unbiased_with_nominal_coverage(
