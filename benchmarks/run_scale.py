@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -76,12 +77,13 @@ def customers_file(cpo: Path, work: Path, count: int) -> Path:
     return path
 
 
-def run(cpo: Path, customers: Path, out: Path) -> dict:
-    """One `cpo run`; wall, CPU, peak memory of the tree, stage durations, folder size."""
+def run(cpo: Path, customers: Path, out: Path, extra: Sequence[str] = ()) -> dict:
+    """One `cpo run` (``extra`` flags added); wall, CPU, peak memory of the tree, stage
+    durations, folder size."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     process = subprocess.Popen(
-        [str(cpo), "run", "--customers", str(customers), "--out", str(out), "-q"],
+        [str(cpo), "run", "--customers", str(customers), "--out", str(out), "-q", *extra],
         stdout=subprocess.DEVNULL,
     )
     peak, by_stage = 0, {}

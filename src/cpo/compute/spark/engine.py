@@ -91,10 +91,13 @@ class SparkEngine:
         # The local engine's checks of every rule column, with its errors (no quantile yet).
         resolve_thresholds(customers, settings, lambda column, level: 0.0)
         columns = _numeric_columns(customers, settings)
-        frame = self._rules_frame(customers, settings, columns)
-        resolved = _resolve(frame, customers, settings, columns)
-        mapped = frame.mapInPandas(_rules_mapper(settings, resolved), _segment_schema())
-        assignments = _collect_in_order(mapped)[list(SEGMENT_COLUMNS)]
+        frame = self._rules_frame(customers, settings, columns).cache()  # read by every pass
+        try:
+            resolved = _resolve(frame, customers, settings, columns)
+            mapped = frame.mapInPandas(_rules_mapper(settings, resolved), _segment_schema())
+            assignments = _collect_in_order(mapped)[list(SEGMENT_COLUMNS)]
+        finally:
+            frame.unpersist()
         warnings = self._sparse_warnings(customers, settings, resolved, assignments)
         return rules_result(customers, settings, assignments, resolved.thresholds, warnings)
 

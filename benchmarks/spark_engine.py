@@ -1,0 +1,93 @@
+"""Benchmark: `cpo run` on N customers with the local and the Spark engine (issue 15).
+
+For each engine, writes a config folder (`cpo init`, then `compute.engine` set;
+Spark: `compute.spark.master` local[2] and the driver memory given), runs
+`cpo run --customers FILE --config DIR -q` as a subprocess and samples the
+resident memory of the command and all its descendants every 0.2 s (the Spark
+JVM and its Python workers included; see run_scale.py). Prints wall time, CPU
+seconds, the peak memory of the process tree, the segment and assign stages'
+durations, and whether the two runs' segments, assignments and metrics agree.
+
+    python benchmarks/spark_engine.py --customers-file /tmp/d1m/customers.csv
+    python benchmarks/spark_engine.py --customers 100000 --engines local spark
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "support"))
+
+from _machine import print_machine
+from golden import normalized
+from run_scale import customers_file, run
+
+COMPARED = ("segments.csv", "assignments.csv", "engagement.csv", "metrics.json")
+
+
+def config_folder(cpo: Path, work: Path, engine: str, driver_memory: str) -> Path:
+    """A config folder (``cpo init``) with ``compute`` set for ``engine``."""
+    folder = work / f"config-{engine}"
+    shutil.rmtree(folder, ignore_errors=True)
+    subprocess.run([str(cpo), "init", str(folder)], check=True, stdout=subprocess.DEVNULL)
+    path = folder / "experiment_config.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["compute"]["engine"] = engine
+    data["compute"]["spark"]["conf"] = {
+        "spark.driver.memory": driver_memory,
+        "spark.sql.shuffle.partitions": "8",
+        "spark.ui.enabled": "false",
+    }
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return folder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--customers-file", type=Path, default=None)
+    parser.add_argument("--engines", nargs="+", default=["local", "spark"])
+    parser.add_argument("--driver-memory", default="8g")
+    parser.add_argument("--python", type=Path, default=Path(sys.executable))
+    parser.add_argument("--work", type=Path, default=None)
+    args = parser.parse_args()
+    cpo = args.python.parent / "cpo"
+    work = args.work or Path(tempfile.mkdtemp(prefix="cpo-spark-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print_machine()
+    customers = args.customers_file or customers_file(cpo, work, args.customers)
+    print(f"customers file: {customers}")
+    runs = {}
+    for engine in args.engines:
+        config = config_folder(cpo, work, engine, args.driver_memory)
+        out = work / f"run-{engine}"
+        shutil.rmtree(out, ignore_errors=True)
+        result = run(cpo, customers, out, ["--config", str(config)])
+        stages = result["stages"]
+        print(
+            f"{engine}: wall {result['wall']:.1f} s, CPU {result['cpu']:.1f} s (children), "
+            f"peak RSS of the process tree {result['peak_tree_mib']:.0f} MiB; "
+            f"segment {stages.get('segment', 0):.1f} s, assign {stages.get('assign', 0):.1f} s",
+            flush=True,
+        )
+        peaks = ", ".join(f"{k} {v:.0f}" for k, v in result["stage_peaks_mib"].items())
+        print(f"  peak RSS of the tree while each stage ran (MiB): {peaks}", flush=True)
+        runs[engine] = out
+    if len(runs) == 2:
+        left, right = (normalized(out) for out in runs.values())
+        same = {name: left.get(name) == right.get(name) for name in COMPARED}
+        print(f"same on both engines: {same}")
+    for out in runs.values():
+        shutil.rmtree(out, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
