@@ -1,4 +1,4 @@
-"""Benchmark: `cpo run` on N customers with the local and the Spark engine (issue 15).
+"""Benchmark: `cpo run` on N customers with the local and the Spark engine.
 
 For each engine, writes a config folder (`cpo init`, then `compute.engine` set;
 Spark: `compute.spark.master` local[2] and the driver memory given), runs
