@@ -108,6 +108,9 @@ def test_metrics_decide_on_the_wave_stratified_estimate(waves_run: Path) -> None
     manifest = json.loads((waves_run / "manifest.json").read_text())
     decided = manifest["analysis"]["results"]
     assert {r["estimate"] for r in decided} == {"wave_stratified"}
+    # The CUPED estimates pool the waves too: shown, not the decision.
+    assert metrics["regression_adjustment"]["used_for_decision"] is False
+    assert "wave-stratified" in metrics["regression_adjustment"]["decision"]
     assert [r["lift_absolute"] for r in decided] == [
         c["difference"] for c in section["comparisons"]
     ]
@@ -116,6 +119,7 @@ def test_metrics_decide_on_the_wave_stratified_estimate(waves_run: Path) -> None
     html = (waves_run / "report.html").read_text(encoding="utf-8")
     assert "Adaptive waves" in html and "Incremental lift of the program" in html
     assert "3 adaptive waves: decide on the stratified estimate" in html
+    assert "Decided on CUPED-adjusted estimates" not in html
 
 
 @pytest.mark.slow

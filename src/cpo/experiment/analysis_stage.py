@@ -52,7 +52,7 @@ from cpo.experiment.sequential import (
     write_monitoring,
 )
 from cpo.experiment.settings import HOLDOUT_ARM
-from cpo.experiment.wave_analysis import run_design, run_waves
+from cpo.experiment.wave_analysis import defer_to_waves, run_design, run_waves
 from cpo.run_folder import (
     ASSIGNMENTS,
     ENGAGEMENT,
@@ -130,7 +130,10 @@ class AnalyzeStage(StageBase):
             next_test=plan_next_test(metrics.to_dict(), design or {}),
             regression_adjustment=regression_adjustment(ctx, report, metrics),
         )
-        metrics = replace(metrics, waves=run_waves(ctx.run_dir, engagement, report, metrics))
+        waves = run_waves(ctx.run_dir, engagement, report, metrics)
+        if waves is not None:
+            adjustment = defer_to_waves(metrics.regression_adjustment)
+            metrics = replace(metrics, waves=waves, regression_adjustment=adjustment)
         assigned = _assigned_per_arm(ASSIGNMENTS.path(ctx.run_dir))
         if assigned is None:
             return metrics

@@ -20,7 +20,7 @@ customer who got no email still has.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ from cpo.experiment.waves import WAVE_COLUMN, pooled_difference, stratified_diff
 if TYPE_CHECKING:  # results imports this module
     import pandas as pd
 
+    from cpo.experiment.cuped import RegressionAdjustment
     from cpo.experiment.results import MetricsDocument
 
 #: The per-recipient outcome columns of engagement.csv.
@@ -396,3 +397,19 @@ def run_design(run_dir: Path, design: dict[str, Any] | None) -> dict[str, Any] |
     if design is None or read_waves(run_dir) is None:
         return design
     return wave_expected_shares(design, ASSIGNMENTS.path(run_dir))
+
+
+def defer_to_waves(adjustment: RegressionAdjustment | None) -> RegressionAdjustment | None:
+    """The CUPED section of a run of adaptive waves: shown, but not the decision.
+
+    The regression-adjusted estimates pool the waves like the unadjusted ones,
+    so with adaptive waves the decision uses the wave-stratified estimate.
+    """
+    if adjustment is None or not adjustment.used_for_decision:
+        return adjustment
+    return replace(
+        adjustment,
+        used_for_decision=False,
+        decision="The primary decision uses the wave-stratified estimate (adaptive waves): "
+        "these adjusted estimates pool waves whose arm shares differed.",
+    )
