@@ -189,3 +189,30 @@ def test_metrics_document_reads_the_section_and_documents_without_it(tmp_path: P
     assert older.regression_adjustment is None
     assert [r.estimate for r in older.summary().results] == ["unadjusted"]
     assert older.summary().other_results == ()
+
+
+def test_an_export_joined_to_the_assignments_is_adjusted_the_same(tmp_path: Path) -> None:
+    """--assignments: the joined per-recipient export gives the same adjusted estimates."""
+    engagement = _engagement(tmp_path)
+    frame = pd.read_csv(engagement)
+    assignments = tmp_path / "assignments.csv"
+    frame.assign(segment="all")[["customer_id", "segment", "experiment_arm"]].to_csv(
+        assignments, index=False
+    )
+    export = tmp_path / "export.csv"
+    frame[["customer_id", "opened", "clicked", "converted"]].to_csv(export, index=False)
+    customers = str(bundled_customers())
+    direct = CliRunner().invoke(
+        cli, ["analyze", str(engagement), "--customers", customers, "--json"]
+    )
+    joined = CliRunner().invoke(
+        cli,
+        ["analyze", str(export), "--assignments", str(assignments), "--customers", customers,
+         "--json"],
+    )  # fmt: skip
+    assert joined.exit_code == 0, joined.output
+    first = json.loads(direct.output)["regression_adjustment"]["comparisons"]
+    second = json.loads(joined.output)["regression_adjustment"]["comparisons"]
+    assert len(first) == len(second) > 0
+    for a, b in zip(first, second, strict=True):
+        assert a["adjusted"] == pytest.approx(b["adjusted"], abs=1e-12)
