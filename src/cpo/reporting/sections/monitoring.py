@@ -129,3 +129,29 @@ def _current_row(record: SequentialComparison) -> dict[str, Any]:
         "adjustment": adjustment_name(record.adjustment),
         "significant": record.significant,
     }
+
+
+def summary_sentences(art: RunArtifacts) -> list[str]:
+    """The executive summary's sentence on the always-valid result (empty when not monitored)."""
+    history = _history(art)
+    if history is None or history.current is None:
+        return []
+    look = history.current.look
+    records = history.comparisons(primary_metric(art))
+    decided = [r for r in records if r.significant]
+    if not decided:
+        return [
+            f"Monitored with always-valid inference: at look {look} no arm's confidence "
+            "sequence excludes zero yet, so keep collecting; stopping now is safe but undecided."
+        ]
+    parts = [
+        f"{r.treatment_arm} is {'better' if (r.estimate or 0) > 0 else 'worse'} than control "
+        f"({fmt.interval(r.cs_lower, r.cs_upper)}, "
+        f"always-valid adj. p {fmt.pval(r.p_value_adjusted)})"
+        for r in decided
+    ]
+    return [
+        f"Monitored with always-valid inference, at look {look}: "
+        + "; ".join(parts)
+        + ". This holds however many times the results were looked at."
+    ]

@@ -37,6 +37,7 @@ from cpo.reporting.sections.common import (
     truth_cell,
 )
 from cpo.reporting.sections.cuped import decision_flag, decision_sentences
+from cpo.reporting.sections.monitoring import summary_sentences
 from cpo.reporting.sections.safety import safety_counts
 from cpo.reporting.simulated import (
     PIPELINE_CHECK,
@@ -79,6 +80,7 @@ def executive_summary(art: RunArtifacts) -> dict[str, Any]:
         "recommendation": [
             *_recommendation(art, metric, best, winners, losers),
             *decision_sentences(art),
+            *summary_sentences(art),
         ],
         "cautions": _cautions(art),
         "key_numbers": key_numbers(art),
