@@ -141,7 +141,7 @@ def test_interval_narrows_by_one_minus_rho_squared_and_covers(column: str, lift:
     rho = _population_rho(x_all, p_all)
     assert 0.1 < rho < 0.3  # as in the bundled data
     true_effect = float(np.mean(p_all * (1 + lift) - p_all))
-    ratios, covered = [], 0
+    ratios, widths, covered = [], [], 0
     n = 4000
     for seed in range(500):
         rng = np.random.default_rng(seed)
@@ -152,6 +152,10 @@ def test_interval_narrows_by_one_minus_rho_squared_and_covers(column: str, lift:
         control, treatment = cuped.estimate_arms(y, x_all[picks][:, None], treated, 2)
         result = cuped.compare("m", "t", treatment, control, [column], 0.95)
         ratios.append(result.adjusted.standard_error**2 / result.unadjusted.standard_error**2)
+        widths.append(
+            (result.adjusted.upper - result.adjusted.lower)  # type: ignore[operator]
+            / (result.unadjusted.upper - result.unadjusted.lower)  # type: ignore[operator]
+        )
         covered += result.adjusted.lower <= true_effect <= result.adjusted.upper  # type: ignore[operator]
     # Theory per arm (Var_adj = σ²(1 - ρ²) / n in each arm; equal arm sizes):
     p_t = p_all * (1 + lift)
@@ -160,6 +164,7 @@ def test_interval_narrows_by_one_minus_rho_squared_and_covers(column: str, lift:
     theory = sum(v * (1 - r**2) for v, r in zip(variances, rhos, strict=True)) / sum(variances)
     assert theory == pytest.approx(1 - rho**2, abs=0.005)
     assert np.mean(ratios) == pytest.approx(theory, abs=0.002)
+    assert np.mean(widths) == pytest.approx(np.sqrt(theory), abs=0.002)  # interval width
     assert np.mean(ratios) < 1 - 0.5 * rho**2  # a real reduction, not noise around 1
     assert 0.93 <= covered / 500 <= 0.97
 
