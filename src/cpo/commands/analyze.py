@@ -308,7 +308,8 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
         )
     adjustment = metrics.get("regression_adjustment")
     if adjustment:
-        reason = f" ({adjustment['reason']})" if adjustment["reason"] else ""
+        why = adjustment["reason"]
+        reason = f" ({why})" if why and why not in adjustment["decision"] else ""
         lines.append(f"regression adjustment: {adjustment['decision']}{reason}")
         lines += [f"regression adjustment: {note}" for note in adjustment["notes"]]
     lines += [f"warning [{w['code']}]: {w['message']}" for w in metrics["warnings"]]

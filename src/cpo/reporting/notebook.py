@@ -199,7 +199,8 @@ section = metrics.get("regression_adjustment")
 if section is None:
     print("metrics.json has no regression adjustment (analysed before it existed)")
 else:
-    print(section["decision"] + (f" ({section['reason']})" if section["reason"] else ""))
+    why = section["reason"]
+    print(section["decision"] + (f" ({why})" if why and why not in section["decision"] else ""))
     cuped_table = Table(
         {
             "metric": c["metric"],
