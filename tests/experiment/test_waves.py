@@ -344,3 +344,43 @@ def test_the_metrics_section_round_trips() -> None:
     )
     assert WaveAnalysis.from_dict(section.to_dict()) == section
     assert WaveAnalysis.from_dict({**section.to_dict(), "holdout": None}).holdout is None
+
+
+def test_wave_one_deals_each_segment_as_the_design_does() -> None:
+    """Segment A lacks treatment_1 and B treatment_2: each splits wave 1 in equal thirds.
+
+    (Dealing by the overall shares instead, 1/3, 2/9, 1/9, 1/3, would give B 3/8,
+    2/8 and 3/8.)
+    """
+    from cpo.experiment.design import DroppedArm
+
+    arms = tuple(Arm(name, name, 0.25) for name in ARMS)
+    full = {name: f"v-{name}" for name in ARMS}
+    blocked = DroppedArm("blocked", "blocked by screening")
+
+    def without(arm: str) -> dict[str, str]:
+        return {name: vid for name, vid in full.items() if name != arm}
+
+    plans = (
+        plan_segment(
+            "A", 1200, arms, without("treatment_1"), {"treatment_1": blocked}, 0.0,
+            "stratified_block", "s",
+        ),
+        plan_segment(
+            "B", 2400, arms, without("treatment_2"), {"treatment_2": blocked}, 0.0,
+            "stratified_block", "s",
+        ),
+    )  # fmt: skip
+    design = Design("test", arms, 0.0, "stratified_block", "s", plans)
+    customers = pd.DataFrame(
+        {"customer_id": [f"C{i}" for i in range(3600)], "segment": ["A"] * 1200 + ["B"] * 2400}
+    )
+    respond, _ = _responder(dict.fromkeys(ARMS, 0.05), 4)
+    run = assign_waves(customers, design, WaveSettings(count=2), respond, ("clicked", None), 4)
+    frame = run.assignments
+    first_b = frame.loc[(frame[WAVE_COLUMN] == 1) & (frame["segment"] == "B"), "experiment_arm"]
+    shares = first_b.value_counts(normalize=True)
+    assert "treatment_2" not in shares
+    assert shares.to_dict() == pytest.approx(
+        dict.fromkeys(["control", "treatment_1", "treatment_3"], 1 / 3), abs=0.002
+    )

@@ -469,7 +469,10 @@ def assign_waves(
             allocation = next_allocation(wave, counts, control_share, settings, seed)
         allocations.append(allocation)
         rows = base[WAVE_COLUMN].to_numpy() == wave
-        _assign_wave(base, rows, design, wave, allocation.shares, assigned_at)
+        # Wave 1 deals with the design's own weights, so a segment that lacks an arm
+        # is renormalized exactly as the design did; later waves with their shares.
+        weights = {a.name: a.weight for a in design.arms} if wave == 1 else allocation.shares
+        _assign_wave(base, rows, design, wave, weights, assigned_at)
         observed[wave] = _count(respond(wave, base.loc[rows]), active, outcome)
         for arm, (events, denominator) in observed[wave].items():
             totals[arm][0] += events
