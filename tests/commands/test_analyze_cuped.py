@@ -216,3 +216,14 @@ def test_an_export_joined_to_the_assignments_is_adjusted_the_same(tmp_path: Path
     assert len(first) == len(second) > 0
     for a, b in zip(first, second, strict=True):
         assert a["adjusted"] == pytest.approx(b["adjusted"], abs=1e-12)
+
+
+def test_an_invalid_customer_file_is_one_clear_error(tmp_path: Path) -> None:
+    """--customers is validated as cpo run validates it: exit 1, the file and the fix named."""
+    customers = tmp_path / "customers.csv"
+    customers.write_text("customer_id,historical_click_rate\nC000001,0.1\n", encoding="utf-8")
+    engagement = _engagement(tmp_path)
+    result = CliRunner().invoke(cli, ["analyze", str(engagement), "--customers", str(customers)])
+    assert result.exit_code == 1
+    assert "customers.csv: missing required column(s)" in result.output
+    assert "fix:" in result.output and "Traceback" not in result.output
