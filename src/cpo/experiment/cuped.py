@@ -26,8 +26,11 @@ engine can do with two aggregations):
 The adjusted difference of a treatment is the difference of the two arms'
 intercepts; its variance is the sum of their HC2 intercept variances.
 :func:`adjust_metrics` applies this to every metric and treatment arm of an
-experiment and returns the :class:`RegressionAdjustment` record that
-``metrics.json`` holds (``regression_adjustment``).
+experiment (joined to the customers by :func:`join_covariates`) and returns
+the :class:`RegressionAdjustment` record that ``metrics.json`` holds
+(``regression_adjustment``). For planning, :func:`expected_reductions`
+estimates the variance reduction to expect from the customers alone (used by
+the design's minimum detectable effect).
 
 Degenerate data never raises: an arm with too few recipients, a covariate
 that does not vary (singular regression) or a recipient with leverage 1
