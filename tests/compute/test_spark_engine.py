@@ -11,12 +11,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
 from golden import normalized
 
 from cpo.cli import cli
+from cpo.compute.local import LocalEngine
+from cpo.compute.settings import SparkSettings
+from cpo.compute.spark.engine import SparkEngine
+from cpo.customers import load_customers
+from cpo.sample_data import bundled_customers
+from cpo.segmentation.settings import SegmentationSettings
 
 COMPARED = (
     "segments.csv",
@@ -76,3 +83,37 @@ def test_100k_generated_customers_are_the_same_on_both_engines(spark: Any, tmp_p
     local = _run(tmp_path, "local", _config(tmp_path, "local", "local"), *customers)
     on_spark = _run(tmp_path, "spark", _config(tmp_path, "spark", "spark"), *customers)
     _same_artifacts(local, on_spark)
+
+
+def test_rules_with_missing_values_and_every_kind_of_condition(spark: Any) -> None:
+    """Missing numbers, ``not_in``, ``any`` and quantile ``between`` bounds: same segments."""
+    frame = load_customers(bundled_customers()).frame.copy()
+    frame.loc[frame.index[::5], "avg_order_value"] = np.nan
+    rules = [
+        {
+            "name": "Not Gold, high order value",
+            "conditions": [
+                {"column": "tier", "op": "not_in", "value": ["Gold"]},
+                {"column": "avg_order_value", "op": ">=", "value": {"quantile": 0.6}},
+            ],
+        },
+        {
+            "name": "Middle",
+            "match": "any",
+            "conditions": [
+                {
+                    "column": "avg_order_value",
+                    "op": "between",
+                    "value": [{"quantile": 0.2}, {"quantile": 0.7}],
+                },
+                {"column": "tier", "op": "==", "value": "Silver"},
+            ],
+        },
+    ]
+    for method in ("linear", "median_unbiased", "nearest"):
+        settings = SegmentationSettings(rules=rules, quantile_method=method)
+        local = LocalEngine().segment(frame, settings, 1)
+        on_spark = SparkEngine(SparkSettings()).segment(frame, settings, 1)
+        assert on_spark.assignments.to_csv(index=False) == local.assignments.to_csv(index=False)
+        assert on_spark.details == local.details
+        assert [p.size for p in on_spark.profiles] == [p.size for p in local.profiles]

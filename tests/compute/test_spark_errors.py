@@ -1,8 +1,9 @@
 """The Spark engine's errors: one message each, exit code 1, no traceback.
 
-Bad segmentation rules give the local engine's error word for word; k-means is
-refused with what to do instead; a missing PySpark or Java is one message with
-the install commands.
+Bad segmentation rules give the local engine's error word for word (the Spark
+engine checks the rule columns with the local code before it starts a session,
+so these tests need none); k-means is refused with what to do instead; a
+missing PySpark or Java is one message with the install commands.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ BAD_RULES = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_RULES))
-def test_bad_rules_give_the_local_engines_error(spark: Any, tmp_path: Path, case: str) -> None:
+def test_bad_rules_give_the_local_engines_error(tmp_path: Path, case: str) -> None:
     rules = {"method": "rules", "rules": [BAD_RULES[case]]}
     local = _failed_run(tmp_path, _config(tmp_path, "local", "local", rules), "local")
     on_spark = _failed_run(tmp_path, _config(tmp_path, "spark", "spark", rules), "spark")
@@ -69,7 +70,7 @@ def _without_timings(output: str, run_dir: Path) -> str:
     return re.sub(r"\d+\.\d+s", "N s", output.replace(str(run_dir), "RUN"))
 
 
-def test_kmeans_is_refused_on_spark_with_the_alternatives(spark: Any, tmp_path: Path) -> None:
+def test_kmeans_is_refused_on_spark_with_the_alternatives(tmp_path: Path) -> None:
     output = _failed_run(tmp_path, _config(tmp_path, "km", "spark", {"method": "kmeans"}), "km")
     assert "'segmentation.method' is 'kmeans', which the Spark engine does not run" in output
     assert "segmentation.method: rules, or compute.engine: local" in output

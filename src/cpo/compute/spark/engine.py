@@ -137,10 +137,11 @@ class SparkEngine:
             values = numeric_values(customers[column], "", "")
             frame[helper] = pd.Series(values).where(~np.isnan(values), None).astype("Float64")
         for column in frame.columns:
-            if not pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(
-                frame[column]
-            ):
-                frame[column] = frame[column].astype("string")
+            values = frame[column]
+            if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+                # As the local rules read text (``astype(str)``), so a missing value
+                # reads the same on both engines.
+                frame[column] = values.astype(str)
         return self._frame(frame)
 
     def _sparse_warnings(
