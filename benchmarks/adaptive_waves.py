@@ -29,32 +29,9 @@ import argparse
 import numpy as np
 
 from cpo.experiment.settings import CONTROL_ARM, WaveSettings
-from cpo.experiment.waves import next_allocation, pooled_difference, stratified_difference
+from cpo.experiment.waves import pooled_difference, simulate_program, stratified_difference
 
 ARMS = (CONTROL_ARM, "treatment_1", "treatment_2", "treatment_3")
-
-
-def campaign(
-    rates: np.ndarray, per_wave: int, adaptive: bool, seed: int, settings: WaveSettings
-) -> tuple[np.ndarray, np.ndarray]:
-    """(events, recipients) per wave and arm of one simulated campaign."""
-    rng = np.random.default_rng(seed)
-    waves, arms = rates.shape
-    events = np.zeros((waves, arms), dtype=np.int64)
-    sent = np.zeros((waves, arms), dtype=np.int64)
-    shares = np.full(arms, 1.0 / arms)
-    for k in range(waves):
-        if adaptive and k > 0:
-            observed = {
-                arm: (int(events[:k, a].sum()), int(sent[:k, a].sum()))
-                for a, arm in enumerate(ARMS[:arms])
-            }
-            allocation = next_allocation(k + 1, observed, 1.0 / arms, settings, seed)
-            shares = np.array([allocation.shares[arm] for arm in ARMS[:arms]])
-        sent[k] = np.floor(per_wave * shares).astype(np.int64)
-        sent[k, 0] += per_wave - sent[k].sum()
-        events[k] = rng.binomial(sent[k], rates[k])
-    return events, sent
 
 
 def regret(seeds: int, draws: int) -> tuple[float, float, float]:
@@ -64,8 +41,12 @@ def regret(seeds: int, draws: int) -> tuple[float, float, float]:
     best = rates.max(axis=1, keepdims=True)
     adaptive, fixed = [], []
     for seed in range(seeds):
-        adaptive.append(((best - rates) * campaign(rates, 2000, True, seed, settings)[1]).sum())
-        fixed.append(((best - rates) * campaign(rates, 2000, False, seed, settings)[1]).sum())
+        adaptive.append(
+            ((best - rates) * simulate_program(rates, 2000, True, seed, settings)[1]).sum()
+        )
+        fixed.append(
+            ((best - rates) * simulate_program(rates, 2000, False, seed, settings)[1]).sum()
+        )
     saved = np.asarray(fixed) - np.asarray(adaptive)
     return (
         float(np.mean(adaptive)),
@@ -85,7 +66,7 @@ def honesty(seeds: int, draws: int) -> list[tuple[str, float, float, float, floa
     covered = np.zeros((seeds, 3), dtype=bool)
     pooled = np.zeros((seeds, 3))
     for seed in range(seeds):
-        events, sent = campaign(rates, 3000, True, seed, settings)
+        events, sent = simulate_program(rates, 3000, True, seed, settings)
         control = np.stack([events[:, 0], sent[:, 0]], axis=1)
         for a in range(1, 4):
             treatment = np.stack([events[:, a], sent[:, a]], axis=1)

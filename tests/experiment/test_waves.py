@@ -28,6 +28,7 @@ from cpo.experiment.waves import (
     leader_probabilities,
     next_allocation,
     pooled_difference,
+    simulate_program,
     stratified_difference,
     top_two_probabilities,
     wave_of,
@@ -35,29 +36,6 @@ from cpo.experiment.waves import (
 )
 
 ARMS = [CONTROL_ARM, "treatment_1", "treatment_2", "treatment_3"]
-
-
-def _program(
-    rates: np.ndarray, per_wave: int, adaptive: bool, seed: int, settings: WaveSettings
-) -> tuple[np.ndarray, np.ndarray]:
-    """Run one campaign of ``rates.shape[0]`` waves; (events, recipients) per wave and arm."""
-    rng = np.random.default_rng(seed)
-    waves, arms = rates.shape
-    events = np.zeros((waves, arms), dtype=np.int64)
-    sent = np.zeros((waves, arms), dtype=np.int64)
-    shares = np.full(arms, 1.0 / arms)
-    for k in range(waves):
-        if adaptive and k > 0:
-            observed = {
-                arm: (int(events[:k, a].sum()), int(sent[:k, a].sum()))
-                for a, arm in enumerate(ARMS[:arms])
-            }
-            allocation = next_allocation(k + 1, observed, 1.0 / arms, settings, seed)
-            shares = np.array([allocation.shares[arm] for arm in ARMS[:arms]])
-        sent[k] = np.floor(per_wave * shares).astype(np.int64)
-        sent[k, 0] += per_wave - sent[k].sum()
-        events[k] = rng.binomial(sent[k], rates[k])
-    return events, sent
 
 
 def _regret(rates: np.ndarray, sent: np.ndarray) -> float:
@@ -70,9 +48,9 @@ def test_adaptive_waves_lose_fewer_conversions_than_a_fixed_allocation() -> None
     settings = WaveSettings(count=4, posterior_draws=4000)
     adaptive, fixed = [], []
     for seed in range(200):
-        _, sent = _program(rates, 2000, True, seed, settings)
+        _, sent = simulate_program(rates, 2000, True, seed, settings)
         adaptive.append(_regret(rates, sent))
-        _, sent = _program(rates, 2000, False, seed, settings)
+        _, sent = simulate_program(rates, 2000, False, seed, settings)
         fixed.append(_regret(rates, sent))
     # Fixed: 3 of 4 arms lose 0.03, 0.03, 0.02 per recipient in every wave.
     assert np.mean(fixed) == pytest.approx(4 * 500 * (0.03 + 0.03 + 0.02))
@@ -94,7 +72,7 @@ def _stratified_errors(
     covered = np.zeros((seeds, arms - 1), dtype=bool)
     pooled = np.zeros((seeds, arms - 1))
     for seed in range(seeds):
-        events, sent = _program(rates, 3000, True, seed, settings)
+        events, sent = simulate_program(rates, 3000, True, seed, settings)
         control = np.stack([events[:, 0], sent[:, 0]], axis=1)
         for a in range(1, arms):
             treatment = np.stack([events[:, a], sent[:, a]], axis=1)

@@ -231,6 +231,53 @@ def next_allocation(
     )
 
 
+def simulate_program(
+    rates: np.ndarray,
+    per_wave: int,
+    adaptive: bool,
+    seed: int,
+    settings: WaveSettings,
+    arms: Sequence[str] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Simulate one wave program with binomial responses (for simulation studies).
+
+    Wave 1 splits ``per_wave`` recipients equally over the arms (control first);
+    a later wave does too, or, when ``adaptive``, follows :func:`next_allocation`
+    from the responses of the earlier waves with control keeping an equal share.
+    Responses are binomial draws at ``rates[wave, arm]``. The simulation tests
+    and ``benchmarks/adaptive_waves.py`` use it (regret, bias, coverage).
+
+    Args:
+        rates: True rate per wave (rows) and arm (columns, control first).
+        per_wave: Recipients per wave.
+        adaptive: Allocate later waves by top-two Thompson sampling.
+        seed: Seeds the draws and the allocations.
+        settings: ``experiment.waves`` (beta, minimum share, draws).
+        arms: Arm names, control first; default control, treatment_1, ...
+
+    Returns:
+        ``(events, recipients)``, two integer arrays shaped like ``rates``.
+    """
+    rng = np.random.default_rng(seed)
+    waves, count = rates.shape
+    names = list(arms or [CONTROL_ARM, *(f"treatment_{i}" for i in range(1, count))])
+    events = np.zeros((waves, count), dtype=np.int64)
+    sent = np.zeros((waves, count), dtype=np.int64)
+    shares = np.full(count, 1.0 / count)
+    for k in range(waves):
+        if adaptive and k > 0:
+            observed = {
+                arm: (int(events[:k, a].sum()), int(sent[:k, a].sum()))
+                for a, arm in enumerate(names)
+            }
+            allocation = next_allocation(k + 1, observed, 1.0 / count, settings, seed)
+            shares = np.array([allocation.shares[arm] for arm in names])
+        sent[k] = np.floor(per_wave * shares).astype(np.int64)
+        sent[k, 0] += per_wave - sent[k].sum()
+        events[k] = rng.binomial(sent[k], rates[k])
+    return events, sent
+
+
 # --------------------------------------------------------------------------
 # The final analysis
 # --------------------------------------------------------------------------
