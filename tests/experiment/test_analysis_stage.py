@@ -113,3 +113,34 @@ def test_cpo_run_on_bundled_data_and_cpo_analyze_agree(tmp_path):
         document.pop("next_test", None)
         document["warnings"] = [w for w in document["warnings"] if w.get("source") != "engagement"]
     assert from_cli == metrics
+
+
+def _primary(arm: str, lift: float, estimate: str) -> dict[str, object]:
+    return {
+        "arm": arm, "lift_percent": lift, "p_value_adjusted": 0.2, "significant": False,
+        "estimate": estimate,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("decided", "other", "expected"),
+    [
+        ("cuped", "unadjusted", "[CUPED-adjusted; unadjusted: treatment_1 +5.0%"),
+        ("unadjusted", "cuped", "[unadjusted; CUPED-adjusted: treatment_1 +5.0%"),
+        ("wave_stratified", "unadjusted", "[wave-stratified; pooled over waves: treatment_1 +5.0%"),
+    ],
+)
+def test_summary_line_names_the_deciding_estimate_and_the_other(decided, other, expected):
+    """The stage's line says which estimate decides (CUPED, wave-stratified, unadjusted)."""
+    from cpo.experiment.analysis_stage import summary_line
+
+    summary = {
+        "primary_metric": "click_rate",
+        "results": [_primary("treatment_1", 12.0, decided)],
+        "other_results": [_primary("treatment_1", 5.0, other)],
+        "srm_mismatch": False,
+        "engagement_source": "imported",
+    }
+    line = summary_line(summary)
+    assert line.startswith("click_rate: treatment_1 +12.0% (adj. p 0.2)")
+    assert expected in line

@@ -315,13 +315,27 @@ def _result_text(result: dict[str, Any]) -> str:
     )
 
 
+#: How the summary line names each estimate a primary result can carry.
+_ESTIMATE_LABELS = {
+    "cuped": "CUPED-adjusted",
+    "wave_stratified": "wave-stratified",
+    "unadjusted": "unadjusted",
+}
+
+
+def _estimate_label(result: dict[str, Any]) -> str:
+    """``CUPED-adjusted``, ``wave-stratified`` or ``unadjusted`` (also for older records)."""
+    return _ESTIMATE_LABELS.get(str(result.get("estimate")), "unadjusted")
+
+
 def _estimate_note(summary: dict[str, Any]) -> str:
-    """Which estimate the line shows, and the other one (CUPED or unadjusted) beside it."""
+    """Which estimate the line shows, and the other one beside it (``pooled``/``CUPED``)."""
     results, other = summary["results"], summary.get("other_results") or []
     if not results or not other:
         return ""
-    shown = "CUPED-adjusted" if results[0].get("estimate") == "cuped" else "unadjusted"
-    label = "CUPED" if other[0].get("estimate") == "cuped" else "unadjusted"
+    shown, label = _estimate_label(results[0]), _estimate_label(other[0])
+    if shown == "wave-stratified" and label == "unadjusted":
+        label = "pooled over waves"
     return f" [{shown}; {label}: " + "; ".join(_result_text(r) for r in other) + "]"
 
 
