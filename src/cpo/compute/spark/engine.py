@@ -133,16 +133,17 @@ class SparkEngine:
         used = [column for column in used if column in customers.columns]
         frame = customers[["customer_id", *[c for c in used if c != "customer_id"]]].copy()
         frame["customer_id"] = frame["customer_id"].astype(str)
-        for column, helper in numeric.items():
-            values = numeric_values(customers[column], "", "")
-            frame[helper] = pd.Series(values).where(~np.isnan(values), None).astype("Float64")
         for column in frame.columns:
-            values = frame[column]
-            if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            cells = frame[column]
+            if not pd.api.types.is_numeric_dtype(cells) or pd.api.types.is_bool_dtype(cells):
                 # As the local rules read text (``astype(str)``), so a missing value
                 # reads the same on both engines.
-                frame[column] = values.astype(str)
-        return self._frame(frame)
+                frame[column] = cells.astype(str)
+        for column, helper in numeric.items():
+            values = numeric_values(customers[column], "", "")
+            doubles = pd.Series(values, index=frame.index, dtype="Float64")
+            frame[helper] = doubles.where(~np.isnan(values), None)
+        return self._frame(frame.reset_index(drop=True))
 
     def _sparse_warnings(
         self,
