@@ -60,3 +60,40 @@ def test_several_misses_point_at_the_shared_control():
 def test_one_miss_does_not_blame_the_control():
     text = coverage_sentence([check(False), check(True), check(True)], 0.95)
     assert text is not None and "shares the control" not in text
+
+
+def _lift_record(arm: str, lift: float, lower: float, upper: float) -> dict:
+    return {
+        "metric": "click_rate", "treatment_arm": arm, "lift_absolute": lift,
+        "statistical_significance": {"confidence_interval": {"lower": lower, "upper": upper}},
+    }  # fmt: skip
+
+
+def test_truth_check_of_adaptive_waves_uses_the_wave_stratified_estimate():
+    """With waves the decision's estimate (stratified) is checked, not the pooled lift."""
+    from cpo.reporting.simulated import truth_checks
+
+    truth = {"arms": {"treatment_1": {"click_rate": {"lift_absolute": 0.0, "lift_relative": 0.0}}}}
+    metrics = {"lift_analysis": [_lift_record("treatment_1", 0.08, 0.01, 0.15)]}
+    (pooled,) = truth_checks(metrics, truth, "click_rate")
+    assert (pooled.estimate, pooled.covered) == (0.08, False)
+    metrics["waves"] = {
+        "metric": "click_rate",
+        "comparisons": [
+            {"arm": "treatment_1", "difference": 0.03, "ci_lower": -0.02, "ci_upper": 0.08}
+        ],
+    }
+    (stratified,) = truth_checks(metrics, truth, "click_rate")
+    assert (stratified.estimate, stratified.lower, stratified.upper) == (0.03, -0.02, 0.08)
+    assert stratified.covered is True
+    (other_metric,) = truth_checks(
+        {
+            **metrics,
+            "lift_analysis": [
+                {**_lift_record("treatment_1", 0.5, 0.4, 0.6), "metric": "open_rate"}
+            ],
+        },
+        {"arms": {"treatment_1": {"open_rate": {"lift_absolute": 0.5}}}},
+        "open_rate",
+    )
+    assert other_metric.estimate == 0.5

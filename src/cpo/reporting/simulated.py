@@ -79,8 +79,13 @@ def read_true_effects(run_dir: Path | str) -> dict[str, Any] | None:
 def truth_checks(
     metrics: dict[str, Any], true_effects: dict[str, Any] | None, metric: str
 ) -> list[TruthCheck]:
-    """Per treatment arm of ``metric``'s lift records: estimate, interval and true effect."""
+    """Per treatment arm of ``metric``'s lift records: estimate, interval and true effect.
+
+    For a run of adaptive waves the estimate checked is the one the decision uses,
+    the wave-stratified difference (metrics.json ``waves``), not the pooled lift.
+    """
     arms = (true_effects or {}).get("arms") or {}
+    stratified = _wave_stratified(metrics, metric)
     checks = []
     for record in metrics.get("lift_analysis") or []:
         if record.get("metric") != metric:
@@ -88,18 +93,30 @@ def truth_checks(
         arm = str(record.get("treatment_arm", ""))
         truth = (arms.get(arm) or {}).get(metric) or {}
         interval = (record.get("statistical_significance") or {}).get("confidence_interval") or {}
+        estimate = (record.get("lift_absolute"), interval.get("lower"), interval.get("upper"))
+        if arm in stratified:
+            wave = stratified[arm]
+            estimate = (wave.get("difference"), wave.get("ci_lower"), wave.get("ci_upper"))
         checks.append(
             TruthCheck(
                 arm=arm,
                 metric=metric,
-                estimate=record.get("lift_absolute"),
-                lower=interval.get("lower"),
-                upper=interval.get("upper"),
+                estimate=estimate[0],
+                lower=estimate[1],
+                upper=estimate[2],
                 true_effect=truth.get("lift_absolute"),
                 true_relative=truth.get("lift_relative"),
             )
         )
     return sorted(checks, key=lambda c: c.arm)
+
+
+def _wave_stratified(metrics: dict[str, Any], metric: str) -> dict[str, dict[str, Any]]:
+    """Arm -> wave-stratified comparison of ``metric`` (empty without adaptive waves)."""
+    waves = metrics.get("waves") or {}
+    if waves.get("metric") != metric:
+        return {}
+    return {str(c.get("arm")): c for c in waves.get("comparisons") or []}
 
 
 def true_effect_text(check: TruthCheck) -> str:
