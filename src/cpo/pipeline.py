@@ -41,6 +41,8 @@ from cpo.stage_api import (
 )
 
 STATUS_AWAITING_APPROVAL = "awaiting_approval"
+#: A run of adaptive waves sent for real waits for the current wave's events.
+STATUS_AWAITING_ENGAGEMENT = "awaiting_engagement"
 
 
 def default_stages() -> list[Stage]:
@@ -124,6 +126,8 @@ def _run_locked(
     config = config or load_config(previous["config_source"] if previous else None)
     for stage in stage_list:
         stage.preflight(config, options)
+        if previous is not None:
+            stage.check_resume(run_dir, config, options)
     log = RunLog(LOGS.path(run_dir), listener=reporter.event)
     manifest = _new_manifest(config, options, previous, stage_list)
     ctx = RunContext(run_dir, config, options, log, manifest, reporter)
@@ -234,7 +238,7 @@ def _run_stage(ctx: RunContext, stage: Stage, previous: dict[str, Any] | None) -
         facts=outcome.facts,
     )
     if outcome.paused:
-        ctx.manifest["status"] = STATUS_AWAITING_APPROVAL
+        ctx.manifest["status"] = f"awaiting_{outcome.awaiting}"
     _save_manifest(ctx)
     ctx.log.info(stage.name, "stage_finished", status=status, seconds=round(seconds, 3))
     ctx.reporter.stage_finished(stage.name, status, seconds, outcome.summary)

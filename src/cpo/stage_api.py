@@ -1,10 +1,11 @@
 """The stage contract of ``cpo run``: what a stage is given and what it returns.
 
 A stage is a class with a ``name``, a ``description``, the ``outputs`` it writes
-into the run folder, and five methods (:class:`Stage`). Subclass
+into the run folder, and six methods (:class:`Stage`). Subclass
 :class:`StageBase` to get the optional hooks with their defaults and override
 only what the stage needs. The pipeline (:mod:`cpo.pipeline`) calls the hooks in
-this order: ``preflight`` for every stage before anything runs; then per stage
+this order: ``preflight`` (and on resume ``check_resume``) for every stage
+before anything runs; then per stage
 ``input_files`` and ``fingerprint_extra`` (the resume fingerprint),
 ``outputs_written`` (a resume skips a stage only when they are there) and ``run``.
 
@@ -78,6 +79,8 @@ class RunOptions:
         encoding: ``--encoding`` of the customer file (``None`` = the config's).
         delimiter: ``--delimiter`` of the customer file (``None`` = the config's).
         waves: ``--waves N``: overrides ``experiment.waves.count`` when set.
+        await_engagement: ``--await-engagement``: adaptive waves are sent for
+            real; the run pauses after each wave until its events are imported.
     """
 
     customers: Path | None = None
@@ -91,9 +94,10 @@ class RunOptions:
     encoding: str | None = None
     delimiter: str | None = None
     waves: int | None = None
+    await_engagement: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form (paths as absolute strings; ``waves`` only when given)."""
+        """JSON form (paths as text; ``waves`` and ``await_engagement`` only when set)."""
         data = {
             "customers": _path_text(self.customers),
             "content": _path_text(self.content),
@@ -108,6 +112,8 @@ class RunOptions:
         }
         if self.waves is not None:
             data["waves"] = self.waves
+        if self.await_engagement:
+            data["await_engagement"] = True
         return data
 
     @classmethod
@@ -125,6 +131,7 @@ class RunOptions:
             encoding=data.get("encoding"),
             delimiter=data.get("delimiter"),
             waves=data.get("waves"),
+            await_engagement=bool(data.get("await_engagement", False)),
         )
 
 
@@ -160,6 +167,8 @@ class StageOutcome:
     Attributes:
         summary: One line for the terminal, e.g. "500 customers in 4 segments".
         paused: True when the run must stop here and wait (e.g. for approval).
+        awaiting: What a paused run waits for: the manifest's status becomes
+            ``awaiting_<awaiting>`` (``awaiting_approval``, ``awaiting_engagement``).
         facts: Stage facts recorded in the manifest under ``stages.<name>.facts``.
         records: Run-level records the pipeline merges into the manifest
             (a dict updates the manifest's dict key by key), e.g.
@@ -169,6 +178,7 @@ class StageOutcome:
 
     summary: str = ""
     paused: bool = False
+    awaiting: str = "approval"
     facts: dict[str, Any] = field(default_factory=dict)
     records: dict[str, Any] = field(default_factory=dict)
     usage: ApiUsage | None = None
@@ -241,6 +251,9 @@ class Stage(Protocol):
     def preflight(self, config: Config, options: RunOptions) -> None:
         """Check what can be checked from config and options before any stage runs."""
 
+    def check_resume(self, run_dir: Path, config: Config, options: RunOptions) -> None:
+        """On resume, before any stage runs: refuse options the run in ``run_dir`` cannot take."""
+
     def input_files(self, ctx: RunContext) -> list[Path]:
         """Files (or folders) whose content decides whether this stage must rerun."""
 
@@ -270,6 +283,10 @@ class StageBase:
     def preflight(self, config: Config, options: RunOptions) -> None:
         """No checks before the run by default."""
         del config, options
+
+    def check_resume(self, run_dir: Path, config: Config, options: RunOptions) -> None:
+        """No checks of the run folder on resume by default."""
+        del run_dir, config, options
 
     def input_files(self, ctx: RunContext) -> list[Path]:
         """No input files by default (the stage reruns only when config or seed change)."""

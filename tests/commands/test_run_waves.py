@@ -123,18 +123,19 @@ def test_metrics_decide_on_the_wave_stratified_estimate(waves_run: Path) -> None
 
 
 @pytest.mark.slow
-def test_waves_with_imported_engagement_are_refused(waves_run: Path, tmp_path: Path) -> None:
+def test_simulated_waves_refuse_an_engagement_file(waves_run: Path, tmp_path: Path) -> None:
     events = tmp_path / "engagement.csv"
     events.write_bytes((waves_run / "engagement.csv").read_bytes())
     result = invoke("run", "--resume", str(waves_run), "--engagement", str(events), "-q")
     assert result.exit_code == 1
-    assert "adaptive waves (3) with imported engagement are not implemented yet" in result.output
+    assert "adaptive waves (3) with an engagement file" in result.output
+    assert "not started with --await-engagement" in result.output
     assert "Traceback" not in result.output
     # Refused before any stage ran: the completed run is left as it was.
     assert json.loads((waves_run / "manifest.json").read_text())["status"] == "completed"
 
 
-def test_waves_with_an_engagement_file_on_a_new_run_are_refused_before_any_stage(
+def test_waves_with_an_engagement_file_but_no_await_are_refused_before_any_stage(
     tmp_path: Path,
 ) -> None:
     events = tmp_path / "events.csv"
@@ -142,7 +143,8 @@ def test_waves_with_an_engagement_file_on_a_new_run_are_refused_before_any_stage
     run = tmp_path / "run"
     result = invoke("run", "--out", str(run), "--waves", "2", "--engagement", str(events))
     assert result.exit_code == 1
-    assert "adaptive waves (2) with imported engagement are not implemented yet" in result.output
+    assert "adaptive waves (2) with an engagement file" in result.output
+    assert "--await-engagement" in result.output
     assert not (run / "segments.csv").exists()
 
 

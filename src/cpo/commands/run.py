@@ -76,7 +76,14 @@ def _run_help() -> str:
     type=click.IntRange(min=1),
     help="Send in N adaptive waves: wave 1 with the design's allocation, later waves by "
     "top-two Thompson sampling on the primary metric; the holdout is never mailed. "
-    "Offline (simulated engagement) only. Default: experiment.waves.count.",
+    "Default: experiment.waves.count.",
+)
+@click.option(
+    "--await-engagement",
+    is_flag=True,
+    help="Send the adaptive waves for real: the run writes wave 1's send list and pauses "
+    "(status awaiting_engagement); after `cpo send`, `cpo run --resume DIR --engagement FILE` "
+    "imports the wave's events and allocates the next. Without it waves are simulated.",
 )
 @customer_file_options
 @click.option("--force", is_flag=True, help="Overwrite an earlier run in a non-empty --out folder.")
@@ -99,6 +106,7 @@ def run_command(
     seed: int | None,
     on_invalid: str,
     waves: int | None,
+    await_engagement: bool,
     column_map: dict[str, str],
     encoding: str | None,
     delimiter: str | None,
@@ -110,11 +118,16 @@ def run_command(
     exactly_one(("--out DIR (new run)", out_dir), ("--resume DIR", resume_dir))
     from cpo.config import load_config
     from cpo.console import TerminalReporter
+    from cpo.experiment.wave_imports import next_wave_lines
     from cpo.pipeline import run_pipeline
     from cpo.reporting.simulated import terminal_lines as simulated_run_lines
 
     reporter = TerminalReporter(quiet=quiet)
     if resume_dir is not None:
+        if await_engagement:
+            raise click.UsageError(
+                "--await-engagement starts a new run; a resumed run keeps how it was started"
+            )
         config = load_config(config_dir) if config_dir else None
         options = _resume_options(
             resume_dir, customers, content, engagement, seed, on_invalid, orders, suppressions
@@ -133,11 +146,14 @@ def run_command(
             encoding=encoding,
             delimiter=delimiter,
             waves=waves,
+            await_engagement=await_engagement,
         )
         assert out_dir is not None  # exactly_one: --out is given when --resume is not
         manifest = run_pipeline(out_dir, config, options, force=force, reporter=reporter)
         run_dir = out_dir
     click.echo(f"run {manifest['run_id'][:12]} {manifest['status']}: {run_dir}")
+    for line in next_wave_lines(run_dir):
+        click.echo(line)
     for line in simulated_run_lines(run_dir):
         click.echo(line)
 

@@ -1,6 +1,7 @@
 """The send loop of ``cpo send``: checks, suppressions, pacing, ledger, summary.
 
-:func:`send_run` refuses a run that is not completed, still has variants in
+:func:`send_run` refuses a run that is not completed (or, sending adaptive waves
+for real, awaiting the current wave's events), still has variants in
 review, or whose audit chain does not verify. It then streams the send list
 (``sends.csv`` or ``sends.parquet``) in batches and, for each recipient, in
 this order: skips one the ledger records as sent or bounced; skips (and
@@ -30,6 +31,9 @@ from cpo.suppressions import Suppressions, open_suppressions
 #: Rows read from the send list at a time (ledger and suppression look-ups per batch).
 BATCH_ROWS = 1000
 _COMPLETED = "completed"
+#: A run of adaptive waves sent for real, paused for a wave's events: its send
+#: list holds that wave's recipients, so it may be sent.
+_AWAITING_ENGAGEMENT = "awaiting_engagement"
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +111,10 @@ def check_sendable(run_dir: Path) -> tuple[dict[str, Any], set[str]]:
 
     manifest = read_manifest(run_dir)
     status = manifest.get("status")
-    if status != _COMPLETED:
+    if status not in (_COMPLETED, _AWAITING_ENGAGEMENT):
         raise RunDirError(
-            f"{run_dir}: the run is {status!r}, not completed; only a completed run is sent",
+            f"{run_dir}: the run is {status!r}, not completed; only a completed run (or a "
+            "wave of adaptive waves awaiting its events) is sent",
             hint="finish it with `cpo run --resume RUN_DIR` (after `cpo approve` if it "
             "awaits approval), then cpo send again",
         )

@@ -56,6 +56,15 @@ from cpo.experiment.send_stage import (
 from cpo.experiment.sends import CONTACT_COLUMNS, SendList
 from cpo.experiment.settings import HOLDOUT_ARM
 from cpo.experiment.simulate import SIMULATION_COLUMNS, SOURCE_SIMULATED, simulate_engagement
+from cpo.experiment.wave_imports import (
+    WaveStep,
+    advance_waves,
+    check_resume_waves,
+    current_rows,
+    imported_document,
+    is_real_send,
+    waiting_for,
+)
 from cpo.experiment.wave_stage import (
     assign_run,
     check_wave_options,
@@ -74,7 +83,7 @@ from cpo.run_folder import (
     read_variants,
 )
 from cpo.run_inputs import customers_path, load_run_customers
-from cpo.runfiles import sha256_file, write_csv, write_json
+from cpo.runfiles import read_text_artifact, sha256_file, write_csv, write_json
 from cpo.stage_api import RunContext, RunOptions, StageBase, StageOutcome
 
 if TYPE_CHECKING:
@@ -114,8 +123,12 @@ class AssignStage(StageBase):
         self.merge_screening = merge_screening
 
     def preflight(self, config: Config, options: RunOptions) -> None:
-        """Refuse an unusable wave count, and adaptive waves with imported engagement."""
+        """Refuse an unusable wave count, or an engagement file for waves not sent for real."""
         check_wave_options(config, options)
+
+    def check_resume(self, run_dir: Path, config: Config, options: RunOptions) -> None:
+        """Refuse a changed wave count while the run's waves are being sent."""
+        check_resume_waves(run_dir, config.experiment.experiment.waves, options)
 
     def input_files(self, ctx: RunContext) -> list[Path]:
         """Segments, variants, retrieval (footnote links) and the customer file."""
@@ -133,6 +146,9 @@ class AssignStage(StageBase):
         }
         if ctx.options.waves is not None:
             extra["waves"] = ctx.options.waves
+        if is_real_send(ctx):  # each wave's event file makes the next wave's allocation
+            engagement = ctx.options.engagement
+            extra["wave_events"] = sha256_file(Path(engagement)) if engagement else None
         return extra
 
     def outputs_written(self, ctx: RunContext) -> bool:
@@ -153,14 +169,19 @@ class AssignStage(StageBase):
         design = self._design(ctx, segments, variants, decisions, customers)
         run_folder.write_design(ctx.run_dir, design.to_dict())
         self._log_design(ctx, design)
-        assignments = assign_run(ctx, segments, design, customers)
-        run_folder.write_assignments(ctx.run_dir, assignments)
+        step: WaveStep | None = None
+        if is_real_send(ctx):
+            step = advance_waves(ctx, segments, design, import_engagement_file)
+            assignments, mailed = step.assignments, current_rows(step)
+        else:
+            assignments = mailed = assign_run(ctx, segments, design, customers)
+            run_folder.write_assignments(ctx.run_dir, assignments)
         by_id = {v.variant_id: v for v in variants}
         used = {vid for plan in design.segments for vid in plan.variant_ids.values()}
         variants_used = {vid: by_id[vid] for vid in used}
         screening = self.merge_screening(ctx)
         send_list, audit_records, send_form = write_sends(
-            ctx, assignments, customers, variants_used, screening
+            ctx, mailed, customers, variants_used, screening
         )
         counts = {
             str(arm): int(n) for arm, n in assignments["experiment_arm"].value_counts().items()
@@ -181,6 +202,9 @@ class AssignStage(StageBase):
         if waves > 1:
             experiment["waves"] = waves
             summary += f"; {waves} adaptive waves (see {run_folder.WAVES.name})"
+        if step is not None:
+            experiment["current_wave"] = step.current
+            summary += self._wave_step_summary(step, waves)
         if len(send_list.withheld):
             summary += f"; {len(send_list.withheld)} withheld (see {run_folder.WITHHELD.name})"
         return StageOutcome(
@@ -188,6 +212,13 @@ class AssignStage(StageBase):
             facts=experiment,
             records={**audit_records, "experiment": experiment},
         )
+
+    def _wave_step_summary(self, step: WaveStep, waves: int) -> str:
+        imported = f"; events of wave {step.imported} imported" if step.imported is not None else ""
+        waiting = waiting_for(step.document)
+        if waiting is None:
+            return f"{imported}; every wave's events imported"
+        return f"{imported}; send list: wave {waiting} of {waves}"
 
     def _design(
         self,
@@ -325,6 +356,8 @@ class EngageStage(StageBase):
 
     def run(self, ctx: RunContext) -> StageOutcome:
         """Write engagement.csv and engagement_report.json."""
+        if is_real_send(ctx):
+            return self._imported_waves(ctx)
         assignments = run_folder.read_assignments(ctx.run_dir)
         design = run_folder.read_design(ctx.run_dir)
         records: dict[str, Any] = {}
@@ -332,6 +365,12 @@ class EngageStage(StageBase):
             frame, report, records["inputs"] = self._import(ctx, assignments)
         else:
             frame, report = self._simulate(ctx, assignments, design)
+        return self._finish(ctx, frame, report, records)
+
+    def _finish(
+        self, ctx: RunContext, frame: pd.DataFrame, report: dict[str, Any], records: dict[str, Any]
+    ) -> StageOutcome:
+        """Write engagement.csv and engagement_report.json, log and summarize."""
         run_folder.write_engagement(ctx.run_dir, frame)
         if report["layout"] != LAYOUT_COUNTS:  # a counts file of an earlier import is stale
             ctx.path(run_folder.ENGAGEMENT_COUNTS.name).unlink(missing_ok=True)
@@ -361,42 +400,35 @@ class EngageStage(StageBase):
             records=records,
         )
 
+    def _imported_waves(self, ctx: RunContext) -> StageOutcome:
+        """Adaptive waves sent for real: pause for the awaited wave, or finish the import."""
+        document = imported_document(ctx.run_dir)
+        if document is None:
+            raise DataValidationError(
+                f"{run_folder.WAVES.path(ctx.run_dir)}: missing; the assign stage of a run "
+                "of waves sent for real writes it",
+                hint="rerun the assign stage: `cpo run --resume RUN_DIR`",
+            )
+        waiting = waiting_for(document)
+        if waiting is not None:
+            return StageOutcome(
+                summary=f"waiting for the events of wave {waiting} of {document['count']}: "
+                f"send it, then import them with `cpo run --resume RUN_DIR --engagement FILE`",
+                paused=True,
+                awaiting="engagement",
+                facts={"wave": waiting, "waves": document["count"]},
+            )
+        frame = read_text_artifact(run_folder.ENGAGEMENT.path(ctx.run_dir))
+        for column in ("opened", "clicked", "converted"):
+            frame[column] = frame[column].astype("int8")
+        report = waves_import_report(document, len(frame))
+        return self._finish(ctx, frame, report, {})
+
     def _import(
         self, ctx: RunContext, assignments: pd.DataFrame
     ) -> tuple[pd.DataFrame, dict[str, Any], dict[str, Any]]:
         """The imported engagement, its report and the manifest's ``inputs`` record."""
-        path = Path(ctx.options.engagement or "")
-        result: EngagementImport | EngagementCounts
-        extra: dict[str, Any] = {}
-        if detect_format(path) is not None:  # an email service's event export
-            settings = ctx.config.experiment.experiment.events
-            result, extra = import_provider_events(
-                path,
-                ctx.run_dir,
-                assignments,
-                settings,
-                ctx.options.orders,
-                ctx.options.suppressions,
-            )
-        elif ctx.options.orders is not None:
-            raise DataValidationError(
-                f"{path}: --orders needs an email service event file as --engagement",
-                hint="give the SendGrid, Mailgun, SES or event CSV export as --engagement, "
-                "or leave out --orders (a per-recipient file has its own converted column)",
-            )
-        elif is_counts_file(path):
-            result = import_counts(path, assignments)
-            write_csv(ctx.path(run_folder.ENGAGEMENT_COUNTS.name), result.table)
-        else:
-            result = import_engagement(path, assignments)
-        record = {
-            "path": str(path.resolve()),
-            "sha256": sha256_file(path),
-            "layout": result.layout,
-            "rows": result.counts.get("rows", 0),
-        }
-        report = {**summarize(result), "file": path.name, **extra}
-        return result.frame, report, {"engagement": record}
+        return import_engagement_file(ctx, assignments)
 
     def _simulate(
         self, ctx: RunContext, assignments: pd.DataFrame, design: dict[str, Any]
@@ -424,3 +456,63 @@ class EngageStage(StageBase):
         if holdout is not None:
             report["holdout"] = holdout
         return result.frame, report
+
+
+def import_engagement_file(
+    ctx: RunContext, assignments: pd.DataFrame
+) -> tuple[pd.DataFrame, dict[str, Any], dict[str, Any]]:
+    """Import ``--engagement`` against ``assignments``: frame, report and ``inputs`` record.
+
+    An email service's event export (with ``--orders`` for conversions), a file
+    of counts per arm, or one row per recipient or per event.
+    """
+    path = Path(ctx.options.engagement or "")
+
+    result: EngagementImport | EngagementCounts
+    extra: dict[str, Any] = {}
+    if detect_format(path) is not None:  # an email service's event export
+        settings = ctx.config.experiment.experiment.events
+        result, extra = import_provider_events(
+            path,
+            ctx.run_dir,
+            assignments,
+            settings,
+            ctx.options.orders,
+            ctx.options.suppressions,
+        )
+    elif ctx.options.orders is not None:
+        raise DataValidationError(
+            f"{path}: --orders needs an email service event file as --engagement",
+            hint="give the SendGrid, Mailgun, SES or event CSV export as --engagement, "
+            "or leave out --orders (a per-recipient file has its own converted column)",
+        )
+    elif is_counts_file(path):
+        result = import_counts(path, assignments)
+        write_csv(ctx.path(run_folder.ENGAGEMENT_COUNTS.name), result.table)
+    else:
+        result = import_engagement(path, assignments)
+    record = {
+        "path": str(path.resolve()),
+        "sha256": sha256_file(path),
+        "layout": result.layout,
+        "rows": result.counts.get("rows", 0),
+    }
+    report = {**summarize(result), "file": path.name, **extra}
+    return result.frame, report, {"engagement": record}
+
+
+def waves_import_report(document: dict[str, Any], recipients: int) -> dict[str, Any]:
+    """engagement_report.json of adaptive waves sent for real: every wave's import."""
+    imports = {str(e["wave"]): e["import"] for e in document["allocations"]}
+    warnings = [
+        {"code": w["code"], "message": f"wave {wave}: {w['message']}"}
+        for wave, record in imports.items()
+        for w in record["warnings"]
+    ]
+    return {
+        "engagement_source": "imported",
+        "layout": "waves",
+        "counts": {"recipients": recipients},
+        "warnings": warnings,
+        "waves": imports,
+    }

@@ -11,8 +11,8 @@ The engage stage simulates each wave with the same per-wave seed, so
 simulates the holdout's conversions without an email (their counts per wave go
 to ``engagement_report.json``). With one wave nothing here changes a file.
 
-Waves with imported engagement (send wave 1, import, send wave 2, ...) are not
-implemented: :func:`refuse_imported_waves` says so.
+Waves sent for real (``--await-engagement``: send wave 1, import its events,
+send wave 2, ...) are :mod:`cpo.experiment.wave_imports`.
 """
 
 from __future__ import annotations
@@ -78,29 +78,28 @@ def waves_for(settings: WaveSettings, count: int | None) -> WaveSettings:
 
 
 def check_wave_options(config: Config, options: RunOptions) -> None:
-    """Before any stage runs: the wave count is usable and adaptive waves run offline.
+    """Before any stage runs: the wave count is usable and the engagement mode is clear.
 
     Raises:
-        CpoError: see :func:`waves_for`, or adaptive waves with an engagement file.
+        CpoError: see :func:`waves_for`; ``--await-engagement`` with one wave; or
+            adaptive waves with an engagement file in a run not sent for real.
     """
     settings = waves_for(config.experiment.experiment.waves, options.waves)
-    if settings.count > 1 and options.engagement is not None:
-        refuse_imported_waves(settings.count)
-
-
-def refuse_imported_waves(waves: int) -> None:
-    """Adaptive waves with an imported engagement file are not implemented yet.
-
-    Raises:
-        CpoError: always.
-    """
-    raise CpoError(
-        f"adaptive waves ({waves}) with imported engagement are not implemented yet: "
-        "every wave after the first is allocated on the responses of the waves before it, "
-        "which cpo can so far only simulate",
-        hint="run adaptive waves offline (without --engagement) to plan and study them, "
-        "or use one wave (--waves 1) for a real send",
-    )
+    if options.await_engagement and settings.count == 1:
+        raise CpoError(
+            "--await-engagement: the run has one wave, so there is no later wave to wait for",
+            hint="give --waves 2 or more for adaptive waves sent for real; for one wave, "
+            "run, send, then `cpo run --resume RUN_DIR --engagement FILE`",
+        )
+    if settings.count > 1 and options.engagement is not None and not options.await_engagement:
+        raise CpoError(
+            f"adaptive waves ({settings.count}) with an engagement file: this run does not "
+            "send its waves for real (it was not started with --await-engagement), so no "
+            "wave's events can be imported into it",
+            hint="start a new run with `cpo run --waves N --await-engagement --out RUN_DIR`, "
+            "send each wave, and import its events with "
+            "`cpo run --resume RUN_DIR --engagement FILE`",
+        )
 
 
 def assign_run(
@@ -112,8 +111,6 @@ def assign_run(
         run_folder.WAVES.path(ctx.run_dir).unlink(missing_ok=True)  # a stale one from --force
         engine = engine_for(ctx.config.experiment.compute)
         return engine.assign(segments, design, assigned_at=utc_now())
-    if ctx.options.engagement is not None:
-        refuse_imported_waves(settings.count)
     primary = catalog.metric(ctx.config.experiment.analysis.primary_metric)
     simulation = ctx.config.experiment.simulation
     history = customers[["customer_id", *SIMULATION_COLUMNS]]

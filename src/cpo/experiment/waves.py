@@ -519,15 +519,15 @@ def assign_waves(
         # Wave 1 deals with the design's own weights, so a segment that lacks an arm
         # is renormalized exactly as the design did; later waves with their shares.
         weights = {a.name: a.weight for a in design.arms} if wave == 1 else allocation.shares
-        _assign_wave(base, rows, design, wave, weights, assigned_at)
-        observed[wave] = _count(respond(wave, base.loc[rows]), active, outcome)
+        assign_wave_rows(base, rows, design, wave, weights, assigned_at)
+        observed[wave] = count_responses(respond(wave, base.loc[rows]), active, outcome)
         for arm, (events, denominator) in observed[wave].items():
             totals[arm][0] += events
             totals[arm][1] += denominator
     return WaveRun(base, sizes, allocations, observed)
 
 
-def _assign_wave(
+def assign_wave_rows(
     base: pd.DataFrame,
     rows: np.ndarray,
     design: Design,
@@ -550,7 +550,7 @@ def _design_share(design: Design, arm: str) -> float:
     return float(design.expected_shares().get(arm, 0.0))
 
 
-def _count(
+def count_responses(
     responses: pd.DataFrame, arms: Sequence[str], outcome: tuple[str, str | None]
 ) -> dict[str, list[int]]:
     """Arm -> [events, denominator] of the primary metric in one wave's responses."""
