@@ -111,10 +111,11 @@ def waiting_for(document: dict[str, Any]) -> int | None:
 
 
 def check_resume_waves(run_dir: Path, settings: WaveSettings, options: RunOptions) -> None:
-    """Refuse a resume whose wave count differs from the waves being sent.
+    """Refuse a resume whose wave count differs, or a new event file after the last wave.
 
     Raises:
-        CpoError: ``--waves`` (or ``experiment.waves.count``) differs from ``waves.json``.
+        CpoError: ``--waves`` (or ``experiment.waves.count``) differs from
+            ``waves.json``, or every wave is imported and the event file is new.
     """
     document = imported_document(run_dir)
     if document is None:
@@ -128,6 +129,25 @@ def check_resume_waves(run_dir: Path, settings: WaveSettings, options: RunOption
             hint=f"resume without --waves (or with --waves {document['count']}), or start "
             "a new run",
         )
+    _check_not_complete(run_dir, document, options)
+
+
+def _check_not_complete(run_dir: Path, document: dict[str, Any], options: RunOptions) -> None:
+    """Refuse a new event file once every wave's events are imported."""
+    if options.engagement is None or waiting_for(document) is not None:
+        return
+    if len(document["allocations"]) < int(document["count"]):
+        return
+    path = Path(options.engagement)
+    digest = sha256_file(path) if path.is_file() else None
+    if any((e.get("import") or {}).get("sha256") == digest for e in document["allocations"]):
+        return
+    raise CpoError(
+        f"{path}: all {document['count']} waves of {run_dir} have been imported and "
+        "analysed; there is no wave left to import this file into",
+        hint="a wave's events can be replaced while the waves are being sent; for a "
+        "complete run, start a new run to send another campaign",
+    )
 
 
 def advance_waves(
