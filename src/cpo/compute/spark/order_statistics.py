@@ -2,7 +2,8 @@
 
 Spark's ``approxQuantile`` (Greenwald-Khanna, rank error at most
 ``RANK_ERROR * n``) brackets each rank wanted; the values inside the brackets
-(about ``4 * RANK_ERROR * n`` per rank) are collected and sorted, and the count
+(about ``4 * RANK_ERROR * n`` per rank) are counted by distinct value, collected and
+sorted, and the count
 below each bracket turns positions into ranks. Every bracket is checked with
 exact counts and widened to the whole column if the check fails, so the values
 returned are exact whatever the approximation did. Three Spark jobs in all,
@@ -96,10 +97,21 @@ def order_statistics(
     union = parts[0]
     for part in parts[1:]:
         union = union.unionByName(part)
-    inside: dict[int, list[float]] = {position: [] for position in range(len(checked))}
-    for row in union.collect():
-        inside[int(row["bracket"])].append(float(row["value"]))
+    # Distinct values with their counts: a bracket full of ties comes back as one row.
+    tallies: dict[int, list[tuple[float, int]]] = {position: [] for position in range(len(checked))}
+    for row in union.groupBy("bracket", "value").count().collect():
+        tallies[int(row["bracket"])].append((float(row["value"]), int(row["count"])))
     result: dict[str, dict[int, float]] = {column: {} for column in wanted}
     for position, ((column, rank, _low, _high), below) in enumerate(checked):
-        result[column][rank] = sorted(inside[position])[rank - below]
+        result[column][rank] = _value_at(sorted(tallies[position]), rank - below)
     return result
+
+
+def _value_at(tally: list[tuple[float, int]], offset: int) -> float:
+    """The value at 0-based ``offset`` of the sorted values that ``tally`` counts."""
+    seen = 0
+    for value, count in tally:
+        seen += count
+        if offset < seen:
+            return value
+    raise ValueError(f"offset {offset} is beyond the {seen} values in the bracket")
