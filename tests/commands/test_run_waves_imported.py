@@ -227,6 +227,31 @@ def test_wrong_wave_file_and_changed_wave_count_are_refused(tmp_path: Path) -> N
     result = invoke("run", "--resume", str(run), "--engagement", str(second), "-q")
     assert result.exit_code == 0, result.output
     assert "wave 3 of 3 is in the send list" in result.output
+    # A corrected file of wave 2 replaces wave 2 only; wave 3, maybe sent, stays as dealt.
+    before = json.loads((run / "waves.json").read_text())
+    assignments = read_csv(run / "assignments.csv")
+    held = assignments.loc[
+        (assignments["wave"] == "2") & (assignments["experiment_arm"] == "holdout")
+    ]
+    corrected = events_for(
+        pd.concat([wave2, held.head(2)], ignore_index=True), tmp_path / "wave2b.csv", seed=7
+    )
+    result = invoke("run", "--resume", str(run), "--engagement", str(corrected), "-q")
+    assert result.exit_code == 0, result.output
+    assert "2 holdout customer(s) have engagement" in result.output  # excluded, as one wave
+    after = json.loads((run / "waves.json").read_text())
+    assert after["allocations"][2] == before["allocations"][2]
+    assert after["allocations"][0] == before["allocations"][0]
+    rows = read_csv(corrected).merge(wave2[["customer_id", "experiment_arm"]])
+    clicks = rows.groupby("experiment_arm")["clicked"].agg(lambda c: int(c.astype(int).sum()))
+    assert after["allocations"][1]["responses"] == {
+        arm: [int(clicks.get(arm, 0)), int((rows["experiment_arm"] == arm).sum())]
+        for arm in CLICK_RATE
+    }
+    engagement = read_csv(run / "engagement.csv").set_index("customer_id")
+    assert engagement.loc[rows["customer_id"], "clicked"].tolist() == rows["clicked"].tolist()
+    assert set(engagement.index).isdisjoint(held["customer_id"])
+    assert len(engagement) == len(wave1) + len(wave2)
 
 
 def test_await_engagement_needs_more_than_one_wave(tmp_path: Path) -> None:

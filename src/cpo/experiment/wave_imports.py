@@ -43,7 +43,7 @@ from cpo import run_folder
 from cpo.errors import CpoError, DataValidationError
 from cpo.experiment import catalog
 from cpo.experiment.design import Design
-from cpo.experiment.engagement import ENGAGEMENT_COLUMNS, LAYOUT_COUNTS, is_counts_file
+from cpo.experiment.engagement import ENGAGEMENT_COLUMNS, is_counts_file
 from cpo.experiment.settings import CONTROL_ARM, HOLDOUT_ARM, WaveSettings
 from cpo.experiment.wave_stage import METHOD, wave_settings, waves_for
 from cpo.experiment.waves import (
@@ -174,9 +174,9 @@ def advance_waves(
     if document is None:
         document = _new_document(base, settings, design, control_share)
         assignments = _deal(base, design, 1, {a.name: a.weight for a in design.arms})
-        document["allocations"].append(
-            _entry(WaveAllocation(1, METHOD_DESIGN, _wave_one(design)), assignments)
-        )
+        first = WaveAllocation(1, METHOD_DESIGN, _wave_one(design))
+        document["allocations"].append(_entry(first, assignments))
+        _log_allocation(ctx, first)
     else:
         _check_same_plan(ctx, document, design, base)
         assignments = run_folder.read_assignments(ctx.run_dir)
@@ -190,10 +190,25 @@ def advance_waves(
         dealt = _deal(base, design, allocation.wave, allocation.shares)
         assignments = pd.concat([assignments, dealt], ignore_index=True)
         document["allocations"].append(_entry(allocation, dealt))
+        _log_allocation(ctx, allocation)
     document["control_share"] = document["allocations"][-1]["shares"].get(CONTROL_ARM)
     run_folder.write_assignments(ctx.run_dir, assignments)
     run_folder.write_waves(ctx.run_dir, document)
     return WaveStep(assignments, len(document["allocations"]), imported, document)
+
+
+def _log_allocation(ctx: RunContext, allocation: WaveAllocation) -> None:
+    """Log one wave's allocation (the offline loop logs the same event)."""
+    ctx.log.info(
+        "assign",
+        "wave_allocated",
+        channel="experiment",
+        wave=allocation.wave,
+        method=allocation.method,
+        shares={arm: round(share, 6) for arm, share in allocation.shares.items()},
+        leader_probability=allocation.leader_probability,
+        observed=allocation.observed,
+    )
 
 
 def current_rows(step: WaveStep) -> pd.DataFrame:
@@ -309,38 +324,43 @@ def _import(
     waiting = waiting_for(document)
     earlier = [int(e["wave"]) for e in reversed(document["allocations"]) if e["responses"]]
     candidates = ([waiting] if waiting is not None else []) + earlier
-    outside: dict[int, int] = {}
+    outside: dict[int, int | None] = {}
+    refused: list[DataValidationError] = []
     for wave in candidates:
         rows = assignments.loc[assignments[WAVE_COLUMN].astype(str) == str(wave)]
-        frame, report, record = importer(ctx, rows)
-        if report["layout"] == LAYOUT_COUNTS:
-            raise AssertionError("counts files are refused above")  # pragma: no cover
+        try:
+            frame, report, record = importer(ctx, rows)
+        except DataValidationError as exc:  # e.g. no row of the file is in this wave
+            refused.append(exc)
+            outside[wave] = None
+            continue
         outside[wave] = int(report["counts"].get("unknown_customers", 0))
         if outside[wave] == 0:
             entry = {**record["engagement"], "sha256": digest}
             _record(ctx, document, rows, frame, report, entry)
             return wave
+    if len(refused) == len(candidates):  # the file itself is at fault, whatever the wave
+        raise refused[0]
     raise _foreign_recipients(path, document, waiting, outside)
 
 
 def _foreign_recipients(
-    path: Path, document: dict[str, Any], waiting: int | None, outside: dict[int, int]
+    path: Path, document: dict[str, Any], waiting: int | None, outside: dict[int, int | None]
 ) -> DataValidationError:
     """The error for an event file whose customers are not one wave's recipients."""
     count = int(document["count"])
-    if waiting is None:
-        fewest = min(outside.values()) if outside else 0
+    if waiting is None:  # every wave imported (the resume check refuses a new file before)
         return DataValidationError(
-            f"{path}: all {count} waves have been imported, and {fewest} or more customer(s) "
-            "in this file are not recipients of any one of them; there is no wave left to "
-            "import",
-            hint="the run is complete; to replace a wave's events give a file of that "
-            "wave's recipients only",
+            f"{path}: all {count} waves have been imported; the customers of this file are "
+            "not the recipients of any one wave, so there is no wave to import it into",
+            hint="to replace a wave's events give a file of that wave's recipients only",
         )
+    unknown = outside.get(waiting)
+    who = "none of the customers" if unknown is None else f"{unknown} customer(s)"
     return DataValidationError(
-        f"{path}: {outside[waiting]} customer(s) in the file are not recipients of wave "
-        f"{waiting} of {count}, the wave awaiting its events (they belong to another wave "
-        "or to no recipient of this run); nothing was imported",
+        f"{path}: {who} in the file are not recipients of wave {waiting} of {count}, the "
+        "wave awaiting its events (they belong to another wave or to no recipient of this "
+        "run); nothing was imported",
         hint=f"give the events of wave {waiting}'s send only (the send list of "
         f"`cpo run` for wave {waiting}), one file per wave",
     )
@@ -376,6 +396,9 @@ def _record(
         kept = earlier.loc[~earlier["customer_id"].isin(rows["customer_id"])]
         frame = pd.concat([kept, frame.astype(str)], ignore_index=True)
     run_folder.write_engagement(ctx.run_dir, frame[list(ENGAGEMENT_COLUMNS)])
+    ctx.log.info(
+        "assign", "wave_imported", channel="experiment", wave=wave, responses=entry["responses"]
+    )
     for warning in report["warnings"]:
         ctx.log.warning(
             "assign", warning["code"], channel="experiment", wave=wave, message=warning["message"]
