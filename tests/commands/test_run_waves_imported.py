@@ -8,6 +8,7 @@ allocations have something to follow.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -259,3 +260,45 @@ def test_await_engagement_needs_more_than_one_wave(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "--await-engagement: the run has one wave" in result.output
     assert not (tmp_path / "run" / "segments.csv").exists()
+
+
+def sendgrid_events(send_list: pd.DataFrame, clicked: set[str]) -> list[dict[str, Any]]:
+    """SendGrid Event Webhook posts for a wave: delivered to all, opened and clicked by some."""
+    at = int(time.time()) + 3600  # after the wave's assignment
+    events: list[dict[str, Any]] = []
+    for n, row in enumerate(send_list.itertuples(index=False)):
+        kinds = ["delivered"] + (["open", "click"] if row.customer_id in clicked else [])
+        for kind in kinds:  # a human opens an hour after delivery (not a machine open)
+            events.append(
+                {"email": row.email, "timestamp": at + n + (0 if kind == "delivered" else 3600),
+                 "event": kind,
+                 "sg_event_id": f"{row.customer_id}-{kind}", "sg_message_id": f"m-{n}",
+                 "useragent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0"}
+            )  # fmt: skip
+    return events
+
+
+@pytest.mark.slow
+def test_sendgrid_events_are_matched_to_their_wave(tmp_path: Path) -> None:
+    run = start(tmp_path)
+    wave1 = read_csv(run / "sends.csv")
+    clicked = set(wave1.loc[wave1["experiment_arm"] == "treatment_2", "customer_id"].head(12))
+    first = tmp_path / "wave1.json"
+    first.write_text(json.dumps(sendgrid_events(wave1, clicked)))
+    result = invoke("run", "--resume", str(run), "--engagement", str(first), "-q")
+    assert result.exit_code == 0, result.output
+    waves = json.loads((run / "waves.json").read_text())
+    assert waves["allocations"][0]["responses"]["treatment_2"][0] == len(clicked)
+    assert waves["allocations"][0]["import"]["layout"] == "events"
+    # A wave 2 export that also holds two wave 1 recipients' events: refused with the count.
+    wave2 = read_csv(run / "sends.csv")
+    mixed = tmp_path / "wave2_mixed.json"
+    mixed.write_text(json.dumps(sendgrid_events(pd.concat([wave2, wave1.head(2)]), set())))
+    result = invoke("run", "--resume", str(run), "--engagement", str(mixed), "-q")
+    assert result.exit_code == 1
+    assert "2 customer(s) in the file are not recipients of wave 2 of 3" in result.output
+    second = tmp_path / "wave2.json"
+    second.write_text(json.dumps(sendgrid_events(wave2, set())))
+    result = invoke("run", "--resume", str(run), "--engagement", str(second), "-q")
+    assert result.exit_code == 0, result.output
+    assert "wave 3 of 3 is in the send list" in result.output

@@ -36,6 +36,7 @@ def import_provider_events(
     orders: Path | str | None = None,
     suppressions: Path | str | None = None,
     check_only: bool = False,
+    index: SendIndex | None = None,
 ) -> tuple[EngagementImport, dict[str, Any]]:
     """Import an event file as the run's engagement.
 
@@ -50,6 +51,9 @@ def import_provider_events(
             the run folder (``suppressions.sqlite`` in its parent).
         check_only: Check the file and report, but add nothing to the
             suppression list (the web upload's check before the import job).
+        index: Who the run sent to (None = the run's send list); adaptive
+            waves give every wave's recipients, since the send list holds the
+            current wave only.
 
     Returns:
         The engagement import, and the ``provider_events`` report (provider,
@@ -61,7 +65,7 @@ def import_provider_events(
     """
     path = Path(path)
     provider, events = read_events(path, settings.conversion_event)
-    index = SendIndex.from_run(run_dir)
+    index = index or SendIndex.from_run(run_dir)
     normalised = normalise(events, index, settings)
     added = (
         {}

@@ -28,6 +28,7 @@ from cpo import run_folder
 from cpo.errors import DataValidationError
 from cpo.events.formats import detect_format
 from cpo.events.imports import import_provider_events
+from cpo.events.normalise import SendIndex
 from cpo.experiment.cuped import expected_reductions
 from cpo.experiment.design import (
     Design,
@@ -57,12 +58,14 @@ from cpo.experiment.sends import CONTACT_COLUMNS, SendList
 from cpo.experiment.settings import HOLDOUT_ARM
 from cpo.experiment.simulate import SIMULATION_COLUMNS, SOURCE_SIMULATED, simulate_engagement
 from cpo.experiment.wave_imports import (
+    Importer,
     WaveStep,
     advance_waves,
     check_resume_waves,
     current_rows,
     imported_document,
     is_real_send,
+    recipients_index,
     waiting_for,
 )
 from cpo.experiment.wave_stage import (
@@ -171,7 +174,7 @@ class AssignStage(StageBase):
         self._log_design(ctx, design)
         step: WaveStep | None = None
         if is_real_send(ctx):
-            step = advance_waves(ctx, segments, design, import_engagement_file)
+            step = advance_waves(ctx, segments, design, _wave_importer(customers))
             assignments, mailed = step.assignments, current_rows(step)
         else:
             assignments = mailed = assign_run(ctx, segments, design, customers)
@@ -459,12 +462,13 @@ class EngageStage(StageBase):
 
 
 def import_engagement_file(
-    ctx: RunContext, assignments: pd.DataFrame
+    ctx: RunContext, assignments: pd.DataFrame, index: SendIndex | None = None
 ) -> tuple[pd.DataFrame, dict[str, Any], dict[str, Any]]:
     """Import ``--engagement`` against ``assignments``: frame, report and ``inputs`` record.
 
     An email service's event export (with ``--orders`` for conversions), a file
-    of counts per arm, or one row per recipient or per event.
+    of counts per arm, or one row per recipient or per event. ``index`` says
+    whom an email service's events may concern (None = the run's send list).
     """
     path = Path(ctx.options.engagement or "")
 
@@ -479,6 +483,7 @@ def import_engagement_file(
             settings,
             ctx.options.orders,
             ctx.options.suppressions,
+            index=index,
         )
     elif ctx.options.orders is not None:
         raise DataValidationError(
@@ -516,3 +521,14 @@ def waves_import_report(document: dict[str, Any], recipients: int) -> dict[str, 
         "warnings": warnings,
         "waves": imports,
     }
+
+
+def _wave_importer(customers: pd.DataFrame) -> Importer:
+    """Imports one wave's events; an email service's events may concern any wave's recipient."""
+
+    def import_wave(
+        ctx: RunContext, rows: pd.DataFrame, mailed: pd.DataFrame
+    ) -> tuple[pd.DataFrame, dict[str, Any], dict[str, Any]]:
+        return import_engagement_file(ctx, rows, recipients_index(ctx.run_id, mailed, customers))
+
+    return import_wave

@@ -41,6 +41,7 @@ import pandas as pd
 
 from cpo import run_folder
 from cpo.errors import CpoError, DataValidationError
+from cpo.events.normalise import SendIndex
 from cpo.experiment import catalog
 from cpo.experiment.design import Design
 from cpo.experiment.engagement import ENGAGEMENT_COLUMNS, is_counts_file
@@ -64,9 +65,12 @@ from cpo.stage_api import RunContext, RunOptions
 #: ``waves.json``'s ``engagement_source`` of a run whose waves are sent for real.
 SOURCE_IMPORTED = "imported"
 
-#: Imports one event file against some assignment rows: the recipients' engagement,
-#: the import report (:func:`cpo.experiment.engagement.summarize`) and the input record.
-Importer = Callable[[RunContext, pd.DataFrame], tuple[pd.DataFrame, dict[str, Any], dict[str, Any]]]
+#: Imports one event file against one wave's assignment rows, given the mailed rows of
+#: every wave allocated so far: the recipients' engagement, the import report
+#: (:func:`cpo.experiment.engagement.summarize`) and the input record.
+Importer = Callable[
+    [RunContext, pd.DataFrame, pd.DataFrame], tuple[pd.DataFrame, dict[str, Any], dict[str, Any]]
+]
 
 
 @dataclass(frozen=True)
@@ -324,12 +328,13 @@ def _import(
     waiting = waiting_for(document)
     earlier = [int(e["wave"]) for e in reversed(document["allocations"]) if e["responses"]]
     candidates = ([waiting] if waiting is not None else []) + earlier
+    mailed = assignments.loc[assignments["experiment_arm"] != HOLDOUT_ARM]
     outside: dict[int, int | None] = {}
     refused: list[DataValidationError] = []
     for wave in candidates:
         rows = assignments.loc[assignments[WAVE_COLUMN].astype(str) == str(wave)]
         try:
-            frame, report, record = importer(ctx, rows)
+            frame, report, record = importer(ctx, rows, mailed)
         except DataValidationError as exc:  # e.g. no row of the file is in this wave
             refused.append(exc)
             outside[wave] = None
@@ -419,3 +424,23 @@ def next_wave_lines(run_dir: Path) -> list[str]:
         f"  2. export wave {waiting}'s events from your email service as FILE",
         f"  3. cpo run --resume {run_dir} --engagement FILE",
     ]
+
+
+def recipients_index(run_id: str, mailed: pd.DataFrame, customers: pd.DataFrame) -> SendIndex:
+    """Whom the waves sent so far mailed: the email service events' customers and addresses.
+
+    The send list holds the current wave only, so an email service's events are
+    matched against every allocated wave's recipients (their addresses from the
+    customer file, as the send lists had them); a wave's import then counts
+    another wave's recipients as not its own.
+    """
+    ids = set(mailed["customer_id"].astype(str))
+    by_email: dict[str, str] = {}
+    if "email" in customers:
+        known = customers.loc[customers["customer_id"].astype(str).isin(ids)]
+        by_email = {
+            str(email).strip().lower(): str(cid)
+            for cid, email in zip(known["customer_id"], known["email"], strict=True)
+            if isinstance(email, str) and email.strip()
+        }
+    return SendIndex(run_id, by_email, frozenset(ids))
