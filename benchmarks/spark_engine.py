@@ -85,6 +85,9 @@ def main() -> None:
         left, right = (normalized(out) for out in runs.values())
         same = {name: left.get(name) == right.get(name) for name in COMPARED}
         print(f"same on both engines: {same}")
+        if not all(same.values()):  # keep them: `python tests/support/golden.py A B` shows how
+            print(f"kept for comparison: {' '.join(str(out) for out in runs.values())}")
+            return
     for out in runs.values():
         shutil.rmtree(out, ignore_errors=True)
 
