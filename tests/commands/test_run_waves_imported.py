@@ -260,6 +260,9 @@ def test_await_engagement_needs_more_than_one_wave(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "--await-engagement: the run has one wave" in result.output
     assert not (tmp_path / "run" / "segments.csv").exists()
+    resumed = invoke("run", "--resume", str(tmp_path / "run"), "--await-engagement")
+    assert resumed.exit_code == 2  # a usage error: a resumed run keeps how it was started
+    assert "--await-engagement starts a new run" in resumed.output
 
 
 def sendgrid_events(send_list: pd.DataFrame, clicked: set[str]) -> list[dict[str, Any]]:
