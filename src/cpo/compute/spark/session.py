@@ -30,10 +30,13 @@ LOCAL_DEFAULTS = {
     "spark.driver.host": "127.0.0.1",
     "spark.driver.bindAddress": "127.0.0.1",
 }
-#: Settings every session gets unless the config sets them: pandas <-> Spark through Arrow.
+#: Settings every session gets unless the config sets them: pandas <-> Spark through Arrow;
+#: no cap on results collected to the driver (the segments and assignments come back to it:
+#: Spark's default 1 GiB cap stopped a 10M-customer segment stage).
 DEFAULTS = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.sql.session.timeZone": "UTC",
+    "spark.driver.maxResultSize": "0",
 }
 
 
