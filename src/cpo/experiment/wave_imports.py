@@ -46,7 +46,7 @@ from cpo.experiment import catalog
 from cpo.experiment.design import Design
 from cpo.experiment.engagement import ENGAGEMENT_COLUMNS, is_counts_file
 from cpo.experiment.settings import CONTROL_ARM, HOLDOUT_ARM, WaveSettings
-from cpo.experiment.wave_stage import METHOD, wave_settings, waves_for
+from cpo.experiment.wave_stage import METHOD, log_allocation, wave_settings, waves_for
 from cpo.experiment.waves import (
     METHOD_DESIGN,
     WAVE_COLUMN,
@@ -180,7 +180,7 @@ def advance_waves(
         assignments = _deal(base, design, 1, {a.name: a.weight for a in design.arms})
         first = WaveAllocation(1, METHOD_DESIGN, _wave_one(design))
         document["allocations"].append(_entry(first, assignments))
-        _log_allocation(ctx, first)
+        log_allocation(ctx, first, observed=first.observed)
     else:
         _check_same_plan(ctx, document, design, base)
         assignments = run_folder.read_assignments(ctx.run_dir)
@@ -194,25 +194,11 @@ def advance_waves(
         dealt = _deal(base, design, allocation.wave, allocation.shares)
         assignments = pd.concat([assignments, dealt], ignore_index=True)
         document["allocations"].append(_entry(allocation, dealt))
-        _log_allocation(ctx, allocation)
+        log_allocation(ctx, allocation, observed=allocation.observed)
     document["control_share"] = document["allocations"][-1]["shares"].get(CONTROL_ARM)
     run_folder.write_assignments(ctx.run_dir, assignments)
     run_folder.write_waves(ctx.run_dir, document)
     return WaveStep(assignments, len(document["allocations"]), imported, document)
-
-
-def _log_allocation(ctx: RunContext, allocation: WaveAllocation) -> None:
-    """Log one wave's allocation (the offline loop logs the same event)."""
-    ctx.log.info(
-        "assign",
-        "wave_allocated",
-        channel="experiment",
-        wave=allocation.wave,
-        method=allocation.method,
-        shares={arm: round(share, 6) for arm, share in allocation.shares.items()},
-        leader_probability=allocation.leader_probability,
-        observed=allocation.observed,
-    )
 
 
 def current_rows(step: WaveStep) -> pd.DataFrame:

@@ -38,7 +38,7 @@ from cpo.experiment.simulate import (
     simulation_warnings,
     true_effects,
 )
-from cpo.experiment.waves import WAVE_COLUMN, WaveRun, assign_waves
+from cpo.experiment.waves import WAVE_COLUMN, WaveAllocation, WaveRun, assign_waves
 from cpo.logs import utc_now
 from cpo.stage_api import RunContext, RunOptions
 
@@ -132,17 +132,28 @@ def assign_run(
     )
     run_folder.write_waves(ctx.run_dir, waves_document(run, settings, design, primary.name))
     for allocation in run.allocations:
-        ctx.log.info(
-            "assign",
-            "wave_allocated",
-            channel="experiment",
-            wave=allocation.wave,
-            method=allocation.method,
-            shares={arm: round(share, 6) for arm, share in allocation.shares.items()},
-            leader_probability=allocation.leader_probability,
-            responses=run.observed[allocation.wave],
-        )
+        log_allocation(ctx, allocation, responses=run.observed[allocation.wave])
     return run.assignments
+
+
+def log_allocation(ctx: RunContext, allocation: WaveAllocation, **fields: Any) -> None:
+    """Log one wave's allocation to the experiment log (shares, P(best); no customer data).
+
+    Args:
+        ctx: The run.
+        allocation: The wave's allocation.
+        fields: What the allocation was computed from (e.g. ``responses`` per arm).
+    """
+    ctx.log.info(
+        "assign",
+        "wave_allocated",
+        channel="experiment",
+        wave=allocation.wave,
+        method=allocation.method,
+        shares={arm: round(share, 6) for arm, share in allocation.shares.items()},
+        leader_probability=allocation.leader_probability,
+        **fields,
+    )
 
 
 def wave_seed(seed: int, wave: int) -> int:
