@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 from click.testing import CliRunner
+from cpo_testkit import config_with_holdout
 
 from cpo.cli import cli
 
@@ -21,12 +21,7 @@ def invoke(*args: str):  # type: ignore[no-untyped-def]
 def waves_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bundled sample run in 3 waves with a 10% holdout."""
     root = tmp_path_factory.mktemp("waves")
-    config = root / "config"
-    assert invoke("init", str(config)).exit_code == 0
-    path = config / "experiment_config.yaml"
-    document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    document["experiment"]["holdout_share"] = 0.1
-    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    config = config_with_holdout(root, 0.1)
     run = root / "run"
     result = invoke("run", "--out", str(run), "--config", str(config), "--waves", "3", "-q")
     assert result.exit_code == 0, result.output

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from click.testing import CliRunner
+from cpo_testkit import config_with_holdout
 
 from cpo.cli import cli
 from cpo.experiment.settings import WaveSettings
@@ -55,12 +55,7 @@ def events_for(send_list: pd.DataFrame, path: Path, seed: int) -> Path:
 
 def start(root: Path) -> Path:
     """A new run of the bundled sample in 3 waves sent for real, with a 10% holdout."""
-    config = root / "config"
-    assert invoke("init", str(config)).exit_code == 0
-    path = config / "experiment_config.yaml"
-    document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    document["experiment"]["holdout_share"] = 0.1
-    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    config = config_with_holdout(root, 0.1)
     run = root / "run"
     result = invoke(
         "run", "--out", str(run), "--config", str(config), "--waves", str(WAVES),

@@ -100,3 +100,20 @@ class VariantsStage(StageBase):
         """Write variants.json."""
         write_variants(ctx.path("variants.json"), self.variants)
         return StageOutcome(summary=f"{len(self.variants)} variants")
+
+
+def config_with_holdout(root: Path, share: float) -> Path:
+    """``cpo init ROOT/config`` with ``experiment.holdout_share`` set; returns the folder."""
+    import yaml
+    from click.testing import CliRunner
+
+    from cpo.cli import cli
+
+    config = root / "config"
+    result = CliRunner().invoke(cli, ["init", str(config)])
+    assert result.exit_code == 0, result.output
+    path = config / "experiment_config.yaml"
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    document["experiment"]["holdout_share"] = share
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    return config
