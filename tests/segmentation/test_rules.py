@@ -151,3 +151,13 @@ def test_profiles_match_the_assignments(customers_frame: pd.DataFrame):
         assert profile.medians["avg_order_value"] == pytest.approx(
             members["avg_order_value"].median(), abs=1e-4
         )
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_reason_values_format_missing_and_huge_numbers_without_an_integer_cast():
+    """Whole numbers print without '.0'; NaN and values beyond int64 keep their float text."""
+    from cpo.segmentation.rules import _format_values
+
+    values = pd.Series([1.0, 2.5, np.nan, 3.0, 1e20, -4.0, 0.123456])
+    texts = _format_values(values).to_pylist()
+    assert texts == ["1", "2.5", "nan", "3", "1e+20", "-4", "0.1235"]

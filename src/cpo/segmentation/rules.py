@@ -247,8 +247,9 @@ def _format_values(values: pd.Series) -> pa.Array:
     if pd.api.types.is_float_dtype(values):
         rounded = values.round(4).to_numpy(dtype=float)
         unique, codes = np.unique(rounded, return_inverse=True)
-        whole = np.floor(unique) == unique
-        text = np.where(whole, unique.astype(np.int64).astype(str), unique.astype(str))
+        text = unique.astype(str)
+        whole = np.isfinite(unique) & (np.floor(unique) == unique) & (np.abs(unique) < 2.0**63)
+        text[whole] = unique[whole].astype(np.int64).astype(str)  # no int cast of NaN/inf
         return pa.array(text, type=pa.string()).take(codes.ravel())
     texts: Any = pa.array(values.astype(str).to_numpy(dtype=object), type=pa.string())
     return texts
