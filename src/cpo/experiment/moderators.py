@@ -8,7 +8,7 @@ between those customers in this sample, not why. Two views are computed:
   frequency band, historical engagement band): the rate in control and in the
   pooled treatment arms, each with a Wilson interval, and the difference with a
   Newcombe hybrid score interval (``cpo.experiment.stats``).
-* **Logistic regression** (statsmodels GLM, binomial family, logit link) of the
+* **Logistic regression** (binomial GLM, logit link, :mod:`cpo.experiment.logit`) of the
   primary outcome on treatment, the standardized numeric attributes and tier
   dummies, plus the interaction of treatment with each of them. An interaction
   estimate is the change in the treatment log-odds ratio per standard deviation
@@ -33,7 +33,6 @@ attributes.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from itertools import pairwise
@@ -42,9 +41,10 @@ from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
+from scipy import special
 
 from cpo.experiment import catalog
+from cpo.experiment.logit import LogitFit, PerfectPrediction, fit_logit
 from cpo.experiment.results import json_safe
 from cpo.experiment.settings import CONTROL_ARM, HOLDOUT_ARM
 from cpo.experiment.stats import holm, newcombe_difference_interval, wilson_interval
@@ -567,7 +567,7 @@ def fit_interaction_model(
     if np.linalg.matrix_rank(design.to_numpy()) < design.shape[1]:
         return _replace(base, reason="the design is rank-deficient (an attribute level is empty)")
     fit, problem = _fit_glm(y, design)
-    if problem:
+    if fit is None:
         return _replace(base, reason=problem)
     return _summarize_fit(base, fit, design, groups, confidence)
 
@@ -629,48 +629,35 @@ def _reference_level(values: pd.Series) -> str:
     return sorted(top)[0]
 
 
-def _fit_glm(y: np.ndarray, design: pd.DataFrame) -> tuple[Any, str | None]:
+def _fit_glm(y: np.ndarray, design: pd.DataFrame) -> tuple[LogitFit | None, str | None]:
     """Fit the binomial GLM; return (result, None) or (None, reason)."""
-    import statsmodels.api as sm
-    from statsmodels.tools.sm_exceptions import (
-        ConvergenceWarning,
-        PerfectSeparationError,
-        PerfectSeparationWarning,
-    )
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", PerfectSeparationWarning)
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        warnings.simplefilter("ignore", RuntimeWarning)
-        try:
-            fit = sm.GLM(y, design, family=sm.families.Binomial()).fit(maxiter=100)
-        except (PerfectSeparationError, PerfectSeparationWarning):
-            return None, "perfect separation: some attribute level predicts the outcome exactly"
-        except (np.linalg.LinAlgError, ValueError) as exc:
-            return None, f"the model could not be fitted ({type(exc).__name__}: {exc})"
+    try:
+        with np.errstate(all="ignore"):
+            fit = fit_logit(y, design.to_numpy(dtype=float), max_iterations=100)
+    except PerfectPrediction:
+        return None, "perfect separation: some attribute level predicts the outcome exactly"
+    except (np.linalg.LinAlgError, ValueError) as exc:
+        return None, f"the model could not be fitted ({type(exc).__name__}: {exc})"
     if not fit.converged:
         return None, "the fit did not converge in 100 iterations"
-    params = np.asarray(fit.params, dtype=float)
-    bse = np.asarray(fit.bse, dtype=float)
-    if not (np.all(np.isfinite(params)) and np.all(np.isfinite(bse))):
+    if not (np.all(np.isfinite(fit.params)) and np.all(np.isfinite(fit.bse))):
         return None, "the fit produced non-finite estimates"
-    if np.max(np.abs(params)) > SEPARATION_COEFFICIENT:
+    if np.max(np.abs(fit.params)) > SEPARATION_COEFFICIENT:
         return None, "quasi-separation: a coefficient diverges (an attribute level has no events)"
     return fit, None
 
 
 def _summarize_fit(
     base: RegressionResult,
-    fit: Any,
+    fit: LogitFit,
     design: pd.DataFrame,
     groups: dict[str, list[str]],
     confidence: float,
 ) -> RegressionResult:
     """Terms with Wald intervals and per-attribute joint Wald tests."""
     names = list(design.columns)
-    params = np.asarray(fit.params, dtype=float)
-    cov = np.asarray(fit.cov_params(), dtype=float)
-    z_crit = float(sps.norm.isf((1 - confidence) / 2))
+    params, cov = fit.params, fit.cov
+    z_crit = float(-special.ndtri((1 - confidence) / 2))
 
     def term(attribute: str, name: str) -> InteractionTerm:
         i = names.index(name)
@@ -683,7 +670,7 @@ def _summarize_fit(
             float(estimate - z_crit * se),
             float(estimate + z_crit * se),
             float(z),
-            float(2 * sps.norm.sf(abs(z))),
+            float(2 * special.ndtr(-abs(z))),
         )
 
     terms = tuple(term(attr, name) for attr, members in groups.items() for name in members)
@@ -693,7 +680,7 @@ def _summarize_fit(
             idx = [names.index(m) for m in members]
             b, v = params[idx], cov[np.ix_(idx, idx)]
             chi2 = float(b @ np.linalg.solve(v, b))
-            wald[attribute] = (chi2, len(idx), float(sps.chi2.sf(chi2, len(idx))))
+            wald[attribute] = (chi2, len(idx), float(special.chdtrc(len(idx), chi2)))
     caution = None
     if base.parameters and base.events / base.parameters < EVENTS_PER_PARAMETER:
         caution = (
