@@ -10,8 +10,9 @@ and ``docs/safety.md``):
 
 1. Normalize the text (:mod:`cpo.safety.normalize`): Unicode, case, accents,
    homoglyphs, leetspeak, spaced / dotted / masked / repeated letters.
-2. Find every lexicon term with ONE precompiled regex (a character trie of all
-   terms, matched on word boundaries). Most marketing texts stop here.
+2. Find every lexicon term on word boundaries by set lookups over the text's
+   runs of letters and digits (no big regex to compile). Most marketing texts
+   stop here.
 3. Drop matches that lie entirely inside a safe idiom ("killer deal").
 4. Score each remaining match: its base severity, ``with_group`` when a
    protected group is next to it, then the modifiers of its category found in
@@ -31,7 +32,7 @@ import codecs
 import functools
 import itertools
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -156,6 +157,26 @@ class LexiconFile(StrictModel):
 # ------------------------------------------------------------- compiled records
 
 
+class _LazyRegex:
+    """A regex built and compiled on first use.
+
+    Most texts match no lexicon term, and a modifier's pattern is needed only
+    around a match, so a run usually compiles few of them.
+    """
+
+    __slots__ = ("_build", "_pattern")
+
+    def __init__(self, build: Callable[[], re.Pattern[str]]) -> None:
+        self._build = build
+        self._pattern: re.Pattern[str] | None = None
+
+    def get(self) -> re.Pattern[str]:
+        """The compiled pattern (compiled now if this is its first use)."""
+        if self._pattern is None:
+            self._pattern = self._build()
+        return self._pattern
+
+
 @dataclass(frozen=True, slots=True)
 class _Entry:
     category: str
@@ -182,8 +203,8 @@ class _Modifier:
     sentence_start: bool
     skip_weak: bool
     also_scores: tuple[str, ...]
-    pattern: re.Pattern[str]
-    blocked_by: re.Pattern[str] | None
+    pattern: _LazyRegex
+    blocked_by: _LazyRegex | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +277,14 @@ def _bounded(strings: Iterable[str], soft: bool = False) -> re.Pattern[str]:
     return re.compile(rf"{left}(?:{body})(?![{_BOUNDARY_CHARS}]|'[a-z])")
 
 
+def _modifier_regex(phrases: tuple[str, ...], sentence_start: bool) -> re.Pattern[str]:
+    """A modifier's pattern: its phrases word-bounded, or (``sentence_start``) a
+    run of them, each followed by a space or the end, to ``fullmatch`` a sentence's opening."""
+    if sentence_start:
+        return re.compile(rf"(?:(?:{_trie_regex(sorted(set(phrases)))})(?: |$))*")
+    return _bounded(phrases, soft=True)
+
+
 def _overlapping(body: str) -> re.Pattern[str]:
     """Compile ``body`` so that ``finditer`` reports matches at every word start.
 
@@ -320,6 +349,64 @@ def _tail_trie(words: dict[str, str]) -> str:
         return branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
 
     return emit(trie)
+
+
+#: A run of the characters a term starts and ends with (terms are word-bounded on them).
+_RUN = re.compile(rf"[{_BOUNDARY_CHARS}]+")
+
+
+class _TermIndex:
+    """Finds lexicon terms in normalized text by set lookups, without a big regex.
+
+    It returns exactly what ``_bounded(terms).finditer(text)`` (one word-bounded
+    trie regex of every term) returns, and needs no regex compile: that regex
+    of ~5,000 terms took most of the lexicon's load time. A term starts and ends
+    with a letter or digit and is bounded by neither, so a match starts where a
+    run of letters and digits starts and ends where one ends (not before an
+    apostrophe and a letter: "you" is not in "you'll"). At each run start the
+    longest term ending at one of the next runs' ends wins, and the scan goes on
+    after it, as the regex's leftmost, greedy, non-overlapping matches do.
+
+    Args:
+        terms: The folded term literals (non-empty, each starting and ending
+            with ``[a-z0-9]``).
+    """
+
+    def __init__(self, terms: Iterable[str]):
+        self.terms = frozenset(terms)
+        runs = {term: _RUN.findall(term) for term in self.terms}
+        self.first_runs = frozenset(found[0] for found in runs.values())
+        self.max_runs = max(map(len, runs.values()))
+        self.max_chars = max(map(len, self.terms))
+
+    def find(self, text: str) -> list[tuple[int, int]]:
+        """The (start, end) spans of the terms in ``text``, left to right."""
+        runs = [match.span() for match in _RUN.finditer(text)]
+        hits: list[tuple[int, int]] = []
+        index = 0
+        while index < len(runs):
+            start, first_end = runs[index]
+            found = None
+            if text[start:first_end] in self.first_runs:
+                found = self._longest_at(text, runs, index)
+            if found is None:
+                index += 1
+                continue
+            hits.append((start, runs[found][1]))
+            index = found + 1
+        return hits
+
+    def _longest_at(self, text: str, runs: list[tuple[int, int]], index: int) -> int | None:
+        """Index of the last run of the longest term starting at run ``index``."""
+        start = runs[index][0]
+        for last in range(min(len(runs), index + self.max_runs) - 1, index - 1, -1):
+            end = runs[last][1]
+            if end - start > self.max_chars or text[start:end] not in self.terms:
+                continue
+            if text.startswith("'", end) and "a" <= text[end + 1 : end + 2] <= "z":
+                continue  # a contraction: "you'll" is not "you"
+            return last
+        return None
 
 
 def _mask(word: str) -> str:
@@ -467,14 +554,10 @@ class _Lexicon:
                 f"{lexicon_dir}: the safety lexicon defines no terms",
                 hint="add a file with `category:` and `terms:` (see README.yaml)",
             )
-        self.term_re = _bounded(self.entries)
-        self.idiom_re = _overlapping(self._unit_regex(self.idiom_units))
+        self.terms = _TermIndex(self.entries)
         self.idiom_reach = max((self._reach(seq) for seq in self.idiom_units), default=0)
         self.idiom_reach = max([self.idiom_reach] + [g.reach for g in self.guarded_idioms])
         groups = self.expander.slots.get("group", [])
-        self.group_re = _bounded(groups, soft=True) if groups else None
-        self.copula_re = _bounded(map(_fold_phrase, self.settings.copula), soft=True)
-        self.passive_re = _bounded(map(_fold_phrase, self.settings.passive_markers), soft=True)
         vocabulary.update(w for g in groups for w in g.split())
         split_words = {w for term in self.entries for w in term.split()}
         split_words.update(w for w in self.expander.slots.get("person", []) if " " not in w)
@@ -518,7 +601,7 @@ class _Lexicon:
             where = f"{path}: modifiers[{index}] ({mod.name})"
             phrases = [lit for p in mod.phrases for lit in self.expander.expand(p, where)]
             vocabulary.update(w for p in phrases for w in p.split())
-            blocked = [lit for p in mod.blocked_by for lit in self.expander.expand(p, where)]
+            blocked = tuple(lit for p in mod.blocked_by for lit in self.expander.expand(p, where))
             compiled = _Modifier(
                 name=mod.name,
                 side=mod.side,
@@ -531,12 +614,12 @@ class _Lexicon:
                 sentence_start=mod.sentence_start,
                 skip_weak=mod.skip_weak,
                 also_scores=tuple(mod.also_scores),
-                pattern=(
-                    re.compile(rf"(?:(?:{_trie_regex(sorted(set(phrases)))})(?: |$))*")
-                    if mod.sentence_start
-                    else _bounded(phrases, soft=True)
+                pattern=_LazyRegex(
+                    functools.partial(_modifier_regex, tuple(phrases), mod.sentence_start)
                 ),
-                blocked_by=_bounded(blocked, soft=True) if blocked else None,
+                blocked_by=(
+                    _LazyRegex(functools.partial(_bounded, blocked, True)) if blocked else None
+                ),
             )
             for category in mod.categories:
                 self.modifiers[category].append(compiled)
@@ -589,8 +672,36 @@ class _Lexicon:
 
     def _unit_regex(self, sequences: Sequence[tuple[str, ...]]) -> str:
         """Regex for word sequences whose units are words or ``{slot}`` references."""
-        slot_res = {name: _trie_regex(values) for name, values in self.expander.slots.items()}
-        return _emit_units(_unit_trie(sequences), slot_res)
+        return _emit_units(_unit_trie(sequences), self._slot_res)
+
+    @functools.cached_property
+    def _slot_res(self) -> dict[str, str]:
+        """Regex body of each slot's values (built once, shared by every idiom)."""
+        return {name: _trie_regex(values) for name, values in self.expander.slots.items()}
+
+    # The patterns below are needed only once a term has matched (most marketing
+    # texts match none), so each is compiled on first use, not when the lexicon loads.
+
+    @functools.cached_property
+    def idiom_re(self) -> re.Pattern[str]:
+        """Every unguarded safe idiom, matched at every word start."""
+        return _overlapping(self._unit_regex(self.idiom_units))
+
+    @functools.cached_property
+    def group_re(self) -> re.Pattern[str] | None:
+        """The protected groups of the ``group`` slot (None when the slot is empty)."""
+        groups = self.expander.slots.get("group", [])
+        return _bounded(groups, soft=True) if groups else None
+
+    @functools.cached_property
+    def copula_re(self) -> re.Pattern[str]:
+        """Copulas linking a term to a group ("X are ...")."""
+        return _bounded(map(_fold_phrase, self.settings.copula), soft=True)
+
+    @functools.cached_property
+    def passive_re(self) -> re.Pattern[str]:
+        """Markers of the passive voice before a term."""
+        return _bounded(map(_fold_phrase, self.settings.passive_markers), soft=True)
 
 
 # -------------------------------------------------------------------- context
@@ -714,19 +825,18 @@ class LocalSafetyAnalyzer:
         if not isinstance(text, str):
             raise TypeError(f"analyze() needs a str, got {type(text).__name__}")
         norm = self._normalize(text)
-        hits = [m for m in self._lex.term_re.finditer(norm)]
+        hits = self._lex.terms.find(norm)
         if not hits:
             return CategoryScores()
         scores = dict.fromkeys(HARM_CATEGORIES, 0)
         strong: dict[str, set[str]] = {c: set() for c in HARM_CATEGORIES}
         evidence: list[str] = []
         blocklists: list[str] = []
-        for match in hits:
-            start, end = match.span()
+        for start, end in hits:
             if self._in_idiom(norm, start, end):
                 continue
             context = _Context(norm, start, end)
-            for entry in self._lex.entries[match.group()]:
+            for entry in self._lex.entries[norm[start:end]]:
                 for category, severity, applied in self._score(entry, context):
                     if severity <= 0:
                         continue
@@ -859,19 +969,19 @@ def _modifier_found(mod: _Modifier, ctx: _Context, passive: bool) -> bool:
         # The term opens its sentence, preceded at most by the listed filler words
         # ("Kill them all", "Just go stab him"): an imperative.
         prefix = ctx.prefix()
-        return len(prefix.split()) <= mod.window and mod.pattern.fullmatch(prefix) is not None
-    if mod.side in ("after", "both") and mod.pattern.search(ctx.after(mod.window)):
+        return len(prefix.split()) <= mod.window and mod.pattern.get().fullmatch(prefix) is not None
+    if mod.side in ("after", "both") and mod.pattern.get().search(ctx.after(mod.window)):
         return True
     if mod.side in ("before", "both") or (mod.passive and passive):
         # In the passive ("X should all be shot") the target is the subject, which can
         # sit further back than an object would sit after the verb.
         left = ctx.before(mod.window if mod.side != "after" else mod.window + _PASSIVE_REACH)
         last = None
-        for last in mod.pattern.finditer(left):  # noqa: B007 - we want the closest match
+        for last in mod.pattern.get().finditer(left):  # noqa: B007 - we want the closest match
             pass
         if last is None:
             return False
-        return mod.blocked_by is None or not mod.blocked_by.search(left, last.end())
+        return mod.blocked_by is None or not mod.blocked_by.get().search(left, last.end())
     return False
 
 
