@@ -64,12 +64,14 @@ from cpo.run_folder import (
     MONITORING,
 )
 from cpo.run_inputs import load_run_customers, recorded_customers_path, valid_customer_copy
-from cpo.runfiles import read_csv, read_json, write_json
+from cpo.runfiles import read_columns, read_csv, read_json, write_json
 from cpo.stage_api import RunContext, StageBase, StageOutcome
 
 CHANNEL = "experiment"
 #: engagement.csv columns the moderator analysis reads (no other column is loaded).
 _ENGAGEMENT_COLUMNS = ("customer_id", "experiment_arm", "opened", "clicked", "converted")
+#: Of those, the columns read as text (the rest are typed by the reader).
+_ENGAGEMENT_TEXT = ("customer_id", "experiment_arm")
 
 
 class AnalyzeStage(StageBase):
@@ -97,14 +99,15 @@ class AnalyzeStage(StageBase):
                 self.name, f"{engagement}: not found", hint="the engage stage writes it"
             )
         report = _read_optional(ENGAGEMENT_REPORT.path(ctx.run_dir)) or {}
-        metrics = self._metrics(ctx, engagement, report)
+        rows = EngagementRows(engagement)
+        metrics = self._metrics(ctx, rows, report)
         history = self._look(ctx, metrics)
         if history is not None:
             metrics = replace(metrics, sequential=history)
         write_json(METRICS.path(ctx.run_dir), metrics.to_dict())
         if history is not None:
             write_monitoring(ctx.run_dir, history)
-        moderators = self._moderators(ctx, metrics, report)
+        moderators = self._moderators(ctx, metrics, report, rows)
         write_moderators(MODERATORS.path(ctx.run_dir), moderators)
         summary = summarize(metrics)
         self._log(ctx, metrics, summary, moderators)
@@ -113,9 +116,10 @@ class AnalyzeStage(StageBase):
         )
 
     def _metrics(
-        self, ctx: RunContext, engagement: Path, report: dict[str, Any]
+        self, ctx: RunContext, rows: EngagementRows, report: dict[str, Any]
     ) -> MetricsDocument:
         """The analysis, with the assigned-versus-analysed coverage when assignments exist."""
+        engagement = rows.path
         design = run_design(ctx.run_dir, _read_optional(EXPERIMENT_DESIGN.path(ctx.run_dir)))
         statistics = self._statistics(ctx, engagement, report)
         carried = [{**w, "source": "engagement"} for w in report.get("warnings", [])]
@@ -128,7 +132,7 @@ class AnalyzeStage(StageBase):
         metrics = replace(
             metrics,
             next_test=plan_next_test(metrics.to_dict(), design or {}),
-            regression_adjustment=regression_adjustment(ctx, report, metrics),
+            regression_adjustment=regression_adjustment(ctx, report, metrics, rows),
         )
         waves = run_waves(ctx.run_dir, engagement, report, metrics)
         if waves is not None:
@@ -155,7 +159,8 @@ class AnalyzeStage(StageBase):
     ) -> SufficientStatistics:
         """From engagement_counts.csv after a counts import, else streamed from engagement.csv."""
         if report.get("layout") != LAYOUT_COUNTS:
-            return aggregate_file(engagement)
+            # one row per recipient: the engage stage combined repeated rows when it wrote it
+            return aggregate_file(engagement, check_duplicates=False)
         counts = ctx.path(report.get("counts_file") or ENGAGEMENT_COUNTS.name)
         if not counts.is_file():
             raise StageError(
@@ -168,7 +173,11 @@ class AnalyzeStage(StageBase):
         return counts_statistics(table)
 
     def _moderators(
-        self, ctx: RunContext, metrics: MetricsDocument, report: dict[str, Any]
+        self,
+        ctx: RunContext,
+        metrics: MetricsDocument,
+        report: dict[str, Any],
+        rows: EngagementRows,
     ) -> ModeratorsDocument:
         """Moderator analysis of the primary metric on engagement joined with the customers."""
         engagement, customers, note = pd.DataFrame(), None, None
@@ -183,12 +192,7 @@ class AnalyzeStage(StageBase):
                 recorded = (ctx.manifest.get("inputs") or {}).get("customers")
                 customers, note = read_customer_attributes(recorded)
         if note is None:
-            engagement = read_csv(
-                ENGAGEMENT.path(ctx.run_dir),
-                usecols=list(_ENGAGEMENT_COLUMNS),
-                dtype={"customer_id": str, "experiment_arm": str},
-                keep_default_na=False,
-            )
+            engagement = rows.frame()
         return run_moderators(
             engagement,
             customers,
@@ -238,7 +242,7 @@ def _sequential(ctx: RunContext) -> bool:
 
 
 def regression_adjustment(
-    ctx: RunContext, report: dict[str, Any], metrics: MetricsDocument
+    ctx: RunContext, report: dict[str, Any], metrics: MetricsDocument, rows: EngagementRows
 ) -> RegressionAdjustment:
     """Every comparison adjusted for the customers' pre-experiment covariates (CUPED).
 
@@ -259,14 +263,28 @@ def regression_adjustment(
     except CpoError as error:
         reason = f"the customer data could not be read again ({type(error).__name__})"
         return unavailable(settings.variance_reduction, reason, metrics.primary_metric)
-    engagement = read_csv(
-        ENGAGEMENT.path(ctx.run_dir),
-        usecols=list(_ENGAGEMENT_COLUMNS),
-        dtype={"customer_id": str, "experiment_arm": str},
-        keep_default_na=False,
-    )
+    engagement = rows.frame()
     request = request_for(metrics.to_dict(), settings.covariates, settings.variance_reduction)
     return adjust_metrics(join_covariates(engagement, customers, columns), request)
+
+
+class EngagementRows:
+    """engagement.csv's per-recipient rows, read (by Arrow) at most once per analysis.
+
+    The regression adjustment and the moderator analysis both need the rows
+    with their customer ids; the sufficient statistics are streamed from the
+    file separately (bounded memory, and all a counts import has).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._frame: pd.DataFrame | None = None
+
+    def frame(self) -> pd.DataFrame:
+        """``customer_id`` and ``experiment_arm`` as text, the outcome flags as numbers."""
+        if self._frame is None:
+            self._frame = read_columns(self.path, _ENGAGEMENT_COLUMNS, text=_ENGAGEMENT_TEXT)
+        return self._frame
 
 
 def _read_optional(path: Path) -> dict[str, Any] | None:
@@ -278,7 +296,7 @@ def _assigned_per_arm(path: Path) -> dict[str, int] | None:
     """Customers assigned to each arm (holdout excluded), or None without the file."""
     if not path.is_file():
         return None
-    arms = read_csv(path, usecols=["experiment_arm"], dtype=str, keep_default_na=False)
+    arms = read_columns(path, ["experiment_arm"], text=["experiment_arm"])
     counts = arms["experiment_arm"].value_counts()
     return {str(arm): int(n) for arm, n in sorted(counts.items()) if arm != HOLDOUT_ARM}
 

@@ -1022,6 +1022,31 @@ def read_customer_attributes(
     return frame.drop_duplicates("customer_id"), None
 
 
+def _inner_join(engagement: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
+    """Engagement rows with their customer's attributes, in engagement order.
+
+    ``engagement.merge(customers, on="customer_id", how="inner")`` for
+    customers with unique ids, by a hash lookup of the ids
+    (:func:`cpo.experiment.aggregate.locate_ids`) instead of pandas' join.
+    """
+    import pyarrow as pa
+
+    from cpo.experiment.aggregate import locate_ids
+
+    shared = set(engagement.columns) & set(customers.columns) - {"customer_id"}
+    if shared or customers["customer_id"].duplicated().any():
+        return engagement.merge(customers, on="customer_id", how="inner")
+    position = locate_ids(
+        pa.array(engagement["customer_id"].astype(str)),
+        pa.array(customers["customer_id"].astype(str)),
+    )
+    found = position >= 0
+    attributes = customers.drop(columns="customer_id").iloc[position[found]]
+    return pd.concat(
+        [engagement.loc[found].reset_index(drop=True), attributes.reset_index(drop=True)], axis=1
+    )
+
+
 def run_moderators(
     engagement: pd.DataFrame,
     customers: pd.DataFrame | None,
@@ -1052,7 +1077,7 @@ def run_moderators(
         return ModeratorsDocument(metric, None, unavailable)
     if customers is None:
         return ModeratorsDocument(metric, None, "the customer file is not available")
-    joined = engagement.merge(customers, on="customer_id", how="inner")
+    joined = _inner_join(engagement, customers)
     if joined.empty:
         return ModeratorsDocument(
             metric, None, "no engagement row matches a customer in the customer file"
