@@ -129,9 +129,29 @@ def _lift_columns(
         rows,
         columns=["experiment_arm", "segment", "open_rate", "click_rate", "conversion_per_click"],
     )
-    return frame[["experiment_arm", "segment"]].merge(
-        table, on=["experiment_arm", "segment"], how="left", validate="many_to_one"
-    )
+    # each row's (arm, segment) pair, found by position in the few distinct pairs
+    keys = pd.MultiIndex.from_frame(table[["experiment_arm", "segment"]])
+    position = keys.get_indexer(pd.MultiIndex.from_frame(frame[["experiment_arm", "segment"]]))
+    return table.iloc[position].set_axis(frame.index)
+
+
+def _with_baselines(frame: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each recipient's ``base_open`` and ``base_click`` (NaN without a record).
+
+    A hash lookup of the ids (:func:`cpo.experiment.aggregate.locate_ids`; the
+    customers' ids are unique, validated when they were loaded) instead of a
+    pandas merge.
+    """
+    import pyarrow as pa
+
+    from cpo.experiment.aggregate import locate_ids
+
+    position = locate_ids(pa.array(frame["customer_id"]), pa.array(base["customer_id"]))
+    found = position >= 0
+    for column in ("base_open", "base_click"):
+        values = base[column].to_numpy(dtype=float)
+        frame[column] = np.where(found, values[np.maximum(position, 0)], np.nan)
+    return frame
 
 
 def response_probabilities(
@@ -161,8 +181,7 @@ def response_probabilities(
         .astype({"customer_id": str})
         .reset_index(drop=True)
     )
-    base = customer_baselines(customers, settings)
-    frame = frame.merge(base, on="customer_id", how="left", validate="one_to_one")
+    frame = _with_baselines(frame, customer_baselines(customers, settings))
     if frame["base_open"].isna().any():
         missing = int(frame["base_open"].isna().sum())
         raise ValueError(f"{missing} recipient(s) have no customer record with historical rates")
