@@ -20,7 +20,7 @@ import traceback
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cpo import __version__
 from cpo.config import Config, load_config
@@ -40,13 +40,21 @@ from cpo.stage_api import (
     merge_records,
 )
 
+if TYPE_CHECKING:
+    from cpo.reporting.worker import ReportWorker
+
 STATUS_AWAITING_APPROVAL = "awaiting_approval"
 #: A run of adaptive waves sent for real waits for the current wave's events.
 STATUS_AWAITING_ENGAGEMENT = "awaiting_engagement"
 
 
-def default_stages() -> list[Stage]:
-    """The stages of ``cpo run``, in order."""
+def default_stages(report_worker: ReportWorker | None = None) -> list[Stage]:
+    """The stages of ``cpo run``, in order.
+
+    Args:
+        report_worker: A report worker started for this run (the report stage
+            renders in it); None renders in this process.
+    """
     from cpo.experiment.analysis_stage import AnalyzeStage
     from cpo.experiment.stages import AssignStage, EngageStage
     from cpo.generation.stage import GenerateStage
@@ -64,7 +72,7 @@ def default_stages() -> list[Stage]:
         AssignStage(merge_screening=RunMergeScreening),
         EngageStage(),
         AnalyzeStage(),
-        ReportStage(),
+        ReportStage(report_worker),
     ]
 
 
@@ -96,18 +104,34 @@ def run_pipeline(
     """
     run_dir = Path(run_dir)
     reporter = reporter or NullReporter()
-    stage_list = list(stages) if stages is not None else default_stages()
     _open_run_dir(run_dir, resume=resume)
     # The lock comes before anything in the folder is read, deleted or written:
     # a second `--force` or `--resume` must never touch a run that is still going.
     with run_dir_lock(run_dir):
-        _prepare_run_dir(run_dir, force=force, resume=resume, stage_list=stage_list)
+        worker = _start_report_worker(run_dir, options) if stages is None else None
         try:
+            stage_list = list(stages) if stages is not None else default_stages(worker)
+            _prepare_run_dir(run_dir, force=force, resume=resume, stage_list=stage_list)
             return _run_locked(run_dir, config, options, resume, reporter, stage_list)
         except OSError as exc:
             # A stage's own errors become StageError; this is the folder itself
             # failing (e.g. made read-only while the run was going).
             raise os_error(run_dir, exc, "write the run folder") from None
+        finally:
+            if worker is not None:
+                worker.close()
+
+
+def _start_report_worker(run_dir: Path, options: RunOptions | None) -> ReportWorker | None:
+    """Start the report's worker process now, so that it warms up beside the stages.
+
+    None for a run that pauses before its report (``--await-engagement``).
+    """
+    if options is not None and options.await_engagement:
+        return None
+    from cpo.reporting.worker import ReportWorker
+
+    return ReportWorker(run_dir).start()
 
 
 def _run_locked(

@@ -9,6 +9,7 @@ environment escapes everything by default; only the SVG charts
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -53,8 +54,13 @@ PRINT_SECTIONS: tuple[tuple[str, str], ...] = (
 MAX_LOG_WARNINGS = 50
 
 
+@functools.lru_cache(maxsize=1)
 def environment() -> Environment:
-    """The Jinja2 environment of the report templates (autoescape on)."""
+    """The Jinja2 environment of the report templates (autoescape on).
+
+    One per process: it keeps the compiled templates (compiling both takes
+    longer than rendering them) and recompiles a template whose file changed.
+    """
     env = Environment(
         loader=PackageLoader("cpo.reporting", "templates"),
         autoescape=True,

@@ -18,8 +18,12 @@ with its outputs. An execution error is reported with the failing cell.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
@@ -32,6 +36,8 @@ from cpo.runfiles import atomic_open
 CELL_TIMEOUT_S = 120
 STARTUP_TIMEOUT_S = 60
 KERNEL_NAME = "python3"
+
+T = TypeVar("T")
 
 _SETUP = """\
 import csv
@@ -543,8 +549,86 @@ def _kernel_manager_class(ipc_dir: str | None) -> type:
     return ThisPythonKernelManager
 
 
-def execute_notebook(notebook: nbformat.NotebookNode, run_dir: Path) -> str | None:
+class NotebookKernel:
+    """This interpreter's ipykernel, started in the run folder before the notebook is built.
+
+    Starting a kernel (a new Python process importing ipykernel) takes about a
+    second; a kernel started early does it while the run's other stages work.
+    Every call to the kernel goes through one thread, since jupyter_client's
+    asyncio loop belongs to the thread that started the kernel: start it with
+    :meth:`start`, run the notebook with :meth:`submit`, stop it with :meth:`close`.
+
+    Args:
+        run_dir: The run folder, the kernel's working directory (the notebook
+            reads the artifacts next to it).
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cpo-kernel")
+        self._ipc_dir = tempfile.mkdtemp(prefix="cpo-kernel-")
+        self._manager: Future[Any] | None = None
+
+    def start(self) -> NotebookKernel:
+        """Start the kernel in the background (returns at once)."""
+        self._manager = self._thread.submit(self._start)
+        return self
+
+    def _start(self) -> Any:
+        from jupyter_core.utils import run_sync
+
+        ipc_dir = self._ipc_dir if os.name == "posix" else None
+        manager = _kernel_manager_class(ipc_dir)(kernel_name=KERNEL_NAME)
+        # The arguments nbclient would start its own kernel with (no history file).
+        run_sync(manager.start_kernel)(
+            extra_arguments=["--HistoryManager.hist_file=:memory:"], cwd=str(self.run_dir)
+        )
+        return manager
+
+    def manager(self) -> Any:
+        """The started kernel's manager (waits for the start; call on the kernel's thread)."""
+        if self._manager is None:
+            self.start()
+        assert self._manager is not None
+        return self._manager.result(timeout=STARTUP_TIMEOUT_S)
+
+    def submit(self, call: Callable[..., T], *args: Any) -> Future[T]:
+        """Run ``call(*args)`` on the kernel's thread."""
+        return self._thread.submit(call, *args)
+
+    def close(self) -> None:
+        """Shut the kernel down (if it still runs) and remove its socket folder."""
+        try:
+            self._thread.submit(self._stop).result(timeout=STARTUP_TIMEOUT_S)
+        finally:
+            self._thread.shutdown(wait=False)
+            shutil.rmtree(self._ipc_dir, ignore_errors=True)
+
+    def _stop(self) -> None:
+        from jupyter_core.utils import run_sync
+
+        if self._manager is None:
+            return
+        try:
+            manager = self._manager.result(timeout=STARTUP_TIMEOUT_S)
+        except Exception:  # a kernel that never started has nothing to stop
+            return
+        if run_sync(manager.is_alive)():
+            run_sync(manager.shutdown_kernel)(now=True)
+        run_sync(manager.cleanup_resources)()
+
+
+def execute_notebook(
+    notebook: nbformat.NotebookNode, run_dir: Path, kernel: NotebookKernel | None = None
+) -> str | None:
     """Run every cell in ``run_dir``, keeping outputs in ``notebook``.
+
+    Args:
+        notebook: The notebook; its cells get their outputs.
+        run_dir: The run folder (the kernel's working directory).
+        kernel: A kernel started earlier in ``run_dir`` (call this on its
+            thread: :meth:`NotebookKernel.submit`); None starts one here. Either
+            way the kernel is shut down afterwards.
 
     Returns:
         None on success, else the last line of the error of the failing cell
@@ -556,6 +640,7 @@ def execute_notebook(notebook: nbformat.NotebookNode, run_dir: Path) -> str | No
     with tempfile.TemporaryDirectory(prefix="cpo-kernel-") as ipc_dir:
         client = NotebookClient(
             notebook,
+            km=kernel.manager() if kernel is not None else None,
             kernel_manager_class=_kernel_manager_class(ipc_dir if os.name == "posix" else None),
             timeout=CELL_TIMEOUT_S,
             startup_timeout=STARTUP_TIMEOUT_S,
@@ -564,15 +649,24 @@ def execute_notebook(notebook: nbformat.NotebookNode, run_dir: Path) -> str | No
             resources={"metadata": {"path": str(run_dir)}},
         )
         try:
-            client.execute()
+            client.execute(cleanup_kc=True)
         except (CellExecutionError, CellTimeoutError) as exc:
             text = str(exc).strip()
             return text.splitlines()[-1] if text else type(exc).__name__
     return None
 
 
-def write_notebook(run_dir: Path, run_id: str, simulated: bool, *, execute: bool = True) -> Path:
+def write_notebook(
+    run_dir: Path,
+    run_id: str,
+    simulated: bool,
+    *,
+    execute: bool = True,
+    kernel: NotebookKernel | None = None,
+) -> Path:
     """Build, execute (by default) and save ``report.ipynb`` in ``run_dir``.
+
+    ``kernel``: a kernel started earlier in ``run_dir`` (see :func:`execute_notebook`).
 
     Raises:
         StageError: a cell failed or timed out; the notebook is saved with the
@@ -583,7 +677,7 @@ def write_notebook(run_dir: Path, run_id: str, simulated: bool, *, execute: bool
         notebook.cells.extend(_wave_cells())
     if run_folder.MONITORING.path(run_dir).is_file():
         notebook.cells.extend(_monitoring_cells())
-    error = execute_notebook(notebook, run_dir) if execute else None
+    error = execute_notebook(notebook, run_dir, kernel) if execute else None
     target = run_dir / run_folder.REPORT_NOTEBOOK.name
     with atomic_open(target) as handle:
         nbformat.write(notebook, handle)

@@ -16,7 +16,7 @@ from typing import Any
 from cpo import run_folder
 from cpo.reporting.artifacts import RunArtifacts, load_run
 from cpo.reporting.html import render_documents
-from cpo.reporting.notebook import write_notebook
+from cpo.reporting.notebook import NotebookKernel, write_notebook
 from cpo.reporting.pdf import render_pdf
 from cpo.reporting.sections.common import is_simulated
 from cpo.reporting.sections.explain import NO_ARTIFACT
@@ -54,6 +54,7 @@ def render_report(
     manifest: dict[str, Any] | None = None,
     notebook: bool = True,
     pdf: bool = True,
+    kernel: NotebookKernel | None = None,
 ) -> ReportResult:
     """Write report.html (and report.pdf, report.ipynb) for a completed run.
 
@@ -63,6 +64,9 @@ def render_report(
             manifest.json and requires a completed run.
         notebook: Also build and execute report.ipynb.
         pdf: Also render report.pdf.
+        kernel: A notebook kernel started earlier in ``run_dir`` (the report
+            worker starts one while the run's other stages work); None starts
+            one when the notebook is executed. It is shut down either way.
 
     Raises:
         RunDirError: the run is incomplete or artifacts are missing.
@@ -76,7 +80,11 @@ def render_report(
     # The notebook runs in its own kernel process: start it first so that it
     # overlaps with the explainability, HTML and PDF work done here.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cpo-notebook") as pool:
-        pending = pool.submit(_timed_notebook, art, result.simulated) if notebook else None
+        pending = None
+        if notebook and kernel is not None:
+            pending = kernel.submit(_timed_notebook, art, result.simulated, kernel)
+        elif notebook:
+            pending = pool.submit(_timed_notebook, art, result.simulated, None)
         _write_html_and_pdf(art, result, pdf=pdf)
         if pending is not None:
             path, seconds = pending.result()
@@ -110,9 +118,12 @@ def _no_explain(art: RunArtifacts) -> str | None:
     return str(art.moderators.get("note") or "it was not computed")
 
 
-def _timed_notebook(art: RunArtifacts, simulated: bool) -> tuple[Path, float]:
+def _timed_notebook(
+    art: RunArtifacts, simulated: bool, kernel: NotebookKernel | None
+) -> tuple[Path, float]:
     began = time.perf_counter()
-    path = write_notebook(art.run_dir, str(art.manifest.get("run_id", "")), simulated)
+    run_id = str(art.manifest.get("run_id", ""))
+    path = write_notebook(art.run_dir, run_id, simulated, kernel=kernel)
     return path, _lap(began)
 
 
