@@ -782,20 +782,15 @@ def join_covariates(
 ) -> pd.DataFrame:
     """Per-recipient engagement with the customers' covariate columns, joined by ``customer_id``.
 
-    A hash join (:func:`cpo.experiment.aggregate.locate_ids`, no per-row
+    A hash join (:mod:`cpo.idjoin`, no per-row
     Python); a repeated customer id uses its first row. Recipients without a
     customer record get NaN, handled as missing values. Columns the customer
     data lacks are left out (:func:`adjust_metrics` notes them).
     """
-    import pyarrow as pa
-
-    from cpo.experiment.aggregate import locate_ids
+    from cpo.idjoin import row_positions
 
     present = [c for c in dict.fromkeys(columns) if c in customers.columns and c != "customer_id"]
-    position = locate_ids(
-        pa.array(engagement["customer_id"].astype(str)),
-        pa.array(customers["customer_id"].astype(str)),
-    )
+    position = row_positions(engagement["customer_id"], customers["customer_id"])
     found = position >= 0
     joined = {}
     for name in present:

@@ -1026,25 +1026,18 @@ def _inner_join(engagement: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFra
     """Engagement rows with their customer's attributes, in engagement order.
 
     ``engagement.merge(customers, on="customer_id", how="inner")`` for
-    customers with unique ids, by a hash lookup of the ids
-    (:func:`cpo.experiment.aggregate.locate_ids`) instead of pandas' join.
+    customers with unique ids, by a hash lookup of the ids (:mod:`cpo.idjoin`)
+    instead of pandas' join.
     """
-    import pyarrow as pa
-
-    from cpo.experiment.aggregate import locate_ids
+    from cpo.idjoin import row_positions, take_rows
 
     shared = set(engagement.columns) & set(customers.columns) - {"customer_id"}
     if shared or customers["customer_id"].duplicated().any():
         return engagement.merge(customers, on="customer_id", how="inner")
-    position = locate_ids(
-        pa.array(engagement["customer_id"].astype(str)),
-        pa.array(customers["customer_id"].astype(str)),
-    )
+    position = row_positions(engagement["customer_id"], customers["customer_id"])
     found = position >= 0
-    attributes = customers.drop(columns="customer_id").iloc[position[found]]
-    return pd.concat(
-        [engagement.loc[found].reset_index(drop=True), attributes.reset_index(drop=True)], axis=1
-    )
+    attributes = take_rows(customers.drop(columns="customer_id"), position[found])
+    return pd.concat([engagement.loc[found].reset_index(drop=True), attributes], axis=1)
 
 
 def run_moderators(

@@ -138,15 +138,12 @@ def _lift_columns(
 def _with_baselines(frame: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with each recipient's ``base_open`` and ``base_click`` (NaN without a record).
 
-    A hash lookup of the ids (:func:`cpo.experiment.aggregate.locate_ids`; the
-    customers' ids are unique, validated when they were loaded) instead of a
-    pandas merge.
+    A hash lookup of the ids (:mod:`cpo.idjoin`; the customers' ids are
+    unique, validated when they were loaded) instead of a pandas merge.
     """
-    import pyarrow as pa
+    from cpo.idjoin import row_positions
 
-    from cpo.experiment.aggregate import locate_ids
-
-    position = locate_ids(pa.array(frame["customer_id"]), pa.array(base["customer_id"]))
+    position = row_positions(frame["customer_id"], base["customer_id"])
     found = position >= 0
     for column in ("base_open", "base_click"):
         values = base[column].to_numpy(dtype=float)

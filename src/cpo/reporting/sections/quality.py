@@ -110,16 +110,14 @@ def _unmatched_assignments(art: RunArtifacts) -> int | None:
 def _count_missing(values: Any, known: Any) -> int:
     """How many entries of ``values`` do not occur in ``known`` (two 1-d sequences of text).
 
-    A hash lookup of the ids (:func:`cpo.experiment.aggregate.locate_ids`) on
+    A hash lookup of the ids (:mod:`cpo.idjoin`) on
     Arrow arrays: no Python string per id (1M ids: ~0.3 s, against ~2 s with
     ``pandas.factorize`` over object arrays and ~11 s with ``Series.isin``).
     """
     import numpy as np
-    import pyarrow as pa
 
-    from cpo.experiment.aggregate import locate_ids
+    from cpo.idjoin import row_positions
 
     if len(values) == 0:
         return 0
-    position = locate_ids(pa.array(values, type=pa.string()), pa.array(known, type=pa.string()))
-    return int(np.count_nonzero(position < 0))
+    return int(np.count_nonzero(row_positions(values, known) < 0))

@@ -1,0 +1,41 @@
+"""cpo.idjoin: the hash-lookup join gives the rows a pandas merge gives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from cpo.idjoin import row_positions, take_rows
+
+
+def test_positions_agree_with_a_dict_of_first_occurrences() -> None:
+    rng = np.random.default_rng(7)
+    known = pd.Series([f"C{int(v):06d}" for v in rng.integers(0, 5_000, size=4_000)])
+    ids = pd.Series([f"C{int(v):06d}" for v in rng.integers(0, 6_000, size=3_000)])
+    first: dict[str, int] = {}
+    for index, value in enumerate(known):
+        first.setdefault(value, index)
+    expected = [first.get(value, -1) for value in ids]
+    assert row_positions(ids, known).tolist() == expected
+
+
+def test_numbers_and_text_are_compared_as_text_and_empty_inputs_work() -> None:
+    assert row_positions(pd.Series([3, 1, 9]), pd.Series(["1", "2", "3"])).tolist() == [2, 0, -1]
+    assert row_positions(pd.Series([], dtype=str), pd.Series(["a"])).tolist() == []
+    assert row_positions(pd.Series(["a", "b"]), pd.Series([], dtype=str)).tolist() == [-1, -1]
+
+
+def test_take_rows_equals_an_inner_merge_for_unique_keys() -> None:
+    customers = pd.DataFrame({"customer_id": ["a", "b", "c", "d"], "tier": ["x", "y", "z", "w"]})
+    engagement = pd.DataFrame({"customer_id": ["d", "q", "a", "c"], "opened": [1, 0, 0, 1]})
+    position = row_positions(engagement["customer_id"], customers["customer_id"])
+    found = position >= 0
+    joined = pd.concat(
+        [
+            engagement.loc[found].reset_index(drop=True),
+            take_rows(customers[["tier"]], position[found]),
+        ],
+        axis=1,
+    )
+    expected = engagement.merge(customers, on="customer_id", how="inner")
+    pd.testing.assert_frame_equal(joined, expected)
