@@ -446,8 +446,8 @@ class _Analysis:
         """Probability of being best per metric over all arms."""
         return BayesianResult(
             method="beta-binomial posteriors; P(beat control) and expected loss by exact "
-            "finite sums (Evan Miller's closed form), P(best) by a Riemann-Stieltjes sum over "
-            "each posterior; deterministic "
+            "finite sums (Evan Miller's closed form), P(best) by Gauss-Legendre quadrature "
+            "on panels between the posteriors' quantiles; deterministic "
             "(no Monte Carlo, so the result does not depend on a seed)",
             prior=tuple(self.settings.bayesian_prior),
             integration_points=PROB_BEST_POINTS,

@@ -346,7 +346,7 @@ class BayesianResult:
     Attributes:
         method: How the posteriors were integrated.
         prior: The Beta prior ``(alpha, beta)``.
-        integration_points: Grid points per arm of the P(best) sum.
+        integration_points: Gauss-Legendre nodes per panel of the P(best) quadrature.
         prob_best: Metric -> arm -> probability of being best.
     """
 
