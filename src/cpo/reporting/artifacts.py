@@ -9,6 +9,7 @@ writes each one.
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ import pandas as pd
 
 from cpo import run_folder
 from cpo.errors import DataValidationError, RunDirError
-from cpo.runfiles import read_text_artifact
+from cpo.runfiles import read_columns
 
 REPORT_STAGE = "report"
 
@@ -32,6 +33,10 @@ REQUIRED_ARTIFACTS: dict[str, str] = {
     run_folder.METRICS.name: "the analysis stage",
 }
 ENGAGEMENT_COLUMNS = ("customer_id", "experiment_arm", "opened", "clicked", "converted")
+#: The engagement.csv columns the report reads (the last one when present).
+REPORT_ENGAGEMENT_COLUMNS = ("customer_id", "experiment_arm", "engagement_source")
+#: The assignments.csv column the report reads.
+ASSIGNED_ID = "customer_id"
 
 
 @dataclass(frozen=True)
@@ -63,10 +68,11 @@ class RunArtifacts:
         variants: The ``variants`` list of variants.json (the control included).
         variants_meta: The rest of variants.json (backend, model, counts, usage).
         audit: The verified safety audit log.
-        engagement: engagement.csv, every column as text (the report counts
-            rows per arm and reads the source; it computes nothing from the flags).
+        engagement: engagement.csv's ``customer_id``, ``experiment_arm`` and
+            ``engagement_source`` as text (the report counts rows per arm and
+            reads the source; the flags are analysed in metrics.json).
         retrieval: retrieval.json, or None when absent.
-        assignments: assignments.csv (every column as text), or None when absent.
+        assignments: assignments.csv's ``customer_id`` (as text), or None when absent.
         profiles: segment_profiles.json, or None when absent.
         moderators: moderators.json (the moderator analysis), or None when absent.
     """
@@ -117,7 +123,7 @@ def load_run(run_dir: Path | str, manifest: dict[str, Any] | None = None) -> Run
         audit=check_audit(run_dir / run_folder.SAFETY_AUDIT.name, manifest),
         engagement=_read_engagement(run_dir / run_folder.ENGAGEMENT.name),
         retrieval=_read_optional_json(run_dir / run_folder.RETRIEVAL.name),
-        assignments=_read_optional_csv(run_dir / run_folder.ASSIGNMENTS.name),
+        assignments=_read_assigned_ids(run_dir / run_folder.ASSIGNMENTS.name),
         profiles=_read_optional_json(run_dir / run_folder.SEGMENT_PROFILES.name),
         moderators=_read_optional_json(run_dir / run_folder.MODERATORS.name),
     )
@@ -179,10 +185,17 @@ def _read_optional_json(path: Path) -> Any:
     return _read_json(path) if path.is_file() else None
 
 
-def _read_optional_csv(path: Path) -> pd.DataFrame | None:
-    if not path.is_file():
+def _read_assigned_ids(path: Path) -> pd.DataFrame | None:
+    """assignments.csv's customer ids (all the report uses), or None without the file."""
+    if not path.is_file() or ASSIGNED_ID not in _header(path):
         return None
-    return read_text_artifact(path)
+    return read_columns(path, [ASSIGNED_ID], text=[ASSIGNED_ID])
+
+
+def _header(path: Path) -> list[str]:
+    """The column names of a CSV artifact."""
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        return next(csv.reader(handle), [])
 
 
 def _read_variants(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -200,15 +213,16 @@ def _read_variants(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
 
 
 def _read_engagement(path: Path) -> pd.DataFrame:
-    """engagement.csv (text columns, parsed by pyarrow) with its required columns checked."""
-    frame = read_text_artifact(path)
-    absent = [c for c in ENGAGEMENT_COLUMNS if c not in frame.columns]
+    """engagement.csv's columns the report reads, as text, its required columns checked."""
+    header = _header(path)
+    absent = [c for c in ENGAGEMENT_COLUMNS if c not in header]
     if absent:
         raise DataValidationError(
             f"{path}: missing column(s) {', '.join(absent)}",
             hint="engagement.csv needs customer_id, experiment_arm, opened, clicked, converted",
         )
-    return frame
+    columns = [c for c in REPORT_ENGAGEMENT_COLUMNS if c in header]
+    return read_columns(path, columns, text=columns)
 
 
 def check_audit(path: Path, manifest: dict[str, Any]) -> AuditCheck:
