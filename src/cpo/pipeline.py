@@ -85,6 +85,7 @@ def run_pipeline(
     resume: bool = False,
     reporter: Reporter | None = None,
     stages: Iterable[Stage] | None = None,
+    report_worker: ReportWorker | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) a campaign into ``run_dir`` and return the final manifest.
 
@@ -97,6 +98,8 @@ def run_pipeline(
             inputs are unchanged.
         reporter: Progress receiver (nothing is shown when ``None``).
         stages: Override the stage list (tests).
+        report_worker: The report's worker, started by the caller for ``run_dir``
+            (the caller closes it). None starts one here for the default stages.
 
     Raises:
         RunDirError: the folder cannot be used as asked.
@@ -108,7 +111,8 @@ def run_pipeline(
     # The lock comes before anything in the folder is read, deleted or written:
     # a second `--force` or `--resume` must never touch a run that is still going.
     with run_dir_lock(run_dir):
-        worker = _start_report_worker(run_dir, options) if stages is None else None
+        own = report_worker is None and stages is None
+        worker = _start_report_worker(run_dir, options) if own else report_worker
         try:
             stage_list = list(stages) if stages is not None else default_stages(worker)
             _prepare_run_dir(run_dir, force=force, resume=resume, stage_list=stage_list)
@@ -118,7 +122,7 @@ def run_pipeline(
             # failing (e.g. made read-only while the run was going).
             raise os_error(run_dir, exc, "write the run folder") from None
         finally:
-            if worker is not None:
+            if own and worker is not None:
                 worker.close()
 
 

@@ -116,46 +116,58 @@ def run_command(
 ) -> None:
     """Run the campaign pipeline and write a run folder (help: :func:`_run_help`)."""
     exactly_one(("--out DIR (new run)", out_dir), ("--resume DIR", resume_dir))
-    from cpo.config import load_config
-    from cpo.console import TerminalReporter
-    from cpo.experiment.wave_imports import next_wave_lines
-    from cpo.pipeline import run_pipeline
-    from cpo.reporting.simulated import terminal_lines as simulated_run_lines
+    from cpo.reporting.worker import early_report_worker  # imports nothing heavy
 
-    reporter = TerminalReporter(quiet=quiet)
-    if resume_dir is not None:
-        if await_engagement:
-            raise click.UsageError(
-                "--await-engagement starts a new run; a resumed run keeps how it was started"
+    # Started first, the report's worker warms up (WeasyPrint, the templates, the
+    # notebook kernel) while this process imports the rest, loads the configuration
+    # and runs the stages.
+    with early_report_worker(out_dir or resume_dir, pauses=await_engagement) as worker:
+        from cpo.config import load_config
+        from cpo.console import TerminalReporter
+        from cpo.experiment.wave_imports import next_wave_lines
+        from cpo.pipeline import run_pipeline
+        from cpo.reporting.simulated import terminal_lines as simulated_run_lines
+
+        reporter = TerminalReporter(quiet=quiet)
+        if resume_dir is not None:
+            if await_engagement:
+                raise click.UsageError(
+                    "--await-engagement starts a new run; a resumed run keeps how it was started"
+                )
+            config = load_config(config_dir) if config_dir else None
+            options = _resume_options(
+                resume_dir, customers, content, engagement, seed, on_invalid, orders, suppressions
             )
-        config = load_config(config_dir) if config_dir else None
-        options = _resume_options(
-            resume_dir, customers, content, engagement, seed, on_invalid, orders, suppressions
-        )
-        if waves is not None:
-            options = replace(_stored_options(resume_dir, options), waves=waves)
-        options = _with_reading(resume_dir, options, column_map, encoding, delimiter)
-        manifest = run_pipeline(resume_dir, config, options, resume=True, reporter=reporter)
-        run_dir = resume_dir
-    else:
-        config = load_config(config_dir)
-        options = _options(customers, content, engagement, seed, on_invalid, orders, suppressions)
-        options = replace(
-            options,
-            column_map=tuple(column_map.items()),
-            encoding=encoding,
-            delimiter=delimiter,
-            waves=waves,
-            await_engagement=await_engagement,
-        )
-        assert out_dir is not None  # exactly_one: --out is given when --resume is not
-        manifest = run_pipeline(out_dir, config, options, force=force, reporter=reporter)
-        run_dir = out_dir
-    click.echo(f"run {manifest['run_id'][:12]} {manifest['status']}: {run_dir}")
-    for line in next_wave_lines(run_dir):
-        click.echo(line)
-    for line in simulated_run_lines(run_dir):
-        click.echo(line)
+            if waves is not None:
+                options = replace(_stored_options(resume_dir, options), waves=waves)
+            options = _with_reading(resume_dir, options, column_map, encoding, delimiter)
+            manifest = run_pipeline(
+                resume_dir, config, options, resume=True, reporter=reporter, report_worker=worker
+            )
+            run_dir = resume_dir
+        else:
+            config = load_config(config_dir)
+            options = _options(
+                customers, content, engagement, seed, on_invalid, orders, suppressions
+            )
+            options = replace(
+                options,
+                column_map=tuple(column_map.items()),
+                encoding=encoding,
+                delimiter=delimiter,
+                waves=waves,
+                await_engagement=await_engagement,
+            )
+            assert out_dir is not None  # exactly_one: --out is given when --resume is not
+            manifest = run_pipeline(
+                out_dir, config, options, force=force, reporter=reporter, report_worker=worker
+            )
+            run_dir = out_dir
+        click.echo(f"run {manifest['run_id'][:12]} {manifest['status']}: {run_dir}")
+        for line in next_wave_lines(run_dir):
+            click.echo(line)
+        for line in simulated_run_lines(run_dir):
+            click.echo(line)
 
 
 def _options(

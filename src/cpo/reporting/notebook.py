@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -577,6 +578,10 @@ class NotebookKernel:
     def _start(self) -> Any:
         from jupyter_core.utils import run_sync
 
+        # A worker started with the command may come before the pipeline creates the folder.
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not self.run_dir.is_dir() and time.monotonic() < deadline:
+            time.sleep(0.05)
         ipc_dir = self._ipc_dir if os.name == "posix" else None
         manager = _kernel_manager_class(ipc_dir)(kernel_name=KERNEL_NAME)
         # The arguments nbclient would start its own kernel with (no history file).
@@ -647,6 +652,7 @@ def execute_notebook(
             kernel_name=KERNEL_NAME,
             allow_errors=False,
             resources={"metadata": {"path": str(run_dir)}},
+            shutdown_kernel="immediate",  # its work is done; a graceful stop only waits
         )
         try:
             client.execute(cleanup_kc=True)

@@ -28,10 +28,14 @@ import signal
 import subprocess
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from cpo.errors import CpoError, StageError
+
+if TYPE_CHECKING:
+    from cpo.reporting.notebook import NotebookKernel
 
 #: Seconds the parent waits for a worker to exit after its stdin closed.
 EXIT_TIMEOUT_S = 10
@@ -106,6 +110,25 @@ class ReportWorker:
         finally:
             if process.stdout is not None:
                 process.stdout.close()
+
+
+@contextlib.contextmanager
+def early_report_worker(run_dir: Path | None, *, pauses: bool) -> Iterator[ReportWorker | None]:
+    """A report worker for ``run_dir``, started now and closed on leaving the block.
+
+    Args:
+        run_dir: The run folder (it may not exist yet: the kernel waits for it).
+        pauses: The run stops before its report (``--await-engagement``): no worker.
+
+    Yields:
+        The started worker, or None when there is nothing to start.
+    """
+    worker = None if pauses or run_dir is None else ReportWorker(run_dir).start()
+    try:
+        yield worker
+    finally:
+        if worker is not None:
+            worker.close()
 
 
 def _worker_environment() -> dict[str, str]:
@@ -196,37 +219,47 @@ def main(argv: list[str]) -> int:
     os.dup2(2, 1)  # whatever else writes to stdout goes to stderr
     run_dir = Path(argv[1])
     from cpo.reporting.notebook import NotebookKernel
-    from cpo.reporting.render import render_report
 
     kernel = NotebookKernel(run_dir).start()
+    reply = None
     try:
         with contextlib.suppress(Exception):  # rendering meets (and reports) the same problem
             _warm_up()
         line = sys.stdin.readline()
-        if not line.strip():
-            return 0
-        try:
-            manifest = json.loads(line)["manifest"]
-            result = render_report(run_dir, manifest=manifest, kernel=kernel)
-            reply: dict[str, Any] = {
-                "ok": True,
-                "result": {
-                    "files": result.files,
-                    "seconds": result.seconds,
-                    "simulated": result.simulated,
-                    "explain_note": result.explain_note,
-                },
-            }
-        except CpoError as exc:
-            reply = _error_reply(exc)
-        except Exception as exc:  # the parent renders in its own process instead
-            reply = {"ok": False, "crash": f"{type(exc).__name__}: {exc}"}
-        reply_to.write(json.dumps(reply) + "\n")
-        reply_to.flush()
-        return 0
+        if line.strip():
+            reply = _serve(run_dir, line, kernel)
     finally:
         kernel.close()
+    if reply is not None:
+        reply_to.write(json.dumps(reply) + "\n")
+        reply_to.flush()
+    return 0
+
+
+def _serve(run_dir: Path, line: str, kernel: NotebookKernel) -> dict[str, Any]:
+    """Render the reports for one request line; the reply to send."""
+    from cpo.reporting.render import render_report
+
+    try:
+        manifest = json.loads(line)["manifest"]
+        result = render_report(run_dir, manifest=manifest, kernel=kernel)
+    except CpoError as exc:
+        return _error_reply(exc)
+    except Exception as exc:  # the parent renders in its own process instead
+        return {"ok": False, "crash": f"{type(exc).__name__}: {exc}"}
+    return {
+        "ok": True,
+        "result": {
+            "files": result.files,
+            "seconds": result.seconds,
+            "simulated": result.simulated,
+            "explain_note": result.explain_note,
+        },
+    }
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    code = main(sys.argv)
+    # The reports are written and the kernel is stopped: skip the interpreter's
+    # teardown (unloading WeasyPrint, Pango, ...), which the parent waits for.
+    os._exit(code)
