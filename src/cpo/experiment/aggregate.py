@@ -26,7 +26,7 @@ import collections
 import functools
 import itertools
 import operator
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -241,11 +241,24 @@ def _statistics_from_dicts(rows: list[Any], check_duplicates: bool) -> Sufficien
     if cells is None or (check_duplicates and not _ids_distinct(ids)):
         return None
     counts, sources = cells
-    table = _finish_table(pd.DataFrame([
-        {ARM_COLUMN: arm, SEGMENT_COLUMN: segment, **dict(zip(_CELL_COUNTS, values, strict=True))}
-        for (arm, segment), values in counts.items()
-    ], columns=list(STAT_COLUMNS)))  # fmt: skip
-    return SufficientStatistics(table, tuple(sorted(sources)), len(rows))
+    return SufficientStatistics(_sorted_table(counts), tuple(sorted(sources)), len(rows))
+
+
+def _sorted_table(counts: Mapping[tuple[str, str], Sequence[int]]) -> pd.DataFrame:
+    """The statistics table of counts per (arm, segment), as :func:`_finish_table` shapes it.
+
+    Built column by column from the sorted keys (they are distinct, so the order
+    is the stable sort's), without the DataFrame round trips of the general path.
+    """
+    keys = sorted(counts)
+    columns: dict[str, Any] = {
+        # Series with dtype object: a bare array of str would be inferred as pandas' string dtype.
+        ARM_COLUMN: pd.Series([arm for arm, _ in keys], dtype=object),
+        SEGMENT_COLUMN: pd.Series([segment for _, segment in keys], dtype=object),
+    }
+    for index, name in enumerate(_CELL_COUNTS):
+        columns[name] = np.array([counts[key][index] for key in keys], dtype=np.int64)
+    return pd.DataFrame(columns, columns=list(STAT_COLUMNS))
 
 
 _CELL_COUNTS = (*COUNT_COLUMNS, "clicked_without_open")

@@ -47,8 +47,22 @@ SCHEMA_VERSION = METRICS.schema_version
 JsonDict = dict[str, Any]
 
 
+_PLAIN_TYPES = frozenset({str, int, bool, type(None)})
+
+
 def json_safe(value: Any) -> Any:
     """Replace NaN/infinity by None and NumPy scalars by Python numbers, recursively."""
+    # Exact built-in types first: a document holds thousands of them (subclasses,
+    # NumPy scalars and other mappings take the general checks below).
+    kind = type(value)
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind in _PLAIN_TYPES:
+        return value
+    if kind is dict:
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if kind is list:
+        return [json_safe(v) for v in value]
     if isinstance(value, Mapping):
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -358,15 +358,18 @@ def _wilson_confint(successes: float, n: float, confidence: float) -> tuple[floa
     Written out because statsmodels' argument handling and its ``norm.isf``
     call cost ~0.5 ms per interval and the analysis computes hundreds.
     """
-    count, nobs = np.asarray(successes), np.asarray(n)
-    share = count / nobs
-    crit = np.float64(_normal_isf((1.0 - confidence) / 2.0))
-    crit2 = crit**2
+    # Python floats: IEEE double operations, each correctly rounded as NumPy's
+    # float64 ones are (tested bit for bit against statsmodels), without NumPy's
+    # per-scalar overhead.
+    nobs = float(n)
+    share = float(successes) / nobs
+    crit = _normal_isf((1.0 - confidence) / 2.0)
+    crit2 = crit * crit
     denom = 1 + crit2 / nobs
     center = (share + crit2 / (2 * nobs)) / denom
-    dist = crit * np.sqrt(share * (1.0 - share) / nobs + crit2 / (4.0 * nobs**2))
+    dist = crit * math.sqrt(share * (1.0 - share) / nobs + crit2 / (4.0 * (nobs * nobs)))
     dist /= denom
-    return float(np.clip(center - dist, 0, 1)), float(np.clip(center + dist, 0, 1))
+    return min(max(center - dist, 0.0), 1.0), min(max(center + dist, 0.0), 1.0)
 
 
 def newcombe_difference_interval(
