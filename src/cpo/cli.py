@@ -30,6 +30,12 @@ from cpo import __version__
 from cpo.errors import CpoError
 
 DEBUG_ENV = "CPO_DEBUG"
+#: BLAS thread pools for the small matrices cpo multiplies (a few dozen columns): one thread.
+#: OpenBLAS' own threads spin while they wait; on a busy two-core machine they made one
+#: 200,000-row logistic fit 10x slower (docs/benchmarks.md). Set the variable to override.
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+for _variable in BLAS_THREAD_VARIABLES:  # before anything imports NumPy
+    os.environ.setdefault(_variable, "1")
 #: Largest seed numpy's generators accept; every ``--seed`` is checked against it when parsed.
 MAX_SEED = 2**32 - 1
 #: The type of every ``--seed`` option: a whole number in 0..2**32-1.
