@@ -726,13 +726,13 @@ def locate_ids(ids: pa.Array, known: pa.Array) -> np.ndarray:
     # One call, so both sides are hashed the same way (it depends on the lengths seen).
     every_hash = id_hashes(pa.concat_arrays([known, ids]))
     known_hashes, id_hash = every_hash[: len(known)], every_hash[len(known) :]
-    order = np.argsort(known_hashes, kind="stable")
+    order = _stable_hash_order(known_hashes)
     ordered = known_hashes[order]
     if len(ordered) > 1 and bool((ordered[1:] == ordered[:-1]).any()):
         found = pc.index_in(ids, value_set=known)
         return np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
-    # Searching in sorted order walks the table once instead of missing the cache.
-    query_order = np.argsort(id_hash)
+    # Searching in (nearly) sorted order walks the table once instead of missing the cache.
+    query_order = _packed_sort(id_hash)[1]
     slot = np.empty(len(ids), dtype=np.int64)
     slot[query_order] = np.searchsorted(ordered, id_hash[query_order])
     slot = np.minimum(slot, max(len(ordered) - 1, 0))
@@ -745,3 +745,39 @@ def locate_ids(ids: pa.Array, known: pa.Array) -> np.ndarray:
     verified = hit[np.asarray(same.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)]
     position[verified] = candidate[verified]
     return position
+
+
+def _packed_sort(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sort ``hashes`` by their high bits with each one's position packed into the low bits.
+
+    ``np.sort`` of uint64 keys is several times faster than ``np.argsort``
+    (SIMD sorting; 0.02 s against 0.17 s for a million on this machine). The
+    low ``ceil(log2(n))`` bits of each (uint64) hash are replaced by its position.
+
+    Returns:
+        The sorted high bits (the truncated hashes, in order) and the positions
+        in that order: sorted by truncated hash, equal ones by position.
+    """
+    count = len(hashes)
+    bits = max(1, int(count - 1).bit_length())
+    low = np.uint64((1 << bits) - 1)
+    keys = np.sort((hashes & ~low) | np.arange(count, dtype=np.uint64))
+    return keys & ~low, (keys & low).astype(np.int64)
+
+
+def _stable_hash_order(hashes: np.ndarray) -> np.ndarray:
+    """``np.argsort(hashes, kind="stable")``, from :func:`_packed_sort`.
+
+    Hashes that share their high bits end up ordered by position; only those
+    few runs are re-sorted by full hash (then position), which gives exactly
+    the stable argsort. (:func:`id_hashes` gives uint64; other dtypes are argsorted.)
+    """
+    if hashes.dtype != np.uint64:
+        return np.argsort(hashes, kind="stable")
+    truncated, order = _packed_sort(hashes)
+    tied = np.flatnonzero(truncated[1:] == truncated[:-1])
+    if tied.size:
+        slots = np.unique(np.concatenate([tied, tied + 1]))  # whole runs, in place
+        members = order[slots]
+        order[slots] = members[np.lexsort((members, hashes[members], truncated[slots]))]
+    return order
