@@ -183,12 +183,15 @@ def segment_guards(
     ctx: RunContext, content: LoadedContent
 ) -> tuple[dict[str, SegmentGuard], AudienceValues]:
     """Per segment, what its customers allow (from segments.csv and the customer file)."""
-    segments = read_segments(ctx.run_dir)[["customer_id", "segment"]].rename(
-        columns={"segment": "__segment__"}
-    )
+    from cpo.idjoin import row_positions, take_rows
+
+    segments = read_segments(ctx.run_dir)
     customers = load_run_customers(ctx)
-    joined = customers.merge(segments, on="customer_id", how="inner")
-    segment = joined.pop("__segment__")
+    # each segmented customer's row (an inner join in the customers' order, by hash lookup)
+    position = row_positions(customers["customer_id"], segments["customer_id"])
+    found = position >= 0
+    joined = customers.loc[found].reset_index(drop=True)
+    segment = take_rows(segments[["segment"]], position[found])["segment"]
     return build_guards(content.documents, joined, segment, ctx.config.experiment.content)
 
 
