@@ -87,6 +87,12 @@ SEGMENTS = Artifact(
     "per customer: segment, segment id, confidence, why",
     "segment",
 )
+SEGMENTS_DATASET = Artifact(
+    "segments.parquet/",
+    1,
+    "segments.csv as a Parquet dataset (compute.engine: spark)",
+    "segment",
+)
 SEGMENT_PROFILES = Artifact(
     "segment_profiles.json",
     1,
@@ -250,6 +256,7 @@ LOCK = Artifact(
 ARTIFACTS: tuple[Artifact, ...] = (
     MANIFEST,
     SEGMENTS,
+    SEGMENTS_DATASET,
     SEGMENT_PROFILES,
     REJECTED,
     CUSTOMERS_COPY,
@@ -393,17 +400,57 @@ def _locate(source: Path | str, what: Artifact) -> Path:
 
 
 def write_segments(run_dir: Path | str, assignments: pd.DataFrame) -> None:
-    """Write segments.csv (one row per customer)."""
+    """Write segments.csv (one row per customer); a segments dataset of an earlier run goes."""
     from cpo.runfiles import write_csv
 
     write_csv(SEGMENTS.path(run_dir), assignments)
+    _remove_dataset(SEGMENTS_DATASET.path(run_dir))
+
+
+def write_segments_dataset(run_dir: Path | str, segments: Any) -> None:
+    """Write the segments as a Parquet dataset from a Spark DataFrame (segments.csv goes).
+
+    Args:
+        run_dir: The run folder (a path Spark's executors can write).
+        segments: A Spark DataFrame with segments.csv's columns.
+    """
+    SEGMENTS.path(run_dir).unlink(missing_ok=True)
+    _write_dataset(segments, SEGMENTS_DATASET.path(run_dir))
+
+
+def _write_dataset(frame: Any, path: Path) -> None:
+    """Spark writes ``frame`` as Parquet part files into the folder ``path`` (replaced)."""
+    if path.is_file():
+        path.unlink()
+    frame.write.mode("overwrite").option("compression", "zstd").parquet(str(path.resolve()))
+
+
+def _remove_dataset(path: Path) -> None:
+    """Remove a Parquet dataset folder written by Spark (nothing when absent)."""
+    import shutil
+
+    if path.is_dir():
+        shutil.rmtree(path)
+
+
+def read_dataset(path: Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """A Parquet dataset written by Spark, read with pyarrow, its part files in order."""
+    import pyarrow.dataset as ds
+
+    dataset = ds.dataset(str(path), format="parquet", exclude_invalid_files=False)
+    files = sorted(dataset.files)  # part-00000, part-00001, ...: the rows' order
+    ordered = ds.dataset(files, format="parquet", schema=dataset.schema)
+    present = [c for c in columns if c in dataset.schema.names] if columns else None
+    return ordered.to_table(columns=present).to_pandas()
 
 
 def read_segments(run_dir: Path | str) -> pd.DataFrame:
-    """segments.csv with ``customer_id`` and ``segment`` as text (empty cells stay ``""``).
+    """segments.csv (or its dataset) with ``customer_id`` and ``segment`` as text.
+
+    Empty cells stay ``""``.
 
     Raises:
-        DataValidationError: the run has no segments.csv.
+        DataValidationError: the run has no segments.csv and no segments dataset.
     """
     import pandas as pd
     import pyarrow as pa
@@ -411,6 +458,9 @@ def read_segments(run_dir: Path | str) -> pd.DataFrame:
     from cpo.runfiles import read_text_artifact
 
     path = SEGMENTS.path(run_dir)
+    if not path.is_file() and SEGMENTS_DATASET.path(run_dir).is_dir():
+        frame = read_dataset(SEGMENTS_DATASET.path(run_dir))
+        return frame.astype({"customer_id": str, "segment": str, "reason": str})
     if not path.is_file():
         raise DataValidationError(
             f"{path}: segment assignments not found", hint=SEGMENTS.rewrite_hint
@@ -458,8 +508,29 @@ def write_customer_copy(
 
     table = pa.Table.from_pandas(customers, preserve_index=False)
     metadata = {**(table.schema.metadata or {}), _COPY_SOURCE_KEY: json.dumps(source).encode()}
+    _remove_dataset(CUSTOMERS_COPY.path(run_dir))
     with atomic_open(CUSTOMERS_COPY.path(run_dir), "wb") as handle:
         pq.write_table(table.replace_schema_metadata(metadata), handle, compression="zstd")
+
+
+#: The customer copy's ``source`` inside a copy written by Spark (a folder of part files);
+#: a leading underscore keeps it out of the dataset's files.
+_COPY_SOURCE_FILE = "_cpo_source.json"
+
+
+def write_customer_copy_dataset(
+    run_dir: Path | str, customers: Any, source: dict[str, Any]
+) -> None:
+    """Write customers.parquet as a Parquet dataset from a Spark DataFrame, with ``source``.
+
+    The folder takes the name of the local engine's file; :func:`read_customer_copy`
+    reads either form.
+    """
+    from cpo.runfiles import write_json
+
+    path = CUSTOMERS_COPY.path(run_dir)
+    _write_dataset(customers, path)
+    write_json(path / _COPY_SOURCE_FILE, source)
 
 
 def read_customer_copy(
@@ -473,6 +544,8 @@ def read_customer_copy(
     import pyarrow.parquet as pq
 
     path = CUSTOMERS_COPY.path(run_dir)
+    if path.is_dir():
+        return _read_copy_dataset(path, columns)
     if not path.is_file():
         return None
     try:
@@ -482,6 +555,16 @@ def read_customer_copy(
         present = [c for c in columns if c in parquet.schema_arrow.names] if columns else None
         frame = parquet.read(columns=present).to_pandas()
     except (OSError, ValueError, KeyError):
+        return None
+    return CustomerCopy(frame, source) if isinstance(source, dict) else None
+
+
+def _read_copy_dataset(path: Path, columns: Sequence[str] | None) -> CustomerCopy | None:
+    """A customer copy Spark wrote (a dataset and its source file), or None when unreadable."""
+    try:
+        source = json.loads((path / _COPY_SOURCE_FILE).read_text(encoding="utf-8"))
+        frame = read_dataset(path, columns)
+    except (OSError, ValueError):
         return None
     return CustomerCopy(frame, source) if isinstance(source, dict) else None
 

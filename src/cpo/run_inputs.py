@@ -7,6 +7,7 @@ finding them live here, not in one of those stages.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,19 @@ if TYPE_CHECKING:
 def customers_path(ctx: RunContext) -> Path:
     """The customer file of this run (the bundled sample unless given)."""
     return Path(ctx.options.customers) if ctx.options.customers else bundled_customers()
+
+
+def customer_location(ctx: RunContext) -> str:
+    """The customer file as given: a local path, or a URI the Spark engine reads.
+
+    ``pathlib`` folds ``s3a://bucket/key`` into ``s3a:/bucket/key``; the ``//``
+    of a URI with an authority is restored (``file:/tmp/x`` is a URI as it is).
+    """
+    text = str(customers_path(ctx))
+    match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]+):/(?!/)(.*)$", text)
+    if match and match.group(1).lower() != "file":
+        return f"{match.group(1)}://{match.group(2)}"
+    return text
 
 
 def recorded_customers_path(ctx: RunContext) -> Path:
@@ -49,7 +63,7 @@ def content_path(ctx: RunContext) -> Path:
     return Path(ctx.options.content) if ctx.options.content else bundled_content()
 
 
-def copy_source(ctx: RunContext, sha256: str) -> dict[str, Any]:
+def copy_source(ctx: RunContext, sha256: str | None) -> dict[str, Any]:
     """What a copy of the validated customers depends on: the file's hash, the reading, the rule."""
     return {
         "sha256": sha256,
@@ -70,11 +84,21 @@ def valid_customer_copy(
     path = recorded_customers_path(ctx)
     wanted = ["customer_id", *(c for c in columns if c != "customer_id")] if columns else None
     copy = read_customer_copy(ctx.run_dir, wanted)
-    if copy is None or not path.is_file() or copy.source != copy_source(ctx, sha256_file(path)):
+    # A customer file given as a URI (Spark engine) has no local hash: its copy records none.
+    sha256 = sha256_file(path) if path.is_file() else None
+    if copy is None or copy.source != copy_source(ctx, sha256):
+        return None
+    if sha256 is None and not _recorded_uri(ctx):
         return None
     frame = copy.frame
     frame["customer_id"] = frame["customer_id"].astype(str)
     return frame
+
+
+def _recorded_uri(ctx: RunContext) -> bool:
+    """Whether the segment stage read the customers from a URI (no local file to hash)."""
+    recorded = (ctx.manifest.get("inputs") or {}).get("customers") or {}
+    return recorded.get("sha256") is None and bool(recorded.get("path"))
 
 
 def load_run_customers(ctx: RunContext, columns: Sequence[str] | None = None) -> pd.DataFrame:

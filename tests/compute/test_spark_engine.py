@@ -16,17 +16,18 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from golden import normalized
+from pandas.testing import assert_frame_equal
 
 from cpo.cli import cli
 from cpo.compute.local import LocalEngine
 from cpo.compute.settings import SparkSettings
 from cpo.compute.spark.engine import SparkEngine
 from cpo.customers import load_customers
+from cpo.run_folder import read_customer_copy, read_segments
 from cpo.sample_data import bundled_customers
 from cpo.segmentation.settings import SegmentationSettings
 
 COMPARED = (
-    "segments.csv",
     "segment_profiles.json",
     "experiment_design.json",
     "assignments.csv",
@@ -60,6 +61,19 @@ def _same_artifacts(local: Path, spark: Path) -> None:
     left, right = normalized(local), normalized(spark)
     for name in COMPARED:
         assert left[name] == right[name], f"{name} differs between the engines"
+    _same_datasets(local, spark)
+
+
+def _same_datasets(local: Path, spark: Path) -> None:
+    """The Spark run wrote Parquet datasets holding the local CSVs' rows, in the same order."""
+    assert (spark / "segments.parquet").is_dir() and not (spark / "segments.csv").exists()
+    assert (spark / "customers.parquet").is_dir()
+    assert_frame_equal(read_segments(spark), read_segments(local))
+    copy_local = read_customer_copy(local)
+    copy_spark = read_customer_copy(spark)
+    assert copy_local is not None and copy_spark is not None
+    assert copy_spark.source == copy_local.source
+    assert_frame_equal(copy_spark.frame, copy_local.frame, check_dtype=False)
 
 
 @pytest.mark.slow

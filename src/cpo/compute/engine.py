@@ -1,4 +1,14 @@
-"""The engine contract: the per-customer operations a stage hands to an engine."""
+"""The engine contract: the per-customer work a stage hands to an engine.
+
+Two shapes of work:
+
+* frame operations (``segment``, ``assign``): pandas frames in and out, for
+  callers that already hold the customers (adaptive waves, tests);
+* stage operations (``segment_customers``): the engine reads the customer file,
+  writes the stage's per-customer artifacts into the run folder itself and
+  returns only small summaries, so with Spark the customers never pass through
+  the driver.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +18,14 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from cpo.compute.settings import ComputeSettings
+    from cpo.compute.work import SegmentedCustomers, SegmentRequest
     from cpo.experiment.design import Design
     from cpo.segmentation.base import SegmentationResult
     from cpo.segmentation.settings import SegmentationSettings
 
 
 class Engine(Protocol):
-    """Segments and assigns customers; every engine gives the local engine's results.
-
-    Inputs and outputs are the pandas frames the stages already read and write,
-    so a stage does not know which engine ran.
-    """
+    """Segments and assigns customers; every engine gives the local engine's results."""
 
     name: str
 
@@ -30,6 +37,10 @@ class Engine(Protocol):
 
     def assign(self, segments: pd.DataFrame, design: Design, assigned_at: str) -> pd.DataFrame:
         """Assign each customer to an arm (or the holdout) by the design."""
+        ...
+
+    def segment_customers(self, request: SegmentRequest) -> SegmentedCustomers:
+        """Read and validate the customers, segment them, write segments and the customer copy."""
         ...
 
 

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pandas as pd
 
+from cpo.compute.work import SegmentedCustomers, SegmentRequest
+from cpo.customers import load_customers
+from cpo.errors import DataValidationError
 from cpo.experiment.assignment import assign
 from cpo.experiment.design import Design
+from cpo.run_folder import write_customer_copy, write_segments
 from cpo.segmentation import segment
 from cpo.segmentation.base import SegmentationResult
 from cpo.segmentation.settings import SegmentationSettings
+
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
 
 
 class LocalEngine:
@@ -25,3 +34,34 @@ class LocalEngine:
     def assign(self, segments: pd.DataFrame, design: Design, assigned_at: str) -> pd.DataFrame:
         """:func:`cpo.experiment.assignment.assign`."""
         return assign(segments, design, assigned_at=assigned_at)
+
+    def segment_customers(self, request: SegmentRequest) -> SegmentedCustomers:
+        """Load and validate the customer file, segment, write segments.csv and the copy.
+
+        Raises:
+            DataValidationError: the customer file is a URI (the Spark engine reads
+                those), or the loader's errors.
+        """
+        if _URI.match(request.customers) and not re.match(r"^[A-Za-z]:[\\/]", request.customers):
+            raise DataValidationError(
+                f"{request.customers}: a URI; the local engine reads local files only",
+                hint="give a local path, or set compute.engine: spark in experiment_config.yaml "
+                "to read it with Spark",
+            )
+        loaded = load_customers(
+            Path(request.customers), on_invalid=request.on_invalid, settings=request.reading
+        )
+        write_customer_copy(request.run_dir, loaded.frame, request.copy_source)
+        result = segment(loaded.frame, request.segmentation, seed=request.seed)
+        write_segments(request.run_dir, result.assignments)
+        return SegmentedCustomers(
+            profiles=result.profiles,
+            method=result.method,
+            warnings=result.warnings,
+            details=result.details,
+            total_rows=loaded.total_rows,
+            valid_rows=len(loaded.frame),
+            rejected=loaded.rejected,
+            reading=loaded.reading,
+            has_email=loaded.has_email,
+        )

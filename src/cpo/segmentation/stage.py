@@ -7,17 +7,16 @@ from pathlib import Path
 import pandas as pd
 
 from cpo.compute import engine_for
-from cpo.customers import LoadedCustomers, load_customers
+from cpo.compute.work import SegmentRequest
 from cpo.run_folder import (
     CUSTOMERS_COPY,
     REJECTED,
     SEGMENT_PROFILES,
     SEGMENTS,
-    write_customer_copy,
+    SEGMENTS_DATASET,
     write_profiles,
-    write_segments,
 )
-from cpo.run_inputs import copy_source, customer_settings, customers_path
+from cpo.run_inputs import copy_source, customer_location, customer_settings, customers_path
 from cpo.runfiles import sha256_file, write_csv
 from cpo.stage_api import RunContext, StageBase, StageOutcome
 
@@ -27,7 +26,13 @@ class SegmentStage(StageBase):
 
     name = "segment"
     description = "Segmenting customers"
-    outputs = (SEGMENTS.name, SEGMENT_PROFILES.name, CUSTOMERS_COPY.name)
+    outputs = (SEGMENTS.name, SEGMENTS_DATASET.name, SEGMENT_PROFILES.name, CUSTOMERS_COPY.name)
+
+    def outputs_written(self, ctx: RunContext) -> bool:
+        """Profiles, the customer copy and one form of the segments (CSV or dataset)."""
+        segments = ctx.path(SEGMENTS.name).is_file() or ctx.path(SEGMENTS_DATASET.name).is_dir()
+        copy = ctx.path(CUSTOMERS_COPY.name).exists()
+        return segments and copy and ctx.path(SEGMENT_PROFILES.name).is_file()
 
     def input_files(self, ctx: RunContext) -> list[Path]:
         """The customer file."""
@@ -41,31 +46,39 @@ class SegmentStage(StageBase):
         }
 
     def run(self, ctx: RunContext) -> StageOutcome:
-        """Load, validate, segment; write segments.csv and segment_profiles.json."""
-        path = customers_path(ctx)
-        loaded = load_customers(
-            path, on_invalid=ctx.options.on_invalid, settings=customer_settings(ctx)
+        """Load, validate, segment; write segments, the customer copy and segment_profiles.json.
+
+        The engine (``compute.engine``) reads the customers and writes the
+        per-customer artifacts; this stage writes the small ones.
+        """
+        location = customer_location(ctx)
+        path = Path(location)
+        sha256 = sha256_file(path) if path.is_file() else None
+        request = SegmentRequest(
+            customers=location,
+            reading=customer_settings(ctx),
+            on_invalid=ctx.options.on_invalid,
+            segmentation=ctx.config.experiment.segmentation,
+            seed=ctx.seed,
+            run_dir=ctx.run_dir,
+            copy_source=copy_source(ctx, sha256),
         )
-        sha256 = sha256_file(path)
+        result = engine_for(ctx.config.experiment.compute).segment_customers(request)
         customers_record = {
-            "path": str(path.resolve()),
+            "path": str(path.resolve()) if sha256 is not None else location,
             "sha256": sha256,
-            "rows": loaded.total_rows,
-            "valid": len(loaded.frame),
-            "rejected": len(loaded.rejected),
-            "reading": loaded.reading,
+            "rows": result.total_rows,
+            "valid": result.valid_rows,
+            "rejected": len(result.rejected),
+            "reading": result.reading,
         }
-        self._write_rejected(ctx, loaded.rejected)
-        write_customer_copy(ctx.run_dir, loaded.frame, copy_source(ctx, sha256))
-        self._warn_without_email(ctx, loaded)
-        settings = ctx.config.experiment.segmentation
-        result = engine_for(ctx.config.experiment.compute).segment(loaded.frame, settings, ctx.seed)
-        write_segments(ctx.run_dir, result.assignments)
+        self._write_rejected(ctx, result.rejected)
+        self._warn_without_email(ctx, result.has_email)
         write_profiles(
             ctx.run_dir,
             result.profiles,
             method=result.method,
-            total_customers=len(result.assignments),
+            total_customers=result.valid_rows,
             details=result.details,
         )
         for warning in result.warnings:
@@ -74,19 +87,19 @@ class SegmentStage(StageBase):
             self.name,
             "segmented",
             method=result.method,
-            customers=len(result.assignments),
+            customers=result.valid_rows,
             segments={p.name: p.size for p in result.profiles},
         )
         return StageOutcome(
-            summary=f"{len(result.assignments)} customers in {len(result.profiles)} segments"
-            + (f" ({len(loaded.rejected)} rows rejected)" if len(loaded.rejected) else ""),
+            summary=f"{result.valid_rows} customers in {len(result.profiles)} segments"
+            + (f" ({len(result.rejected)} rows rejected)" if len(result.rejected) else ""),
             facts={"segments": {p.name: p.size for p in result.profiles}},
             records={"inputs": {"customers": customers_record}},
         )
 
-    def _warn_without_email(self, ctx: RunContext, loaded: LoadedCustomers) -> None:
+    def _warn_without_email(self, ctx: RunContext, has_email: bool) -> None:
         """One warning for the run when the customers have no email addresses."""
-        if loaded.has_email:
+        if has_email:
             return
         ctx.log.warning(
             self.name,

@@ -2,21 +2,17 @@
 
 What runs where:
 
-* **segment** (rules): each quantile threshold is resolved from the exact
-  order statistics of its column (:mod:`.order_statistics`, combined as
-  ``numpy.quantile`` does, :mod:`cpo.compute.quantiles`); each numeric
-  column's standard deviation (the confidence scale) is a Spark aggregate; then
-  every partition is assigned by the local rules code with those numbers
-  (``mapInPandas``), so a customer gets the segment, confidence and reason the
-  local engine gives. k-means is refused (rules only).
+* **segment** (rules, :mod:`.rules`; k-means is refused): the segment stage's
+  work (:meth:`SparkEngine.segment_customers`, :mod:`.segment`) reads the
+  customer file with Spark and writes the segments and the customer copy as
+  Parquet datasets; :meth:`SparkEngine.segment` segments a pandas frame.
 * **assign**: the keyed hash of every id is the local function run on Arrow
   batches (``pandas_udf``), so the hashes are identical; ``hash`` assigns each
   row from its own hash; ``stratified_block`` ranks customers within their
   segment by unsigned hash (ties by input position, as the local stable sort)
   with a window function and deals the ranks into the design's blocks.
 
-The customer file is read and validated by the same loader as the local engine
-(same errors), and the results come back to the driver as the same frames.
+The frame operations (``segment``, ``assign``) take and return pandas frames.
 """
 
 from __future__ import annotations
@@ -27,11 +23,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cpo.compute.quantiles import needed_ranks, quantile_from_ranks
 from cpo.compute.settings import SparkSettings
-from cpo.compute.spark.order_statistics import order_statistics
+from cpo.compute.spark.rules import (
+    ROW,
+    _text_columns,
+    check_columns,
+    check_rules,
+    numeric_columns,
+    resolve,
+    rules_frame,
+    rules_mapper,
+    segment_schema,
+)
 from cpo.compute.spark.session import spark_session
-from cpo.errors import ConfigError
+from cpo.compute.work import SegmentedCustomers, SegmentRequest
 from cpo.experiment.assignment import ASSIGNMENT_COLUMNS, assign, hash_ids
 from cpo.experiment.design import Design
 from cpo.experiment.settings import HOLDOUT_ARM
@@ -40,15 +45,7 @@ from cpo.segmentation.advice import SPARSE_SHARE, sparse_segment_warnings
 from cpo.segmentation.base import ASSIGNMENT_COLUMNS as SEGMENT_COLUMNS
 from cpo.segmentation.base import SegmentationResult
 from cpo.segmentation.rules import ResolvedRules, assign_by_rules
-from cpo.segmentation.settings import Quantile, SegmentationSettings
-from cpo.segmentation.thresholds import (
-    CONFIG_FILE,
-    NUMERIC_OPS,
-    numeric_values,
-    resolve_thresholds,
-)
-
-ROW = "__row"  # input position: results are returned in input order
+from cpo.segmentation.settings import SegmentationSettings
 
 
 class SparkEngine:
@@ -80,26 +77,25 @@ class SparkEngine:
             ConfigError: k-means is configured, there are no rules, or a rule
                 names a missing or wrongly typed column (as the local engine).
         """
-        if settings.method != "rules":
-            raise ConfigError(
-                f"{CONFIG_FILE}: key 'segmentation.method' is '{settings.method}', which the "
-                "Spark engine does not run (it segments by rules only)",
-                hint="set segmentation.method: rules, or compute.engine: local for k-means",
-            )
-        if not settings.rules:
-            assign_by_rules(customers, settings)  # raises the local engine's error
-        # The local engine's checks of every rule column, with its errors (no quantile yet).
-        resolve_thresholds(customers, settings, lambda column, level: 0.0)
-        columns = _numeric_columns(customers, settings)
-        frame = self._rules_frame(customers, settings, columns).cache()  # read by every pass
+        check_rules(settings)
+        check_columns(customers, settings)
+        columns = numeric_columns(customers, settings)
+        data = self._frame(_text_columns(customers, settings))
+        frame = rules_frame(data, customers, settings, columns).cache()  # read by every pass
         try:
-            resolved = _resolve(frame, customers, settings, columns)
-            mapped = frame.mapInPandas(_rules_mapper(settings, resolved), _segment_schema())
+            resolved = resolve(frame, customers, len(customers), settings, columns)
+            mapped = frame.mapInPandas(rules_mapper(settings, resolved), segment_schema())
             assignments = _collect_in_order(mapped)[list(SEGMENT_COLUMNS)]
         finally:
             frame.unpersist()
         warnings = self._sparse_warnings(customers, settings, resolved, assignments)
         return rules_result(customers, settings, assignments, resolved.thresholds, warnings)
+
+    def segment_customers(self, request: SegmentRequest) -> SegmentedCustomers:
+        """Read, validate and segment with Spark; write the segments and the copy as datasets."""
+        from cpo.compute.spark.segment import segment_customers
+
+        return segment_customers(self, request)
 
     def assign(self, segments: pd.DataFrame, design: Design, assigned_at: str) -> pd.DataFrame:
         """Assign each customer to an arm (or the holdout) as the local engine does.
@@ -125,26 +121,6 @@ class SparkEngine:
         positioned = frame.assign(**{ROW: np.arange(len(frame), dtype=np.int64)})
         return self.session.createDataFrame(positioned)
 
-    def _rules_frame(
-        self, customers: pd.DataFrame, settings: SegmentationSettings, numeric: dict[str, str]
-    ) -> Any:
-        """Customer id, the rule columns and each numeric rule column as doubles."""
-        used = list(dict.fromkeys(c.column for r in settings.rules for c in r.conditions))
-        used = [column for column in used if column in customers.columns]
-        frame = customers[["customer_id", *[c for c in used if c != "customer_id"]]].copy()
-        frame["customer_id"] = frame["customer_id"].astype(str)
-        for column in frame.columns:
-            cells = frame[column]
-            if not pd.api.types.is_numeric_dtype(cells) or pd.api.types.is_bool_dtype(cells):
-                # As the local rules read text (``astype(str)``), so a missing value
-                # reads the same on both engines.
-                frame[column] = cells.astype(str)
-        for column, helper in numeric.items():
-            values = numeric_values(customers[column], "", "")
-            doubles = pd.Series(values, index=frame.index, dtype="Float64")
-            frame[helper] = doubles.where(~np.isnan(values), None)
-        return self._frame(frame.reset_index(drop=True))
-
     def _sparse_warnings(
         self,
         customers: pd.DataFrame,
@@ -161,95 +137,6 @@ class SparkEngine:
         # Rare: the advice searches looser thresholds over every customer (on the driver).
         outcome = assign_by_rules(customers, settings, resolved)
         return sparse_segment_warnings(customers, settings, outcome)
-
-
-def _numeric_columns(customers: pd.DataFrame, settings: SegmentationSettings) -> dict[str, str]:
-    """Numeric rule column -> the name of its double copy in the Spark frame."""
-    columns = [
-        c.column
-        for rule in settings.rules
-        for c in rule.conditions
-        if c.op in NUMERIC_OPS and c.column in customers.columns
-    ]
-    return {column: f"__num_{i}" for i, column in enumerate(dict.fromkeys(columns))}
-
-
-def _resolve(
-    frame: Any, customers: pd.DataFrame, settings: SegmentationSettings, numeric: dict[str, str]
-) -> ResolvedRules:
-    """Thresholds (exact quantiles from Spark) and each numeric column's standard deviation."""
-    from pyspark.sql import functions as F
-
-    aggregates = [F.count(F.lit(1)).alias("rows")]
-    for helper in numeric.values():
-        aggregates += [F.count(helper).alias(f"n{helper}"), F.stddev_pop(helper).alias(helper)]
-    row = frame.select(*aggregates).first().asDict() if numeric else {"rows": len(customers)}
-    counts = {column: int(row[f"n{helper}"]) for column, helper in numeric.items()}
-    method = settings.quantile_method
-    wanted: dict[str, set[int]] = {}
-    for column, level in _quantile_requests(settings, numeric):
-        if counts[column]:
-            wanted.setdefault(numeric[column], set()).update(
-                needed_ranks(counts[column], level, method)
-            )
-    found = order_statistics(
-        frame,
-        {helper: tuple(sorted(ranks)) for helper, ranks in wanted.items()},
-        {numeric[column]: count for column, count in counts.items()},
-    )
-
-    def quantile(column: str, level: float) -> float | None:
-        if not counts.get(column):
-            return None  # the local code reports the empty column
-        return quantile_from_ranks(counts[column], level, method, found[numeric[column]])
-
-    thresholds = resolve_thresholds(customers, settings, quantile)
-    scales = {column: _scale(row[helper], int(row["rows"])) for column, helper in numeric.items()}
-    return ResolvedRules(thresholds, scales)
-
-
-def _quantile_requests(
-    settings: SegmentationSettings, numeric: dict[str, str]
-) -> list[tuple[str, float]]:
-    """Every (column, level) a rule condition takes a quantile of."""
-    requests = []
-    for rule in settings.rules:
-        for condition in rule.conditions:
-            items = condition.value if isinstance(condition.value, list) else [condition.value]
-            if condition.op in NUMERIC_OPS and condition.column in numeric:
-                requests += [
-                    (condition.column, i.quantile) for i in items if isinstance(i, Quantile)
-                ]
-    return requests
-
-
-def _scale(deviation: float | None, rows: int) -> float:
-    """The local engine's scale: NaN-ignoring std, 1 when 0 or there are no rows."""
-    if rows == 0:
-        return 1.0
-    value = float("nan") if deviation is None else float(deviation)
-    return value or 1.0
-
-
-def _rules_mapper(settings: SegmentationSettings, resolved: ResolvedRules) -> Any:
-    """Per partition: the local rules assignment with the run's thresholds and scales."""
-
-    def mapper(parts: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        for part in parts:
-            outcome = assign_by_rules(part.reset_index(drop=True), settings, resolved)
-            out = outcome.assignments.astype({"customer_id": str, "reason": str})
-            out[ROW] = part[ROW].to_numpy()
-            yield out
-
-    return mapper
-
-
-def _segment_schema() -> str:
-    """Spark schema of the segment assignments."""
-    return (
-        "customer_id string, segment string, segment_id long, confidence double, "
-        f"reason string, {ROW} long"
-    )
 
 
 def _assignment_schema() -> str:
