@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from scipy import integrate, optimize, special
+from scipy import special
 
 __all__ = [
     "SRM_EMPTY_ARM_MIN_EXPECTED",
@@ -521,6 +521,8 @@ def _bracket_and_solve(
         return transform(lo)
     if g_hi == 0:
         return transform(hi)
+    from scipy import optimize  # imported on first use: ~0.4 s a command may not need
+
     return transform(optimize.brentq(g, lo, hi, xtol=1e-12, rtol=1e-12))
 
 
@@ -1033,6 +1035,8 @@ def mde_for_n(
     if shortfall(1.0) < 0:
         reason = f"unreachable: no rate up to 1 gives power {power} with {n_per_arm} units per arm"
         return MDEResult(None, None, None, n_per_arm, baseline, a, power, reason)
+    from scipy import optimize
+
     p2 = float(optimize.brentq(shortfall, baseline, 1.0, xtol=1e-12, rtol=1e-12))
     mde = p2 - baseline
     return MDEResult(mde, mde / baseline, p2, n_per_arm, baseline, a, power)
@@ -1243,6 +1247,8 @@ def _remainder(f: float, g: float, c: float, d: float, log_norm: float) -> float
 
     def integrand(u: float) -> float:
         return float(special.betainc(g, f, 1.0 - special.betaincinv(c, d, u)))
+
+    from scipy import integrate  # only fractional priors get here
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", integrate.IntegrationWarning)
