@@ -225,11 +225,26 @@ def _find_problems(raw: pd.DataFrame, numbers: Mapping[str, np.ndarray]) -> list
         bad_email = ~_matches_email(email) & (email != "").to_numpy()
         problems.append(_Problem("email", "not a valid email address", bad_email, False))
     ids = raw["customer_id"].str.strip()
-    duplicated = (ids.duplicated(keep="first") & (ids != "")).to_numpy()
-    problems.append(_Problem("customer_id", "duplicate id (first occurrence kept)", duplicated))
+    problems.append(_Problem("customer_id", "duplicate id (first occurrence kept)", _repeats(ids)))
     for column, (low, high) in NUMERIC_RANGES.items():
         problems.extend(_numeric_problems(raw[column], numbers[column], column, low, high))
     return problems
+
+
+def _repeats(ids: pd.Series) -> np.ndarray:
+    """Rows whose non-blank id occurred on an earlier row.
+
+    Sorting 64-bit hashes of the ids (:func:`cpo.experiment.aggregate.id_hashes`)
+    shows in a fraction of ``Series.duplicated``'s time that no two ids can be
+    equal, the usual case; only when two hashes meet are the strings compared.
+    """
+    from cpo.experiment.aggregate import id_hashes
+    from cpo.idjoin import text_array
+
+    hashes = np.sort(id_hashes(text_array(ids).fill_null("")))
+    if len(hashes) < 2 or not bool((hashes[1:] == hashes[:-1]).any()):
+        return np.zeros(len(ids), dtype=bool)
+    return (ids.duplicated(keep="first") & (ids != "")).to_numpy()
 
 
 def _has_surrounding_space(column: pd.Series) -> bool:

@@ -29,7 +29,7 @@ def row_positions(ids: Any, known: Any) -> np.ndarray:
     """
     from cpo.experiment.aggregate import locate_ids
 
-    return locate_ids(_text(ids), _text(known))
+    return locate_ids(text_array(ids), text_array(known))
 
 
 def take_rows(table: pd.DataFrame, position: np.ndarray) -> pd.DataFrame:
@@ -37,8 +37,8 @@ def take_rows(table: pd.DataFrame, position: np.ndarray) -> pd.DataFrame:
     return table.iloc[position].reset_index(drop=True)
 
 
-def _text(ids: Any) -> pa.Array:
-    """Ids as one Arrow string array."""
+def text_array(ids: Any) -> pa.Array:
+    """Ids as one Arrow string array (missing values stay null)."""
     if isinstance(ids, pd.Series) and not pd.api.types.is_string_dtype(ids.dtype):
         ids = ids.astype(str)
     array = pa.array(ids, type=pa.string())
