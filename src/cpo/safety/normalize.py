@@ -36,6 +36,7 @@ a handful of regex scans that find nothing.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -204,11 +205,16 @@ class TextNormalizer:
             if word.isalpha() and len(word) >= 3:
                 by_shape.setdefault((len(word), word[0], word[-1]), []).append(word)
         self._by_shape = {k: sorted(v) for k, v in by_shape.items()}
-        words = self.vocabulary if split_words is None else frozenset(split_words)
+        self._split_words = self.vocabulary if split_words is None else frozenset(split_words)
+
+    @functools.cached_property
+    def _splitter(self) -> re.Pattern[str] | None:
+        """Longest-first alternation of the split words (compiled on first use:
+        only texts with spaced-out letters need it, and it is a large pattern)."""
         splittable = sorted(
-            (w for w in words if w.isalpha() and len(w) >= 3), key=len, reverse=True
+            (w for w in self._split_words if w.isalpha() and len(w) >= 3), key=len, reverse=True
         )
-        self._splitter = re.compile("|".join(map(re.escape, splittable))) if splittable else None
+        return re.compile("|".join(map(re.escape, splittable))) if splittable else None
 
     def __call__(self, text: str) -> str:
         """Return the normalized form of ``text`` (see the module docstring)."""
