@@ -242,7 +242,7 @@ def prob_best(
 #: Cumulative probabilities (and their mirror images 1 - p) of every posterior
 #: at which the quadrature's panels break: log-spaced in the tails, where a
 #: near-certain posterior (e.g. Beta(1, 10^6)) is exponential-shaped.
-PROB_BEST_BREAKS = (1e-15, 1e-9, 1e-5, 1e-2, 0.15, 0.5)
+PROB_BEST_BREAKS = (1e-15, 1e-8, 1e-4, 0.05, 0.5)
 #: x-ratio of the geometric panels near an end where a density is unbounded (a < 1 or b < 1).
 _SINGULAR_RATIO = 4.0
 
