@@ -155,6 +155,12 @@ ASSIGNMENTS = Artifact(
     "per customer: experiment arm, variant, method",
     "assign",
 )
+ASSIGNMENTS_DATASET = Artifact(
+    "assignments.parquet/",
+    1,
+    "assignments.csv as a Parquet dataset (compute.engine: spark)",
+    "assign",
+)
 WAVES = Artifact(
     "waves.json",
     1,
@@ -267,6 +273,7 @@ ARTIFACTS: tuple[Artifact, ...] = (
     SAFETY_AUDIT_CSV,
     EXPERIMENT_DESIGN,
     ASSIGNMENTS,
+    ASSIGNMENTS_DATASET,
     WAVES,
     SENDS,
     SENDS_PARQUET,
@@ -820,17 +827,36 @@ def write_assignments(run_dir: Path | str, assignments: pd.DataFrame) -> None:
     from cpo.runfiles import write_csv
 
     write_csv(ASSIGNMENTS.path(run_dir), assignments)
+    _remove_dataset(ASSIGNMENTS_DATASET.path(run_dir))
 
 
-def read_assignments(run_dir: Path | str) -> pd.DataFrame:
-    """assignments.csv with every column as text (empty cells stay ``""``).
+def write_assignments_dataset(run_dir: Path | str, assignments: Any) -> None:
+    """Write the assignments as a Parquet dataset from a Spark DataFrame (assignments.csv goes).
+
+    Args:
+        run_dir: The run folder (a path Spark's executors can write).
+        assignments: A Spark DataFrame with assignments.csv's columns, all text.
+    """
+    ASSIGNMENTS.path(run_dir).unlink(missing_ok=True)
+    _write_dataset(assignments, ASSIGNMENTS_DATASET.path(run_dir))
+
+
+def read_assignments(run_dir: Path | str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """assignments.csv (or its dataset) with every column as text (empty cells stay ``""``).
+
+    Args:
+        run_dir: The run folder.
+        columns: Read only these columns of a dataset (all of a CSV).
 
     Raises:
-        DataValidationError: the run has no assignments.csv.
+        DataValidationError: the run has no assignments.csv and no assignments dataset.
     """
     from cpo.runfiles import read_text_artifact
 
     path = ASSIGNMENTS.path(run_dir)
+    if not path.is_file() and ASSIGNMENTS_DATASET.path(run_dir).is_dir():
+        frame = read_dataset(ASSIGNMENTS_DATASET.path(run_dir), columns)
+        return frame.astype({column: str for column in frame.columns})
     if not path.is_file():
         raise DataValidationError(f"{path}: assignments not found", hint=ASSIGNMENTS.rewrite_hint)
     return read_text_artifact(path)

@@ -23,14 +23,13 @@ from cpo.compute.local import LocalEngine
 from cpo.compute.settings import SparkSettings
 from cpo.compute.spark.engine import SparkEngine
 from cpo.customers import load_customers
-from cpo.run_folder import read_customer_copy, read_segments
+from cpo.run_folder import read_assignments, read_customer_copy, read_segments
 from cpo.sample_data import bundled_customers
 from cpo.segmentation.settings import SegmentationSettings
 
 COMPARED = (
     "segment_profiles.json",
     "experiment_design.json",
-    "assignments.csv",
     "engagement.csv",
     "metrics.json",
 )
@@ -67,8 +66,11 @@ def _same_artifacts(local: Path, spark: Path) -> None:
 def _same_datasets(local: Path, spark: Path) -> None:
     """The Spark run wrote Parquet datasets holding the local CSVs' rows, in the same order."""
     assert (spark / "segments.parquet").is_dir() and not (spark / "segments.csv").exists()
+    assert (spark / "assignments.parquet").is_dir() and not (spark / "assignments.csv").exists()
     assert (spark / "customers.parquet").is_dir()
     assert_frame_equal(read_segments(spark), read_segments(local))
+    assigned = [read_assignments(run).drop(columns="assigned_at") for run in (spark, local)]
+    assert_frame_equal(*assigned)
     copy_local = read_customer_copy(local)
     copy_spark = read_customer_copy(spark)
     assert copy_local is not None and copy_spark is not None

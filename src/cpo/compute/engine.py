@@ -4,7 +4,7 @@ Two shapes of work:
 
 * frame operations (``segment``, ``assign``): pandas frames in and out, for
   callers that already hold the customers (adaptive waves, tests);
-* stage operations (``segment_customers``): the engine reads the customer file,
+* stage operations (``segment_customers``, ``assign_segments``): the engine reads the customer file,
   writes the stage's per-customer artifacts into the run folder itself and
   returns only small summaries, so with Spark the customers never pass through
   the driver.
@@ -15,6 +15,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pandas as pd
 
     from cpo.compute.settings import ComputeSettings
@@ -41,6 +43,10 @@ class Engine(Protocol):
 
     def segment_customers(self, request: SegmentRequest) -> SegmentedCustomers:
         """Read and validate the customers, segment them, write segments and the customer copy."""
+        ...
+
+    def assign_segments(self, run_dir: Path, design: Design, assigned_at: str) -> pd.DataFrame:
+        """Assign the run's segments, write the assignments; return them for the send list."""
         ...
 
 

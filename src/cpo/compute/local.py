@@ -12,7 +12,12 @@ from cpo.customers import load_customers
 from cpo.errors import DataValidationError
 from cpo.experiment.assignment import assign
 from cpo.experiment.design import Design
-from cpo.run_folder import write_customer_copy, write_segments
+from cpo.run_folder import (
+    read_segments,
+    write_assignments,
+    write_customer_copy,
+    write_segments,
+)
 from cpo.segmentation import segment
 from cpo.segmentation.base import SegmentationResult
 from cpo.segmentation.settings import SegmentationSettings
@@ -65,3 +70,9 @@ class LocalEngine:
             reading=loaded.reading,
             has_email=loaded.has_email,
         )
+
+    def assign_segments(self, run_dir: Path, design: Design, assigned_at: str) -> pd.DataFrame:
+        """Assign segments.csv's customers and write assignments.csv (returned too)."""
+        assignments = assign(read_segments(run_dir), design, assigned_at=assigned_at)
+        write_assignments(run_dir, assignments)
+        return assignments

@@ -55,6 +55,7 @@ from cpo.experiment.settings import HOLDOUT_ARM
 from cpo.experiment.wave_analysis import defer_to_waves, run_design, run_waves
 from cpo.run_folder import (
     ASSIGNMENTS,
+    ASSIGNMENTS_DATASET,
     ENGAGEMENT,
     ENGAGEMENT_COUNTS,
     ENGAGEMENT_REPORT,
@@ -62,6 +63,7 @@ from cpo.run_folder import (
     METRICS,
     MODERATORS,
     MONITORING,
+    read_assignments,
 )
 from cpo.run_inputs import load_run_customers, recorded_customers_path, valid_customer_copy
 from cpo.runfiles import read_columns, read_csv, read_json, write_json
@@ -88,7 +90,14 @@ class AnalyzeStage(StageBase):
 
     def input_files(self, ctx: RunContext) -> list[Path]:
         """Engagement, design, engagement report, assignments and the customer file."""
-        names = (ENGAGEMENT, EXPERIMENT_DESIGN, ENGAGEMENT_REPORT, ASSIGNMENTS, ENGAGEMENT_COUNTS)
+        names = (
+            ENGAGEMENT,
+            EXPERIMENT_DESIGN,
+            ENGAGEMENT_REPORT,
+            ASSIGNMENTS,
+            ASSIGNMENTS_DATASET,
+            ENGAGEMENT_COUNTS,
+        )
         return [*(artifact.path(ctx.run_dir) for artifact in names), recorded_customers_path(ctx)]
 
     def run(self, ctx: RunContext) -> StageOutcome:
@@ -138,7 +147,7 @@ class AnalyzeStage(StageBase):
         if waves is not None:
             adjustment = defer_to_waves(metrics.regression_adjustment)
             metrics = replace(metrics, waves=waves, regression_adjustment=adjustment)
-        assigned = _assigned_per_arm(ASSIGNMENTS.path(ctx.run_dir))
+        assigned = _assigned_per_arm(ctx.run_dir)
         if assigned is None:
             return metrics
         return replace(metrics, coverage=_coverage(assigned, metrics))
@@ -292,11 +301,15 @@ def _read_optional(path: Path) -> dict[str, Any] | None:
     return read_json(path) if path.is_file() else None
 
 
-def _assigned_per_arm(path: Path) -> dict[str, int] | None:
-    """Customers assigned to each arm (holdout excluded), or None without the file."""
-    if not path.is_file():
+def _assigned_per_arm(run_dir: Path) -> dict[str, int] | None:
+    """Customers assigned to each arm (holdout excluded), or None without the assignments."""
+    path = ASSIGNMENTS.path(run_dir)
+    if path.is_file():
+        arms = read_columns(path, ["experiment_arm"], text=["experiment_arm"])
+    elif ASSIGNMENTS_DATASET.path(run_dir).is_dir():  # written by the Spark engine
+        arms = read_assignments(run_dir, ["experiment_arm"])
+    else:
         return None
-    arms = read_columns(path, ["experiment_arm"], text=["experiment_arm"])
     counts = arms["experiment_arm"].value_counts()
     return {str(arm): int(n) for arm, n in sorted(counts.items()) if arm != HOLDOUT_ARM}
 

@@ -261,10 +261,16 @@ def _read_design(path: Path) -> dict[str, Any]:
 
 
 def _read_assignments(path: Path) -> pd.DataFrame:
-    """assignments.csv as text columns; it must name each customer's arm and segment."""
-    if not path.is_file():
+    """assignments.csv (or a run's assignments dataset) as text; it must name arm and segment."""
+    if path.is_dir():  # assignments.parquet/ written by the Spark engine
+        from cpo.run_folder import read_dataset
+
+        frame = read_dataset(path)
+        frame = frame.astype({column: str for column in frame.columns})
+    elif not path.is_file():
         raise DataValidationError(f"{path}: assignments file not found")
-    frame = unescape_formulas(read_text_csv(path))
+    else:
+        frame = unescape_formulas(read_text_csv(path))
     missing = [c for c in ("customer_id", "experiment_arm", "segment") if c not in frame.columns]
     if missing:
         raise DataValidationError(

@@ -116,6 +116,7 @@ class AssignStage(StageBase):
     outputs = (
         run_folder.EXPERIMENT_DESIGN.name,
         run_folder.ASSIGNMENTS.name,
+        run_folder.ASSIGNMENTS_DATASET.name,
         run_folder.WAVES.name,
         run_folder.SENDS.name,
         run_folder.SENDS_PARQUET.name,
@@ -137,6 +138,7 @@ class AssignStage(StageBase):
         """Segments, variants, retrieval (footnote links) and the customer file."""
         return [
             SEGMENTS.path(ctx.run_dir),
+            run_folder.SEGMENTS_DATASET.path(ctx.run_dir),
             VARIANTS.path(ctx.run_dir),
             RETRIEVAL.path(ctx.run_dir),
             customers_path(ctx),
@@ -155,10 +157,13 @@ class AssignStage(StageBase):
         return extra
 
     def outputs_written(self, ctx: RunContext) -> bool:
-        """Design, assignments, withheld.csv and one form of the send list exist."""
+        """Design, withheld.csv and one form each of the assignments and the send list exist."""
         forms = {form.name for form in run_folder.SEND_LIST_FORMS}
-        fixed = [name for name in self.outputs if name not in forms | {run_folder.WAVES.name}]
+        assigned = {run_folder.ASSIGNMENTS.name, run_folder.ASSIGNMENTS_DATASET.name}
+        optional = forms | assigned | {run_folder.WAVES.name}
+        fixed = [name for name in self.outputs if name not in optional]
         present = all(ctx.path(name).exists() for name in fixed)
+        present = present and any(ctx.path(name).exists() for name in assigned)
         return present and run_folder.find_send_list(ctx.run_dir) is not None
 
     def run(self, ctx: RunContext) -> StageOutcome:
@@ -178,7 +183,6 @@ class AssignStage(StageBase):
             assignments, mailed = step.assignments, current_rows(step)
         else:
             assignments = mailed = assign_run(ctx, segments, design, customers)
-            run_folder.write_assignments(ctx.run_dir, assignments)
         by_id = {v.variant_id: v for v in variants}
         used = {vid for plan in design.segments for vid in plan.variant_ids.values()}
         variants_used = {vid: by_id[vid] for vid in used}
@@ -342,6 +346,7 @@ class EngageStage(StageBase):
         """Assignments, design, customers (simulation baselines) and the engagement file."""
         files = [
             ctx.path(run_folder.ASSIGNMENTS.name),
+            ctx.path(run_folder.ASSIGNMENTS_DATASET.name),
             ctx.path(run_folder.EXPERIMENT_DESIGN.name),
             customers_path(ctx),
         ]

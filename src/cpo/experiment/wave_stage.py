@@ -105,12 +105,16 @@ def check_wave_options(config: Config, options: RunOptions) -> None:
 def assign_run(
     ctx: RunContext, segments: pd.DataFrame, design: Design, customers: pd.DataFrame
 ) -> pd.DataFrame:
-    """The run's assignments: one wave as always, or the offline loop of adaptive waves."""
+    """The run's assignments, written to the run folder (returned for the send list).
+
+    One wave as always (the engine assigns and writes them), or the offline loop
+    of adaptive waves.
+    """
     settings = wave_settings(ctx)
     if settings.count == 1:
         run_folder.WAVES.path(ctx.run_dir).unlink(missing_ok=True)  # a stale one from --force
         engine = engine_for(ctx.config.experiment.compute)
-        return engine.assign(segments, design, assigned_at=utc_now())
+        return engine.assign_segments(ctx.run_dir, design, assigned_at=utc_now())
     primary = catalog.metric(ctx.config.experiment.analysis.primary_metric)
     simulation = ctx.config.experiment.simulation
     history = customers[["customer_id", *SIMULATION_COLUMNS]]
@@ -133,6 +137,7 @@ def assign_run(
     run_folder.write_waves(ctx.run_dir, waves_document(run, settings, design, primary.name))
     for allocation in run.allocations:
         log_allocation(ctx, allocation, responses=run.observed[allocation.wave])
+    run_folder.write_assignments(ctx.run_dir, run.assignments)
     return run.assignments
 
 

@@ -123,7 +123,7 @@ def load_run(run_dir: Path | str, manifest: dict[str, Any] | None = None) -> Run
         audit=check_audit(run_dir / run_folder.SAFETY_AUDIT.name, manifest),
         engagement=_read_engagement(run_dir / run_folder.ENGAGEMENT.name),
         retrieval=_read_optional_json(run_dir / run_folder.RETRIEVAL.name),
-        assignments=_read_assigned_ids(run_dir / run_folder.ASSIGNMENTS.name),
+        assignments=_read_assigned_ids(run_dir),
         profiles=_read_optional_json(run_dir / run_folder.SEGMENT_PROFILES.name),
         moderators=_read_optional_json(run_dir / run_folder.MODERATORS.name),
     )
@@ -185,8 +185,14 @@ def _read_optional_json(path: Path) -> Any:
     return _read_json(path) if path.is_file() else None
 
 
-def _read_assigned_ids(path: Path) -> pd.DataFrame | None:
-    """assignments.csv's customer ids (all the report uses), or None without the file."""
+def _read_assigned_ids(run_dir: Path) -> pd.DataFrame | None:
+    """The assigned customer ids (all the report uses), or None without the assignments.
+
+    From assignments.csv, or the assignments dataset of a run on the Spark engine.
+    """
+    path = run_dir / run_folder.ASSIGNMENTS.name
+    if not path.is_file() and run_folder.ASSIGNMENTS_DATASET.path(run_dir).is_dir():
+        return run_folder.read_assignments(run_dir, [ASSIGNED_ID])
     if not path.is_file() or ASSIGNED_ID not in _header(path):
         return None
     return read_columns(path, [ASSIGNED_ID], text=[ASSIGNED_ID])

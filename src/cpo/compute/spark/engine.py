@@ -17,13 +17,19 @@ The frame operations (``segment``, ``assign``) take and return pandas frames.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from cpo.compute.settings import SparkSettings
+from cpo.compute.spark.assignment import (
+    assign_mapper,
+    assignment_schema,
+    block_ranks,
+    check_segments,
+)
 from cpo.compute.spark.rules import (
     ROW,
     _text_columns,
@@ -37,9 +43,7 @@ from cpo.compute.spark.rules import (
 )
 from cpo.compute.spark.session import spark_session
 from cpo.compute.work import SegmentedCustomers, SegmentRequest
-from cpo.experiment.assignment import ASSIGNMENT_COLUMNS, assign, hash_ids
 from cpo.experiment.design import Design
-from cpo.experiment.settings import HOLDOUT_ARM
 from cpo.segmentation import rules_result
 from cpo.segmentation.advice import SPARSE_SHARE, sparse_segment_warnings
 from cpo.segmentation.base import ASSIGNMENT_COLUMNS as SEGMENT_COLUMNS
@@ -105,16 +109,23 @@ class SparkEngine:
                 not the design's (as the local engine).
         """
         frame = segments[["customer_id", "segment"]].reset_index(drop=True)
-        known = {plan.segment for plan in design.segments}
-        unknown = sorted(set(frame["segment"].unique()) - known)
-        if unknown:
-            raise ValueError(f"segments {unknown} are not in the design")
+        sizes = {str(k): int(v) for k, v in frame["segment"].value_counts().items()}
+        check_segments(sizes, design)
         data = self._frame(frame.astype({"customer_id": str, "segment": str}))
         if design.method == "stratified_block":
-            _check_sizes(frame, design)
-            data = _block_ranks(data, design.salt)
-        mapper = _assign_mapper(design, assigned_at)
-        return _collect_in_order(data.mapInPandas(mapper, _assignment_schema()))
+            data = block_ranks(data, design.salt, [ROW])
+        mapper = assign_mapper(design, assigned_at, [ROW])
+        return _collect_in_order(data.mapInPandas(mapper, assignment_schema({ROW: "long"})))
+
+    def assign_segments(self, run_dir: Path, design: Design, assigned_at: str) -> pd.DataFrame:
+        """Assign the run's segments on Spark; Spark writes the assignments dataset.
+
+        Returns:
+            The assignments, read back from the dataset (the send list needs them).
+        """
+        from cpo.compute.spark.assign_stage import assign_segments
+
+        return assign_segments(self, run_dir, design, assigned_at)
 
     def _frame(self, frame: pd.DataFrame) -> Any:
         """A Spark DataFrame of ``frame`` with its input position."""
@@ -137,75 +148,6 @@ class SparkEngine:
         # Rare: the advice searches looser thresholds over every customer (on the driver).
         outcome = assign_by_rules(customers, settings, resolved)
         return sparse_segment_warnings(customers, settings, outcome)
-
-
-def _assignment_schema() -> str:
-    """Spark schema of assignments.csv rows."""
-    return ", ".join(f"{c} string" for c in ASSIGNMENT_COLUMNS) + f", {ROW} long"
-
-
-def _check_sizes(frame: pd.DataFrame, design: Design) -> None:
-    """Every segment has the size the design apportioned (the local engine's check)."""
-    sizes = frame["segment"].value_counts()
-    for plan in design.segments:
-        expected = sum(int(n) for n in plan.expected_counts.values())
-        found = int(sizes.get(plan.segment, 0))
-        if found and expected != found:
-            raise ValueError(
-                f"segment '{plan.segment}': design expects {expected} customers, found {found}"
-            )
-
-
-def _block_ranks(frame: Any, salt: str) -> Any:
-    """Add ``__rank``: position within the segment by unsigned hash, ties by input position."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    @F.pandas_udf("long")  # type: ignore[call-overload]
-    def order_key(ids: pd.Series) -> pd.Series:
-        # Flipping the top bit makes signed order the unsigned order of the local sort.
-        hashes = hash_ids(ids, salt) ^ np.uint64(1 << 63)
-        return pd.Series(hashes.view(np.int64))
-
-    window = Window.partitionBy("segment").orderBy("__key", ROW)
-    keyed = frame.withColumn("__key", order_key(F.col("customer_id")))
-    return keyed.withColumn("__rank", F.row_number().over(window) - 1).drop("__key")
-
-
-def _assign_mapper(design: Design, assigned_at: str) -> Any:
-    """Per partition: ``hash`` by the local code; ``stratified_block`` deals ranks into blocks."""
-    plans = {plan.segment: plan for plan in design.segments}
-
-    def deal(part: pd.DataFrame) -> pd.DataFrame:
-        out = part[["customer_id", "segment"]].reset_index(drop=True)
-        arm = np.empty(len(out), dtype=object)
-        variant = np.empty(len(out), dtype=object)
-        ranks = part["__rank"].to_numpy(dtype=np.int64)
-        for name, rows in out.groupby("segment", sort=False).indices.items():
-            plan = plans[str(name)]
-            groups = [HOLDOUT_ARM, *plan.shares]
-            edges = np.cumsum([int(plan.expected_counts.get(g, 0)) for g in groups])
-            group = np.searchsorted(edges, ranks[rows], side="right")
-            arm[rows] = np.array(groups, dtype=object)[group]
-            names = ["", *(plan.variant_ids[g] for g in groups[1:])]
-            variant[rows] = np.array(names, dtype=object)[group]
-        out["experiment_arm"] = arm
-        out["variant_id"] = variant
-        out["assigned_at"] = assigned_at
-        out["assignment_method"] = design.method
-        return out
-
-    def mapper(parts: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        for part in parts:
-            if design.method == "stratified_block":
-                out = deal(part)
-            else:
-                out = assign(part[["customer_id", "segment"]], design, assigned_at)
-            out = out[list(ASSIGNMENT_COLUMNS)].astype(str)
-            out[ROW] = part[ROW].to_numpy()
-            yield out
-
-    return mapper
 
 
 def _collect_in_order(frame: Any) -> pd.DataFrame:

@@ -37,6 +37,7 @@ DEFAULTS = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.sql.session.timeZone": "UTC",
     "spark.driver.maxResultSize": "0",
+    "spark.ui.showConsoleProgress": "false",  # progress bars would garble cpo's terminal output
 }
 
 
