@@ -353,6 +353,8 @@ def _tail_trie(words: dict[str, str]) -> str:
 
 #: A run of the characters a term starts and ends with (terms are word-bounded on them).
 _RUN = re.compile(rf"[{_BOUNDARY_CHARS}]+")
+#: Splits a text into separators and runs, the runs at the odd positions.
+_SPLIT_RUNS = re.compile(rf"([{_BOUNDARY_CHARS}]+)")
 
 
 class _TermIndex:
@@ -374,39 +376,56 @@ class _TermIndex:
 
     def __init__(self, terms: Iterable[str]):
         self.terms = frozenset(terms)
-        runs = {term: _RUN.findall(term) for term in self.terms}
-        self.first_runs = frozenset(found[0] for found in runs.values())
-        self.max_runs = max(map(len, runs.values()))
-        self.max_chars = max(map(len, self.terms))
+        #: One-run terms ("kill"): a term without an inner separator is its only run.
+        self.single = frozenset(term for term in self.terms if _RUN.fullmatch(term))
+        counts: dict[tuple[str, str], set[int]] = {}
+        for term in self.terms - self.single:
+            runs = _RUN.findall(term)
+            counts.setdefault((runs[0], runs[1]), set()).add(len(runs))
+        #: (first run, second run) of the longer terms -> their run counts, longest first.
+        self.multi = {pair: tuple(sorted(n, reverse=True)) for pair, n in counts.items()}
+        #: Runs that can start a term: only these are looked at.
+        self.firsts = self.single | {first for first, _ in self.multi}
 
     def find(self, text: str) -> list[tuple[int, int]]:
         """The (start, end) spans of the terms in ``text``, left to right."""
-        runs = [match.span() for match in _RUN.finditer(text)]
+        parts = _SPLIT_RUNS.split(text)  # separator, run, separator, run, ..., separator
+        words = parts[1::2]
+        firsts = self.firsts
+        gates = [index for index, word in enumerate(words) if word in firsts]
+        if not gates:
+            return []
+        # ends[2 * i] is where run i starts, ends[2 * i + 1] where it ends.
+        ends = list(itertools.accumulate(map(len, parts)))
         hits: list[tuple[int, int]] = []
-        index = 0
-        while index < len(runs):
-            start, first_end = runs[index]
-            found = None
-            if text[start:first_end] in self.first_runs:
-                found = self._longest_at(text, runs, index)
-            if found is None:
-                index += 1
+        free = 0  # the first run after the last match: matches do not overlap
+        for index in gates:
+            if index < free:
                 continue
-            hits.append((start, runs[found][1]))
-            index = found + 1
+            last = self._last_run(text, words, ends, index)
+            if last >= 0:
+                hits.append((ends[2 * index], ends[2 * last + 1]))
+                free = last + 1
         return hits
 
-    def _longest_at(self, text: str, runs: list[tuple[int, int]], index: int) -> int | None:
-        """Index of the last run of the longest term starting at run ``index``."""
-        start = runs[index][0]
-        for last in range(min(len(runs), index + self.max_runs) - 1, index - 1, -1):
-            end = runs[last][1]
-            if end - start > self.max_chars or text[start:end] not in self.terms:
-                continue
-            if text.startswith("'", end) and "a" <= text[end + 1 : end + 2] <= "z":
-                continue  # a contraction: "you'll" is not "you"
-            return last
-        return None
+    def _last_run(self, text: str, words: list[str], ends: list[int], index: int) -> int:
+        """Last run of the longest term starting at run ``index`` (-1: none)."""
+        start = ends[2 * index]
+        if index + 1 < len(words):
+            for length in self.multi.get((words[index], words[index + 1]), ()):
+                last = index + length - 1
+                if last < len(words):
+                    end = ends[2 * last + 1]
+                    if text[start:end] in self.terms and not _in_contraction(text, end):
+                        return last
+        if words[index] in self.single and not _in_contraction(text, ends[2 * index + 1]):
+            return index
+        return -1
+
+
+def _in_contraction(text: str, end: int) -> bool:
+    """A word ending at ``end`` is followed by an apostrophe and a letter ("you'll")."""
+    return text.startswith("'", end) and "a" <= text[end + 1 : end + 2] <= "z"
 
 
 def _mask(word: str) -> str:
