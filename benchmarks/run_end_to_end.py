@@ -1,21 +1,29 @@
 """Benchmark: `cpo run` end to end on the bundled data, the three reports included.
 
-Runs the `cpo` console script of a Python environment (by default this one; pass
-`--python /path/to/venv/bin/python` to time a fresh virtualenv) as a subprocess,
-into a new temporary run folder, several times. Prints the wall time of each
-run, the per-stage durations the manifest records (the moderator analysis is
-part of the analyze stage), and the report's own breakdown (html, pdf, notebook;
-the notebook runs in parallel with the PDF, so the parts add up to more than
-the stage).
+Runs `cpo run --out DIR -q` as a fresh subprocess, into a new temporary run
+folder, several times. For each run it prints the wall time, the CPU time of
+the command and every process it started (the report worker and the notebook
+kernel included), the load average just before, the per-stage durations the
+manifest records and the report's own breakdown (html, pdf, notebook; the
+notebook runs beside the PDF, so the parts add up to more than the stage).
+
+Several source trees can be compared side by side: ``--src NAME=PATH`` runs the
+``cpo`` package found in PATH (e.g. a ``git archive`` export of an older commit),
+and the variants take turns (interleaved), so that a change in the machine's load
+hits them alike. Without ``--src`` the ``cpo`` console script of ``--python``'s
+environment is run (e.g. a fresh virtualenv with ``pip install .``).
 
     python benchmarks/run_end_to_end.py
     python benchmarks/run_end_to_end.py --python /tmp/fresh/bin/python --repeat 3
+    python benchmarks/run_end_to_end.py --src before=/tmp/old/src --src after=src --repeat 5
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -28,37 +36,68 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _machine import print_machine
 
 
-def run_once(cpo: Path, workdir: Path, index: int) -> dict:
-    """One `cpo run --out DIR -q`; returns wall seconds and the manifest's stage timings."""
-    out = workdir / f"run{index}"
+def _variants(args: argparse.Namespace) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """Name -> (command prefix, environment) of each tree to time."""
+    if not args.src:
+        return {"cpo": ([str(args.python.parent / "cpo")], dict(os.environ))}
+    variants = {}
+    for spec in args.src:
+        name, _, path = spec.partition("=")
+        env = dict(os.environ, PYTHONPATH=str(Path(path).resolve()))
+        variants[name] = ([str(args.python), "-c", "from cpo.cli import main; main()"], env)
+    return variants
+
+
+def run_once(command: list[str], env: dict[str, str], out: Path) -> dict:
+    """One `cpo run --out DIR -q`: wall and CPU seconds, load, the manifest's timings."""
+    load = os.getloadavg()[0]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    subprocess.run([str(cpo), "run", "--out", str(out), "-q"], check=True, capture_output=True)
+    subprocess.run([*command, "run", "--out", str(out), "-q"], env=env, check=True,
+                   capture_output=True)  # fmt: skip
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     manifest = json.loads((out / "manifest.json").read_text())
     stages = {name: record.get("duration_s") for name, record in manifest["stages"].items()}
     report = manifest["stages"]["report"].get("facts", {})
     sizes = {name: (out / name).stat().st_size for name in report.get("files", {})}
-    return {"wall": wall, "stages": stages, "report": report.get("seconds", {}), "sizes": sizes}
+    return {"wall": wall, "cpu": cpu, "load": load, "stages": stages,
+            "report": report.get("seconds", {}), "sizes": sizes}  # fmt: skip
+
+
+def _print_run(name: str, index: int, result: dict) -> None:
+    stages = ", ".join(f"{k} {v:.2f}" for k, v in result["stages"].items() if v is not None)
+    print(
+        f"{name} run {index + 1}: {result['wall']:.2f} s wall, {result['cpu']:.2f} s CPU, "
+        f"load {result['load']:.2f}  [{stages}]"
+    )
+    print(f"        report parts: {result['report']}  sizes: {result['sizes']}")
 
 
 def main() -> None:
+    """Parse the options, time the runs, print each and a summary per variant."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--python", type=Path, default=Path(sys.executable))
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--src", action="append", help="NAME=PATH of a source tree (repeatable)")
     args = parser.parse_args()
-    cpo = args.python.parent / "cpo"
     print_machine()
-    print(f"environment: {args.python.parent.parent}")
-    runs = []
+    variants = _variants(args)
+    print(f"environment: {args.python.parent.parent}; variants: {', '.join(variants)}")
+    runs: dict[str, list[dict]] = {name: [] for name in variants}
     with tempfile.TemporaryDirectory(prefix="cpo-bench-") as folder:
         for index in range(args.repeat):
-            result = run_once(cpo, Path(folder), index)
-            runs.append(result)
-            stages = ", ".join(f"{k} {v:.2f}" for k, v in result["stages"].items() if v is not None)
-            print(f"run {index + 1}: {result['wall']:.1f} s wall  [{stages}]")
-            print(f"        report parts: {result['report']}  sizes: {result['sizes']}")
-    walls = [r["wall"] for r in runs]
-    print(f"wall time: median {statistics.median(walls):.1f} s, max {max(walls):.1f} s")
+            for name, (command, env) in variants.items():
+                result = run_once(command, env, Path(folder) / f"{name}{index}")
+                runs[name].append(result)
+                _print_run(name, index, result)
+    for name, results in runs.items():
+        walls, cpus = [r["wall"] for r in results], [r["cpu"] for r in results]
+        print(
+            f"{name}: wall min {min(walls):.2f} s, median {statistics.median(walls):.2f} s; "
+            f"CPU min {min(cpus):.2f} s, median {statistics.median(cpus):.2f} s"
+        )
 
 
 if __name__ == "__main__":
