@@ -29,3 +29,34 @@ def test_locate_ids_is_arrows_index_in(count):
     ids = pa.array(queried, type=pa.string())
     expected = pc.index_in(ids, value_set=known).fill_null(-1).to_numpy(zero_copy_only=False)
     assert np.array_equal(locate_ids(ids, known), expected.astype(np.int64))
+
+
+@pytest.mark.parametrize(
+    "queried",
+    [
+        ["C1", "C22", "x", "C333", "C22"],  # ids of several lengths: matches compared by Arrow
+        ["C01", None, "C02", "C99"],  # a null id matches nothing
+    ],
+)
+def test_locate_ids_of_mixed_lengths_and_nulls_is_arrows_index_in(queried):
+    known = pa.array(["C22", "C01", "C1", "C333", "C02"], type=pa.string())
+    ids = pa.array(queried, type=pa.string())
+    expected = pc.index_in(ids, value_set=known).fill_null(-1).to_numpy(zero_copy_only=False)
+    assert np.array_equal(locate_ids(ids, known), expected.astype(np.int64))
+
+
+@pytest.mark.parametrize("width", [3, 12])  # one word, two words per id
+def test_a_hash_match_of_different_ids_is_rejected(monkeypatch, width):
+    from cpo.experiment import aggregate
+
+    original = aggregate.id_hashes
+
+    def colliding(every):
+        hashes = original(every).copy()
+        hashes[-1] = hashes[0]  # the last query id collides with the first known id
+        return hashes
+
+    monkeypatch.setattr(aggregate, "id_hashes", colliding)
+    known = pa.array([str(i).zfill(width) for i in range(5)], type=pa.string())
+    ids = pa.array([str(i).zfill(width) for i in (3, 0, 9)], type=pa.string())
+    assert locate_ids(ids, known).tolist() == [3, 0, -1]
