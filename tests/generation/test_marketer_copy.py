@@ -87,7 +87,7 @@ def runs(tmp_path_factory) -> dict[str, tuple[Path, dict[str, dict]]]:
     found: dict[str, tuple[Path, dict[str, dict]]] = {}
     stages = [s for s in cpo.pipeline.default_stages() if s.name != "report"]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(cpo.pipeline, "default_stages", lambda: list(stages))
+        patch.setattr(cpo.pipeline, "default_stages", lambda report_worker=None: list(stages))
         for name, (brand, site) in BRANDS.items():
             folders = {name: CORPORA / name}
             if name != "lumen-fitness-short":

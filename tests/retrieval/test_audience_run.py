@@ -201,8 +201,8 @@ def through_sends(monkeypatch):
     """`cpo run` without the stages after the send list (they never change sends.csv)."""
     real = pipeline.default_stages
 
-    def stages():
-        return [stage for stage in real() if stage.name not in STOP_AFTER_SENDS]
+    def stages(report_worker=None):
+        return [stage for stage in real(report_worker) if stage.name not in STOP_AFTER_SENDS]
 
     monkeypatch.setattr(pipeline, "default_stages", stages)
 
