@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -569,6 +570,7 @@ class NotebookKernel:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cpo-kernel")
         self._ipc_dir = tempfile.mkdtemp(prefix="cpo-kernel-")
         self._manager: Future[Any] | None = None
+        self._closing = threading.Event()
 
     def start(self) -> NotebookKernel:
         """Start the kernel in the background (returns at once)."""
@@ -578,10 +580,12 @@ class NotebookKernel:
     def _start(self) -> Any:
         from jupyter_core.utils import run_sync
 
-        # A worker started with the command may come before the pipeline creates the folder.
+        # A worker started with the command may come before the pipeline creates the
+        # folder; a run that fails first closes the kernel while it waits.
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not self.run_dir.is_dir() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        while not self.run_dir.is_dir():
+            if self._closing.wait(0.05) or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.run_dir}: no run folder to start the kernel in")
         ipc_dir = self._ipc_dir if os.name == "posix" else None
         manager = _kernel_manager_class(ipc_dir)(kernel_name=KERNEL_NAME)
         # The arguments nbclient would start its own kernel with (no history file).
@@ -603,6 +607,7 @@ class NotebookKernel:
 
     def close(self) -> None:
         """Shut the kernel down (if it still runs) and remove its socket folder."""
+        self._closing.set()
         try:
             self._thread.submit(self._stop).result(timeout=STARTUP_TIMEOUT_S)
         finally:

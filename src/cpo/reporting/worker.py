@@ -259,7 +259,10 @@ def _serve(run_dir: Path, line: str, kernel: NotebookKernel) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    code = main(sys.argv)
-    # The reports are written and the kernel is stopped: skip the interpreter's
-    # teardown (unloading WeasyPrint, Pango, ...), which the parent waits for.
+    try:
+        code = main(sys.argv)
+    except (SystemExit, KeyboardInterrupt) as stop:  # SIGTERM or Ctrl-C; the kernel is stopped
+        code = stop.code if isinstance(stop, SystemExit) and isinstance(stop.code, int) else 1
+    # The reports are written (or not wanted) and the kernel is stopped: skip the
+    # interpreter's teardown (unloading WeasyPrint, Pango, ...), which the parent waits for.
     os._exit(code)
