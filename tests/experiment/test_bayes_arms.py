@@ -8,6 +8,7 @@ of near-certain cases: all-success and all-failure arms, zero events, 10^6 units
 from __future__ import annotations
 
 import pytest
+from mp_reference import mp_prob_best
 
 from cpo.experiment import stats
 from cpo.experiment.stats import prob_beat_control, prob_beat_control_arms
@@ -117,26 +118,9 @@ def test_invalid_and_empty_arms_get_reasons_in_place():
     assert prob_beat_control_arms([], 2, 10) == []
 
 
-def mp_prob_best(params):
+def mp_prob_best_20(params):
     """P(arm i has the highest rate) = int f_i prod_{j != i} F_j, by mpmath quadrature."""
-    with mpmath.workdps(20):
-        points = {mpmath.mpf(0), mpmath.mpf(1)}
-        for a, b in params:
-            mean = mpmath.mpf(a) / (a + b)
-            sd = mpmath.sqrt(mean * (1 - mean) / (a + b + 1))
-            points |= {min(1, max(0, mean + k * sd)) for k in (-12, -6, -3, 0, 3, 6, 12)}
-        chances = []
-        for i, (a, b) in enumerate(params):
-
-            def integrand(x, i=i, a=a, b=b):
-                value = x ** (a - 1) * (1 - x) ** (b - 1) / mpmath.beta(a, b)
-                for j, (c, d) in enumerate(params):
-                    if j != i:
-                        value *= mpmath.betainc(c, d, 0, x, regularized=True)
-                return value
-
-            chances.append(mpmath.quad(integrand, sorted(points)))
-        return chances
+    return mp_prob_best(params, digits=20, spreads=(-12, -6, -3, 0, 3, 6, 12))
 
 
 @pytest.mark.parametrize(
@@ -162,6 +146,6 @@ def test_prob_best_is_within_1e_6_of_the_mpmath_integral(clicks):
         for arm, (x, n) in clicks.items()
     }
     got = prob_best(counts, "click_rate", AnalysisSettings())
-    expected = mp_prob_best([(1 + x, 1 + n - x) for x, n in clicks.values()])
+    expected = mp_prob_best_20([(1 + x, 1 + n - x) for x, n in clicks.values()])
     for arm, reference in zip(clicks, expected, strict=True):
         assert got[arm] == pytest.approx(float(reference), abs=1e-6)

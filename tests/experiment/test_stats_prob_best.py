@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from mp_reference import mp_prob_best
 
 from cpo.experiment.analysis_settings import AnalysisSettings
 from cpo.experiment.comparisons import prob_best, prob_best_of_posteriors
@@ -67,24 +68,7 @@ def exact_prob_best(params: list[tuple[int, int]]) -> list[object]:
 
 def quad_prob_best(params: list[tuple[float, float]]) -> list[object]:
     """The same integral by mpmath quadrature with mpmath's incomplete beta (small counts)."""
-    with mpmath.workdps(DIGITS):
-        points = {mpmath.mpf(0), mpmath.mpf(1)}
-        for a, b in params:
-            mean = mpmath.mpf(a) / (a + b)
-            sd = mpmath.sqrt(mean * (1 - mean) / (a + b + 1))
-            points |= {min(1, max(0, mean + k * sd)) for k in (-6, 0, 6)}
-        chances = []
-        for i, (a, b) in enumerate(params):
-
-            def integrand(x, i=i, a=a, b=b):
-                value = x ** (a - 1) * (1 - x) ** (b - 1) / mpmath.beta(a, b)
-                for j, (c, d) in enumerate(params):
-                    if j != i:
-                        value *= mpmath.betainc(c, d, 0, x, regularized=True)
-                return value
-
-            chances.append(mpmath.quad(integrand, sorted(points)))
-        return chances
+    return mp_prob_best(params, digits=DIGITS, spreads=(-6, 0, 6))
 
 
 def _params(arms: list[tuple[int, int]], prior: tuple[int, int] = (1, 1)) -> list[tuple[int, int]]:
