@@ -5,8 +5,10 @@ Spark: `compute.spark.master` local[2] and the driver memory given), runs
 `cpo run --customers FILE --config DIR -q` as a subprocess and samples the
 resident memory of the command and all its descendants every 0.2 s (the Spark
 JVM and its Python workers included; see run_scale.py). Prints wall time, CPU
-seconds, the peak memory of the process tree, the segment and assign stages'
-durations, and whether the two runs' segments, assignments and metrics agree.
+seconds, the peak memory of the process tree, every stage's duration, and
+whether the two runs' segments, assignments (CSV on the local engine, Parquet
+datasets on Spark), engagement and metrics agree. ``--keep`` keeps the run
+folders.
 
     python benchmarks/spark_engine.py --customers-file /tmp/d1m/customers.csv
     python benchmarks/spark_engine.py --customers 100000 --engines local spark
@@ -30,7 +32,9 @@ from _machine import print_machine
 from golden import normalized
 from run_scale import customers_file, run
 
-COMPARED = ("segments.csv", "assignments.csv", "engagement.csv", "metrics.json")
+from cpo.run_folder import read_assignments, read_segments
+
+COMPARED = ("engagement.csv", "metrics.json")
 
 
 def config_folder(cpo: Path, work: Path, engine: str, driver_memory: str) -> Path:
@@ -58,6 +62,7 @@ def main() -> None:
     parser.add_argument("--driver-memory", default="8g")
     parser.add_argument("--python", type=Path, default=Path(sys.executable))
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--keep", action="store_true", help="keep the run folders")
     args = parser.parse_args()
     cpo = args.python.parent / "cpo"
     work = args.work or Path(tempfile.mkdtemp(prefix="cpo-spark-"))
@@ -74,22 +79,33 @@ def main() -> None:
         stages = result["stages"]
         print(
             f"{engine}: wall {result['wall']:.1f} s, CPU {result['cpu']:.1f} s (children), "
-            f"peak RSS of the process tree {result['peak_tree_mib']:.0f} MiB; "
-            f"segment {stages.get('segment', 0):.1f} s, assign {stages.get('assign', 0):.1f} s",
+            f"peak RSS of the process tree {result['peak_tree_mib']:.0f} MiB",
             flush=True,
         )
+        durations = ", ".join(f"{k} {v:.1f}" for k, v in stages.items() if v is not None)
+        print(f"  stages (s): {durations}", flush=True)
         peaks = ", ".join(f"{k} {v:.0f}" for k, v in result["stage_peaks_mib"].items())
         print(f"  peak RSS of the tree while each stage ran (MiB): {peaks}", flush=True)
         runs[engine] = out
     if len(runs) == 2:
-        left, right = (normalized(out) for out in runs.values())
-        same = {name: left.get(name) == right.get(name) for name in COMPARED}
+        same = _same(*runs.values())
         print(f"same on both engines: {same}")
         if not all(same.values()):  # keep them: `python tests/support/golden.py A B` shows how
             print(f"kept for comparison: {' '.join(str(out) for out in runs.values())}")
             return
-    for out in runs.values():
-        shutil.rmtree(out, ignore_errors=True)
+    if not args.keep:
+        for out in runs.values():
+            shutil.rmtree(out, ignore_errors=True)
+
+
+def _same(local: Path, spark: Path) -> dict[str, bool]:
+    """Which artifacts agree: segments and assignments by rows, the rest normalised."""
+    left, right = normalized(local), normalized(spark)
+    same = {name: left.get(name) == right.get(name) for name in COMPARED}
+    same["segments"] = read_segments(local).equals(read_segments(spark))
+    assigned = [read_assignments(out).drop(columns="assigned_at") for out in (local, spark)]
+    same["assignments"] = assigned[0].equals(assigned[1])
+    return same
 
 
 if __name__ == "__main__":

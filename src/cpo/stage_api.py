@@ -19,6 +19,7 @@ the pipeline and tests can all import it without a cycle.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -136,7 +137,11 @@ class RunOptions:
 
 
 def _path_text(path: Path | None) -> str | None:
-    return str(Path(path).resolve()) if path is not None else None
+    if path is None:
+        return None
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:/", str(path)):  # a URI (Spark engine): as given
+        return str(path)
+    return str(Path(path).resolve())
 
 
 def _path_or_none(text: str | None) -> Path | None:

@@ -9,9 +9,9 @@ a Spark aggregate over the whole file (the first occurrence in file order is
 kept, as locally). Only the counts, a few example rows per problem and (with
 ``--on-invalid skip``) the rejected rows reach the driver.
 
-What differs from the local loader: messages name rows by customer id, not by
-line number (a partition does not know its line numbers), and rejected.csv's
-``line`` column is blank.
+What differs from the local loader: messages name a row by its customer id
+("row (customer_id=C-17)"), not by line number (a partition does not know its
+line numbers), and rejected.csv's ``line`` column is blank.
 """
 
 from __future__ import annotations
@@ -284,7 +284,7 @@ def _invalid_error(location: str, bad: Any, bad_rows: int) -> DataValidationErro
         for row in rows:
             customer = str(row["customer_id"]).strip()
             shown.append(customer)
-            ref = f"customer_id={customer}" if customer else "a row without customer_id"
+            ref = f"row (customer_id={customer})" if customer else "row"
             examples.append(ref + (f" value {row[value_column]!r}" if with_value else ""))
         more = f" (+{count - MAX_EXAMPLES} more)" if count > MAX_EXAMPLES else ""
         reason = label.split(": ", 1)[1]

@@ -23,9 +23,10 @@ from cpo.customers import NUMERIC_RANGES
 from cpo.models import SegmentProfile
 from cpo.run_folder import write_customer_copy_dataset, write_segments_dataset
 from cpo.segmentation import _rule_definitions, _share_warnings, _threshold_records
+from cpo.segmentation.advice import SPARSE_SHARE, sparse_segment_warnings
 from cpo.segmentation.base import ASSIGNMENT_COLUMNS as SEGMENT_COLUMNS
 from cpo.segmentation.profiles import _rounded
-from cpo.segmentation.rules import ResolvedRules
+from cpo.segmentation.rules import ResolvedRules, assign_by_rules
 from cpo.segmentation.settings import SegmentationSettings
 
 #: Rows of the customers taken to the driver to run the local column checks on.
@@ -54,6 +55,7 @@ def segment_customers(engine: Any, request: SegmentRequest) -> SegmentedCustomer
         copy = customers.drop(spark_rules.ROW)
         write_customer_copy_dataset(request.run_dir, copy, request.copy_source)
         profiles, warnings = _profiles(customers, segments, settings, resolved, loaded.valid_rows)
+        warnings += _sparse_warnings(customers, settings, resolved, profiles, loaded.valid_rows)
         segments.unpersist()
     finally:
         rules.unpersist()
@@ -152,3 +154,24 @@ def _medians(
             values = found[f"__m{segment_id}_{position}"]
             medians[segment_id][feature] = float(np.mean([values[r] for r in sorted(values)]))
     return medians
+
+
+def _sparse_warnings(
+    customers: Any,
+    settings: SegmentationSettings,
+    resolved: ResolvedRules,
+    profiles: list[SegmentProfile],
+    total: int,
+) -> list[str]:
+    """The local engine's sparse-segment advice, only when a segment is sparse.
+
+    The advice searches looser thresholds over every customer, so in that rare
+    case the rule columns come to the driver.
+    """
+    sizes = {p.segment_id: p.size for p in profiles}
+    smallest = min(sizes.get(i, 0) for i in range(len(settings.rules) + 1))
+    if total == 0 or smallest >= SPARSE_SHARE * total:
+        return []
+    used = [c for c in customers.columns if c != spark_rules.ROW]
+    local = customers.orderBy(spark_rules.ROW).select(*used).toPandas()
+    return sparse_segment_warnings(local, settings, assign_by_rules(local, settings, resolved))
