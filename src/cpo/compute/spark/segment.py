@@ -101,16 +101,23 @@ def _profiles(
     from pyspark.sql import functions as F
 
     features = [c for c in NUMERIC_RANGES if c in customers.columns]
-    joined = customers.select("customer_id", *features).join(
-        segments.select("customer_id", "segment", "segment_id"), "customer_id"
+    # One join, cached: the aggregates and the three order-statistic passes read it.
+    joined = (
+        customers.select("customer_id", *features)
+        .join(segments.select("customer_id", "segment", "segment_id"), "customer_id")
+        .cache()
     )
-    rows = (
-        joined.groupBy("segment_id", "segment")
-        .agg(F.count(F.lit(1)).alias("size"), *(F.avg(f).alias(f) for f in features))
-        .orderBy("segment_id")
-        .collect()
-    )
-    medians = _medians(joined, features, {int(r["segment_id"]): int(r["size"]) for r in rows})
+    try:
+        rows = (
+            joined.groupBy("segment_id", "segment")
+            .agg(F.count(F.lit(1)).alias("size"), *(F.avg(f).alias(f) for f in features))
+            .orderBy("segment_id")
+            .collect()
+        )
+        sizes = {int(r["segment_id"]): int(r["size"]) for r in rows}
+        medians = _medians(joined, features, sizes)
+    finally:
+        joined.unpersist()
     definitions = _rule_definitions(settings, resolved.thresholds)
     traits = {i: tuple(r.traits) for i, r in enumerate(settings.rules)}
     traits[len(settings.rules)] = tuple(settings.fallback.traits)
