@@ -118,13 +118,7 @@ def load_customers(
     rejected = _rejected_rows(raw, lines, problems, bad)
     valid = _typed(raw, numbers, ~bad)
     if valid.empty:
-        common = rejected["reason"].str.split("; ").explode().value_counts()
-        raise DataValidationError(
-            f"{path}: no valid customer rows ({len(raw)} rejected; most common reason: "
-            f"{common.index[0]} in {int(common.iloc[0])} row(s))",
-            hint="fix that column in the file (or map the right column onto it with --map); "
-            "rejected.csv in the run folder has the reasons of every row",
-        )
+        raise nothing_valid(str(path), rejected, len(raw))
     return LoadedCustomers(
         frame=valid, rejected=rejected, total_rows=len(raw), reading=table.reading
     )
@@ -211,6 +205,23 @@ def parse_numbers(stripped: pd.Series) -> np.ndarray:
         return np.asarray(numbers.to_numpy(zero_copy_only=False), dtype=float)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         return pd.to_numeric(stripped, errors="coerce").to_numpy(dtype=float)
+
+
+def nothing_valid(location: str, rejected: pd.DataFrame, total: int) -> DataValidationError:
+    """The error for a customer file in which every row was rejected.
+
+    Args:
+        location: The file (or URI) named in the message.
+        rejected: The rejected rows with their ``reason`` column.
+        total: How many rows the file had.
+    """
+    common = rejected["reason"].str.split("; ").explode().value_counts()
+    return DataValidationError(
+        f"{location}: no valid customer rows ({total} rejected; most common reason: "
+        f"{common.index[0]} in {int(common.iloc[0])} row(s))",
+        hint="fix that column in the file (or map the right column onto it with --map); "
+        "rejected.csv in the run folder has the reasons of every row",
+    )
 
 
 def _find_problems(raw: pd.DataFrame, numbers: Mapping[str, np.ndarray]) -> list[_Problem]:

@@ -41,6 +41,7 @@ from cpo.customers import (
     TEXT_COLUMNS,
     _check_columns,
     _find_problems,
+    nothing_valid,
     parse_numbers,
 )
 from cpo.errors import DataValidationError
@@ -116,7 +117,7 @@ def read_customers(
             raise _invalid_error(location, bad, bad_rows)
         rejected = _rejected(bad, names) if bad_rows else _empty_rejected(names)
         if bad_rows == total:
-            raise _nothing_valid(location, rejected, total)
+            raise nothing_valid(location, rejected, total)
         valid = _typed(flagged.filter(flagged[REASON] == ""), names, has_email)
     except BaseException:
         flagged.unpersist()
@@ -325,17 +326,6 @@ def _rejected(bad: Any, names: list[str]) -> pd.DataFrame:
 def _empty_rejected(names: list[str]) -> pd.DataFrame:
     """No rejected rows (the columns the local loader gives)."""
     return pd.DataFrame(columns=["line", "reason", *names])
-
-
-def _nothing_valid(location: str, rejected: pd.DataFrame, total: int) -> DataValidationError:
-    """Every row was rejected (the local loader's message)."""
-    common = rejected["reason"].str.split("; ").explode().value_counts()
-    return DataValidationError(
-        f"{location}: no valid customer rows ({total} rejected; most common reason: "
-        f"{common.index[0]} in {int(common.iloc[0])} row(s))",
-        hint="fix that column in the file (or map the right column onto it with --map); "
-        "rejected.csv in the run folder has the reasons of every row",
-    )
 
 
 def _typed(valid: Any, names: list[str], has_email: bool) -> Any:
