@@ -127,3 +127,22 @@ def test_catalog_is_a_leaf_that_imports_no_third_party_package():
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert found.returncode == 0, found.stderr
     assert found.stdout.strip() == "[]"
+
+
+def test_a_snapshot_of_the_catalog_is_adopted_in_order_with_run_time_metrics() -> None:
+    """The report worker adopts the parent's catalog, metrics registered at run time included."""
+    original = catalog.catalog_snapshot()
+    added = catalog.Metric(
+        "snapshot_probe_rate", "Probe rate", "A test metric.", "clicked", "opened"
+    )
+    catalog.register_metric(added)
+    try:
+        snapshot = catalog.catalog_snapshot()
+        catalog.unregister_metric("snapshot_probe_rate")
+        catalog.unregister_metric(original[0]["name"])  # this process now differs twice
+        catalog.adopt_catalog(snapshot)
+        assert list(catalog.metric_names()) == [m["name"] for m in snapshot]
+        assert catalog.metric("snapshot_probe_rate") == added
+    finally:
+        catalog.adopt_catalog(original)
+    assert catalog.catalog_snapshot() == original

@@ -174,3 +174,17 @@ def test_cpo_run_renders_in_the_worker_and_leaves_nothing_behind(tmp_path: Path)
     assert "report_worker_failed" not in log
     assert "report_written" in log
     assert _gone(list(_processes_mentioning(f"cpo.reporting.worker {out}")))
+
+
+def test_a_worker_that_cannot_start_leaves_the_stage_to_render_itself(
+    make_run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_dir = make_run()
+    not_runnable = tmp_path / "python"
+    not_runnable.write_text("", encoding="utf-8")  # exists, not executable: Popen fails
+    monkeypatch.setattr("cpo.reporting.worker.sys.executable", str(not_runnable))
+    worker = ReportWorker(run_dir).start()
+    assert worker._process is None
+    with pytest.raises(WorkerUnavailable):
+        worker.render(_manifest(run_dir))
+    worker.close()

@@ -48,6 +48,7 @@ This module is a leaf: it imports only :mod:`cpo.errors` and no third-party pack
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -227,6 +228,24 @@ def metric(name: str) -> Metric:
         return catalog[name]
     except KeyError:
         raise KeyError(f"unknown metric '{name}'; known metrics: {', '.join(catalog)}") from None
+
+
+def catalog_snapshot() -> list[dict[str, str]]:
+    """Every registered metric as plain fields, for another process (the report worker)."""
+    return [dataclasses.asdict(found) for found in _registered().values()]
+
+
+def adopt_catalog(snapshot: list[dict[str, str]]) -> None:
+    """Make this process's catalog the one :func:`catalog_snapshot` took elsewhere.
+
+    A metric registered at run time in the parent (a script, a test) exists
+    only in that process; the report worker adopts the parent's catalog, in
+    its order, before it renders.
+    """
+    definitions = [Metric(**fields) for fields in snapshot]
+    _registered().clear()  # entry points loaded first, so they are not loaded again later
+    for definition in definitions:
+        register_metric(definition)
 
 
 def metric_names() -> tuple[str, ...]:

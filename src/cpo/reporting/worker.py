@@ -9,7 +9,9 @@ segment ... analyze stages run here; the report stage then sends the live
 manifest and gets the :class:`~cpo.reporting.render.ReportResult` back.
 
 Protocol (one request, one reply, JSON lines): the parent writes
-``{"manifest": {...}}`` to the worker's stdin and closes it; the worker answers
+``{"manifest": {...}, "metrics": [...]}`` (the live manifest and the metric
+catalog, which may hold metrics registered at run time) to the worker's stdin
+and closes it; the worker answers
 on its stdout with ``{"ok": true, "result": {...}}`` or ``{"ok": false,
 "error": {...}}`` (a :class:`~cpo.errors.CpoError` raised while rendering,
 re-raised as such here) or ``{"ok": false, "crash": "..."}`` (anything else:
@@ -58,14 +60,21 @@ class ReportWorker:
         self._asked = False
 
     def start(self) -> ReportWorker:
-        """Start the worker process (returns at once; it warms up on its own)."""
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "cpo.reporting.worker", str(self.run_dir)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=_worker_environment(),
-        )
+        """Start the worker process (returns at once; it warms up on its own).
+
+        A worker that cannot be started (the interpreter cannot be run again,
+        e.g. no permission) leaves none: the report stage renders in this process.
+        """
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "cpo.reporting.worker", str(self.run_dir)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=_worker_environment(),
+            )
+        except OSError:
+            self._process = None
         return self
 
     def render(self, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -81,8 +90,11 @@ class ReportWorker:
         if process is None or process.stdin is None or process.stdout is None:
             raise WorkerUnavailable("the report worker was not started")
         self._asked = True
+        from cpo.experiment.catalog import catalog_snapshot
+
+        request = {"manifest": manifest, "metrics": catalog_snapshot()}
         try:
-            process.stdin.write(json.dumps({"manifest": manifest}).encode("utf-8") + b"\n")
+            process.stdin.write(json.dumps(request).encode("utf-8") + b"\n")
             process.stdin.close()
             line = process.stdout.readline()
         except OSError as exc:
@@ -238,11 +250,13 @@ def main(argv: list[str]) -> int:
 
 def _serve(run_dir: Path, line: str, kernel: NotebookKernel) -> dict[str, Any]:
     """Render the reports for one request line; the reply to send."""
+    from cpo.experiment.catalog import adopt_catalog
     from cpo.reporting.render import render_report
 
     try:
-        manifest = json.loads(line)["manifest"]
-        result = render_report(run_dir, manifest=manifest, kernel=kernel)
+        request = json.loads(line)
+        adopt_catalog(request["metrics"])  # metrics the parent registered at run time
+        result = render_report(run_dir, manifest=request["manifest"], kernel=kernel)
     except CpoError as exc:
         return _error_reply(exc)
     except Exception as exc:  # the parent renders in its own process instead
