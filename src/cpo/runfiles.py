@@ -278,8 +278,7 @@ def read_columns(
     """
     import pyarrow.csv as pacsv
 
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        header = next(csv.reader(handle), [])
+    header = csv_header(path)
     ordered = [name for name in header if name in set(columns)]
     options = pacsv.ConvertOptions(
         include_columns=ordered,
@@ -287,15 +286,21 @@ def read_columns(
         strings_can_be_null=False,
         quoted_strings_can_be_null=False,
     )
+    arrow_reads_it = len(ordered) == len(set(columns)) and len(set(header)) == len(header)
     try:
-        if len(ordered) != len(set(columns)) or len(set(header)) != len(header):
-            raise pa.ArrowInvalid("let pandas decide")
-        table = pacsv.read_csv(path, convert_options=options)
+        if arrow_reads_it:
+            return unescape_formulas(pacsv.read_csv(path, convert_options=options).to_pandas())
     except (pa.ArrowInvalid, OSError):
-        return read_csv(
-            path, usecols=list(columns), dtype=dict.fromkeys(text, str), keep_default_na=False
-        )
-    return unescape_formulas(table.to_pandas())
+        pass
+    return read_csv(
+        path, usecols=list(columns), dtype=dict.fromkeys(text, str), keep_default_na=False
+    )
+
+
+def csv_header(path: Path | str) -> list[str]:
+    """The column names on the first line of a CSV artifact (a BOM is skipped)."""
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        return next(csv.reader(handle), [])
 
 
 def read_text_artifact(path: Path | str) -> pd.DataFrame:

@@ -9,7 +9,6 @@ writes each one.
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ import pandas as pd
 
 from cpo import run_folder
 from cpo.errors import DataValidationError, RunDirError
-from cpo.runfiles import read_columns
+from cpo.runfiles import csv_header, read_columns
 
 REPORT_STAGE = "report"
 
@@ -193,15 +192,9 @@ def _read_assigned_ids(run_dir: Path) -> pd.DataFrame | None:
     path = run_dir / run_folder.ASSIGNMENTS.name
     if not path.is_file() and run_folder.ASSIGNMENTS_DATASET.path(run_dir).is_dir():
         return run_folder.read_assignments(run_dir, [ASSIGNED_ID])
-    if not path.is_file() or ASSIGNED_ID not in _header(path):
+    if not path.is_file() or ASSIGNED_ID not in csv_header(path):
         return None
     return read_columns(path, [ASSIGNED_ID], text=[ASSIGNED_ID])
-
-
-def _header(path: Path) -> list[str]:
-    """The column names of a CSV artifact."""
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        return next(csv.reader(handle), [])
 
 
 def _read_variants(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -220,7 +213,7 @@ def _read_variants(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
 
 def _read_engagement(path: Path) -> pd.DataFrame:
     """engagement.csv's columns the report reads, as text, its required columns checked."""
-    header = _header(path)
+    header = csv_header(path)
     absent = [c for c in ENGAGEMENT_COLUMNS if c not in header]
     if absent:
         raise DataValidationError(
