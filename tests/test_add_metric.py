@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 from click.testing import CliRunner
+from cpo_testkit import init_config
 
 from cpo.cli import cli
 from cpo.experiment.catalog import Metric, register_metric, unregister_metric
@@ -40,18 +40,15 @@ def _config_with(
     primary: str | None = None,
 ) -> Path:
     """A ``cpo init`` folder with these metrics (and configured baselines)."""
-    folder = tmp_path / "config"
-    result = CliRunner().invoke(cli, ["init", str(folder)])
-    assert result.exit_code == 0, result.output
-    path = folder / "experiment_config.yaml"
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    data["analysis"]["secondary_metrics"] = secondary
-    if primary is not None:
-        data["analysis"]["primary_metric"] = primary
-    if baselines is not None:
-        data["experiment"]["power"]["baseline_rates"] = baselines
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return folder
+
+    def edit(document: dict) -> None:
+        document["analysis"]["secondary_metrics"] = secondary
+        if primary is not None:
+            document["analysis"]["primary_metric"] = primary
+        if baselines is not None:
+            document["experiment"]["power"]["baseline_rates"] = baselines
+
+    return init_config(tmp_path, edit)
 
 
 @pytest.mark.slow

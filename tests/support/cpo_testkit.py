@@ -10,8 +10,10 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from cpo import registry
 from cpo.models import HARM_CATEGORIES, CategoryScores, Variant
@@ -102,8 +104,8 @@ class VariantsStage(StageBase):
         return StageOutcome(summary=f"{len(self.variants)} variants")
 
 
-def config_with_holdout(root: Path, share: float) -> Path:
-    """``cpo init ROOT/config`` with ``experiment.holdout_share`` set; returns the folder."""
+def init_config(root: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
+    """``cpo init ROOT/config``, its experiment_config.yaml changed by ``edit``; the folder."""
     import yaml
     from click.testing import CliRunner
 
@@ -114,6 +116,11 @@ def config_with_holdout(root: Path, share: float) -> Path:
     assert result.exit_code == 0, result.output
     path = config / "experiment_config.yaml"
     document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    document["experiment"]["holdout_share"] = share
-    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    edit(document)
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
     return config
+
+
+def config_with_holdout(root: Path, share: float) -> Path:
+    """``cpo init ROOT/config`` with ``experiment.holdout_share`` set; returns the folder."""
+    return init_config(root, lambda document: document["experiment"].update(holdout_share=share))
