@@ -169,6 +169,40 @@ def test_design_assignments_and_engagement_round_trip(tmp_path: Path):
     )
 
 
+def test_engagement_reads_the_same_from_the_csv_and_the_dataset(tmp_path: Path):
+    csv_run, dataset_run = tmp_path / "csv", tmp_path / "dataset"
+    with pytest.raises(DataValidationError, match="engagement not found") as caught:
+        run_folder.read_engagement(tmp_path)
+    assert "engage stage" in (caught.value.hint or "")
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["0042", "+1", "7"],
+            "experiment_arm": ["control", "treatment_1", "control"],
+            "segment": ["=VIP", "Lapsed", "=VIP"],
+            "opened": pd.array([1, 0, 1], dtype="int8"),
+        }
+    )
+    for run in (csv_run, dataset_run):
+        run.mkdir()
+        run_folder.write_engagement_dataset(run, frame)  # then replaced by the CSV in csv_run
+    run_folder.write_engagement(csv_run, frame)
+    assert not run_folder.ENGAGEMENT_DATASET.path(csv_run).exists()
+    assert run_folder.find_engagement(csv_run) == csv_run / "engagement.csv"
+    assert run_folder.find_engagement(dataset_run) == dataset_run / "engagement.parquet"
+    text = ["customer_id", "experiment_arm", "segment"]
+    for run in (csv_run, dataset_run):
+        assert run_folder.engagement_columns(run) == [*text, "opened"]
+        assert run_folder.read_engagement(run, text=[*text, "opened"]).to_dict("list") == {
+            **frame[text].to_dict("list"),
+            "opened": ["1", "0", "1"],
+        }
+        typed = run_folder.read_engagement(run, ["opened", "customer_id"], text=["customer_id"])
+        assert typed.columns.tolist() == ["customer_id", "opened"]
+        assert typed["opened"].tolist() == [1, 0, 1]
+        with pytest.raises(DataValidationError, match="missing column"):
+            run_folder.read_engagement(run, ["clicked"])
+
+
 def test_manifest_and_recorded_audit_head(tmp_path: Path):
     with pytest.raises(RunDirError, match="no manifest.json here"):
         read_manifest(tmp_path)

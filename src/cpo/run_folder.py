@@ -202,6 +202,12 @@ ENGAGEMENT = Artifact(
     "per recipient: opened, clicked, converted, source",
     "engage",
 )
+ENGAGEMENT_DATASET = Artifact(
+    "engagement.parquet/",
+    1,
+    "engagement.csv as a Parquet dataset (compute.engine: spark)",
+    "engage",
+)
 ENGAGEMENT_COUNTS = Artifact(
     "engagement_counts.csv",
     1,
@@ -280,6 +286,7 @@ ARTIFACTS: tuple[Artifact, ...] = (
     WITHHELD,
     SEND_LEDGER,
     ENGAGEMENT,
+    ENGAGEMENT_DATASET,
     ENGAGEMENT_COUNTS,
     ENGAGEMENT_REPORT,
     METRICS,
@@ -880,10 +887,110 @@ def read_waves(run_dir: Path | str) -> dict[str, Any] | None:
 
 
 def write_engagement(run_dir: Path | str, engagement: pd.DataFrame) -> None:
-    """Write engagement.csv (one row per recipient; only the header after a counts import)."""
+    """Write engagement.csv (one row per recipient; only the header after a counts import).
+
+    An engagement dataset of an earlier run goes.
+    """
     from cpo.runfiles import write_csv
 
     write_csv(ENGAGEMENT.path(run_dir), engagement)
+    _remove_dataset(ENGAGEMENT_DATASET.path(run_dir))
+
+
+def write_engagement_dataset(run_dir: Path | str, engagement: Any) -> None:
+    """Write the engagement as a Parquet dataset (engagement.csv goes).
+
+    Args:
+        run_dir: The run folder (with Spark: a path Spark's executors can write).
+        engagement: engagement.csv's rows: a Spark DataFrame (Spark writes the
+            part files) or a pandas DataFrame (written as one part file).
+    """
+    ENGAGEMENT.path(run_dir).unlink(missing_ok=True)
+    path = ENGAGEMENT_DATASET.path(run_dir)
+    if hasattr(engagement, "write"):  # a Spark DataFrame
+        _write_dataset(engagement, path)
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    _remove_dataset(path)
+    path.mkdir(parents=True)
+    table = pa.Table.from_pandas(engagement, preserve_index=False)
+    pq.write_table(table, path / "part-00000.zstd.parquet", compression="zstd")
+
+
+def find_engagement(run_dir: Path | str) -> Path | None:
+    """The run's engagement: engagement.csv, else its dataset; None before the engage stage."""
+    path = ENGAGEMENT.path(run_dir)
+    if path.is_file():
+        return path
+    dataset = ENGAGEMENT_DATASET.path(run_dir)
+    return dataset if dataset.is_dir() else None
+
+
+def engagement_columns(run_dir: Path | str) -> list[str]:
+    """The columns of the run's engagement (engagement.csv's header or the dataset's schema).
+
+    Raises:
+        DataValidationError: the run has no engagement yet.
+    """
+    path = _engagement_path(run_dir)
+    if path.is_dir():
+        import pyarrow.dataset as ds
+
+        return list(ds.dataset(str(path), format="parquet").schema.names)
+    from cpo.runfiles import csv_header
+
+    return csv_header(path)
+
+
+def read_engagement(
+    run_dir: Path | str, columns: Sequence[str] | None = None, *, text: Sequence[str] = ()
+) -> pd.DataFrame:
+    """The run's engagement (engagement.csv or its dataset): the same values from either form.
+
+    Args:
+        run_dir: The run folder.
+        columns: Read only these columns (all when None); each must exist.
+        text: Of the columns read, those returned as text (a missing value as
+            ``""``); the others are typed from their values (the 0/1 flags as
+            integers).
+
+    Raises:
+        DataValidationError: the run has no engagement yet, or it lacks one of ``columns``.
+    """
+    path = _engagement_path(run_dir)
+    present = engagement_columns(run_dir)
+    wanted = present if columns is None else [c for c in present if c in set(columns)]
+    missing = [c for c in (columns or ()) if c not in present]
+    if missing:
+        raise DataValidationError(
+            f"{path}: missing column(s) {', '.join(missing)}",
+            hint=f"{ENGAGEMENT.name} has customer_id, experiment_arm, segment, opened, "
+            f"clicked, converted; {ENGAGEMENT.rewrite_hint}",
+        )
+    if path.is_dir():
+        frame = read_dataset(path, wanted)
+        for column in (c for c in text if c in frame.columns):
+            values = frame[column]
+            frame[column] = values.where(values.notna(), "").astype(str)
+        return frame
+    from cpo.runfiles import read_columns, read_text_artifact
+
+    if set(text) >= set(present) and wanted == present:
+        return read_text_artifact(path)
+    return read_columns(path, wanted, text=text)
+
+
+def _engagement_path(run_dir: Path | str) -> Path:
+    """engagement.csv or its dataset, or an error naming both when there is neither."""
+    found = find_engagement(run_dir)
+    if found is None:
+        raise DataValidationError(
+            f"{ENGAGEMENT.path(run_dir)}: engagement not found (nor {ENGAGEMENT_DATASET.name})",
+            hint=ENGAGEMENT.rewrite_hint,
+        )
+    return found
 
 
 # --- assign: the send list (sends.csv or sends.parquet) -------------------------
