@@ -43,7 +43,7 @@ from __future__ import annotations
 import gzip
 import re
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
@@ -274,11 +274,31 @@ def screen_names(first_names: pd.Series, screen: MergeScreen) -> ScreenedNames:
     length cap is still found); the inserted value is cut to the cap.
     """
     raw_codes, raw_distinct = pd.factorize(first_names)
-    full = normalize_values(pd.Series(raw_distinct, dtype=object), max_chars=None)
-    clean_codes, distinct = pd.factorize(full)
-    codes = clean_codes[raw_codes] if len(raw_codes) else np.zeros(0, dtype=np.int64)
+    holders = np.bincount(raw_codes, minlength=len(raw_distinct))
+    distinct = screen_distinct_names(pd.Series(raw_distinct, dtype=object), holders, screen)
+    codes = distinct.codes[raw_codes] if len(raw_codes) else np.zeros(0, dtype=np.int64)
+    return ScreenedNames(codes, distinct.values, distinct.reasons, distinct.results)
+
+
+def screen_distinct_names(
+    raw_names: pd.Series, holders: np.ndarray, screen: MergeScreen
+) -> ScreenedNames:
+    """Normalize distinct raw first names and screen each normalized value once.
+
+    Args:
+        raw_names: The distinct first names as the customers hold them, in the
+            order of their first recipient ("" for a blank name).
+        holders: Recipients holding each raw name.
+        screen: Screens distinct merge values.
+
+    Returns:
+        The screened names, ``codes`` giving each raw name's index in ``values``.
+    """
+    full = normalize_values(raw_names, max_chars=None)
+    codes, distinct = pd.factorize(full)
+    codes = np.asarray(codes, dtype=np.int64)
     texts = np.asarray(distinct, dtype=object)
-    holders = np.bincount(codes, minlength=len(texts))
+    counts = np.bincount(codes, weights=holders, minlength=len(texts)).astype(np.int64)
     to_screen = [index for index, value in enumerate(texts) if value]
     found = screen([texts[index] for index in to_screen])
     reasons = np.full(len(texts), "", dtype=object)
@@ -286,7 +306,7 @@ def screen_names(first_names: pd.Series, screen: MergeScreen) -> ScreenedNames:
     for index, codes_found in zip(to_screen, found, strict=True):
         reasons[index] = ";".join(codes_found)
         value = str(texts[index])
-        results.append(MergeResult(MERGE_FIELD, value, tuple(codes_found), int(holders[index])))
+        results.append(MergeResult(MERGE_FIELD, value, tuple(codes_found), int(counts[index])))
     values = cap_values(pd.Series(texts, dtype=object)).to_numpy(dtype=object)
     return ScreenedNames(codes, values, reasons, results)
 
@@ -330,41 +350,101 @@ def build_send_list(
     options = options or MessageOptions()
     frame = recipients_with_contacts(assignments, customers)
     screened = screen_names(frame[MERGE_FIELD], screen)
-    values = screened.values
     withheld = withheld_frame(frame, screened)
     keep = screened.reasons[screened.codes] == "" if len(frame) else np.zeros(0, dtype=bool)
     frame = frame.loc[keep].reset_index(drop=True)
     codes = screened.codes[keep]
-    frame[MERGE_FIELD] = values[codes] if len(codes) else frame[MERGE_FIELD]
+    sendable = sendable_messages(frame["variant_id"].unique(), variants)
+    messages = customer_messages(sendable, options)
+    names = merge_names(screened.values, options.greeting_fallback)
+    missing = int(names.blank[codes].sum()) if len(codes) else 0
+    rendered = render_rows(frame, codes, names, messages)
+    return SendList(rendered, unknown_fields_of(sendable), missing, withheld, screened.results)
+
+
+def sendable_messages(
+    variant_ids: Iterable[object], variants: Mapping[str, Variant]
+) -> dict[str, Variant]:
+    """The variants of ``variant_ids`` (recipients' variants), in id order.
+
+    Raises:
+        ValueError: a variant is assigned but not among ``variants``.
+    """
+    used = sorted({str(vid) for vid in variant_ids})
+    missing_ids = [vid for vid in used if vid not in variants]
+    if missing_ids:
+        raise ValueError(f"variant '{missing_ids[0]}' is assigned but not sendable")
+    return {vid: variants[vid] for vid in used}
+
+
+def unknown_fields_of(variants: Mapping[str, Variant]) -> dict[str, list[str]]:
+    """Variant id -> merge fields other than ``{first_name}`` in its subject or body."""
+    unknown: dict[str, list[str]] = {}
+    for variant_id, variant in variants.items():
+        fields = unknown_merge_fields(variant.subject + "\n" + variant.body)
+        if fields:
+            unknown[variant_id] = fields
+    return unknown
+
+
+@dataclass(frozen=True)
+class MergeNames:
+    """The distinct first names as inserted into the messages.
+
+    Attributes:
+        values: The ``first_name`` column's values (normalized, capped; "" when blank).
+        blank: Which values are blank.
+        text: Inserted into text: the value, or the greeting fallback when blank.
+        html: ``text`` HTML-escaped, inserted into ``body_html``.
+    """
+
+    values: np.ndarray
+    blank: np.ndarray
+    text: np.ndarray
+    html: np.ndarray
+
+
+def merge_names(values: np.ndarray, greeting_fallback: str) -> MergeNames:
+    """The inserted forms of the screened names' ``values``."""
     blank = values == ""
-    names = np.where(blank, options.greeting_fallback, values).astype(object)
-    html_names = np.array([escape_merge_value(str(n)) for n in names], dtype=object)
-    missing = int(blank[codes].sum()) if len(codes) else 0
+    text = np.where(blank, greeting_fallback, values).astype(object)
+    html = np.array([escape_merge_value(str(n)) for n in text], dtype=object)
+    return MergeNames(values, blank, text, html)
+
+
+def render_rows(
+    frame: pd.DataFrame,
+    codes: np.ndarray,
+    names: MergeNames,
+    messages: Mapping[str, tuple[CustomerMessage, str]],
+) -> pd.DataFrame:
+    """Each recipient's message: ``sends.csv`` rows, text columns as categoricals.
+
+    Args:
+        frame: Recipients to send to (customer_id, experiment_arm, variant_id,
+            email, first_name), none withheld.
+        codes: Per row, the index of its first name in ``names``.
+        names: The inserted first names.
+        messages: Customer copy and HTML template of every variant in ``frame``
+            (:func:`customer_messages`).
+    """
+    frame = frame.reset_index(drop=True)  # positions index the rows; the caller's frame is kept
+    frame[MERGE_FIELD] = names.values[codes] if len(codes) else frame[MERGE_FIELD]
     columns = {name: _TextColumn(len(frame)) for name in ("subject", "preheader", "body")}
     body_html = _TextColumn(len(frame))
-    unknown: dict[str, list[str]] = {}
     groups: dict[str, np.ndarray] = {
         str(vid): np.asarray(rows)
         for vid, rows in frame.groupby("variant_id", sort=True).indices.items()
     }
-    missing_ids = sorted(set(groups) - set(variants))
-    if missing_ids:
-        raise ValueError(f"variant '{missing_ids[0]}' is assigned but not sendable")
-    messages = customer_messages({vid: variants[vid] for vid in groups}, options)
     for variant_id, rows in groups.items():
         message, page = messages[variant_id]
         for name, column in columns.items():
-            column.render_group(getattr(message, name), rows, codes, names)
-        body_html.render_group(page, rows, codes, html_names)
-        fields = unknown_merge_fields(
-            variants[variant_id].subject + "\n" + variants[variant_id].body
-        )
-        if fields:
-            unknown[variant_id] = fields
+            column.render_group(getattr(message, name), rows, codes, names.text)
+        body_html.render_group(page, rows, codes, names.html)
     for name, column in columns.items():
         frame[name] = column.categorical()
     frame["body_html"] = body_html.categorical()
-    return SendList(frame[list(SEND_COLUMNS)], unknown, missing, withheld, screened.results)
+    return frame[list(SEND_COLUMNS)]
 
 
 def _csv_table(frame: pd.DataFrame) -> pa.Table:
