@@ -118,3 +118,33 @@ def test_srm_p_value_is_scipy_chi2_sf_bit_for_bit():
             method, p_value, statistic = stats._srm_test(observed, probs)
             assert method == "chi-square"
             assert p_value == float(scipy_stats.chi2.sf(statistic, df=arms - 1))
+
+
+def _fisher_tables() -> list[tuple[int, int, int, int]]:
+    """Every 2x2 table with up to 6 units per row, and random ones up to 2,000 units per row."""
+    small = list(itertools.product(range(7), repeat=4))
+    rng = np.random.default_rng(11)
+    rows = rng.integers(1, 2_000, size=(1_500, 2))
+    rates = rng.uniform(0.0, 0.02, size=(1_500, 2))
+    events = rng.binomial(rows, rates)
+    large = [
+        (int(e1), int(n1 - e1), int(e2), int(n2 - e2))
+        for (e1, e2), (n1, n2) in zip(events, rows, strict=True)
+    ]
+    return small + large
+
+
+def test_fisher_exact_is_scipy_bit_for_bit():
+    # scipy.stats.fisher_exact's two-sided p on ~3,900 tables: zero cells, zero margins,
+    # symmetric tables (the mode's own p) and sparse rates where the test is used.
+    for a, b, c, d in _fisher_tables():
+        expected = float(scipy_stats.fisher_exact([[a, b], [c, d]]).pvalue)
+        assert stats.fisher_exact_two_sided(a, b, c, d) == min(expected, 1.0), (a, b, c, d)
+
+
+def test_fisher_exact_matches_published_values():
+    # R fisher.test(matrix(c(3,1,1,3),2)) (Fisher's tea tasting): p = 0.4857;
+    # Agresti (2002) Table 3.8 also lists 0.486.
+    assert round(stats.fisher_exact_two_sided(3, 1, 1, 3), 4) == 0.4857
+    # Fagerland et al. (2017) ch. 4, [[0,16],[15,57]]: P = 0.06287.
+    assert round(stats.fisher_exact_two_sided(0, 16, 15, 57), 5) == 0.06287
