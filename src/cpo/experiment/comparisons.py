@@ -273,13 +273,10 @@ def prob_best_of_posteriors(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     lower_nodes, lower_weights = _gauss_legendre(_half_edges(near_zero, near_one, a))
     upper_nodes, upper_weights = _gauss_legendre(_half_edges(near_one, near_zero, b))
     log_norm = special.betaln(a, b)
-    cdf = np.zeros((len(a), lower_nodes.size + upper_nodes.size))
-    density = np.zeros_like(cdf)
-    for arm in range(len(a)):
-        lower = _posterior_on(lower_nodes, a[arm], b[arm], low[arm], high[arm], log_norm[arm])
-        upper = _posterior_on(upper_nodes, b[arm], a[arm], high[arm], low[arm], log_norm[arm])
-        cdf[arm] = np.concatenate([lower[0], 1.0 - upper[0]])
-        density[arm] = np.concatenate([lower[1], upper[1]])
+    lower = _posterior_on(lower_nodes, a, b, low, high, log_norm)
+    upper = _posterior_on(upper_nodes, b, a, high, low, log_norm)
+    cdf = np.concatenate([lower[0], 1.0 - upper[0]], axis=1)
+    density = np.concatenate([lower[1], upper[1]], axis=1)
     weights = np.concatenate([lower_weights, upper_weights])
     chances = np.empty(len(a))
     for arm in range(len(a)):
@@ -289,19 +286,30 @@ def prob_best_of_posteriors(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _posterior_on(
-    t: np.ndarray, a: float, b: float, low: float, high: float, log_norm: float
+    t: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    log_norm: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """CDF and density of Beta(a, b) at ``t`` (< 1/2), 0 outside its support [low, 1 - high].
+    """CDF and density of each Beta(a_i, b_i) at ``t`` (< 1/2), 0 outside [low_i, 1 - high_i].
 
-    Called with the parameters swapped for the upper half, where ``t = 1 - x``:
-    Beta(b, a) at ``1 - x`` has the same density, and its CDF is ``1 - F(x)``.
+    One row per arm. Called with the parameters swapped for the upper half,
+    where ``t = 1 - x``: Beta(b, a) at ``1 - x`` has the same density, and its
+    CDF is ``1 - F(x)``.
     """
+    a, b, low, high, log_norm = (v[:, None] for v in (a, b, low, high, log_norm))
     inside = (t >= low) & (t <= 1.0 - high)
-    x = t[inside]
+    arm, node = np.nonzero(inside)
+    x = t[node]
     cdf = (t > 1.0 - high).astype(float)
-    cdf[inside] = special.betainc(a, b, x)
-    density = np.zeros_like(t)
-    density[inside] = np.exp(special.xlogy(a - 1.0, x) + special.xlog1py(b - 1.0, -x) - log_norm)
+    cdf[inside] = special.betainc(a[arm, 0], b[arm, 0], x)
+    density = np.zeros(inside.shape)
+    shape_a, shape_b = a[arm, 0] - 1.0, b[arm, 0] - 1.0
+    density[inside] = np.exp(
+        special.xlogy(shape_a, x) + special.xlog1py(shape_b, -x) - log_norm[arm, 0]
+    )
     return cdf, density
 
 
