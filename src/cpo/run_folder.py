@@ -177,7 +177,7 @@ SENDS = Artifact(
 SENDS_PARQUET = Artifact(
     "sends.parquet",
     1,
-    "the send list of a large run, compact (cpo export-sends)",
+    "the send list of a large or Spark run, compact (cpo export-sends)",
     "assign",
     personal=True,
 )
@@ -1007,11 +1007,33 @@ class SendListFile:
 
     Attributes:
         artifact: :data:`SENDS` (plain CSV) or :data:`SENDS_PARQUET` (compact).
-        path: The file in the run folder.
+        path: The file in the run folder (with the Spark engine, ``sends.parquet``
+            is a folder of Parquet part files, read in part-file order).
     """
 
     artifact: Artifact
     path: Path
+
+    @property
+    def dataset(self) -> bool:
+        """True for a send list written by Spark (a folder of part files)."""
+        return self.path.is_dir()
+
+    def part_files(self) -> list[Path]:
+        """The Parquet files holding the rows, in row order (the file itself unless a dataset)."""
+        if not self.dataset:
+            return [self.path]
+        return sorted(
+            p
+            for p in self.path.iterdir()
+            if p.suffix == ".parquet" and not p.name.startswith(("_", "."))
+        )
+
+    def schema(self) -> pa.Schema:
+        """The Arrow schema of a Parquet send list (every column's name and type)."""
+        import pyarrow.dataset as ds
+
+        return ds.dataset([str(p) for p in self.part_files()], format="parquet").schema
 
     @property
     def compact(self) -> bool:
@@ -1028,7 +1050,7 @@ class SendListFile:
         if self.compact:
             import pyarrow.parquet as pq
 
-            return int(pq.ParquetFile(self.path).metadata.num_rows)
+            return sum(int(pq.ParquetFile(p).metadata.num_rows) for p in self.part_files())
         import pandas as pd
 
         # pandas' C parser, first column only: faster here than Arrow's streaming reader
@@ -1046,9 +1068,10 @@ class SendListFile:
         if self.compact:
             import pyarrow.parquet as pq
 
-            parquet = pq.ParquetFile(self.path)
-            for group in range(parquet.num_row_groups):
-                yield parquet.read_row_group(group)
+            for path in self.part_files():
+                parquet = pq.ParquetFile(path)
+                for group in range(parquet.num_row_groups):
+                    yield parquet.read_row_group(group)
             return
         yield from _csv_parts(self.path, SEND_LIST_BATCH_ROWS)
 
@@ -1092,13 +1115,46 @@ def find_send_list(run_dir: Path | str) -> SendListFile | None:
 
     The assign stage writes one form and removes the other; when both are
     present (a ``cpo export-sends --out RUN_DIR/sends.csv``) the Parquet file
-    it wrote is the send list.
+    (or, with the Spark engine, the Parquet dataset) it wrote is the send list.
     """
     for form in SEND_LIST_FORMS:
         path = form.path(run_dir)
-        if path.is_file():
+        if path.is_file() or (form == SENDS_PARQUET and path.is_dir()):
             return SendListFile(form, path)
     return None
+
+
+#: Largest dictionary of a send-list column per row group that Spark keeps
+#: dictionary-encoded (each distinct message stored once, as in sends.parquet).
+SEND_LIST_DICTIONARY_BYTES = 1 << 30
+
+
+def write_send_list_dataset(run_dir: Path | str, sends: Any) -> None:
+    """Write the send list as a Parquet dataset (``sends.parquet/``) from a Spark DataFrame.
+
+    Any other form of the send list goes first (sends.csv, a sends.parquet
+    file). The text columns are dictionary-encoded up to
+    :data:`SEND_LIST_DICTIONARY_BYTES` per row group and zstd-compressed.
+
+    Args:
+        run_dir: The run folder (a path Spark's executors can write).
+        sends: A Spark DataFrame with sends.csv's columns, in send-list order.
+    """
+    remove_send_lists(run_dir)
+    path = SENDS_PARQUET.path(run_dir)
+    writer = sends.write.mode("overwrite").option("compression", "zstd")
+    writer = writer.option("parquet.dictionary.page.size", str(SEND_LIST_DICTIONARY_BYTES))
+    writer.parquet(str(path.resolve()))
+
+
+def remove_send_lists(run_dir: Path | str) -> None:
+    """Remove every form of the run's send list (sends.csv, sends.parquet file or dataset)."""
+    for form in SEND_LIST_FORMS:
+        path = form.path(run_dir)
+        if path.is_dir():
+            _remove_dataset(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def read_send_list(run_dir: Path | str) -> SendListFile:

@@ -4,10 +4,11 @@ Two shapes of work:
 
 * frame operations (``segment``, ``assign``): pandas frames in and out, for
   callers that already hold the customers (adaptive waves, tests);
-* stage operations (``segment_customers``, ``assign_segments``): the engine reads the customer file,
-  writes the stage's per-customer artifacts into the run folder itself and
-  returns only small summaries, so with Spark the customers never pass through
-  the driver.
+* stage operations (``segment_customers``, ``assign_segments``,
+  ``write_send_list``): the engine reads the customer file (or the run's
+  datasets), writes the stage's per-customer artifacts into the run folder
+  itself and returns only small summaries, so with Spark the customers never
+  pass through the driver.
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from cpo.compute.settings import ComputeSettings
-    from cpo.compute.work import SegmentedCustomers, SegmentRequest
+    from cpo.compute.work import (
+        AssignedCustomers,
+        SegmentedCustomers,
+        SegmentRequest,
+        SendListRequest,
+        SendListSummary,
+    )
     from cpo.experiment.design import Design
     from cpo.segmentation.base import SegmentationResult
     from cpo.segmentation.settings import SegmentationSettings
@@ -45,8 +52,16 @@ class Engine(Protocol):
         """Read and validate the customers, segment them, write segments and the customer copy."""
         ...
 
-    def assign_segments(self, run_dir: Path, design: Design, assigned_at: str) -> pd.DataFrame:
-        """Assign the run's segments, write the assignments; return them for the send list."""
+    def assign_segments(self, run_dir: Path, design: Design, assigned_at: str) -> AssignedCustomers:
+        """Assign the run's segments, write the assignments; return the counts per arm."""
+        ...
+
+    def write_send_list(self, request: SendListRequest) -> SendListSummary:
+        """Build, screen (audited before writing) and write the send list; return counts."""
+        ...
+
+    def check_waves(self, count: int) -> None:
+        """Refuse ``count`` adaptive waves if this engine cannot run them (a CpoError)."""
         ...
 
 

@@ -7,11 +7,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from cpo.compute.work import SegmentedCustomers, SegmentRequest
+from cpo.compute.work import (
+    AssignedCustomers,
+    SegmentedCustomers,
+    SegmentRequest,
+    SendListRequest,
+    SendListSummary,
+    arm_counts,
+)
 from cpo.customers import load_customers
 from cpo.errors import DataValidationError
 from cpo.experiment.assignment import assign
 from cpo.experiment.design import Design
+from cpo.experiment.send_stage import write_local_send_list
 from cpo.run_folder import (
     read_segments,
     write_assignments,
@@ -71,8 +79,15 @@ class LocalEngine:
             has_email=loaded.has_email,
         )
 
-    def assign_segments(self, run_dir: Path, design: Design, assigned_at: str) -> pd.DataFrame:
-        """Assign segments.csv's customers and write assignments.csv (returned too)."""
+    def assign_segments(self, run_dir: Path, design: Design, assigned_at: str) -> AssignedCustomers:
+        """Assign segments.csv's customers, write assignments.csv; keep them for the sends."""
         assignments = assign(read_segments(run_dir), design, assigned_at=assigned_at)
         write_assignments(run_dir, assignments)
-        return assignments
+        return AssignedCustomers(arm_counts(assignments), rows=assignments)
+
+    def write_send_list(self, request: SendListRequest) -> SendListSummary:
+        """:func:`cpo.experiment.send_stage.write_local_send_list` (in this process)."""
+        return write_local_send_list(request)
+
+    def check_waves(self, count: int) -> None:
+        """Any number of adaptive waves runs here."""

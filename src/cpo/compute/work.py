@@ -7,10 +7,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
     import pandas as pd
 
     from cpo.customer_settings import CustomerSettings
-    from cpo.models import SegmentProfile
+    from cpo.experiment.send_stage import MergeValueScreening
+    from cpo.experiment.sends import MessageOptions
+    from cpo.experiment.settings import SendListSettings
+    from cpo.merge_values import MergeResult
+    from cpo.models import SegmentProfile, Variant
     from cpo.segmentation.settings import SegmentationSettings
 
 
@@ -62,3 +68,74 @@ class SegmentedCustomers:
     rejected: pd.DataFrame
     reading: dict[str, Any] = field(default_factory=dict)
     has_email: bool = False
+
+
+@dataclass(frozen=True)
+class AssignedCustomers:
+    """What the assign stage gets back from an engine's assignment.
+
+    Attributes:
+        counts: Customers per arm, the holdout included.
+        rows: The assignments, when the engine holds them in this process (the
+            local engine; adaptive waves: the wave being mailed), handed on to its
+            send list; ``None`` when they stay in the run folder's dataset (Spark).
+    """
+
+    counts: dict[str, int]
+    rows: pd.DataFrame | None = None
+
+
+@dataclass(frozen=True)
+class SendListRequest:
+    """What the assign stage asks of an engine for the send list.
+
+    Attributes:
+        run_dir: The run folder (assignments and the customer copy are read from
+            it; the send list is written to it).
+        variants: The sendable variants the design uses, by id.
+        options: How customer copies are made (citations, footer, greeting fallback).
+        screening: Screens distinct first names and records them in the audit log
+            (recorded before the send list is written).
+        settings: ``experiment.send_list`` (the compact form's threshold).
+        customers: Reads the run's validated customers, the columns given (an
+            engine that builds the list in this process calls it).
+        assignments: The rows to mail when the caller holds them
+            (:attr:`AssignedCustomers.rows`); ``None``: the run's assignments.
+    """
+
+    run_dir: Path
+    variants: Mapping[str, Variant]
+    options: MessageOptions
+    screening: MergeValueScreening
+    settings: SendListSettings
+    customers: Callable[[Sequence[str]], pd.DataFrame]
+    assignments: pd.DataFrame | None = None
+
+
+@dataclass(frozen=True)
+class SendListSummary:
+    """What the assign stage gets back from the send list: counts, never the rows.
+
+    Attributes:
+        recipients: Rows of the send list (holdout and withheld left out).
+        form: The manifest's ``send_list`` record (file, format, why).
+        records: The manifest records of the merge screening (the audit head).
+        withheld: ``withheld.csv`` rows (customer_id, field, reason), in
+            assignment order.
+        merge_results: One screening result per distinct non-blank first name.
+        missing_names: Recipients greeted with the greeting fallback (blank name).
+        unknown_fields: Variant id -> merge fields left as written.
+    """
+
+    recipients: int
+    form: dict[str, Any]
+    records: dict[str, Any]
+    withheld: pd.DataFrame
+    merge_results: list[MergeResult]
+    missing_names: int
+    unknown_fields: dict[str, list[str]]
+
+
+def arm_counts(assignments: pd.DataFrame) -> dict[str, int]:
+    """Customers per arm of assignment rows (the holdout included)."""
+    return {str(arm): int(n) for arm, n in assignments["experiment_arm"].value_counts().items()}

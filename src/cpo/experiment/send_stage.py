@@ -1,11 +1,15 @@
 """The send-list step of the ``assign`` stage: customer copies, merge screening, files.
 
-:func:`write_sends` builds the send list from the assignments (see
-:mod:`cpo.experiment.sends`), screens each distinct first name once with the
-configured safety backend and records it in the hash-chained audit log (both
+The engine builds the send list (:meth:`cpo.compute.engine.Engine.write_send_list`):
+the local engine with :func:`write_local_send_list` (see
+:mod:`cpo.experiment.sends`), the Spark engine with the same per-row code on
+each partition. Either way each distinct first name is screened once with the
+configured safety backend and recorded in the hash-chained audit log (both
 through a :class:`MergeValueScreening` the pipeline supplies, so this package
-does not import the safety package), and writes the send list (``sends.csv``, or
-``sends.parquet`` for a large run, see :func:`send_list_form`) and ``withheld.csv``.
+does not import the safety package) before the send list is written
+(``sends.csv``, or ``sends.parquet`` for a large run, see :func:`send_list_form`;
+a ``sends.parquet/`` dataset with Spark, :func:`dataset_form`). The stage
+writes ``withheld.csv``.
 """
 
 from __future__ import annotations
@@ -13,9 +17,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
@@ -24,10 +28,11 @@ from cpo.audit import (
     KIND_MERGE_SCREENING,
     KIND_MERGE_WITHHELD,
 )
+from cpo.compute.work import SendListSummary
 from cpo.customer_text import source_links
 from cpo.experiment.sends import (
+    CONTACT_COLUMNS,
     MessageOptions,
-    SendList,
     build_send_list,
     write_send_list,
     write_send_list_parquet,
@@ -36,8 +41,10 @@ from cpo.experiment.settings import SendListSettings
 from cpo.merge_values import MergeResult
 from cpo.models import Variant
 from cpo.run_folder import RETRIEVAL, read_retrieval
-from cpo.runfiles import write_csv
 from cpo.stage_api import RunContext
+
+if TYPE_CHECKING:
+    from cpo.compute.work import SendListRequest
 
 _MERGE_KINDS = (KIND_MERGE_SCREENING, KIND_MERGE_WITHHELD)
 
@@ -78,35 +85,50 @@ def message_options(ctx: RunContext, variants: list[Variant]) -> MessageOptions:
     )
 
 
-def write_sends(
-    ctx: RunContext,
-    assignments: pd.DataFrame,
-    customers: pd.DataFrame,
-    variants: Mapping[str, Variant],
-    screening: MergeValueScreening,
-) -> tuple[SendList, dict[str, Any], dict[str, Any]]:
-    """Build the send list, audit the merge screening, write the send list and withheld.csv.
+def send_list_settings(ctx: RunContext) -> SendListSettings:
+    """The run's ``experiment.send_list`` (defaults when the config has none)."""
+    return getattr(ctx.config.experiment.experiment, "send_list", None) or SendListSettings()
 
-    The send list is ``sends.csv``, or ``sends.parquet`` above
+
+def write_local_send_list(request: SendListRequest) -> SendListSummary:
+    """The local engine's send list: build it in this process, audit, write it.
+
+    The assignments are the request's rows (or the run's assignments), the
+    contacts come from the request's customer reader. The merge screening is
+    recorded in the audit log before the send list is written. The send list
+    is ``sends.csv``, or ``sends.parquet`` above
     ``experiment.send_list.compact_above`` recipients (:func:`send_list_form`).
 
-    Returns:
-        The send list, the manifest records of the merge screening (the
-        audit head after its entries; empty when nothing was screened) and
-        the form written (:func:`send_list_form`).
+    Raises:
+        ValueError: an assigned variant is not sendable, or a recipient has no
+            customer record.
     """
-    options = message_options(ctx, list(variants.values()))
-    send_list = build_send_list(assignments, customers, variants, screen=screening, options=options)
-    records = screening.record(send_list.merge_results)
-    form = send_list_form(ctx, len(send_list.frame))
-    write_send_list_form(ctx.run_dir, send_list.frame, form)
-    write_csv(ctx.path(run_folder.WITHHELD.name), send_list.withheld)
-    return send_list, records, form
+    assignments = request.assignments
+    if assignments is None:
+        assignments = run_folder.read_assignments(request.run_dir)
+    send_list = build_send_list(
+        assignments,
+        request.customers(CONTACT_COLUMNS),
+        request.variants,
+        screen=request.screening,
+        options=request.options,
+    )
+    records = request.screening.record(send_list.merge_results)
+    form = send_list_form(request.settings, len(send_list.frame))
+    write_send_list_form(request.run_dir, send_list.frame, form)
+    return SendListSummary(
+        recipients=len(send_list.frame),
+        form=form,
+        records=records,
+        withheld=send_list.withheld,
+        merge_results=send_list.merge_results,
+        missing_names=send_list.missing_names,
+        unknown_fields=send_list.unknown_fields,
+    )
 
 
-def send_list_form(ctx: RunContext, recipients: int) -> dict[str, Any]:
+def send_list_form(settings: SendListSettings, recipients: int) -> dict[str, Any]:
     """Which form the send list takes and why (the manifest's ``send_list`` record)."""
-    settings = getattr(ctx.config.experiment.experiment, "send_list", None) or SendListSettings()
     threshold = settings.compact_above
     form = run_folder.SENDS_PARQUET if settings.compact(recipients) else run_folder.SENDS
     if threshold is None:
@@ -126,23 +148,33 @@ def send_list_form(ctx: RunContext, recipients: int) -> dict[str, Any]:
     }
 
 
+def dataset_form(settings: SendListSettings, recipients: int) -> dict[str, Any]:
+    """The manifest's ``send_list`` record of a send list Spark wrote as a Parquet dataset."""
+    return {
+        "file": run_folder.SENDS_PARQUET.name,
+        "format": "parquet",
+        "recipients": recipients,
+        "compact_above": settings.compact_above,
+        "reason": "compute.engine: spark writes it as a Parquet dataset (a folder of part "
+        "files) at any size",
+    }
+
+
 def write_send_list_form(run_dir: Path, frame: pd.DataFrame, form: dict[str, Any]) -> None:
-    """Write the send list in ``form``; the other form, stale now, is removed first.
+    """Write the send list in ``form``; every earlier form, stale now, is removed first.
 
     Removing first means a failure while writing leaves no send list (the
     stage is then failed and reruns) rather than an old one next to new
     assignments.
     """
-    for other in run_folder.SEND_LIST_FORMS:
-        if other.name != form["file"]:
-            other.path(run_dir).unlink(missing_ok=True)
+    run_folder.remove_send_lists(run_dir)
     if form["format"] == "parquet":
         write_send_list_parquet(run_folder.SENDS_PARQUET.path(run_dir), frame)
     else:
         write_send_list(run_folder.SENDS.path(run_dir), frame)
 
 
-def withheld_summary(send_list: SendList) -> dict[str, Any]:
+def withheld_summary(send_list: SendListSummary) -> dict[str, Any]:
     """Manifest facts: customers withheld, by reason code, and values screened."""
     reasons = Counter(
         code for text in send_list.withheld["reason"] for code in str(text).split(";") if code

@@ -559,7 +559,7 @@ def _stream_csv(
             if progress:
                 progress(done, total)
     if writer is None:  # no rows: the header alone, as write_send_list writes it
-        empty = pq.ParquetFile(source.path).schema_arrow.empty_table()
+        empty = source.schema().empty_table()
         pacsv.write_csv(empty, sink, CSV_WRITE_OPTIONS)
     else:
         writer.close()

@@ -18,6 +18,7 @@ id is logged.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from cpo import run_folder
+from cpo.compute import engine_for
+from cpo.compute.work import AssignedCustomers, SendListRequest, SendListSummary, arm_counts
 from cpo.errors import DataValidationError
 from cpo.events.formats import detect_format
 from cpo.events.imports import import_provider_events
@@ -51,10 +54,11 @@ from cpo.experiment.engagement import (
 from cpo.experiment.send_stage import (
     MergeScreeningFactory,
     decisions_fingerprint,
+    message_options,
+    send_list_settings,
     withheld_summary,
-    write_sends,
 )
-from cpo.experiment.sends import CONTACT_COLUMNS, SendList
+from cpo.experiment.sends import CONTACT_COLUMNS
 from cpo.experiment.settings import HOLDOUT_ARM
 from cpo.experiment.simulate import SIMULATION_COLUMNS, SOURCE_SIMULATED, simulate_engagement
 from cpo.experiment.wave_imports import (
@@ -173,26 +177,20 @@ class AssignStage(StageBase):
         segments = read_segments(ctx.run_dir)
         variants = read_variants(ctx.run_dir)
         decisions = sendable_variants(ctx.run_dir)
-        customers = load_run_customers(ctx, [*CONTACT_COLUMNS, *history_columns()])
+        customers = load_run_customers(ctx, history_columns())  # the design's columns only
         design = self._design(ctx, segments, variants, decisions, customers)
         run_folder.write_design(ctx.run_dir, design.to_dict())
         self._log_design(ctx, design)
         step: WaveStep | None = None
         if is_real_send(ctx):
-            step = advance_waves(ctx, segments, design, _wave_importer(customers))
-            assignments, mailed = step.assignments, current_rows(step)
+            contacts = load_run_customers(ctx, [*CONTACT_COLUMNS, *history_columns()])
+            step = advance_waves(ctx, segments, design, _wave_importer(contacts))
+            assigned = AssignedCustomers(arm_counts(step.assignments), rows=current_rows(step))
         else:
-            assignments = mailed = assign_run(ctx, segments, design, customers)
-        by_id = {v.variant_id: v for v in variants}
-        used = {vid for plan in design.segments for vid in plan.variant_ids.values()}
-        variants_used = {vid: by_id[vid] for vid in used}
-        screening = self.merge_screening(ctx)
-        send_list, audit_records, send_form = write_sends(
-            ctx, mailed, customers, variants_used, screening
-        )
-        counts = {
-            str(arm): int(n) for arm, n in assignments["experiment_arm"].value_counts().items()
-        }
+            assigned = assign_run(ctx, segments, design, customers)
+        send_list = self._write_send_list(ctx, design, variants, assigned)
+        audit_records = send_list.records
+        counts = assigned.counts
         self._log_sends(ctx, send_list, counts)
         experiment = {
             "design": run_folder.EXPERIMENT_DESIGN.name,
@@ -200,8 +198,8 @@ class AssignStage(StageBase):
             "salt_sha256": design.salt_sha256,
             "arms": {a.name: a.tone for a in design.arms},
             "assigned": {k: int(v) for k, v in sorted(counts.items())},
-            "recipients": len(send_list.frame),
-            "send_list": send_form,
+            "recipients": send_list.recipients,
+            "send_list": send_list.form,
             "withheld": withheld_summary(send_list),
         }
         summary = self._summary(design, counts)
@@ -219,6 +217,26 @@ class AssignStage(StageBase):
             facts=experiment,
             records={**audit_records, "experiment": experiment},
         )
+
+    def _write_send_list(
+        self, ctx: RunContext, design: Design, variants: list[Variant], assigned: AssignedCustomers
+    ) -> SendListSummary:
+        """The engine builds and writes the send list (audited first); withheld.csv is written."""
+        by_id = {v.variant_id: v for v in variants}
+        used = {vid for plan in design.segments for vid in plan.variant_ids.values()}
+        variants_used = {vid: by_id[vid] for vid in used}
+        request = SendListRequest(
+            run_dir=ctx.run_dir,
+            variants=variants_used,
+            options=message_options(ctx, list(variants_used.values())),
+            screening=self.merge_screening(ctx),
+            settings=send_list_settings(ctx),
+            customers=functools.partial(load_run_customers, ctx),
+            assignments=assigned.rows,
+        )
+        send_list = engine_for(ctx.config.experiment.compute).write_send_list(request)
+        write_csv(ctx.path(run_folder.WITHHELD.name), send_list.withheld)
+        return send_list
 
     def _wave_step_summary(self, step: WaveStep, waves: int) -> str:
         imported = f"; events of wave {step.imported} imported" if step.imported is not None else ""
@@ -282,13 +300,15 @@ class AssignStage(StageBase):
         for warning in design.warnings:
             ctx.log.warning(self.name, warning["code"], channel=CHANNEL, message=warning["message"])
 
-    def _log_sends(self, ctx: RunContext, send_list: SendList, counts: dict[str, Any]) -> None:
+    def _log_sends(
+        self, ctx: RunContext, send_list: SendListSummary, counts: dict[str, Any]
+    ) -> None:
         ctx.log.info(
             self.name,
             "assigned",
             channel=CHANNEL,
             counts={k: int(v) for k, v in sorted(counts.items())},
-            recipients=len(send_list.frame),
+            recipients=send_list.recipients,
         )
         if send_list.missing_names:
             ctx.log.info(

@@ -25,6 +25,7 @@ import pandas as pd
 
 from cpo import run_folder
 from cpo.compute import engine_for
+from cpo.compute.work import AssignedCustomers, arm_counts
 from cpo.errors import CpoError
 from cpo.experiment import catalog
 from cpo.experiment.design import Design
@@ -81,10 +82,13 @@ def check_wave_options(config: Config, options: RunOptions) -> None:
     """Before any stage runs: the wave count is usable and the engagement mode is clear.
 
     Raises:
-        CpoError: see :func:`waves_for`; ``--await-engagement`` with one wave; or
-            adaptive waves with an engagement file in a run not sent for real.
+        CpoError: see :func:`waves_for`; adaptive waves the engine cannot run
+            (:meth:`cpo.compute.engine.Engine.check_waves`); ``--await-engagement``
+            with one wave; or adaptive waves with an engagement file in a run not
+            sent for real.
     """
     settings = waves_for(config.experiment.experiment.waves, options.waves)
+    engine_for(config.experiment.compute).check_waves(settings.count)
     if options.await_engagement and settings.count == 1:
         raise CpoError(
             "--await-engagement: the run has one wave, so there is no later wave to wait for",
@@ -104,11 +108,11 @@ def check_wave_options(config: Config, options: RunOptions) -> None:
 
 def assign_run(
     ctx: RunContext, segments: pd.DataFrame, design: Design, customers: pd.DataFrame
-) -> pd.DataFrame:
-    """The run's assignments, written to the run folder (returned for the send list).
+) -> AssignedCustomers:
+    """Assign the run, write the assignments; their counts (and the rows if held here).
 
     One wave as always (the engine assigns and writes them), or the offline loop
-    of adaptive waves.
+    of adaptive waves (in this process: the rows are returned for the send list).
     """
     settings = wave_settings(ctx)
     if settings.count == 1:
@@ -138,7 +142,7 @@ def assign_run(
     for allocation in run.allocations:
         log_allocation(ctx, allocation, responses=run.observed[allocation.wave])
     run_folder.write_assignments(ctx.run_dir, run.assignments)
-    return run.assignments
+    return AssignedCustomers(arm_counts(run.assignments), rows=run.assignments)
 
 
 def log_allocation(ctx: RunContext, allocation: WaveAllocation, **fields: Any) -> None:

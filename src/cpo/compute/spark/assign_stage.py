@@ -4,8 +4,8 @@ Spark reads the segments the segment stage wrote (a Parquet dataset, or
 segments.csv of a run segmented locally), assigns every customer by the
 design (:mod:`.assignment`) and writes the assignments as a Parquet dataset in
 the segments' order (file, then row within the file: the customers' order).
-Only the segment sizes reach the driver; the assignments are read back with
-pyarrow for the send list.
+Only the segment sizes and the customers per arm reach the driver; the send
+list is built from the dataset by Spark too (:mod:`.sends`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from cpo.compute.spark.assignment import (
     assign_mapper,
@@ -22,11 +21,12 @@ from cpo.compute.spark.assignment import (
     block_ranks,
     check_segments,
 )
+from cpo.compute.work import AssignedCustomers
 from cpo.experiment.assignment import ASSIGNMENT_COLUMNS
 from cpo.experiment.design import Design
 from cpo.run_folder import (
+    ASSIGNMENTS_DATASET,
     SEGMENTS_DATASET,
-    read_assignments,
     read_segments,
     write_assignments_dataset,
 )
@@ -36,8 +36,10 @@ INDEX = "__index"  # the row's index within that file
 ORDER = (FILE, INDEX)
 
 
-def assign_segments(engine: Any, run_dir: Path, design: Design, assigned_at: str) -> pd.DataFrame:
-    """Assign on Spark, write the assignments dataset, return the assignments read back.
+def assign_segments(
+    engine: Any, run_dir: Path, design: Design, assigned_at: str
+) -> AssignedCustomers:
+    """Assign on Spark, write the assignments dataset, return the customers per arm.
 
     Raises:
         ValueError: a segment is not in the design, or (stratified_block) a
@@ -56,7 +58,9 @@ def assign_segments(engine: Any, run_dir: Path, design: Design, assigned_at: str
     assigned = segments.mapInPandas(mapper, assignment_schema({FILE: "string", INDEX: "long"}))
     ordered = assigned.orderBy(F.col(FILE), F.col(INDEX)).select(*ASSIGNMENT_COLUMNS)
     write_assignments_dataset(run_dir, ordered)
-    return read_assignments(run_dir)
+    written = engine.session.read.parquet(str(ASSIGNMENTS_DATASET.path(run_dir).resolve()))
+    counts = written.groupBy("experiment_arm").count().collect()
+    return AssignedCustomers({str(row["experiment_arm"]): int(row["count"]) for row in counts})
 
 
 def _read_segments(engine: Any, run_dir: Path) -> Any:

@@ -6,6 +6,9 @@ What runs where:
   work (:meth:`SparkEngine.segment_customers`, :mod:`.segment`) reads the
   customer file with Spark and writes the segments and the customer copy as
   Parquet datasets; :meth:`SparkEngine.segment` segments a pandas frame.
+* **send list** (:mod:`.sends`): Spark joins the recipients to the customer
+  copy, the driver screens the distinct first names, each partition renders
+  its messages with the local code and Spark writes ``sends.parquet/``;
 * **assign**: the keyed hash of every id is the local function run on Arrow
   batches (``pandas_udf``), so the hashes are identical; ``hash`` assigns each
   row from its own hash; ``stratified_block`` ranks customers within their
@@ -42,7 +45,14 @@ from cpo.compute.spark.rules import (
     segment_schema,
 )
 from cpo.compute.spark.session import spark_session
-from cpo.compute.work import SegmentedCustomers, SegmentRequest
+from cpo.compute.work import (
+    AssignedCustomers,
+    SegmentedCustomers,
+    SegmentRequest,
+    SendListRequest,
+    SendListSummary,
+)
+from cpo.errors import CpoError
 from cpo.experiment.design import Design
 from cpo.segmentation import rules_result
 from cpo.segmentation.advice import SPARSE_SHARE, sparse_segment_warnings
@@ -117,15 +127,36 @@ class SparkEngine:
         mapper = assign_mapper(design, assigned_at, [ROW])
         return _collect_in_order(data.mapInPandas(mapper, assignment_schema({ROW: "long"})))
 
-    def assign_segments(self, run_dir: Path, design: Design, assigned_at: str) -> pd.DataFrame:
+    def assign_segments(self, run_dir: Path, design: Design, assigned_at: str) -> AssignedCustomers:
         """Assign the run's segments on Spark; Spark writes the assignments dataset.
 
         Returns:
-            The assignments, read back from the dataset (the send list needs them).
+            The customers per arm (the assignments stay in the dataset).
         """
         from cpo.compute.spark.assign_stage import assign_segments
 
         return assign_segments(self, run_dir, design, assigned_at)
+
+    def write_send_list(self, request: SendListRequest) -> SendListSummary:
+        """Build and write the send list on Spark (:mod:`.sends`): ``sends.parquet/``."""
+        from cpo.compute.spark.sends import write_send_list
+
+        return write_send_list(self, request)
+
+    def check_waves(self, count: int) -> None:
+        """Refuse adaptive waves: their loop holds every customer on the driver.
+
+        Raises:
+            CpoError: ``count`` is above 1.
+        """
+        if count > 1:
+            raise CpoError(
+                f"adaptive waves ({count}) with compute.engine: spark: the wave loop assigns, "
+                "simulates and reallocates every wave on the driver with all customers in "
+                "memory, so it runs with the local engine only",
+                hint="set compute.engine: local in experiment_config.yaml for a run of waves, "
+                "or run one wave (--waves 1) on Spark",
+            )
 
     def _frame(self, frame: pd.DataFrame) -> Any:
         """A Spark DataFrame of ``frame`` with its input position."""
