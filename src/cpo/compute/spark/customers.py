@@ -49,7 +49,10 @@ from cpo.errors import DataValidationError
 POSITION = "__position"  # file order (partition, then row): the first duplicate is kept
 REASON = "__reason"  # the local loader's reasons, "" for a valid row
 DUPLICATE = "__duplicate"
-RAW = "__raw_"  # prefix of a numeric column's cell as read (rejected rows show it)
+VALUE = "__value"  # suffix of a numeric column's parsed number
+#: Ids that repeat, up to this many, are sent to every task to mark the later rows (no
+#: shuffle of the customers); more are joined by a shuffle (then the file order is restored).
+BROADCAST_REPEATS = 100_000
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
 _DUPLICATE_REASON = "duplicate id"
 
@@ -65,6 +68,7 @@ class SparkCustomers:
         valid_rows: Rows in ``frame``.
         reading: How the file was read (recorded in the manifest).
         has_email: Whether the customers have email addresses.
+        cached: The validated rows Spark keeps (``frame`` reads them); :meth:`release` frees them.
     """
 
     frame: Any
@@ -73,6 +77,12 @@ class SparkCustomers:
     valid_rows: int
     reading: dict[str, Any] = field(default_factory=dict)
     has_email: bool = False
+    cached: Any = None
+
+    def release(self) -> None:
+        """Free the validated rows Spark keeps (``frame`` is read from the file again after)."""
+        if self.cached is not None:
+            self.cached.unpersist()
 
 
 def is_uri(location: str) -> bool:
@@ -122,7 +132,7 @@ def read_customers(
     except BaseException:
         flagged.unpersist()
         raise
-    return SparkCustomers(valid, rejected, total, total - bad_rows, reading, has_email)
+    return SparkCustomers(valid, rejected, total, total - bad_rows, reading, has_email, flagged)
 
 
 def _read_raw(session: Any, location: str, settings: CustomerSettings) -> tuple[Any, dict]:
@@ -191,7 +201,13 @@ def _has_email(raw: Any, names: list[str]) -> bool:
 
 
 def _with_duplicates(raw: Any) -> Any:
-    """Add the file position and whether the (stripped) id appeared earlier in the file."""
+    """Add the file position and whether the (stripped) id appeared earlier in the file.
+
+    The repeated ids are found first, from the id column alone (one aggregate);
+    usually there are none and the customers are not joined at all. A few are
+    broadcast to the tasks; only very many are joined by a shuffle, after which
+    the rows are put back in file order.
+    """
     from pyspark.sql import functions as F
 
     positioned = raw.withColumn(POSITION, F.monotonically_increasing_id())
@@ -200,10 +216,16 @@ def _with_duplicates(raw: Any) -> Any:
         positioned.groupBy(key.alias("__id"))
         .agg(F.count(F.lit(1)).alias("__n"), F.min(POSITION).alias("__first"))
         .filter((F.col("__n") > 1) & (F.col("__id") != ""))
+        .select("__id", "__first")
     )
-    joined = positioned.join(firsts, key == F.col("__id"), "left")
+    repeated = firsts.limit(BROADCAST_REPEATS + 1).count()
+    if repeated == 0:
+        return positioned.withColumn(DUPLICATE, F.lit(False))
+    few = repeated <= BROADCAST_REPEATS
+    joined = positioned.join(F.broadcast(firsts) if few else firsts, key == F.col("__id"), "left")
     duplicate = F.col("__first").isNotNull() & (F.col(POSITION) != F.col("__first"))
-    return joined.withColumn(DUPLICATE, duplicate).drop("__id", "__n", "__first")
+    marked = joined.withColumn(DUPLICATE, duplicate).drop("__id", "__first")
+    return marked if few else marked.orderBy(POSITION)
 
 
 def _validate(frame: Any, names: list[str], has_email: bool) -> Any:
@@ -211,8 +233,7 @@ def _validate(frame: Any, names: list[str], has_email: bool) -> Any:
     numeric = list(NUMERIC_RANGES)
     schema = ", ".join(
         [f"`{c}` string" for c in names]
-        + [f"`{RAW}{c}` string" for c in numeric]
-        + [f"`{c}__value` double" for c in numeric]
+        + [f"`{c}{VALUE}` double" for c in numeric]
         + [f"{REASON} string", f"{POSITION} long"]
     )
 
@@ -224,7 +245,11 @@ def _validate(frame: Any, names: list[str], has_email: bool) -> Any:
 
 
 def _checked_part(part: pd.DataFrame, names: list[str], has_email: bool) -> pd.DataFrame:
-    """One partition: the local problems (duplicates from the whole file), reasons per row."""
+    """One partition: the local problems (duplicates from the whole file), reasons per row.
+
+    A numeric column keeps its text only on rejected rows (messages and rejected.csv
+    show it); valid rows carry the parsed number alone.
+    """
     raw = part[names].reset_index(drop=True)
     checked = raw if has_email or "email" not in names else raw.drop(columns="email")
     if "first_name" not in checked.columns:
@@ -239,12 +264,13 @@ def _checked_part(part: pd.DataFrame, names: list[str], has_email: bool) -> pd.D
             label = f"{problem.column}: {problem.reason}"
             reasons[mask] = np.where(reasons[mask] == "", label, reasons[mask] + "; " + label)
     out = raw.copy()
+    valid = reasons == ""
     for column in TEXT_COLUMNS:
         if column in out.columns:  # valid rows are stripped, as locally
-            out[column] = np.where(reasons == "", out[column].str.strip(), out[column])
+            out[column] = np.where(valid, out[column].str.strip(), out[column])
     for column in NUMERIC_RANGES:
-        out[f"{RAW}{column}"] = raw[column]
-        out[f"{column}__value"] = numbers[column]
+        out[column] = raw[column].where(~valid, None)
+        out[f"{column}{VALUE}"] = numbers[column]
     out[REASON] = reasons
     out[POSITION] = part[POSITION].to_numpy()
     return out
@@ -272,7 +298,7 @@ def _invalid_error(location: str, bad: Any, bad_rows: int) -> DataValidationErro
     shown: list[str] = []
     for label, count in sorted(((r["label"], int(r["n"])) for r in counts), key=_rank(order)):
         column = label.split(": ", 1)[0]
-        value_column = f"{RAW}{column}" if column in NUMERIC_RANGES else column
+        value_column = column
         with_value = column in NUMERIC_RANGES or label.endswith(_DUPLICATE_REASON + _KEPT)
         rows = (
             bad.filter(F.array_contains(F.split(F.col(REASON), "; "), label))
@@ -314,7 +340,7 @@ def _rank(order: dict[str, int]) -> Any:
 
 def _rejected(bad: Any, names: list[str]) -> pd.DataFrame:
     """Rejected rows as read, in file order, with a blank ``line`` and the reasons."""
-    columns = [f"`{RAW}{c}`" if c in NUMERIC_RANGES else f"`{c}`" for c in names]
+    columns = [f"`{c}`" for c in names]
     rows = bad.orderBy(POSITION).select(*columns, REASON).toPandas()
     rows.columns = [*names, "reason"]
     rejected = rows[names].copy()
@@ -338,7 +364,7 @@ def _typed(valid: Any, names: list[str], has_email: bool) -> Any:
             continue
         if name in NUMERIC_RANGES:
             kind = "long" if name in INTEGER_COLUMNS else "double"
-            columns.append(F.col(f"`{name}__value`").cast(kind).alias(name))
+            columns.append(F.col(f"`{name}{VALUE}`").cast(kind).alias(name))
         else:
             columns.append(F.col(f"`{name}`"))
     if "first_name" not in names:

@@ -10,7 +10,7 @@ segment, confidence and reason the local engine gives.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -73,7 +73,11 @@ def _text_columns(customers: pd.DataFrame, settings: SegmentationSettings) -> pd
 
 
 def rules_frame(
-    data: Any, customers: pd.DataFrame, settings: SegmentationSettings, numeric: dict[str, str]
+    data: Any,
+    customers: pd.DataFrame,
+    settings: SegmentationSettings,
+    numeric: dict[str, str],
+    extra: Sequence[str] = (),
 ) -> Any:
     """The Spark frame ``data`` (with ``ROW``) reduced to the rule columns plus doubles.
 
@@ -82,10 +86,12 @@ def rules_frame(
         customers: The customers (or a sample of them) as pandas, for the column types.
         settings: The ``segmentation`` section.
         numeric: :func:`numeric_columns`.
+        extra: Other columns to keep (carried through :func:`rules_mapper`).
     """
     from pyspark.sql import functions as F
 
-    columns = [F.col(f"`{c}`") for c in _used_columns(customers, settings)]
+    used = _used_columns(customers, settings)
+    columns = [F.col(f"`{c}`") for c in [*used, *(c for c in extra if c not in used)]]
     # Numbers written as text are read as numbers (as ``numeric_values``); NaN is missing.
     helpers = [
         F.nanvl(F.col(f"`{column}`").try_cast("double"), F.lit(None).cast("double")).alias(helper)
@@ -155,22 +161,30 @@ def _scale(deviation: float | None, rows: int) -> float:
     return value or 1.0
 
 
-def rules_mapper(settings: SegmentationSettings, resolved: ResolvedRules) -> Any:
-    """Per partition: the local rules assignment with the run's thresholds and scales."""
+def rules_mapper(
+    settings: SegmentationSettings, resolved: ResolvedRules, carry: Sequence[str] = ()
+) -> Any:
+    """Per partition: the local rules assignment with the run's thresholds and scales.
+
+    The columns ``carry`` of the input are passed through beside the segments.
+    """
 
     def mapper(parts: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for part in parts:
             outcome = assign_by_rules(part.reset_index(drop=True), settings, resolved)
             out = outcome.assignments.astype({"customer_id": str, "reason": str})
             out[ROW] = part[ROW].to_numpy()
+            for column in carry:
+                out[column] = part[column].to_numpy()
             yield out
 
     return mapper
 
 
-def segment_schema() -> str:
-    """Spark schema of the segment assignments."""
+def segment_schema(carry: Mapping[str, str] | None = None) -> str:
+    """Spark schema of the segment assignments (and carried columns: name -> Spark type)."""
+    carried = "".join(f", `{name}` {kind}" for name, kind in (carry or {}).items())
     return (
         "customer_id string, segment string, segment_id long, confidence double, "
-        f"reason string, {ROW} long"
+        f"reason string, {ROW} long{carried}"
     )

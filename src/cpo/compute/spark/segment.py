@@ -44,21 +44,26 @@ def segment_customers(engine: Any, request: SegmentRequest) -> SegmentedCustomer
     sample = _sample(customers.drop(spark_rules.ROW))
     spark_rules.check_columns(sample, settings)
     numeric = spark_rules.numeric_columns(sample, settings)
-    rules = spark_rules.rules_frame(customers, sample, settings, numeric).cache()
+    copy = customers.drop(spark_rules.ROW)
+    write_customer_copy_dataset(request.run_dir, copy, request.copy_source)
+    features = [c for c in NUMERIC_RANGES if c in customers.columns]
+    rules = spark_rules.rules_frame(customers, sample, settings, numeric, features).cache()
     try:
         resolved = spark_rules.resolve(rules, sample, loaded.valid_rows, settings, numeric)
-        mapped = rules.mapInPandas(
-            spark_rules.rules_mapper(settings, resolved), spark_rules.segment_schema()
-        )
-        segments = mapped.select(*SEGMENT_COLUMNS).cache()
-        write_segments_dataset(request.run_dir, segments)
-        copy = customers.drop(spark_rules.ROW)
-        write_customer_copy_dataset(request.run_dir, copy, request.copy_source)
-        profiles, warnings = _profiles(customers, segments, settings, resolved, loaded.valid_rows)
+        types = {f: kind for f, kind in rules.select(*features).dtypes}
+        # The segments with each customer's features: written, then profiled (no join).
+        segmented = rules.mapInPandas(
+            spark_rules.rules_mapper(settings, resolved, features),
+            spark_rules.segment_schema(types),
+        ).cache()
+        write_segments_dataset(request.run_dir, segmented.select(*SEGMENT_COLUMNS))
+        rules.unpersist()
+        profiles, warnings = _profiles(segmented, features, settings, resolved, loaded.valid_rows)
         warnings += _sparse_warnings(customers, settings, resolved, profiles, loaded.valid_rows)
-        segments.unpersist()
+        segmented.unpersist()
     finally:
         rules.unpersist()
+        loaded.release()
     return SegmentedCustomers(
         profiles=profiles,
         method=settings.method,
@@ -91,33 +96,26 @@ def _details(settings: SegmentationSettings, resolved: ResolvedRules) -> dict[st
 
 
 def _profiles(
-    customers: Any,
-    segments: Any,
+    segmented: Any,
+    features: list[str],
     settings: SegmentationSettings,
     resolved: ResolvedRules,
     total: int,
 ) -> tuple[list[SegmentProfile], list[str]]:
-    """Per segment: size, share, means and exact medians of the numeric features."""
+    """Per segment: size, share, means and exact medians of the numeric features.
+
+    ``segmented`` holds each customer's segment beside their features.
+    """
     from pyspark.sql import functions as F
 
-    features = [c for c in NUMERIC_RANGES if c in customers.columns]
-    # One join, cached: the aggregates and the three order-statistic passes read it.
-    joined = (
-        customers.select("customer_id", *features)
-        .join(segments.select("customer_id", "segment", "segment_id"), "customer_id")
-        .cache()
+    rows = (
+        segmented.groupBy("segment_id", "segment")
+        .agg(F.count(F.lit(1)).alias("size"), *(F.avg(f).alias(f) for f in features))
+        .orderBy("segment_id")
+        .collect()
     )
-    try:
-        rows = (
-            joined.groupBy("segment_id", "segment")
-            .agg(F.count(F.lit(1)).alias("size"), *(F.avg(f).alias(f) for f in features))
-            .orderBy("segment_id")
-            .collect()
-        )
-        sizes = {int(r["segment_id"]): int(r["size"]) for r in rows}
-        medians = _medians(joined, features, sizes)
-    finally:
-        joined.unpersist()
+    sizes = {int(r["segment_id"]): int(r["size"]) for r in rows}
+    medians = _medians(segmented, features, sizes)
     definitions = _rule_definitions(settings, resolved.thresholds)
     traits = {i: tuple(r.traits) for i, r in enumerate(settings.rules)}
     traits[len(settings.rules)] = tuple(settings.fallback.traits)
