@@ -90,7 +90,7 @@ SEGMENTS = Artifact(
 SEGMENTS_DATASET = Artifact(
     "segments.parquet/",
     1,
-    "segments.csv as a Parquet dataset (compute.engine: spark)",
+    "segments.csv as a Parquet dataset (Spark, or a large run)",
     "segment",
 )
 SEGMENT_PROFILES = Artifact(
@@ -158,7 +158,7 @@ ASSIGNMENTS = Artifact(
 ASSIGNMENTS_DATASET = Artifact(
     "assignments.parquet/",
     1,
-    "assignments.csv as a Parquet dataset (compute.engine: spark)",
+    "assignments.csv as a Parquet dataset (Spark, or a large run)",
     "assign",
 )
 WAVES = Artifact(
@@ -413,10 +413,23 @@ def _locate(source: Path | str, what: Artifact) -> Path:
 # --- segment: segments.csv, segment_profiles.json -----------------------------
 
 
-def write_segments(run_dir: Path | str, assignments: pd.DataFrame) -> None:
-    """Write segments.csv (one row per customer); a segments dataset of an earlier run goes."""
+def write_segments(
+    run_dir: Path | str, assignments: pd.DataFrame, *, columnar: bool = False
+) -> None:
+    """Write the segments (one row per customer); the other form of an earlier run goes.
+
+    Args:
+        run_dir: The run folder.
+        assignments: segments.csv's columns.
+        columnar: Write the segments dataset (``segments.parquet/``, one part file)
+            instead of segments.csv (a large run: ``compute.columnar_above``).
+    """
     from cpo.runfiles import write_csv
 
+    if columnar:
+        _write_local_dataset(assignments, SEGMENTS_DATASET.path(run_dir))
+        SEGMENTS.path(run_dir).unlink(missing_ok=True)
+        return
     write_csv(SEGMENTS.path(run_dir), assignments)
     _remove_dataset(SEGMENTS_DATASET.path(run_dir))
 
@@ -439,8 +452,42 @@ def _write_dataset(frame: Any, path: Path) -> None:
     frame.write.mode("overwrite").option("compression", "zstd").parquet(str(path.resolve()))
 
 
+#: The one part file of a dataset the local engine writes (Spark's are ``part-NNNNN-...``).
+_LOCAL_PART = "part-00000.parquet"
+
+
+def _write_local_dataset(frame: pd.DataFrame, path: Path) -> None:
+    """Write ``frame`` as a one-part Parquet dataset in the folder ``path`` (replaced).
+
+    pyarrow writes the part into a hidden sibling folder that is renamed into
+    place, so an interrupted write never leaves a partial dataset behind.
+    """
+    import os
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from cpo.runfiles import atomic_open
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    staging = path.parent / f".{path.name}.{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        with atomic_open(staging / _LOCAL_PART, "wb") as handle:
+            pq.write_table(table, handle, compression="zstd")
+        if path.is_file():
+            path.unlink()
+        _remove_dataset(path)
+        os.replace(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 def _remove_dataset(path: Path) -> None:
-    """Remove a Parquet dataset folder written by Spark (nothing when absent)."""
+    """Remove a Parquet dataset folder (nothing when absent)."""
     import shutil
 
     if path.is_dir():
@@ -448,37 +495,74 @@ def _remove_dataset(path: Path) -> None:
 
 
 def read_dataset(path: Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """A Parquet dataset written by Spark, read with pyarrow, its part files in order."""
+    """A Parquet dataset (Spark's or the local engine's), read with pyarrow, parts in order."""
+    return _dataset_table(path, columns).to_pandas()
+
+
+def _dataset_table(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
+    """The dataset's rows (only ``columns`` of them that it has) as an Arrow table."""
     import pyarrow.dataset as ds
 
     dataset = ds.dataset(str(path), format="parquet", exclude_invalid_files=False)
     files = sorted(dataset.files)  # part-00000, part-00001, ...: the rows' order
     ordered = ds.dataset(files, format="parquet", schema=dataset.schema)
     present = [c for c in columns if c in dataset.schema.names] if columns else None
-    return ordered.to_table(columns=present).to_pandas()
+    return ordered.to_table(columns=present)
 
 
-def read_segments(run_dir: Path | str) -> pd.DataFrame:
-    """segments.csv (or its dataset) with ``customer_id`` and ``segment`` as text.
+def _read_text_dataset(
+    path: Path, columns: Sequence[str] | None, text: Sequence[str] | None
+) -> pd.DataFrame:
+    """A dataset with the ``text`` columns (all when ``None``) as text, nulls as ``""``.
+
+    The frame its CSV form gives when read with every one of those columns as text.
+    """
+    import pyarrow as pa
+
+    table = _dataset_table(path, columns)
+    names = table.column_names if text is None else [n for n in text if n in table.column_names]
+    for name in names:
+        column: Any = table.column(name).cast(pa.large_string())
+        column = column.fill_null("")
+        table = table.set_column(table.column_names.index(name), name, column)
+    frame = table.to_pandas()
+    return frame.astype(dict.fromkeys(names, str))
+
+
+#: The segments' columns that are text (the others are numbers).
+_SEGMENT_TEXT = ("customer_id", "segment", "reason")
+
+
+def read_segments(run_dir: Path | str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """segments.csv (or its dataset) with ``customer_id``, ``segment`` and ``reason`` as text.
 
     Empty cells stay ``""``.
+
+    Args:
+        run_dir: The run folder.
+        columns: Only these of its columns, in this order (all when ``None``).
 
     Raises:
         DataValidationError: the run has no segments.csv and no segments dataset.
     """
+    path = SEGMENTS.path(run_dir)
+    if not path.is_file() and SEGMENTS_DATASET.path(run_dir).is_dir():
+        return _read_text_dataset(SEGMENTS_DATASET.path(run_dir), columns, _SEGMENT_TEXT)
+    if not path.is_file():
+        raise DataValidationError(
+            f"{path}: segment assignments not found", hint=SEGMENTS.rewrite_hint
+        )
+    frame = _read_segments_csv(path)
+    return frame if columns is None else frame[[c for c in columns if c in frame.columns]]
+
+
+def _read_segments_csv(path: Path) -> pd.DataFrame:
+    """segments.csv: text, with the numbers segmentation wrote typed."""
     import pandas as pd
     import pyarrow as pa
 
     from cpo.runfiles import read_text_artifact
 
-    path = SEGMENTS.path(run_dir)
-    if not path.is_file() and SEGMENTS_DATASET.path(run_dir).is_dir():
-        frame = read_dataset(SEGMENTS_DATASET.path(run_dir))
-        return frame.astype({"customer_id": str, "segment": str, "reason": str})
-    if not path.is_file():
-        raise DataValidationError(
-            f"{path}: segment assignments not found", hint=SEGMENTS.rewrite_hint
-        )
     frame = read_text_artifact(path)
     for column, kind in (("segment_id", pa.int64()), ("confidence", pa.float64())):
         if column in frame.columns:  # the numbers segmentation wrote
@@ -829,10 +913,23 @@ def read_design(run_dir: Path | str) -> dict[str, Any]:
     return _read_json_object(path, EXPERIMENT_DESIGN)
 
 
-def write_assignments(run_dir: Path | str, assignments: pd.DataFrame) -> None:
-    """Write assignments.csv (one row per customer)."""
+def write_assignments(
+    run_dir: Path | str, assignments: pd.DataFrame, *, columnar: bool = False
+) -> None:
+    """Write the assignments (one row per customer); the other form of an earlier run goes.
+
+    Args:
+        run_dir: The run folder.
+        assignments: assignments.csv's columns, all text.
+        columnar: Write the assignments dataset (``assignments.parquet/``, one part
+            file) instead of assignments.csv (a large run: ``compute.columnar_above``).
+    """
     from cpo.runfiles import write_csv
 
+    if columnar:
+        _write_local_dataset(assignments, ASSIGNMENTS_DATASET.path(run_dir))
+        ASSIGNMENTS.path(run_dir).unlink(missing_ok=True)
+        return
     write_csv(ASSIGNMENTS.path(run_dir), assignments)
     _remove_dataset(ASSIGNMENTS_DATASET.path(run_dir))
 
@@ -862,8 +959,7 @@ def read_assignments(run_dir: Path | str, columns: Sequence[str] | None = None) 
 
     path = ASSIGNMENTS.path(run_dir)
     if not path.is_file() and ASSIGNMENTS_DATASET.path(run_dir).is_dir():
-        frame = read_dataset(ASSIGNMENTS_DATASET.path(run_dir), columns)
-        return frame.astype({column: str for column in frame.columns})
+        return _read_text_dataset(ASSIGNMENTS_DATASET.path(run_dir), columns, None)
     if not path.is_file():
         raise DataValidationError(f"{path}: assignments not found", hint=ASSIGNMENTS.rewrite_hint)
     return read_text_artifact(path)

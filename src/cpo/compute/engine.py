@@ -78,4 +78,4 @@ def engine_for(settings: ComputeSettings) -> Engine:
         return SparkEngine(settings.spark)
     from cpo.compute.local import LocalEngine
 
-    return LocalEngine()
+    return LocalEngine(settings)

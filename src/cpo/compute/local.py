@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cpo.compute.settings import ComputeSettings
 from cpo.compute.work import (
     AssignedCustomers,
     SegmentedCustomers,
@@ -34,9 +35,17 @@ _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
 
 
 class LocalEngine:
-    """Runs the per-customer operations in this process."""
+    """Runs the per-customer operations in this process.
+
+    Args:
+        settings: The ``compute`` section; above ``columnar_above`` customers the
+            segments and assignments are written as Parquet datasets, not CSV.
+    """
 
     name = "local"
+
+    def __init__(self, settings: ComputeSettings | None = None) -> None:
+        self.settings = settings or ComputeSettings()
 
     def segment(
         self, customers: pd.DataFrame, settings: SegmentationSettings, seed: int
@@ -49,7 +58,7 @@ class LocalEngine:
         return assign(segments, design, assigned_at=assigned_at)
 
     def segment_customers(self, request: SegmentRequest) -> SegmentedCustomers:
-        """Load and validate the customer file, segment, write segments.csv and the copy.
+        """Load and validate the customer file, segment, write the segments and the copy.
 
         Raises:
             DataValidationError: the customer file is a URI (the Spark engine reads
@@ -66,7 +75,8 @@ class LocalEngine:
         )
         write_customer_copy(request.run_dir, loaded.frame, request.copy_source)
         result = segment(loaded.frame, request.segmentation, seed=request.seed)
-        write_segments(request.run_dir, result.assignments)
+        columnar = self.settings.columnar(len(result.assignments))
+        write_segments(request.run_dir, result.assignments, columnar=columnar)
         return SegmentedCustomers(
             profiles=result.profiles,
             method=result.method,
@@ -80,9 +90,11 @@ class LocalEngine:
         )
 
     def assign_segments(self, run_dir: Path, design: Design, assigned_at: str) -> AssignedCustomers:
-        """Assign segments.csv's customers, write assignments.csv; keep them for the sends."""
-        assignments = assign(read_segments(run_dir), design, assigned_at=assigned_at)
-        write_assignments(run_dir, assignments)
+        """Assign the run's segmented customers, write the assignments; keep them for the sends."""
+        segments = read_segments(run_dir, ["customer_id", "segment"])
+        assignments = assign(segments, design, assigned_at=assigned_at)
+        columnar = self.settings.columnar(len(assignments))
+        write_assignments(run_dir, assignments, columnar=columnar)
         return AssignedCustomers(arm_counts(assignments), rows=assignments)
 
     def write_send_list(self, request: SendListRequest) -> SendListSummary:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -26,13 +26,27 @@ class SparkSettings(StrictModel):
     conf: dict[str, str] = Field(default_factory=dict)
 
 
+#: Customers above which the local engine writes segments and assignments as Parquet.
+DEFAULT_COLUMNAR_ABOVE = 100_000
+
+
 class ComputeSettings(StrictModel):
     """Which engine segments and assigns customers (``compute``).
 
     Attributes:
         engine: ``local`` (pandas on this machine) or ``spark`` (Apache Spark).
+        columnar_above: With more customers than this, the local engine writes
+            the segments and the assignments as Parquet (``segments.parquet/``,
+            ``assignments.parquet/``, the form the Spark engine always writes and
+            every reader accepts) instead of CSV. ``0`` = always Parquet;
+            ``None`` = always CSV.
         spark: The Spark session settings (used with ``engine: spark``).
     """
 
     engine: Literal["local", "spark"] = "local"
+    columnar_above: Annotated[int, Field(ge=0)] | None = DEFAULT_COLUMNAR_ABOVE
     spark: SparkSettings = Field(default_factory=SparkSettings)
+
+    def columnar(self, customers: int) -> bool:
+        """Whether the local engine writes ``customers`` rows as Parquet rather than CSV."""
+        return self.columnar_above is not None and customers > self.columnar_above

@@ -174,7 +174,7 @@ class AssignStage(StageBase):
         """Build the design, assign, render the send list, write the three artifacts."""
         from cpo.decisions import sendable_variants
 
-        segments = read_segments(ctx.run_dir)
+        segments = read_segments(ctx.run_dir, ["customer_id", "segment", "segment_id"])
         variants = read_variants(ctx.run_dir)
         decisions = sendable_variants(ctx.run_dir)
         customers = load_run_customers(ctx, history_columns())  # the design's columns only

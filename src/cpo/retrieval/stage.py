@@ -38,6 +38,7 @@ from cpo.run_folder import (
     RETRIEVAL,
     SEGMENT_PROFILES,
     SEGMENTS,
+    SEGMENTS_DATASET,
     read_profiles,
     read_segments,
     write_retrieval,
@@ -58,6 +59,7 @@ class RetrieveStage(StageBase):
         return [
             SEGMENT_PROFILES.path(ctx.run_dir),
             SEGMENTS.path(ctx.run_dir),
+            SEGMENTS_DATASET.path(ctx.run_dir),
             recorded_customers_path(ctx),
             content_path(ctx),
         ]
@@ -185,7 +187,7 @@ def segment_guards(
     """Per segment, what its customers allow (from segments.csv and the customer file)."""
     from cpo.idjoin import row_positions, take_rows
 
-    segments = read_segments(ctx.run_dir)
+    segments = read_segments(ctx.run_dir, ["customer_id", "segment"])
     customers = load_run_customers(ctx)
     # each segmented customer's row (an inner join in the customers' order, by hash lookup)
     position = row_positions(customers["customer_id"], segments["customer_id"])
