@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -52,18 +53,31 @@ def run_once(command: list[str], env: dict[str, str], out: Path) -> dict:
     """One `cpo run --out DIR -q`: wall and CPU seconds, load, the manifest's timings."""
     load = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), time.time()
     subprocess.run([*command, "run", "--out", str(out), "-q"], env=env, check=True,
                    capture_output=True)  # fmt: skip
-    wall = time.perf_counter() - started
+    wall, ended_at = time.perf_counter() - started, time.time()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     manifest = json.loads((out / "manifest.json").read_text())
     stages = {name: record.get("duration_s") for name, record in manifest["stages"].items()}
     report = manifest["stages"]["report"].get("facts", {})
     sizes = {name: (out / name).stat().st_size for name in report.get("files", {})}
+    first, last = _run_span(out / "logs" / "system.log")
     return {"wall": wall, "cpu": cpu, "load": load, "stages": stages,
-            "report": report.get("seconds", {}), "sizes": sizes}  # fmt: skip
+            "report": report.get("seconds", {}), "sizes": sizes,
+            "start": first - started_at, "end": ended_at - last}  # fmt: skip
+
+
+def _run_span(log: Path) -> tuple[float, float]:
+    """Epoch seconds of the run's ``run_started`` and ``run_finished`` log lines."""
+    stamps = {}
+    for line in log.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        if record.get("event") in ("run_started", "run_finished"):
+            moment = datetime.fromisoformat(record["timestamp"].replace("Z", "+00:00"))
+            stamps[record["event"]] = moment.timestamp()
+    return stamps["run_started"], stamps["run_finished"]
 
 
 def _print_run(name: str, index: int, result: dict) -> None:
@@ -72,6 +86,8 @@ def _print_run(name: str, index: int, result: dict) -> None:
         f"{name} run {index + 1}: {result['wall']:.2f} s wall, {result['cpu']:.2f} s CPU, "
         f"load {result['load']:.2f}  [{stages}]"
     )
+    start, end = result["start"], result["end"]
+    print(f"        before the first stage {start:.2f} s, after the last {end:.2f} s")
     print(f"        report parts: {result['report']}  sizes: {result['sizes']}")
 
 
@@ -97,6 +113,13 @@ def main() -> None:
         print(
             f"{name}: wall min {min(walls):.2f} s, median {statistics.median(walls):.2f} s; "
             f"CPU min {min(cpus):.2f} s, median {statistics.median(cpus):.2f} s"
+        )
+        for part in ("start", "end"):
+            values = [r[part] for r in results]
+            print(f"    {part}: min {min(values):.2f} s, median {statistics.median(values):.2f} s")
+        reports = [r["stages"]["report"] for r in results]
+        print(
+            f"    report stage: min {min(reports):.2f} s, median {statistics.median(reports):.2f} s"
         )
 
 
