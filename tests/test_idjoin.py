@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from cpo.idjoin import row_positions, take_rows
+from cpo.idjoin import has_repeats, row_positions, take_rows
 
 
 def test_positions_agree_with_a_dict_of_first_occurrences() -> None:
@@ -39,3 +40,30 @@ def test_take_rows_equals_an_inner_merge_for_unique_keys() -> None:
     )
     expected = engagement.merge(customers, on="customer_id", how="inner")
     pd.testing.assert_frame_equal(joined, expected)
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        [],
+        ["C-1"],
+        ["C-1", "C-2", "C-3"],
+        ["C-1", "C-2", "C-1"],
+        ["", None, "x"],
+        ["", "", "x"],
+        [None, "a", None],
+        [1, 2, 3],
+        [1, 2, 1],
+        ["a-very-long-customer-identifier-0001", "a-very-long-customer-identifier-0002"],
+    ],
+)
+def test_has_repeats_equals_duplicated(ids: list[object]) -> None:
+    for dtype in (object, "str") if all(isinstance(i, str) or i is None for i in ids) else (None,):
+        series = pd.Series(ids, dtype=dtype)
+        assert has_repeats(series) is bool(series.duplicated().any()), (ids, dtype)
+
+
+def test_has_repeats_on_a_million_distinct_and_one_repeated_id() -> None:
+    ids = pd.Series([f"C{n:07d}" for n in range(1_000_000)], dtype="str")
+    assert has_repeats(ids) is False
+    assert has_repeats(pd.concat([ids, ids.iloc[[123_456]]], ignore_index=True)) is True

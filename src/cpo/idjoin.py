@@ -32,6 +32,37 @@ def row_positions(ids: Any, known: Any) -> np.ndarray:
     return locate_ids(text_array(ids), text_array(known))
 
 
+def has_repeats(ids: pd.Series) -> bool:
+    """Whether any value occurs more than once: ``ids.duplicated().any()``, faster.
+
+    Sorting 64-bit hashes of the ids as text (:func:`cpo.experiment.aggregate.id_hashes`)
+    shows in a fraction of ``Series.duplicated``'s time that no two can be
+    equal, the usual case; only when two hashes meet does ``duplicated`` decide.
+    """
+    from cpo.experiment.aggregate import id_hashes
+
+    hashes = np.sort(id_hashes(text_array(ids).fill_null("")))
+    if not bool((hashes[1:] == hashes[:-1]).any()):
+        return False
+    return bool(ids.duplicated().any())
+
+
+def inner_join(frame: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """``frame.merge(table, on="customer_id", how="inner")``, by hash lookup when it can.
+
+    The rows of ``frame`` whose id ``table`` has, in ``frame``'s order, with
+    ``table``'s other columns after ``frame``'s. When ``table`` repeats an id or
+    the two share another column, pandas' merge runs instead.
+    """
+    shared = set(frame.columns) & set(table.columns) - {"customer_id"}
+    if shared or has_repeats(table["customer_id"]):
+        return frame.merge(table, on="customer_id", how="inner")
+    position = row_positions(frame["customer_id"], table["customer_id"])
+    found = position >= 0
+    attributes = take_rows(table.drop(columns="customer_id"), position[found])
+    return pd.concat([frame.loc[found].reset_index(drop=True), attributes], axis=1)
+
+
 def take_rows(table: pd.DataFrame, position: np.ndarray) -> pd.DataFrame:
     """The rows of ``table`` at ``position`` (every position must be >= 0), index 0..n-1."""
     return table.iloc[position].reset_index(drop=True)

@@ -1022,24 +1022,6 @@ def read_customer_attributes(
     return frame.drop_duplicates("customer_id"), None
 
 
-def _inner_join(engagement: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
-    """Engagement rows with their customer's attributes, in engagement order.
-
-    ``engagement.merge(customers, on="customer_id", how="inner")`` for
-    customers with unique ids, by a hash lookup of the ids (:mod:`cpo.idjoin`)
-    instead of pandas' join.
-    """
-    from cpo.idjoin import row_positions, take_rows
-
-    shared = set(engagement.columns) & set(customers.columns) - {"customer_id"}
-    if shared or customers["customer_id"].duplicated().any():
-        return engagement.merge(customers, on="customer_id", how="inner")
-    position = row_positions(engagement["customer_id"], customers["customer_id"])
-    found = position >= 0
-    attributes = take_rows(customers.drop(columns="customer_id"), position[found])
-    return pd.concat([engagement.loc[found].reset_index(drop=True), attributes], axis=1)
-
-
 def run_moderators(
     engagement: pd.DataFrame,
     customers: pd.DataFrame | None,
@@ -1070,7 +1052,9 @@ def run_moderators(
         return ModeratorsDocument(metric, None, unavailable)
     if customers is None:
         return ModeratorsDocument(metric, None, "the customer file is not available")
-    joined = _inner_join(engagement, customers)
+    from cpo.idjoin import inner_join
+
+    joined = inner_join(engagement, customers)  # engagement order
     if joined.empty:
         return ModeratorsDocument(
             metric, None, "no engagement row matches a customer in the customer file"

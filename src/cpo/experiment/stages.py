@@ -79,6 +79,7 @@ from cpo.experiment.wave_stage import (
     wave_settings,
 )
 from cpo.experiment.waves import WAVE_COLUMN
+from cpo.idjoin import inner_join
 from cpo.models import Variant
 from cpo.run_folder import (
     ENGAGEMENT_REPORT,
@@ -255,8 +256,9 @@ class AssignStage(StageBase):
     ) -> Design:
         settings = ctx.config.experiment.experiment
         generation = getattr(ctx.config.experiment, "generation", None)
-        # A merge, not Series.isin: isin on Arrow-backed strings is slow at 1M rows.
-        in_run = segments[["customer_id"]].merge(customers, on="customer_id", how="inner")
+        # A hash join (the merge's rows, in the segments' order), not Series.isin:
+        # isin on Arrow-backed strings is slow at 1M rows.
+        in_run = inner_join(segments[["customer_id"]], customers)
         return build_design(
             experiment_name=ctx.config.experiment.campaign.name,
             settings=settings,
