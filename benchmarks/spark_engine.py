@@ -7,7 +7,8 @@ resident memory of the command and all its descendants every 0.2 s (the Spark
 JVM and its Python workers included; see run_scale.py). Prints wall time, CPU
 seconds, the peak memory of the process tree, every stage's duration, and
 whether the two runs' segments, assignments (CSV on the local engine, Parquet
-datasets on Spark), engagement and metrics agree. ``--keep`` keeps the run
+datasets on Spark), send lists (compared row by row, streamed), engagement and
+metrics agree. ``--keep`` keeps the run
 folders.
 
     python benchmarks/spark_engine.py --customers-file /tmp/d1m/customers.csv
@@ -17,12 +18,18 @@ folders.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import io
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -32,7 +39,7 @@ from _machine import print_machine
 from golden import normalized
 from run_scale import customers_file, run
 
-from cpo.run_folder import read_assignments, read_segments
+from cpo.run_folder import read_assignments, read_segments, read_send_list
 
 COMPARED = ("engagement.csv", "metrics.json")
 
@@ -105,7 +112,38 @@ def _same(local: Path, spark: Path) -> dict[str, bool]:
     same["segments"] = read_segments(local).equals(read_segments(spark))
     assigned = [read_assignments(out).drop(columns="assigned_at") for out in (local, spark)]
     same["assignments"] = assigned[0].equals(assigned[1])
+    same["send list"] = _send_list_digest(local) == _send_list_digest(spark)
     return same
+
+
+class _HashSink(io.RawIOBase):
+    """A write-only file that keeps only the sha256 of what is written to it."""
+
+    def __init__(self) -> None:
+        self.digest = hashlib.sha256()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.digest.update(data)
+        return len(data)
+
+
+def _send_list_digest(run_dir: Path) -> str:
+    """sha256 of the send list's rows as CSV text, in order, whatever its form (streamed)."""
+    sink = _HashSink()
+    writer = None
+    for batch in read_send_list(run_dir).record_batches():
+        text = pa.RecordBatch.from_arrays(
+            [pc.cast(column, pa.string()) for column in batch.columns], names=batch.schema.names
+        )
+        if writer is None:
+            writer = pacsv.CSVWriter(sink, text.schema)
+        writer.write_batch(text)
+    if writer is not None:
+        writer.close()
+    return sink.digest.hexdigest()
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from cpo.run_folder import (
     SEGMENTS,
     SEND_LEDGER,
     SENDS,
+    SENDS_PARQUET,
     WITHHELD,
     artifact,
     read_profiles,
@@ -81,7 +82,16 @@ def runs_list(
 #: the roles that run campaigns may download them.
 CUSTOMER_LEVEL = frozenset(
     artifact.name
-    for artifact in (SEGMENTS, REJECTED, ASSIGNMENTS, SENDS, WITHHELD, SEND_LEDGER, ENGAGEMENT)
+    for artifact in (
+        SEGMENTS,
+        REJECTED,
+        ASSIGNMENTS,
+        SENDS,
+        SENDS_PARQUET,
+        WITHHELD,
+        SEND_LEDGER,
+        ENGAGEMENT,
+    )
 )
 #: Roles that may download :data:`CUSTOMER_LEVEL` files.
 CUSTOMER_DATA_ROLES = ("marketer", "admin")
