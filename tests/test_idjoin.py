@@ -67,3 +67,38 @@ def test_has_repeats_on_a_million_distinct_and_one_repeated_id() -> None:
     ids = pd.Series([f"C{n:07d}" for n in range(1_000_000)], dtype="str")
     assert has_repeats(ids) is False
     assert has_repeats(pd.concat([ids, ids.iloc[[123_456]]], ignore_index=True)) is True
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        [],
+        ["C-1"],
+        ["C-1", "C-2", "C-3"],
+        ["C-1", "C-2", "C-1"],
+        ["C-1", None, "C-3"],
+        ["", "C-2", ""],
+    ],
+)
+def test_ids_in_the_order_of_known_get_the_lookups_positions(ids: list[str | None]) -> None:
+    from cpo.experiment.aggregate import locate_ids
+    from cpo.idjoin import text_array
+
+    known = pd.Series(ids, dtype=object)
+    lookup = locate_ids(text_array(known), text_array(known))
+    positions = row_positions(known.copy(), known)
+    assert positions.dtype == np.int64
+    assert positions.tolist() == lookup.tolist()
+    # the first occurrence, whatever the shortcut: a repeat maps to its first row
+    first = {value: index for index, value in reversed(list(enumerate(ids))) if value is not None}
+    assert [positions[i] for i, v in enumerate(ids) if v is not None] == [
+        first[v] for v in ids if v is not None
+    ]
+
+
+def test_a_million_ids_in_the_same_order_map_to_themselves() -> None:
+    ids = pd.Series([f"C{n:07d}" for n in range(1_000_000)], dtype="str")
+    assert (row_positions(ids, ids.copy()) == np.arange(1_000_000)).all()
+    shuffled = ids.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    positions = row_positions(shuffled, ids)
+    assert (ids.to_numpy()[positions] == shuffled.to_numpy()).all()
