@@ -7,8 +7,16 @@ from /proc, so "peak RSS together" is the largest sum seen at one moment. CPU se
 are the children's user + system time (resource.getrusage). The manifest's stage
 durations and the run folder's size on disk are printed too.
 
+Several source trees are compared in turns with ``--src NAME=PATH`` (the ``cpo``
+command runs with ``PYTHONPATH=PATH``) and ``--repeat N``: run 1 of every tree, then
+run 2 of every tree, ..., each printed with the load average before and after it, so a
+change in the machine's load hits the trees alike. Every run's metrics.json is compared
+with the first run's (timing fields left out): the trees must give the same results.
+
     python benchmarks/run_scale.py --customers 1000000
     python benchmarks/run_scale.py --customers 10000000 --work /tmp/cpo-scale --keep
+    python benchmarks/run_scale.py --work /tmp/scale1m --src before=/tmp/old/src \
+        --src after=src --repeat 2
 """
 
 from __future__ import annotations
@@ -77,14 +85,21 @@ def customers_file(cpo: Path, work: Path, count: int) -> Path:
     return path
 
 
-def run(cpo: Path, customers: Path, out: Path, extra: Sequence[str] = ()) -> dict:
-    """One `cpo run` (``extra`` flags added); wall, CPU, peak memory of the tree, stage
-    durations, folder size."""
+def run(
+    cpo: Path,
+    customers: Path,
+    out: Path,
+    extra: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+) -> dict:
+    """One `cpo run` (``extra`` flags added, in ``env``); wall, CPU, peak memory of the
+    tree, stage durations, folder size."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     process = subprocess.Popen(
         [str(cpo), "run", "--customers", str(customers), "--out", str(out), "-q", *extra],
         stdout=subprocess.DEVNULL,
+        env=env,
     )
     peak, by_stage = 0, {}
     while process.poll() is None:
@@ -111,34 +126,75 @@ def run(cpo: Path, customers: Path, out: Path, extra: Sequence[str] = ()) -> dic
     }
 
 
+#: Keys of metrics.json that hold the time of the analysis, not its result.
+TIMING_KEYS = frozenset({"computed_at", "generated_at", "duration_s", "seconds"})
+
+
+def without_timing(value: object) -> object:
+    """``value`` (parsed JSON) without the :data:`TIMING_KEYS` at any depth."""
+    if isinstance(value, dict):
+        return {k: without_timing(v) for k, v in value.items() if k not in TIMING_KEYS}
+    if isinstance(value, list):
+        return [without_timing(v) for v in value]
+    return value
+
+
+def trees(specs: Sequence[str] | None) -> list[tuple[str, dict[str, str] | None]]:
+    """``(name, environment)`` of each ``--src NAME=PATH`` (the installed tree without any)."""
+    if not specs:
+        return [("installed", None)]
+    found = []
+    for spec in specs:
+        name, _, path = spec.partition("=")
+        if not path:
+            raise SystemExit(f"--src {spec}: expected NAME=PATH")
+        found.append((name, dict(os.environ, PYTHONPATH=str(Path(path).resolve()))))
+    return found
+
+
+def report(name: str, result: dict, loads: tuple[float, float]) -> None:
+    """Print one run's numbers."""
+    stages = ", ".join(f"{k} {v:.1f}" for k, v in result["stages"].items() if v is not None)
+    print(
+        f"[{name}] wall {result['wall']:.1f} s, CPU {result['cpu']:.1f} s, "
+        f"peak RSS of the process tree {result['peak_tree_mib']:.0f} MiB "
+        f"(largest process {result['largest_process_mib']:.0f} MiB), "
+        f"run folder {result['folder_mb']:.0f} MB, "
+        f"load average {loads[0]:.1f} before / {loads[1]:.1f} after"
+    )
+    print(f"[{name}] stages (wall s): {stages}")
+    peaks = ", ".join(f"{k} {v:.0f}" for k, v in result["stage_peaks_mib"].items())
+    print(f"[{name}] peak RSS of the tree while each stage ran (MiB): {peaks}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--python", type=Path, default=Path(sys.executable))
     parser.add_argument("--work", type=Path, default=None, help="keeps generated data")
-    parser.add_argument("--keep", action="store_true", help="keep the run folder")
+    parser.add_argument("--keep", action="store_true", help="keep the run folders")
+    parser.add_argument("--src", action="append", help="NAME=PATH of a source tree (repeatable)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each tree, in turns")
     args = parser.parse_args()
     cpo = args.python.parent / "cpo"
     work = args.work or Path(tempfile.mkdtemp(prefix="cpo-scale-"))
     work.mkdir(parents=True, exist_ok=True)
     print_machine()
     customers = customers_file(cpo, work, args.customers)
-    out = work / f"run-{args.customers}"
-    shutil.rmtree(out, ignore_errors=True)
-    result = run(cpo, customers, out)
-    stages = ", ".join(f"{k} {v:.1f}" for k, v in result["stages"].items() if v is not None)
     print(f"customers: {args.customers:,}")
-    print(
-        f"wall {result['wall']:.1f} s, CPU {result['cpu']:.1f} s, "
-        f"peak RSS of the process tree {result['peak_tree_mib']:.0f} MiB "
-        f"(largest process {result['largest_process_mib']:.0f} MiB), "
-        f"run folder {result['folder_mb']:.0f} MB"
-    )
-    print(f"stages (wall s): {stages}")
-    peaks = ", ".join(f"{k} {v:.0f}" for k, v in result["stage_peaks_mib"].items())
-    print(f"peak RSS of the tree while each stage ran (MiB): {peaks}")
-    if not args.keep:
-        shutil.rmtree(out, ignore_errors=True)
+    reference = None
+    for turn in range(1, args.repeat + 1):
+        for name, env in trees(args.src):
+            out = work / f"run-{args.customers}-{name}-{turn}"
+            shutil.rmtree(out, ignore_errors=True)
+            load_before = os.getloadavg()[0]
+            result = run(cpo, customers, out, env=env)
+            report(f"{name} {turn}", result, (load_before, os.getloadavg()[0]))
+            metrics = without_timing(json.loads((out / "metrics.json").read_text()))
+            reference = metrics if reference is None else reference
+            print(f"[{name} {turn}] metrics.json same as the first run's: {metrics == reference}")
+            if not args.keep:
+                shutil.rmtree(out, ignore_errors=True)
 
 
 if __name__ == "__main__":
