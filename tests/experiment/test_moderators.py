@@ -359,3 +359,51 @@ def test_reading_a_missing_or_newer_file_is_one_clear_error(tmp_path: Path) -> N
     path.write_text(json.dumps(newer.to_dict()))
     with pytest.raises(DataValidationError, match="schema_version"):
         read_moderators(path)
+
+
+# --- the bins are counted as pandas would count them ---------------------------------
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["Gold", "Bronze", "Silver", "Gold", "Platinum", "Bronze"],
+        ["Zeta", "alpha", "Gold", "zeta", "Gold"],
+        ["only"],
+        [],
+    ],
+)
+def test_categorical_bins_equal_pandas_categorical(values: list[str]) -> None:
+    from cpo.experiment.moderators import _categorical_bins, _ordered_levels
+
+    for dtype in (object, "str"):
+        text = pd.Series(values, dtype=dtype)
+        expected = pd.Categorical(
+            text, categories=_ordered_levels(list(text.unique())), ordered=True
+        )
+        found = _categorical_bins(text)
+        assert list(found.categories) == list(expected.categories)
+        assert found.codes.tolist() == expected.codes.tolist()
+        assert found.ordered
+
+
+def test_bin_counts_equal_a_groupby() -> None:
+    from cpo.experiment.moderators import _bin_counts
+
+    rng = np.random.default_rng(5)
+    labels = pd.Categorical.from_codes(
+        rng.integers(-1, 4, 5_000), categories=["a", "b", "c", "d", "unused"], ordered=True
+    )
+    treated, outcome = rng.integers(0, 2, 5_000), rng.integers(0, 2, 5_000)
+    units, events = _bin_counts(labels, treated, outcome)
+    grouped = (
+        pd.DataFrame({"bin": labels, "treated": treated, "y": outcome})
+        .groupby(["bin", "treated"], observed=False)["y"]
+        .agg(["size", "sum"])
+    )
+    for order, label in enumerate(labels.categories):
+        for arm in (0, 1):
+            row = grouped.loc[(label, arm)]
+            assert (units[order, arm], events[order, arm]) == (row["size"], row["sum"])
+    assert units[4].tolist() == [0, 0]  # a bin nobody falls in
+    assert units.sum() == int((labels.codes >= 0).sum())  # rows without a bin left out

@@ -412,9 +412,7 @@ def _as_flag(values: pd.Series) -> pd.Series:
 def _bin_labels(values: pd.Series, spec: AttributeSpec) -> pd.Categorical[Any]:
     """Ordered categorical of bin labels for one attribute."""
     if spec.kind == "categorical":
-        text = values.astype(str)
-        levels = _ordered_levels(list(text.unique()))
-        return pd.Categorical(text, categories=levels, ordered=True)
+        return _categorical_bins(values.astype(str))
     numeric = pd.to_numeric(values, errors="coerce")
     if spec.kind == "fixed":
         edges = [*spec.edges, math.inf]
@@ -422,6 +420,20 @@ def _bin_labels(values: pd.Series, spec: AttributeSpec) -> pd.Categorical[Any]:
         cut = pd.cut(numeric, bins=[-math.inf, *edges[1:]], right=False, labels=labels)
         return pd.Categorical(cut, categories=labels, ordered=True)
     return _quantile_bins(numeric, spec.unit)
+
+
+def _categorical_bins(text: pd.Series) -> pd.Categorical[Any]:
+    """``pd.Categorical(text, categories=<its values in tier order>, ordered=True)``.
+
+    The values are factorized once and their codes renumbered into the
+    levels' order (a missing value stays missing), instead of hashing every
+    row again to build the categorical.
+    """
+    codes, uniques = pd.factorize(text)
+    levels = _ordered_levels([str(value) for value in uniques])
+    position = {level: index for index, level in enumerate(levels)}
+    renumber = np.array([position[str(value)] for value in uniques] + [-1], dtype=np.int64)
+    return pd.Categorical.from_codes(renumber[codes], categories=pd.Index(levels), ordered=True)
 
 
 def _ordered_levels(levels: Sequence[str]) -> list[str]:
@@ -456,28 +468,32 @@ def _bin_lifts(
     frame: pd.DataFrame, outcome: str, key: str, labels: pd.Categorical[Any], confidence: float
 ) -> list[BinLift]:
     """Control/treatment counts per bin, with Wilson and Newcombe intervals."""
-    grouped = (
-        pd.DataFrame({"bin": labels, "treated": frame["treated"], "y": frame[outcome]})
-        .groupby(["bin", "treated"], observed=False)["y"]
-        .agg(["size", "sum"])
-    )
+    units, events = _bin_counts(labels, frame["treated"].to_numpy(), frame[outcome].to_numpy())
     result = []
     for order, label in enumerate(labels.categories):
-        n_c, x_c = _cell(grouped, label, 0)
-        n_t, x_t = _cell(grouped, label, 1)
+        n_c, n_t = int(units[order, 0]), int(units[order, 1])
+        x_c, x_t = int(events[order, 0]), int(events[order, 1])
         if n_c + n_t == 0:
             continue
         result.append(_bin_lift(key, str(label), order, (x_c, n_c), (x_t, n_t), confidence))
     return result
 
 
-def _cell(grouped: pd.DataFrame, label: Any, treated: int) -> tuple[int, int]:
-    """(units, events) of one bin and arm; zeros when absent."""
-    try:
-        row = grouped.loc[(label, treated)]
-    except KeyError:
-        return 0, 0
-    return int(row["size"]), int(row["sum"])
+def _bin_counts(
+    labels: pd.Categorical[Any], treated: np.ndarray, outcome: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Units and events per (bin, arm): arrays of shape (bins, 2), control in column 0.
+
+    Counted over the bin codes (a row without a bin is left out); ``treated``
+    and ``outcome`` are 0/1 per row.
+    """
+    codes = np.asarray(labels.codes, dtype=np.int64)
+    binned = codes >= 0
+    cells = codes[binned] * 2 + treated[binned].astype(np.int64)
+    size = 2 * len(labels.categories)
+    units = np.bincount(cells, minlength=size)
+    events = np.bincount(cells, weights=outcome[binned].astype(np.float64), minlength=size)
+    return units.reshape(-1, 2), np.rint(events).astype(np.int64).reshape(-1, 2)
 
 
 def _bin_lift(
