@@ -20,8 +20,6 @@ def test_pdf_opens_with_text_and_every_section(sim_report, pdf_text) -> None:
     path = sim_report.run_dir / "report.pdf"
     assert path.stat().st_size < MAX_PDF_BYTES
     pages = pdf_text(path)
-    # Each section after the first starts a page.
-    assert len(pages) >= len(PRINT_SECTIONS)
     assert all(len(text.strip()) > 50 for text in pages)
     text = _flat(pages)
     for number, (_, title) in enumerate(PRINT_SECTIONS, start=1):
