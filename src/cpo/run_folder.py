@@ -657,6 +657,27 @@ def read_customer_copy(
     return CustomerCopy(frame, source) if isinstance(source, dict) else None
 
 
+def customer_copy_source(run_dir: Path | str) -> dict[str, Any] | None:
+    """What the run's customer copy was made from (its ``source``), without reading its rows.
+
+    None when there is no copy or it cannot be read.
+    """
+    import pyarrow.parquet as pq
+
+    path = CUSTOMERS_COPY.path(run_dir)
+    try:
+        if path.is_dir():
+            source = json.loads((path / _COPY_SOURCE_FILE).read_text(encoding="utf-8"))
+        elif path.is_file():
+            metadata = pq.read_schema(path).metadata or {}
+            source = json.loads(metadata[_COPY_SOURCE_KEY])
+        else:
+            return None
+    except (OSError, ValueError, KeyError):
+        return None
+    return source if isinstance(source, dict) else None
+
+
 def _read_copy_dataset(path: Path, columns: Sequence[str] | None) -> CustomerCopy | None:
     """A customer copy Spark wrote (a dataset and its source file), or None when unreadable."""
     try:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from cpo.customer_settings import CustomerSettings
 from cpo.customers import load_customers, merged_settings
-from cpo.run_folder import read_customer_copy
+from cpo.run_folder import customer_copy_source, read_customer_copy
 from cpo.runfiles import sha256_file
 from cpo.sample_data import bundled_content, bundled_customers
 from cpo.stage_api import RunContext
@@ -93,6 +93,18 @@ def valid_customer_copy(
     frame = copy.frame
     frame["customer_id"] = frame["customer_id"].astype(str)
     return frame
+
+
+def customer_copy_current(ctx: RunContext) -> bool:
+    """Whether the run's customer copy is the one :func:`valid_customer_copy` would use.
+
+    Only the copy's recorded source is read, not its rows.
+    """
+    path = recorded_customers_path(ctx)
+    sha256 = sha256_file(path) if path.is_file() else None
+    if customer_copy_source(ctx.run_dir) != copy_source(ctx, sha256):
+        return False
+    return sha256 is not None or _recorded_uri(ctx)
 
 
 def _recorded_uri(ctx: RunContext) -> bool:

@@ -23,14 +23,13 @@ from cpo.compute.local import LocalEngine
 from cpo.compute.settings import SparkSettings
 from cpo.compute.spark.engine import SparkEngine
 from cpo.customers import load_customers
-from cpo.run_folder import read_assignments, read_customer_copy, read_segments
+from cpo.run_folder import read_assignments, read_customer_copy, read_engagement, read_segments
 from cpo.sample_data import bundled_customers
 from cpo.segmentation.settings import SegmentationSettings
 
 COMPARED = (
     "segment_profiles.json",
     "experiment_design.json",
-    "engagement.csv",
     "metrics.json",
 )
 
@@ -68,6 +67,9 @@ def _same_datasets(local: Path, spark: Path) -> None:
     assert (spark / "segments.parquet").is_dir() and not (spark / "segments.csv").exists()
     assert (spark / "assignments.parquet").is_dir() and not (spark / "assignments.csv").exists()
     assert (spark / "customers.parquet").is_dir()
+    assert (spark / "engagement.parquet").is_dir() and not (spark / "engagement.csv").exists()
+    # the simulated engagement: the same rows, in assignment order, from either form
+    assert_frame_equal(read_engagement(spark), read_engagement(local), check_dtype=False)
     assert_frame_equal(read_segments(spark), read_segments(local))
     assigned = [read_assignments(run).drop(columns="assigned_at") for run in (spark, local)]
     assert_frame_equal(*assigned)

@@ -25,7 +25,7 @@ from golden import normalized
 from pandas.testing import assert_frame_equal
 
 from cpo.cli import cli
-from cpo.run_folder import read_assignments, read_segments
+from cpo.run_folder import read_assignments, read_engagement, read_segments
 from cpo.sample_data import bundled_customers
 from cpo.textcsv import read_text_csv
 
@@ -74,8 +74,9 @@ def test_parquet_uri_on_spark_and_local_commands_on_its_run(spark: Any, tmp_path
     )  # fmt: skip
     assert ran.exit_code == 0, ran.output
     left, right = normalized(local), normalized(on_spark)
-    for name in ("metrics.json", "segment_profiles.json", "engagement.csv"):
+    for name in ("metrics.json", "segment_profiles.json"):
         assert left[name] == right[name], name
+    assert_frame_equal(read_engagement(on_spark), read_engagement(local), check_dtype=False)
     # Spark wrote the send list as a dataset: its CSV export is the local run's sends.csv
     exported = tmp_path / "spark-sends.csv"
     result = _invoke("export-sends", str(on_spark), "--out", str(exported))
@@ -90,10 +91,13 @@ def test_parquet_uri_on_spark_and_local_commands_on_its_run(spark: Any, tmp_path
 def _local_commands_work(local: Path, on_spark: Path) -> None:
     """analyze (with the assignments dataset), report and resume on the Spark run."""
     documents = []
-    for run, assignments in ((local, "assignments.csv"), (on_spark, "assignments.parquet")):
+    runs = (
+        (local, "engagement.csv", "assignments.csv"),
+        (on_spark, "engagement.parquet", "assignments.parquet"),
+    )
+    for run, engagement, assignments in runs:
         result = _invoke(
-            "analyze", str(run / "engagement.csv"), "--assignments", str(run / assignments),
-            "--json",
+            "analyze", str(run / engagement), "--assignments", str(run / assignments), "--json",
         )  # fmt: skip
         assert result.exit_code == 0, result.output
         documents.append(_without_timing(json.loads(result.output)))

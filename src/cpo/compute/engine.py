@@ -16,18 +16,24 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     import pandas as pd
 
     from cpo.compute.settings import ComputeSettings
     from cpo.compute.work import (
+        AdjustRequest,
         AssignedCustomers,
+        Engaged,
+        EngageRequest,
         SegmentedCustomers,
         SegmentRequest,
         SendListRequest,
         SendListSummary,
     )
+    from cpo.experiment.aggregate import SufficientStatistics
+    from cpo.experiment.cuped import RegressionAdjustment
     from cpo.experiment.design import Design
     from cpo.segmentation.base import SegmentationResult
     from cpo.segmentation.settings import SegmentationSettings
@@ -62,6 +68,29 @@ class Engine(Protocol):
 
     def check_waves(self, count: int) -> None:
         """Refuse ``count`` adaptive waves if this engine cannot run them (a CpoError)."""
+        ...
+
+    def simulate_engagement(self, request: EngageRequest) -> Engaged:
+        """Simulate the recipients' engagement, write it; return the report and totals."""
+        ...
+
+    def import_engagement(self, request: EngageRequest) -> Engaged:
+        """Import a per-recipient (or per-event) file against the assignments, write it."""
+        ...
+
+    def engagement_statistics(self, run_dir: Path) -> SufficientStatistics:
+        """The run's engagement reduced to counts per (arm, segment)."""
+        ...
+
+    def adjust_for_covariates(self, request: AdjustRequest) -> RegressionAdjustment:
+        """The regression adjustment (CUPED) of every comparison, from reducible passes."""
+        ...
+
+    def analysis_rows(self, rows: Callable[[], pd.DataFrame]) -> pd.DataFrame | None:
+        """The per-recipient engagement in this process for the moderator analysis.
+
+        None when the engine keeps the rows where they are (the analysis is skipped).
+        """
         ...
 
 

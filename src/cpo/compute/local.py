@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from cpo.compute.settings import ComputeSettings
 from cpo.compute.work import (
+    AdjustRequest,
     AssignedCustomers,
+    Engaged,
+    EngageRequest,
     SegmentedCustomers,
     SegmentRequest,
     SendListRequest,
@@ -18,13 +23,26 @@ from cpo.compute.work import (
 )
 from cpo.customers import load_customers
 from cpo.errors import DataValidationError
+from cpo.experiment.aggregate import SufficientStatistics, aggregate_file
 from cpo.experiment.assignment import assign
+from cpo.experiment.cuped import (
+    RegressionAdjustment,
+    adjust_metrics,
+    covariate_columns,
+    join_covariates,
+)
 from cpo.experiment.design import Design
+from cpo.experiment.engagement import engagement_totals, import_engagement, summarize
 from cpo.experiment.send_stage import write_local_send_list
+from cpo.experiment.simulate import SIMULATION_COLUMNS, simulate_engagement
 from cpo.run_folder import (
+    ENGAGEMENT,
+    find_engagement,
+    read_assignments,
     read_segments,
     write_assignments,
     write_customer_copy,
+    write_engagement,
     write_segments,
 )
 from cpo.segmentation import segment
@@ -100,6 +118,72 @@ class LocalEngine:
     def write_send_list(self, request: SendListRequest) -> SendListSummary:
         """:func:`cpo.experiment.send_stage.write_local_send_list` (in this process)."""
         return write_local_send_list(request)
+
+    def simulate_engagement(self, request: EngageRequest) -> Engaged:
+        """Simulate the recipients' engagement (waves too) and write engagement.csv."""
+        from cpo.experiment.wave_stage import simulate_waves
+        from cpo.experiment.waves import WAVE_COLUMN
+
+        assignments = read_assignments(request.run_dir)
+        customers = request.customers(list(SIMULATION_COLUMNS))
+        arm_tones, settings, seed = request.arm_tones, request.simulation, request.seed
+        holdout = None
+        if WAVE_COLUMN in assignments:
+            result, holdout = simulate_waves(customers, assignments, arm_tones, settings, seed)
+        else:
+            result = simulate_engagement(customers, assignments, arm_tones, settings, seed)
+        counts = result.frame.groupby("experiment_arm")[["opened", "clicked", "converted"]].sum()
+        report = {
+            "engagement_source": result.source,
+            "layout": "simulated",
+            "counts": {"recipients": len(result.frame)},
+            "by_arm": {arm: {k: int(v) for k, v in row.items()} for arm, row in counts.iterrows()},
+            "warnings": result.warnings,
+            "model": result.model,
+        }
+        if holdout is not None:
+            report["holdout"] = holdout
+        return self._engaged(request.run_dir, result.frame, report)
+
+    def import_engagement(self, request: EngageRequest) -> Engaged:
+        """Import a per-recipient or per-event file against the assignments; write engagement.csv.
+
+        Raises:
+            DataValidationError: the import's errors (:mod:`cpo.experiment.engagement`).
+        """
+        result = import_engagement(Path(str(request.engagement)), read_assignments(request.run_dir))
+        return self._engaged(request.run_dir, result.frame, summarize(result))
+
+    def engagement_statistics(self, run_dir: Path) -> SufficientStatistics:
+        """The run's engagement streamed into counts per (arm, segment) (``aggregate_file``).
+
+        Raises:
+            DataValidationError: the run has no engagement, or a record is invalid.
+        """
+        found = find_engagement(run_dir)
+        if found is None:
+            raise DataValidationError(
+                f"{ENGAGEMENT.path(run_dir)}: not found", hint=ENGAGEMENT.rewrite_hint
+            )
+        # one row per recipient: the engage stage combined repeated rows when it wrote it
+        return aggregate_file(found, check_duplicates=False)
+
+    def adjust_for_covariates(self, request: AdjustRequest) -> RegressionAdjustment:
+        """:func:`~cpo.experiment.cuped.adjust_metrics` on the rows joined to the customers."""
+        columns = covariate_columns(request.adjustment.covariates)
+        customers = request.customers(columns)
+        joined = join_covariates(request.rows(), customers, columns)
+        return adjust_metrics(joined, request.adjustment)
+
+    def analysis_rows(self, rows: Callable[[], pd.DataFrame]) -> pd.DataFrame | None:
+        """The rows (they are read in this process)."""
+        return rows()
+
+    def _engaged(self, run_dir: Path, frame: pd.DataFrame, report: dict[str, Any]) -> Engaged:
+        """Write engagement.csv; the report and totals."""
+        write_engagement(run_dir, frame)
+        totals, recipients = engagement_totals(frame, report)
+        return Engaged(report=report, totals=totals, recipients=recipients)
 
     def check_waves(self, count: int) -> None:
         """Any number of adaptive waves runs here."""

@@ -12,9 +12,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from cpo.customer_settings import CustomerSettings
+    from cpo.experiment.cuped import AdjustmentRequest
     from cpo.experiment.send_stage import MergeValueScreening
     from cpo.experiment.sends import MessageOptions
-    from cpo.experiment.settings import SendListSettings
+    from cpo.experiment.settings import SendListSettings, SimulationSettings
     from cpo.merge_values import MergeResult
     from cpo.models import SegmentProfile, Variant
     from cpo.segmentation.settings import SegmentationSettings
@@ -139,3 +140,67 @@ class SendListSummary:
 def arm_counts(assignments: pd.DataFrame) -> dict[str, int]:
     """Customers per arm of assignment rows (the holdout included)."""
     return {str(arm): int(n) for arm, n in assignments["experiment_arm"].value_counts().items()}
+
+
+@dataclass(frozen=True)
+class EngageRequest:
+    """What the engage stage asks of an engine.
+
+    Attributes:
+        run_dir: The run folder (the assignments and the customer copy are read
+            from it; the engagement is written to it).
+        arm_tones: Arm -> tone, from the design.
+        simulation: The ``simulation`` section.
+        seed: The run's seed (the simulated draws).
+        customers: Reads the run's validated customers, the columns given (in
+            this process: the local engine, or a stale customer copy).
+        customer_copy_current: Whether the run's customer copy is the one
+            ``customers`` would read (an engine may read the copy itself).
+        engagement: The per-recipient (or per-event) engagement file to import,
+            as given (a path, or with Spark any URI Spark reads); None to simulate.
+    """
+
+    run_dir: Path
+    arm_tones: Mapping[str, str]
+    simulation: SimulationSettings
+    seed: int
+    customers: Callable[[Sequence[str]], pd.DataFrame]
+    customer_copy_current: bool = False
+    engagement: str | None = None
+
+
+@dataclass(frozen=True)
+class Engaged:
+    """What the engage stage gets back: the report and totals, never the rows.
+
+    Attributes:
+        report: engagement_report.json (an import's counts and warnings, or the
+            simulation's model); the stage adds the file name of an import.
+        totals: Recipients who opened, clicked and converted.
+        recipients: Recipients with engagement.
+    """
+
+    report: dict[str, Any]
+    totals: dict[str, int]
+    recipients: int
+
+
+@dataclass(frozen=True)
+class AdjustRequest:
+    """What the analyze stage asks of an engine for the regression adjustment (CUPED).
+
+    Attributes:
+        run_dir: The run folder (the engagement and the customer copy are read from it).
+        adjustment: The metrics, covariates, arms and levels to adjust.
+        rows: The per-recipient engagement in this process (the local engine;
+            read once for the adjustment and the moderators).
+        customers: Reads the run's validated customers, the columns given, in this process.
+        customer_copy_current: Whether the run's customer copy is the one
+            ``customers`` would read (an engine may read the copy itself).
+    """
+
+    run_dir: Path
+    adjustment: AdjustmentRequest
+    rows: Callable[[], pd.DataFrame]
+    customers: Callable[[Sequence[str]], pd.DataFrame]
+    customer_copy_current: bool = False

@@ -496,7 +496,8 @@ def aggregate_file(
     are checked).
 
     Args:
-        path: A ``.csv`` or ``.parquet`` file with per-recipient records.
+        path: A ``.csv`` or ``.parquet`` file with per-recipient records, or a
+            folder of Parquet part files (a run's ``engagement.parquet/``).
         check_duplicates: Reject a ``customer_id`` that occurs more than once.
         batch_rows: Rows per batch.
 
@@ -505,6 +506,10 @@ def aggregate_file(
             are invalid (see :func:`aggregate_records`).
     """
     path = Path(path)
+    if path.is_dir():  # a Parquet dataset: its part files in name order (the rows' order)
+        files = sorted(f for f in path.glob("*.parquet") if f.is_file())
+        parts = (_parquet_batches(f, check_duplicates, batch_rows) for f in files)
+        return _aggregate_batches(itertools.chain.from_iterable(parts), str(path), check_duplicates)
     if not path.is_file():
         raise DataValidationError(f"{path}: engagement file not found")
     suffix = path.suffix.lower()

@@ -22,14 +22,13 @@ from typing import Any
 
 import pandas as pd
 
+from cpo.compute import engine_for
+from cpo.compute.work import AdjustRequest
 from cpo.errors import CpoError, StageError
-from cpo.experiment.aggregate import SufficientStatistics, aggregate_file
+from cpo.experiment.aggregate import SufficientStatistics
 from cpo.experiment.analysis import analyze_document
 from cpo.experiment.cuped import (
     RegressionAdjustment,
-    adjust_metrics,
-    covariate_columns,
-    join_covariates,
     request_for,
     unavailable,
 )
@@ -58,14 +57,22 @@ from cpo.run_folder import (
     ASSIGNMENTS_DATASET,
     ENGAGEMENT,
     ENGAGEMENT_COUNTS,
+    ENGAGEMENT_DATASET,
     ENGAGEMENT_REPORT,
     EXPERIMENT_DESIGN,
     METRICS,
     MODERATORS,
     MONITORING,
+    find_engagement,
     read_assignments,
+    read_engagement,
 )
-from cpo.run_inputs import load_run_customers, recorded_customers_path, valid_customer_copy
+from cpo.run_inputs import (
+    customer_copy_current,
+    load_run_customers,
+    recorded_customers_path,
+    valid_customer_copy,
+)
 from cpo.runfiles import read_columns, read_csv, read_json, write_json
 from cpo.stage_api import RunContext, StageBase, StageOutcome
 
@@ -92,6 +99,7 @@ class AnalyzeStage(StageBase):
         """Engagement, design, engagement report, assignments and the customer file."""
         names = (
             ENGAGEMENT,
+            ENGAGEMENT_DATASET,
             EXPERIMENT_DESIGN,
             ENGAGEMENT_REPORT,
             ASSIGNMENTS,
@@ -102,13 +110,15 @@ class AnalyzeStage(StageBase):
 
     def run(self, ctx: RunContext) -> StageOutcome:
         """Aggregate, analyse, write both documents; log and summarize the result."""
-        engagement = ENGAGEMENT.path(ctx.run_dir)
-        if not engagement.is_file():
+        engagement = find_engagement(ctx.run_dir)
+        if engagement is None:
             raise StageError(
-                self.name, f"{engagement}: not found", hint="the engage stage writes it"
+                self.name,
+                f"{ENGAGEMENT.path(ctx.run_dir)}: not found (nor {ENGAGEMENT_DATASET.name})",
+                hint="the engage stage writes it",
             )
         report = _read_optional(ENGAGEMENT_REPORT.path(ctx.run_dir)) or {}
-        rows = EngagementRows(engagement)
+        rows = EngagementRows(ctx.run_dir, engagement)
         metrics = self._metrics(ctx, rows, report)
         history = self._look(ctx, metrics)
         if history is not None:
@@ -166,10 +176,9 @@ class AnalyzeStage(StageBase):
     def _statistics(
         self, ctx: RunContext, engagement: Path, report: dict[str, Any]
     ) -> SufficientStatistics:
-        """From engagement_counts.csv after a counts import, else streamed from engagement.csv."""
+        """From engagement_counts.csv after a counts import, else reduced by the engine."""
         if report.get("layout") != LAYOUT_COUNTS:
-            # one row per recipient: the engage stage combined repeated rows when it wrote it
-            return aggregate_file(engagement, check_duplicates=False)
+            return engine_for(ctx.config.experiment.compute).engagement_statistics(ctx.run_dir)
         counts = ctx.path(report.get("counts_file") or ENGAGEMENT_COUNTS.name)
         if not counts.is_file():
             raise StageError(
@@ -190,18 +199,23 @@ class AnalyzeStage(StageBase):
     ) -> ModeratorsDocument:
         """Moderator analysis of the primary metric on engagement joined with the customers."""
         engagement, customers, note = pd.DataFrame(), None, None
+        found = None
         if report.get("layout") == LAYOUT_COUNTS:
             note = (
                 f"the engagement was imported as counts per arm ({ENGAGEMENT_COUNTS.name}); "
                 "moderators need per-recipient engagement"
             )
         else:
+            # the local engine reads the rows here; another may keep them where they are
+            found = engine_for(ctx.config.experiment.compute).analysis_rows(rows.frame)
+            note = None if found is not None else _ROWS_ELSEWHERE
+        if note is None:
             customers = valid_customer_copy(ctx, ATTRIBUTE_COLUMNS)
             if customers is None:
                 recorded = (ctx.manifest.get("inputs") or {}).get("customers")
                 customers, note = read_customer_attributes(recorded)
-        if note is None:
-            engagement = rows.frame()
+        if note is None and found is not None:
+            engagement = found
         return run_moderators(
             engagement,
             customers,
@@ -266,33 +280,49 @@ def regression_adjustment(
             "regression adjustment needs per-recipient engagement joined to the customers"
         )
         return unavailable(settings.variance_reduction, reason, metrics.primary_metric)
-    columns = covariate_columns(settings.covariates)
+    request = AdjustRequest(
+        run_dir=ctx.run_dir,
+        adjustment=request_for(metrics.to_dict(), settings.covariates, settings.variance_reduction),
+        rows=rows.frame,
+        customers=lambda columns: load_run_customers(ctx, columns),
+        customer_copy_current=customer_copy_current(ctx),
+    )
     try:
-        customers = load_run_customers(ctx, columns)
+        return engine_for(ctx.config.experiment.compute).adjust_for_covariates(request)
     except CpoError as error:
         reason = f"the customer data could not be read again ({type(error).__name__})"
         return unavailable(settings.variance_reduction, reason, metrics.primary_metric)
-    engagement = rows.frame()
-    request = request_for(metrics.to_dict(), settings.covariates, settings.variance_reduction)
-    return adjust_metrics(join_covariates(engagement, customers, columns), request)
+
+
+#: Why the moderator analysis is skipped when the engine keeps the rows where they are.
+_ROWS_ELSEWHERE = (
+    "the per-recipient engagement stays in the compute engine (compute.engine: spark); "
+    "the moderator analysis needs it in this process and was not run"
+)
 
 
 class EngagementRows:
-    """engagement.csv's per-recipient rows, read (by Arrow) at most once per analysis.
+    """The run's per-recipient engagement rows, read (by Arrow) at most once per analysis.
 
     The regression adjustment and the moderator analysis both need the rows
-    with their customer ids; the sufficient statistics are streamed from the
-    file separately (bounded memory, and all a counts import has).
+    with their customer ids (with the local engine); the sufficient statistics
+    are reduced from the file separately (bounded memory, and all a counts
+    import has).
+
+    Args:
+        run_dir: The run folder.
+        path: engagement.csv or its dataset (the one the run has).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, run_dir: Path, path: Path) -> None:
+        self.run_dir = run_dir
         self.path = path
         self._frame: pd.DataFrame | None = None
 
     def frame(self) -> pd.DataFrame:
         """``customer_id`` and ``experiment_arm`` as text, the outcome flags as numbers."""
         if self._frame is None:
-            self._frame = read_columns(self.path, _ENGAGEMENT_COLUMNS, text=_ENGAGEMENT_TEXT)
+            self._frame = read_engagement(self.run_dir, _ENGAGEMENT_COLUMNS, text=_ENGAGEMENT_TEXT)
         return self._frame
 
 

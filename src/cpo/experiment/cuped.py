@@ -44,7 +44,7 @@ estimate stays unbiased).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -678,21 +678,44 @@ def adjust_metrics(records: pd.DataFrame, request: AdjustmentRequest) -> Regress
             (NaN where unknown). Rows of other arms (e.g. a holdout) are ignored.
         request: Metrics, covariates, arms and levels.
     """
+    columns = RecipientColumns.of(records, request)
+    arms = 1 + len(request.treatment_arms)
+
+    def estimate(metric: str, covariates: Sequence[str]) -> tuple[list[ArmEstimate], list[str]]:
+        y, rows = columns.outcome(metric)
+        x, names = covariate_matrix(columns.covariates, covariates, rows)
+        return estimate_arms(y, x, columns.codes[rows], arms), names
+
+    return adjust_with(estimate, set(columns.covariates), request)
+
+
+#: Estimates every arm (by arm code: control first) of one metric on the named
+#: covariates; returns the estimates and the covariate names of the regression.
+ArmEstimator = Callable[[str, Sequence[str]], tuple[list[ArmEstimate], list[str]]]
+
+
+def adjust_with(
+    estimate: ArmEstimator, present: Collection[str], request: AdjustmentRequest
+) -> RegressionAdjustment:
+    """:func:`adjust_metrics` with the per-arm estimates made by ``estimate``.
+
+    For an engine that makes the two reducible passes where the records are
+    (Spark): ``present`` names the covariate columns the customer data has.
+    """
     primary = request.metrics[0]
     used: dict[str, tuple[str, ...]] = {}
     comparisons: list[AdjustedComparison] = []
     notes: list[str] = []
-    columns = _Columns.of(records, request)
     for metric in request.metrics:
         wanted = list(request.covariates.get(metric, ()))
-        found = [c for c in wanted if c in columns.covariates]
+        found = [c for c in wanted if c in present]
         if wanted and len(found) < len(wanted):
             absent = ", ".join(c for c in wanted if c not in found)
             notes.append(f"{metric}: covariate(s) {absent} not in the customer data")
         if not found:
             continue
         used[metric] = tuple(found)
-        comparisons += _metric_comparisons(columns, metric, found, request)
+        comparisons += _metric_comparisons(estimate, metric, found, request)
     _adjust_p_values(comparisons, primary, request.alpha)
     primary_done = [c for c in comparisons if c.metric == primary]
     complete = bool(primary_done) and all(c.adjusted.difference is not None for c in primary_done)
@@ -714,7 +737,7 @@ def adjust_metrics(records: pd.DataFrame, request: AdjustmentRequest) -> Regress
 
 
 @dataclass(frozen=True)
-class _Columns:
+class RecipientColumns:
     """The per-recipient arrays every metric's regression reads, converted once.
 
     Attributes:
@@ -728,7 +751,7 @@ class _Columns:
     covariates: Mapping[str, np.ndarray]
 
     @classmethod
-    def of(cls, records: pd.DataFrame, request: AdjustmentRequest) -> _Columns:
+    def of(cls, records: pd.DataFrame, request: AdjustmentRequest) -> RecipientColumns:
         """Arm codes, flags and the requested covariates of ``records``."""
         arms = [request.control_arm, *request.treatment_arms]
         codes = pd.Categorical(records["experiment_arm"], categories=arms).codes
@@ -758,13 +781,10 @@ class _Columns:
 
 
 def _metric_comparisons(
-    columns: _Columns, metric: str, covariates: Sequence[str], request: AdjustmentRequest
+    estimate: ArmEstimator, metric: str, covariates: Sequence[str], request: AdjustmentRequest
 ) -> list[AdjustedComparison]:
     """Every treatment arm against control on one metric."""
-    y, rows = columns.outcome(metric)
-    x, names = covariate_matrix(columns.covariates, covariates, rows)
-    arms = 1 + len(request.treatment_arms)
-    estimates = estimate_arms(y, x, columns.codes[rows], arms)
+    estimates, names = estimate(metric, covariates)
     if not names:  # every covariate value missing: an intercept-only fit adjusts nothing
         missing = "every covariate value is missing"
         estimates = [

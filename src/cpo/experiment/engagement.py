@@ -226,6 +226,8 @@ def peek_columns(path: Path | str) -> list[str]:
 
 def is_counts_file(path: Path | str) -> bool:
     """True when the file holds aggregated counts (a ``sent`` column, no ``customer_id``)."""
+    if Path(path).is_dir():
+        return False  # a run's engagement dataset: one row per recipient
     if Path(path).suffix.lower() not in (".csv", ".txt", ".parquet"):
         return False  # the reader of the other layouts names the unsupported type
     columns = peek_columns(path)
@@ -394,6 +396,11 @@ def _consistency(flags: dict[str, np.ndarray], counts: dict[str, int]) -> list[d
     counts["click_without_open"] = int(click_no_open.sum())
     counts["conversion_without_click"] = int(conv_no_click.sum())
     flags["opened"] = flags["opened"] | click_no_open
+    return consistency_warnings(counts)
+
+
+def consistency_warnings(counts: dict[str, int]) -> list[dict[str, str]]:
+    """The warnings of the ``click_without_open`` and ``conversion_without_click`` counts."""
     warnings = []
     if counts["click_without_open"]:
         warnings.append(
@@ -470,34 +477,50 @@ def _import_recipients(
     counts["rows"] = len(raw)
     counts["duplicate_rows"] = int(kept.sum() - present.sum())
     counts["duplicate_conflicts"] = int(disagree.sum())
-    warnings = _exclusion_warnings(counts, "row(s)")
-    if counts["duplicate_rows"]:
-        warnings.append(
-            {
-                "code": "duplicate_rows",
-                "message": f"{counts['duplicate_rows']} duplicate row(s) combined (a recipient "
-                "engaged if any of their rows says so); "
-                f"{counts['duplicate_conflicts']} recipient(s) had rows that disagreed",
-            }
-        )
+    warnings = [*_exclusion_warnings(counts, "row(s)"), *duplicate_warnings(counts)]
     warnings += _consistency(flags, counts)
     recipient = _is_recipient(assignments)
     missing = recipient & ~present
     counts["missing_recipients"] = int(missing.sum())
-    if counts["missing_recipients"]:
-        by_arm = assignments.loc[missing, "experiment_arm"].value_counts().sort_index()
-        detail = ", ".join(f"{arm} {n}" for arm, n in by_arm.items())
-        warnings.append(
-            {
-                "code": "missing_recipients",
-                "message": f"{counts['missing_recipients']} recipient(s) have no row in the "
-                f"engagement file ({detail}); they are excluded from the analysis "
-                "(outcome unknown)",
-            }
-        )
+    by_arm = assignments.loc[missing, "experiment_arm"].value_counts().sort_index()
+    warnings += missing_warnings(counts, {str(arm): int(n) for arm, n in by_arm.items()})
     frame = _finish(assignments, recipient & present, flags)
     counts["recipients"] = len(frame)
     return EngagementImport(frame, "recipients", counts, warnings)
+
+
+def exclusion_warnings(counts: dict[str, int]) -> list[dict[str, str]]:
+    """The warnings of a per-recipient import's unknown and holdout customers."""
+    return _exclusion_warnings(counts, "row(s)")
+
+
+def duplicate_warnings(counts: dict[str, int]) -> list[dict[str, str]]:
+    """The warning of a per-recipient import's combined duplicate rows (none without)."""
+    if not counts["duplicate_rows"]:
+        return []
+    return [
+        {
+            "code": "duplicate_rows",
+            "message": f"{counts['duplicate_rows']} duplicate row(s) combined (a recipient "
+            "engaged if any of their rows says so); "
+            f"{counts['duplicate_conflicts']} recipient(s) had rows that disagreed",
+        }
+    ]
+
+
+def missing_warnings(counts: dict[str, int], by_arm: dict[str, int]) -> list[dict[str, str]]:
+    """The warning of assigned recipients without a row (``by_arm``: their count per arm)."""
+    if not counts["missing_recipients"]:
+        return []
+    detail = ", ".join(f"{arm} {n}" for arm, n in sorted(by_arm.items()))
+    return [
+        {
+            "code": "missing_recipients",
+            "message": f"{counts['missing_recipients']} recipient(s) have no row in the "
+            f"engagement file ({detail}); they are excluded from the analysis "
+            "(outcome unknown)",
+        }
+    ]
 
 
 def _import_events(

@@ -202,7 +202,9 @@ def _customer_covariates(
 def _recipient_rows(path: Path) -> pd.DataFrame:
     """The per-recipient columns the regression adjustment reads (CSV or Parquet)."""
     wanted = ("customer_id", "experiment_arm", "opened", "clicked", "converted")
-    if path.suffix.lower() == ".parquet":
+    if path.is_dir():  # a run's engagement dataset (engagement.parquet/)
+        frame = run_folder.read_dataset(path, wanted)
+    elif path.suffix.lower() == ".parquet":
         import pyarrow.parquet as pq
 
         names = pq.ParquetFile(path).schema_arrow.names

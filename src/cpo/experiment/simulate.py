@@ -86,12 +86,18 @@ def default_arm_tones(tones: tuple[str, ...] | list[str] = TONES) -> dict[str, s
     return {CONTROL_ARM: CONTROL_TONE, **{treatment_arm_name(i): t for i, t in enumerate(tones)}}
 
 
-def customer_baselines(customers: pd.DataFrame, settings: SimulationSettings) -> pd.DataFrame:
+def customer_baselines(
+    customers: pd.DataFrame,
+    settings: SimulationSettings,
+    population: tuple[float, float] | None = None,
+) -> pd.DataFrame:
     """Per customer: baseline open and click probabilities, shrunk toward the population.
 
     Args:
         customers: ``customer_id``, ``historical_open_rate``, ``historical_click_rate``.
         settings: The ``simulation`` section.
+        population: The population's mean open and click rates, when ``customers``
+            is a part of it (a partition); None: the means of ``customers``.
 
     Returns:
         customer_id, base_open, base_click.
@@ -99,11 +105,12 @@ def customer_baselines(customers: pd.DataFrame, settings: SimulationSettings) ->
     weight = settings.history_emails / (settings.history_emails + settings.prior_strength)
     opens = customers["historical_open_rate"].to_numpy(dtype=float)
     clicks = customers["historical_click_rate"].to_numpy(dtype=float)
+    open_mean, click_mean = population or (opens.mean(), clicks.mean())
     return pd.DataFrame(
         {
             "customer_id": customers["customer_id"].astype(str).to_numpy(),
-            "base_open": weight * opens + (1 - weight) * opens.mean(),
-            "base_click": weight * clicks + (1 - weight) * clicks.mean(),
+            "base_open": weight * opens + (1 - weight) * open_mean,
+            "base_click": weight * clicks + (1 - weight) * click_mean,
         }
     )
 
@@ -156,6 +163,7 @@ def response_probabilities(
     assignments: pd.DataFrame,
     arm_tones: Mapping[str, str],
     settings: SimulationSettings,
+    population: tuple[float, float] | None = None,
 ) -> pd.DataFrame:
     """Per recipient: the true probabilities of opening, clicking and converting.
 
@@ -164,6 +172,8 @@ def response_probabilities(
         assignments: customer_id, segment, experiment_arm (holdout rows are dropped).
         arm_tones: Arm -> tone (``control`` for the control arm).
         settings: The ``simulation`` section.
+        population: The population's mean open and click rates
+            (:func:`customer_baselines`); None: those of ``customers``.
 
     Returns:
         customer_id, segment, experiment_arm, p_open, p_click, p_convert in
@@ -178,7 +188,7 @@ def response_probabilities(
         .astype({"customer_id": str})
         .reset_index(drop=True)
     )
-    frame = _with_baselines(frame, customer_baselines(customers, settings))
+    frame = _with_baselines(frame, customer_baselines(customers, settings, population))
     if frame["base_open"].isna().any():
         missing = int(frame["base_open"].isna().sum())
         raise ValueError(f"{missing} recipient(s) have no customer record with historical rates")
@@ -268,9 +278,18 @@ def model_description(
     settings: SimulationSettings,
     arm_tones: Mapping[str, str],
     seed: int,
+    population: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
-    """The response model's parameters as used, for the record."""
+    """The response model's parameters as used, for the record.
+
+    ``population``: the mean open and click rates when ``customers`` is not the
+    whole population (None: the means of ``customers``).
+    """
     weight = settings.history_emails / (settings.history_emails + settings.prior_strength)
+    open_mean, click_mean = population or (
+        float(customers["historical_open_rate"].mean()),
+        float(customers["historical_click_rate"].mean()),
+    )
     return {
         "model": "shrunken historical baselines x relative lifts per tone and segment; "
         "conversion conditional on click (docs/experiment.md, Simulation model)",
@@ -278,8 +297,8 @@ def model_description(
         "history_emails": settings.history_emails,
         "prior_strength": settings.prior_strength,
         "shrinkage_weight": weight,
-        "population_open_rate": float(customers["historical_open_rate"].mean()),
-        "population_click_rate": float(customers["historical_click_rate"].mean()),
+        "population_open_rate": float(open_mean),
+        "population_click_rate": float(click_mean),
         "conversion_per_click": settings.conversion_per_click,
         "arm_tones": dict(arm_tones),
         "effects": {t: lifts.model_dump() for t, lifts in settings.effects.items()},
@@ -391,7 +410,31 @@ def true_effects(probs: pd.DataFrame, control: str = CONTROL_ARM) -> dict[str, A
         "lift_absolute", "lift_relative"}}}}`` for every treatment arm (relative
         lift ``None`` when the control's rate is 0); empty without a control arm.
     """
-    rates = _rates_of(probs, ["experiment_arm"]).set_index("experiment_arm")
+    return effects_of_rates(_rates_of(probs, ["experiment_arm"]), control)
+
+
+def rates_from_sums(sums: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The :func:`expected_rates` table from per-group sums of the true probabilities.
+
+    For an engine that sums :func:`response_probabilities` rows where they are
+    (Spark): ``sums`` has the ``keys``, ``n`` and one sum per probability column
+    (``p_open``, ``p_click``, ``p_convert``); a rate over every recipient is its
+    sum over ``n``, one among some recipients a ratio of sums (NaN when 0).
+    """
+    table = sums.sort_values(keys, kind="stable").reset_index(drop=True)
+    count = table["n"].to_numpy(dtype=float)
+    for name in catalog.metric_names():
+        found = catalog.metric(name)
+        above = table[catalog.COUNTS[found.numerator].simulated_probability].to_numpy(dtype=float)
+        denominator = catalog.COUNTS[found.denominator].simulated_probability
+        below = count if denominator is None else table[denominator].to_numpy(dtype=float)
+        table[name] = np.divide(above, below, out=np.full(len(table), np.nan), where=below > 0)
+    return table[[*keys, "n", *catalog.metric_names()]]
+
+
+def effects_of_rates(table: pd.DataFrame, control: str = CONTROL_ARM) -> dict[str, Any]:
+    """:func:`true_effects` from an arm-level :func:`expected_rates` table."""
+    rates = table.set_index("experiment_arm")
     if control not in rates.index:
         return {}
     base = {m: _number(rates.at[control, m]) for m in catalog.metric_names()}

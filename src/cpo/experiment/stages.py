@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,14 @@ import pandas as pd
 
 from cpo import run_folder
 from cpo.compute import engine_for
-from cpo.compute.work import AssignedCustomers, SendListRequest, SendListSummary, arm_counts
+from cpo.compute.work import (
+    AssignedCustomers,
+    Engaged,
+    EngageRequest,
+    SendListRequest,
+    SendListSummary,
+    arm_counts,
+)
 from cpo.errors import DataValidationError
 from cpo.events.formats import detect_format
 from cpo.events.imports import import_provider_events
@@ -60,7 +68,7 @@ from cpo.experiment.send_stage import (
 )
 from cpo.experiment.sends import CONTACT_COLUMNS
 from cpo.experiment.settings import HOLDOUT_ARM
-from cpo.experiment.simulate import SIMULATION_COLUMNS, SOURCE_SIMULATED, simulate_engagement
+from cpo.experiment.simulate import SOURCE_SIMULATED
 from cpo.experiment.wave_imports import (
     Importer,
     WaveStep,
@@ -75,10 +83,8 @@ from cpo.experiment.wave_imports import (
 from cpo.experiment.wave_stage import (
     assign_run,
     check_wave_options,
-    simulate_waves,
     wave_settings,
 )
-from cpo.experiment.waves import WAVE_COLUMN
 from cpo.idjoin import inner_join
 from cpo.models import Variant
 from cpo.run_folder import (
@@ -90,7 +96,7 @@ from cpo.run_folder import (
     read_segments,
     read_variants,
 )
-from cpo.run_inputs import customers_path, load_run_customers
+from cpo.run_inputs import customer_copy_current, customers_path, load_run_customers
 from cpo.runfiles import read_text_artifact, sha256_file, write_csv, write_json
 from cpo.stage_api import RunContext, RunOptions, StageBase, StageOutcome
 
@@ -362,7 +368,11 @@ class EngageStage(StageBase):
 
     name = "engage"
     description = "Collecting engagement"
-    outputs = (run_folder.ENGAGEMENT.name, ENGAGEMENT_REPORT.name)
+    outputs = (
+        run_folder.ENGAGEMENT.name,
+        run_folder.ENGAGEMENT_DATASET.name,
+        ENGAGEMENT_REPORT.name,
+    )
 
     def input_files(self, ctx: RunContext) -> list[Path]:
         """Assignments, design, customers (simulation baselines) and the engagement file."""
@@ -384,30 +394,57 @@ class EngageStage(StageBase):
             return None
         return {"suppressions": str(Path(ctx.options.suppressions).resolve())}
 
+    def outputs_written(self, ctx: RunContext) -> bool:
+        """engagement_report.json and the engagement (engagement.csv or its dataset)."""
+        report = ENGAGEMENT_REPORT.path(ctx.run_dir).is_file()
+        return report and run_folder.find_engagement(ctx.run_dir) is not None
+
     def run(self, ctx: RunContext) -> StageOutcome:
-        """Write engagement.csv and engagement_report.json."""
+        """Write the engagement (engagement.csv or its dataset) and engagement_report.json.
+
+        The engine simulates, or imports a per-recipient (or per-event) file; an
+        email service's export, ``--orders`` and counts per arm are imported here.
+        """
         if is_real_send(ctx):
             return self._imported_waves(ctx)
-        assignments = run_folder.read_assignments(ctx.run_dir)
+        engine = engine_for(ctx.config.experiment.compute)
         design = run_folder.read_design(ctx.run_dir)
-        records: dict[str, Any] = {}
-        if ctx.options.engagement is not None:
-            frame, report, records["inputs"] = self._import(ctx, assignments)
-        else:
-            frame, report = self._simulate(ctx, assignments, design)
-        return self._finish(ctx, frame, report, records)
+        request = EngageRequest(
+            run_dir=ctx.run_dir,
+            arm_tones={arm["name"]: arm["tone"] for arm in design["arms"]},
+            simulation=ctx.config.experiment.simulation,
+            seed=ctx.seed,
+            customers=lambda columns: load_run_customers(ctx, columns),
+            customer_copy_current=customer_copy_current(ctx),
+            engagement=None if ctx.options.engagement is None else str(ctx.options.engagement),
+        )
+        if request.engagement is None:
+            return self._report(ctx, engine.simulate_engagement(request), {})
+        path = Path(request.engagement)
+        if _imported_here(path, ctx.options.orders is not None):
+            assignments = run_folder.read_assignments(ctx.run_dir)
+            frame, report, inputs = import_engagement_file(ctx, assignments)
+            return self._finish(ctx, frame, report, {"inputs": inputs})
+        engaged = engine.import_engagement(request)
+        engaged = replace(engaged, report={**engaged.report, "file": path.name})
+        return self._report(ctx, engaged, {"inputs": _input_record(path, engaged.report)})
 
     def _finish(
         self, ctx: RunContext, frame: pd.DataFrame, report: dict[str, Any], records: dict[str, Any]
     ) -> StageOutcome:
         """Write engagement.csv and engagement_report.json, log and summarize."""
         run_folder.write_engagement(ctx.run_dir, frame)
+        totals, recipients = engagement_totals(frame, report)
+        return self._report(ctx, Engaged(report, totals, recipients), records)
+
+    def _report(self, ctx: RunContext, engaged: Engaged, records: dict[str, Any]) -> StageOutcome:
+        """Write engagement_report.json (the engagement is written), log and summarize."""
+        report, totals, recipients = engaged.report, engaged.totals, engaged.recipients
         if report["layout"] != LAYOUT_COUNTS:  # a counts file of an earlier import is stale
             ctx.path(run_folder.ENGAGEMENT_COUNTS.name).unlink(missing_ok=True)
         write_json(ENGAGEMENT_REPORT.path(ctx.run_dir), report)
         for warning in report["warnings"]:
             ctx.log.warning(self.name, warning["code"], channel=CHANNEL, message=warning["message"])
-        totals, recipients = engagement_totals(frame, report)
         source = report["engagement_source"]
         ctx.log.info(
             self.name,
@@ -454,38 +491,28 @@ class EngageStage(StageBase):
         report = waves_import_report(document, len(frame))
         return self._finish(ctx, frame, report, {})
 
-    def _import(
-        self, ctx: RunContext, assignments: pd.DataFrame
-    ) -> tuple[pd.DataFrame, dict[str, Any], dict[str, Any]]:
-        """The imported engagement, its report and the manifest's ``inputs`` record."""
-        return import_engagement_file(ctx, assignments)
 
-    def _simulate(
-        self, ctx: RunContext, assignments: pd.DataFrame, design: dict[str, Any]
-    ) -> tuple[pd.DataFrame, dict[str, Any]]:
-        arm_tones = {arm["name"]: arm["tone"] for arm in design["arms"]}
-        customers = load_run_customers(ctx, list(SIMULATION_COLUMNS))
-        holdout = None
-        if WAVE_COLUMN in assignments:
-            result, holdout = simulate_waves(
-                customers, assignments, arm_tones, ctx.config.experiment.simulation, ctx.seed
-            )
-        else:
-            result = simulate_engagement(
-                customers, assignments, arm_tones, ctx.config.experiment.simulation, ctx.seed
-            )
-        counts = result.frame.groupby("experiment_arm")[["opened", "clicked", "converted"]].sum()
-        report = {
-            "engagement_source": result.source,
-            "layout": "simulated",
-            "counts": {"recipients": len(result.frame)},
-            "by_arm": {arm: {k: int(v) for k, v in row.items()} for arm, row in counts.iterrows()},
-            "warnings": result.warnings,
-            "model": result.model,
-        }
-        if holdout is not None:
-            report["holdout"] = holdout
-        return result.frame, report
+def _imported_here(path: Path, orders: bool) -> bool:
+    """An email service's export, ``--orders`` or counts per arm: imported by the stage.
+
+    Only a local file can be one; anything else goes to the engine (which
+    names a missing file).
+    """
+    if not path.is_file():
+        return False
+    return orders or detect_format(path) is not None or is_counts_file(path)
+
+
+def _input_record(path: Path, report: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's ``inputs`` record of an engagement file imported by the engine."""
+    local = path.is_file()
+    record = {
+        "path": str(path.resolve()) if local else str(path),
+        "sha256": sha256_file(path) if local else None,
+        "layout": report["layout"],
+        "rows": report["counts"].get("rows", 0),
+    }
+    return {"engagement": record}
 
 
 def import_engagement_file(

@@ -120,7 +120,7 @@ def load_run(run_dir: Path | str, manifest: dict[str, Any] | None = None) -> Run
         variants=variants,
         variants_meta=variants_meta,
         audit=check_audit(run_dir / run_folder.SAFETY_AUDIT.name, manifest),
-        engagement=_read_engagement(run_dir / run_folder.ENGAGEMENT.name),
+        engagement=_read_engagement(run_dir),
         retrieval=_read_optional_json(run_dir / run_folder.RETRIEVAL.name),
         assignments=_read_assigned_ids(run_dir),
         profiles=_read_optional_json(run_dir / run_folder.SEGMENT_PROFILES.name),
@@ -133,8 +133,7 @@ def _check_required(run_dir: Path, *, skip_manifest: bool) -> None:
     missing = [
         f"{name} (written by {writer})"
         for name, writer in REQUIRED_ARTIFACTS.items()
-        if not (run_dir / name).is_file()
-        and not (skip_manifest and name == run_folder.MANIFEST.name)
+        if not _present(run_dir, name) and not (skip_manifest and name == run_folder.MANIFEST.name)
     ]
     if missing:
         raise RunDirError(
@@ -142,6 +141,13 @@ def _check_required(run_dir: Path, *, skip_manifest: bool) -> None:
             hint="the report needs a completed run: finish it with "
             f"`cpo run --resume {run_dir}` (or start one with `cpo run --out DIR`)",
         )
+
+
+def _present(run_dir: Path, name: str) -> bool:
+    """Whether the required artifact is there (the engagement as engagement.csv or its dataset)."""
+    if name == run_folder.ENGAGEMENT.name:
+        return run_folder.find_engagement(run_dir) is not None
+    return (run_dir / name).is_file()
 
 
 def check_complete(run_dir: Path, manifest: dict[str, Any]) -> None:
@@ -211,17 +217,20 @@ def _read_variants(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     return items, meta
 
 
-def _read_engagement(path: Path) -> pd.DataFrame:
-    """engagement.csv's columns the report reads, as text, its required columns checked."""
-    header = csv_header(path)
+def _read_engagement(run_dir: Path) -> pd.DataFrame:
+    """The engagement's columns the report reads, as text, its required columns checked.
+
+    From engagement.csv or its dataset (:func:`cpo.run_folder.read_engagement`).
+    """
+    header = run_folder.engagement_columns(run_dir)
     absent = [c for c in ENGAGEMENT_COLUMNS if c not in header]
     if absent:
         raise DataValidationError(
-            f"{path}: missing column(s) {', '.join(absent)}",
+            f"{run_folder.find_engagement(run_dir)}: missing column(s) {', '.join(absent)}",
             hint="engagement.csv needs customer_id, experiment_arm, opened, clicked, converted",
         )
     columns = [c for c in REPORT_ENGAGEMENT_COLUMNS if c in header]
-    return read_columns(path, columns, text=columns)
+    return run_folder.read_engagement(run_dir, columns, text=columns)
 
 
 def check_audit(path: Path, manifest: dict[str, Any]) -> AuditCheck:

@@ -43,6 +43,7 @@ class ReportStage(StageBase):
             run_folder.RETRIEVAL.name,
             run_folder.ASSIGNMENTS.name,
             run_folder.ASSIGNMENTS_DATASET.name,
+            run_folder.ENGAGEMENT_DATASET.name,
             run_folder.SEGMENT_PROFILES.name,
             run_folder.MODERATORS.name,
             run_folder.ENGAGEMENT_REPORT.name,

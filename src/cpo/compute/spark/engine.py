@@ -20,6 +20,7 @@ The frame operations (``segment``, ``assign``) take and return pandas frames.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +47,18 @@ from cpo.compute.spark.rules import (
 )
 from cpo.compute.spark.session import spark_session
 from cpo.compute.work import (
+    AdjustRequest,
     AssignedCustomers,
+    Engaged,
+    EngageRequest,
     SegmentedCustomers,
     SegmentRequest,
     SendListRequest,
     SendListSummary,
 )
-from cpo.errors import CpoError
+from cpo.errors import CpoError, DataValidationError
+from cpo.experiment.aggregate import SufficientStatistics
+from cpo.experiment.cuped import RegressionAdjustment
 from cpo.experiment.design import Design
 from cpo.segmentation import rules_result
 from cpo.segmentation.advice import SPARSE_SHARE, sparse_segment_warnings
@@ -142,6 +148,55 @@ class SparkEngine:
         from cpo.compute.spark.sends import write_send_list
 
         return write_send_list(self, request)
+
+    def simulate_engagement(self, request: EngageRequest) -> Engaged:
+        """Simulate on Spark (:mod:`.engage`); Spark writes the engagement dataset."""
+        from cpo.compute.spark.engage import simulate_engagement
+
+        return simulate_engagement(self, request)
+
+    def import_engagement(self, request: EngageRequest) -> Engaged:
+        """A per-recipient file on Spark (:mod:`.engage`); an event file on the driver.
+
+        Raises:
+            DataValidationError: the local import's errors; an event file or a
+                file of counts given as a URI (the driver reads local files only).
+        """
+        from cpo.compute.local import LocalEngine
+        from cpo.compute.spark.customers import is_uri
+        from cpo.compute.spark.engage import engagement_layout, import_recipients
+        from cpo.experiment.engagement import LAYOUT_RECIPIENTS
+
+        location = str(request.engagement)
+        layout = engagement_layout(self, location)
+        if layout == LAYOUT_RECIPIENTS:
+            return import_recipients(self, request)
+        if is_uri(location):
+            raise DataValidationError(
+                f"{location}: a file of {layout} is imported on the driver, which reads "
+                "local files only",
+                hint="copy the file to a local path and give that to --engagement, or export "
+                "one row per recipient (customer_id, opened, clicked, converted)",
+            )
+        return LocalEngine().import_engagement(request)
+
+    def engagement_statistics(self, run_dir: Path) -> SufficientStatistics:
+        """Counts per (arm, segment), reduced by Spark (:mod:`.aggregate`)."""
+        from cpo.compute.spark.aggregate import engagement_statistics
+
+        return engagement_statistics(self, Path(run_dir))
+
+    def adjust_for_covariates(self, request: AdjustRequest) -> RegressionAdjustment:
+        """CUPED's passes on Spark (:mod:`.aggregate`); only sums reach the driver."""
+        from cpo.compute.spark.aggregate import adjust_metrics
+
+        customers = None if request.customer_copy_current else request.customers
+        return adjust_metrics(self, Path(request.run_dir), request.adjustment, customers)
+
+    def analysis_rows(self, rows: Callable[[], pd.DataFrame]) -> pd.DataFrame | None:
+        """None: the per-recipient rows stay in Spark (the moderator analysis is skipped)."""
+        del rows
+        return None
 
     def check_waves(self, count: int) -> None:
         """Refuse adaptive waves: their loop holds every customer on the driver.
