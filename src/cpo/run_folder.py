@@ -1022,18 +1022,13 @@ def write_engagement_dataset(run_dir: Path | str, engagement: Any) -> None:
         engagement: engagement.csv's rows: a Spark DataFrame (Spark writes the
             part files) or a pandas DataFrame (written as one part file).
     """
-    ENGAGEMENT.path(run_dir).unlink(missing_ok=True)
     path = ENGAGEMENT_DATASET.path(run_dir)
     if hasattr(engagement, "write"):  # a Spark DataFrame
+        ENGAGEMENT.path(run_dir).unlink(missing_ok=True)
         _write_dataset(engagement, path)
         return
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    _remove_dataset(path)
-    path.mkdir(parents=True)
-    table = pa.Table.from_pandas(engagement, preserve_index=False)
-    pq.write_table(table, path / "part-00000.zstd.parquet", compression="zstd")
+    _write_local_dataset(engagement, path)  # complete before engagement.csv goes
+    ENGAGEMENT.path(run_dir).unlink(missing_ok=True)
 
 
 def find_engagement(run_dir: Path | str) -> Path | None:

@@ -1,11 +1,11 @@
-"""Above ``compute.columnar_above`` the local engine writes segments and assignments as Parquet.
+"""Above ``compute.columnar_above`` the local engine writes its per-customer files as Parquet.
 
-* The run writes ``segments.parquet/`` and ``assignments.parquet/`` instead of the
-  CSVs and gives the same results as the same run written as CSV: the readers'
-  frames, engagement, send list, design and metrics.
+* The run writes ``segments.parquet/``, ``assignments.parquet/`` and
+  ``engagement.parquet/`` instead of the CSVs and gives the same results as the
+  same run written as CSV: the readers' frames, send list, design and metrics.
 * Every command works on such a run folder: ``cpo run --resume`` (skips every
-  stage; rewrites a removed dataset; imports engagement), ``cpo analyze
-  --assignments`` on the dataset, ``cpo report``, ``cpo send`` and the web app.
+  stage; rewrites a removed dataset; imports engagement), ``cpo analyze`` on the
+  datasets, ``cpo report``, ``cpo send`` and the web app.
 * The run-folder writers: either form reads back as the same frame (formula-like
   text, empty and missing cells), a form replaces the other, and an interrupted
   write leaves no partial dataset.
@@ -36,9 +36,12 @@ from cpo.compute.settings import ComputeSettings
 from cpo.run_folder import (
     ASSIGNMENTS,
     ASSIGNMENTS_DATASET,
+    ENGAGEMENT,
+    ENGAGEMENT_DATASET,
     SEGMENTS,
     SEGMENTS_DATASET,
     read_assignments,
+    read_engagement,
     read_segments,
     write_assignments,
     write_segments,
@@ -110,18 +113,29 @@ def test_a_large_run_writes_parquet_with_the_same_results(runs: dict[str, Path])
     large, small = runs["parquet"], runs["csv"]
     assert (large / "segments.parquet" / "part-00000.parquet").is_file()
     assert (large / "assignments.parquet" / "part-00000.parquet").is_file()
-    assert not SEGMENTS.path(large).exists() and not ASSIGNMENTS.path(large).exists()
+    assert (large / "engagement.parquet" / "part-00000.parquet").is_file()
+    for artifact in (SEGMENTS, ASSIGNMENTS, ENGAGEMENT):
+        assert not artifact.path(large).exists(), artifact.name
     assert SEGMENTS.path(small).is_file() and not SEGMENTS_DATASET.path(small).exists()
     assert ASSIGNMENTS.path(small).is_file() and not ASSIGNMENTS_DATASET.path(small).exists()
+    assert ENGAGEMENT.path(small).is_file() and not ENGAGEMENT_DATASET.path(small).exists()
     left, right = normalized(large), normalized(small)
-    compared = ("metrics.json", "experiment_design.json", "engagement.csv", "sends.csv")
-    for name in (*compared, "segment_profiles.json", "retrieval.json", "engagement_report.json"):
+    compared = ("metrics.json", "experiment_design.json", "sends.csv", "segment_profiles.json")
+    for name in (*compared, "retrieval.json", "engagement_report.json"):
         assert left[name] == right[name], name
+    assert_frame_equal(read_engagement(large), read_engagement(small), check_dtype=False)
     assert _without_times(large / "moderators.json") == _without_times(small / "moderators.json")
     assert_frame_equal(read_segments(large), read_segments(small))
     assigned = [read_assignments(run).drop(columns="assigned_at") for run in (large, small)]
     assert_frame_equal(*assigned)
     assert len(assigned[0]) == CUSTOMERS
+
+
+def _analyze(*args: object) -> dict[str, Any]:
+    """``cpo analyze ARGS --json``'s document without the time of the analysis."""
+    result = _invoke("analyze", *args, "--json")
+    assert result.exit_code == 0, result.output
+    return {k: v for k, v in json.loads(result.output).items() if k != "computed_at"}
 
 
 def _without_times(path: Path) -> dict[str, Any]:
@@ -150,19 +164,12 @@ def test_resume_rewrites_a_removed_dataset(large_run: Path) -> None:
 
 
 @pytest.mark.slow
-def test_analyze_with_the_assignments_dataset_equals_the_csv(runs: dict[str, Path]) -> None:
-    documents = []
-    for run, assignments in (
-        (runs["parquet"], "assignments.parquet"),
-        (runs["csv"], "assignments.csv"),
-    ):
-        result = _invoke(
-            "analyze", run / "engagement.csv", "--assignments", run / assignments, "--json"
-        )
-        assert result.exit_code == 0, result.output
-        document = json.loads(result.output)
-        documents.append({k: v for k, v in document.items() if k != "computed_at"})
-    assert documents[0] == documents[1]
+def test_analyze_on_the_datasets_equals_the_csvs(runs: dict[str, Path]) -> None:
+    large, small = runs["parquet"], runs["csv"]
+    on_dataset = _analyze(large / "engagement.parquet")
+    assert on_dataset == _analyze(small / "engagement.csv")
+    joined = _analyze(small / "engagement.csv", "--assignments", large / "assignments.parquet")
+    assert joined == _analyze(small / "engagement.csv", "--assignments", small / "assignments.csv")
     metrics = json.loads((runs["parquet"] / "metrics.json").read_text(encoding="utf-8"))
     assert sum(metrics["coverage"]["assigned"].values()) == CUSTOMERS
 
@@ -205,6 +212,9 @@ def test_an_engagement_import_reads_the_assignments_dataset(large_run: Path) -> 
     metrics = json.loads((large_run / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["engagement_source"] == "imported"
     assert metrics["total_customers"] == CUSTOMERS
+    imported = read_engagement(large_run, ["customer_id", "opened"], text=["customer_id"])
+    assert ENGAGEMENT_DATASET.path(large_run).is_dir() and not ENGAGEMENT.path(large_run).exists()
+    assert int(imported["opened"].sum()) == len(range(0, CUSTOMERS, 3))
 
 
 @pytest.mark.slow
@@ -321,3 +331,20 @@ def test_an_interrupted_write_leaves_no_partial_dataset(tmp_path: Path, monkeypa
         write_segments(tmp_path, _segments(), columnar=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["segments.csv"]  # no staging left
     assert read_segments(tmp_path)["customer_id"].tolist() == ["C-1", "=2+3", "C-3"]
+
+
+@pytest.mark.slow
+def test_adaptive_waves_keep_their_csv_files(tmp_path: Path) -> None:
+    customers = tmp_path / "customers.csv"
+    generate_customers(CUSTOMERS, seed=7).to_csv(customers, index=False)
+    out = tmp_path / "waves"
+    config = _config(tmp_path, THRESHOLD)
+    ran = _invoke(
+        "run", "--customers", customers, "--config", config, "--out", out, "--waves", "2", "-q"
+    )
+    assert ran.exit_code == 0, ran.output
+    assert SEGMENTS_DATASET.path(out).is_dir()  # segmented as any large run
+    # the wave analysis reads assignments.csv and engagement.csv with their wave column
+    assert ASSIGNMENTS.path(out).is_file() and ENGAGEMENT.path(out).is_file()
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["waves"] is not None

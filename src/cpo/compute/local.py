@@ -43,6 +43,7 @@ from cpo.run_folder import (
     write_assignments,
     write_customer_copy,
     write_engagement,
+    write_engagement_dataset,
     write_segments,
 )
 from cpo.segmentation import segment
@@ -120,7 +121,7 @@ class LocalEngine:
         return write_local_send_list(request)
 
     def simulate_engagement(self, request: EngageRequest) -> Engaged:
-        """Simulate the recipients' engagement (waves too) and write engagement.csv."""
+        """Simulate the recipients' engagement (waves too) and write it."""
         from cpo.experiment.wave_stage import simulate_waves
         from cpo.experiment.waves import WAVE_COLUMN
 
@@ -143,16 +144,21 @@ class LocalEngine:
         }
         if holdout is not None:
             report["holdout"] = holdout
-        return self._engaged(request.run_dir, result.frame, report)
+        waves = WAVE_COLUMN in assignments
+        return self._engaged(request.run_dir, result.frame, report, waves=waves)
 
     def import_engagement(self, request: EngageRequest) -> Engaged:
-        """Import a per-recipient or per-event file against the assignments; write engagement.csv.
+        """Import a per-recipient or per-event file against the assignments; write the engagement.
 
         Raises:
             DataValidationError: the import's errors (:mod:`cpo.experiment.engagement`).
         """
-        result = import_engagement(Path(str(request.engagement)), read_assignments(request.run_dir))
-        return self._engaged(request.run_dir, result.frame, summarize(result))
+        from cpo.experiment.waves import WAVE_COLUMN
+
+        assignments = read_assignments(request.run_dir)
+        result = import_engagement(Path(str(request.engagement)), assignments)
+        waves = WAVE_COLUMN in assignments.columns
+        return self._engaged(request.run_dir, result.frame, summarize(result), waves=waves)
 
     def engagement_statistics(self, run_dir: Path) -> SufficientStatistics:
         """The run's engagement streamed into counts per (arm, segment) (``aggregate_file``).
@@ -179,9 +185,19 @@ class LocalEngine:
         """The rows (they are read in this process)."""
         return rows()
 
-    def _engaged(self, run_dir: Path, frame: pd.DataFrame, report: dict[str, Any]) -> Engaged:
-        """Write engagement.csv; the report and totals."""
-        write_engagement(run_dir, frame)
+    def _engaged(
+        self, run_dir: Path, frame: pd.DataFrame, report: dict[str, Any], *, waves: bool = False
+    ) -> Engaged:
+        """Write the engagement; the report and totals.
+
+        Above ``columnar_above`` recipients it is the engagement dataset
+        (``engagement.parquet/``), else engagement.csv; adaptive waves keep the
+        CSV (their analysis reads it with the assignments.csv they write).
+        """
+        if not waves and self.settings.columnar(len(frame)):
+            write_engagement_dataset(run_dir, frame)
+        else:
+            write_engagement(run_dir, frame)
         totals, recipients = engagement_totals(frame, report)
         return Engaged(report=report, totals=totals, recipients=recipients)
 

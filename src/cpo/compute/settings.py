@@ -26,7 +26,7 @@ class SparkSettings(StrictModel):
     conf: dict[str, str] = Field(default_factory=dict)
 
 
-#: Customers above which the local engine writes segments and assignments as Parquet.
+#: Customers above which the local engine writes its per-customer files as Parquet.
 DEFAULT_COLUMNAR_ABOVE = 100_000
 
 
@@ -35,11 +35,12 @@ class ComputeSettings(StrictModel):
 
     Attributes:
         engine: ``local`` (pandas on this machine) or ``spark`` (Apache Spark).
-        columnar_above: With more customers than this, the local engine writes
-            the segments and the assignments as Parquet (``segments.parquet/``,
-            ``assignments.parquet/``, the form the Spark engine always writes and
-            every reader accepts) instead of CSV. ``0`` = always Parquet;
-            ``None`` = always CSV.
+        columnar_above: With more customers (recipients, for the engagement)
+            than this, the local engine writes the segments, the assignments and
+            the engagement as Parquet (``segments.parquet/``, ``assignments.parquet/``,
+            ``engagement.parquet/``: the form the Spark engine always writes and
+            every reader accepts) instead of CSV; adaptive waves keep their CSVs.
+            ``0`` = always Parquet; ``None`` = always CSV.
         spark: The Spark session settings (used with ``engine: spark``).
     """
 
