@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import os
 import shutil
 import subprocess
 import sys
@@ -39,9 +40,9 @@ from _machine import print_machine
 from golden import normalized
 from run_scale import customers_file, run
 
-from cpo.run_folder import read_assignments, read_segments, read_send_list
+from cpo.run_folder import read_assignments, read_engagement, read_segments, read_send_list
 
-COMPARED = ("engagement.csv", "metrics.json")
+COMPARED = ("metrics.json",)
 
 
 def config_folder(cpo: Path, work: Path, engine: str, driver_memory: str) -> Path:
@@ -82,11 +83,14 @@ def main() -> None:
         config = config_folder(cpo, work, engine, args.driver_memory)
         out = work / f"run-{engine}"
         shutil.rmtree(out, ignore_errors=True)
+        before = os.getloadavg()
         result = run(cpo, customers, out, ["--config", str(config)])
+        after = os.getloadavg()
         stages = result["stages"]
         print(
             f"{engine}: wall {result['wall']:.1f} s, CPU {result['cpu']:.1f} s (children), "
-            f"peak RSS of the process tree {result['peak_tree_mib']:.0f} MiB",
+            f"peak RSS of the process tree {result['peak_tree_mib']:.0f} MiB; load average "
+            f"(1/5/15 min) before {_load(before)}, after {_load(after)}",
             flush=True,
         )
         durations = ", ".join(f"{k} {v:.1f}" for k, v in stages.items() if v is not None)
@@ -105,6 +109,11 @@ def main() -> None:
             shutil.rmtree(out, ignore_errors=True)
 
 
+def _load(averages: tuple[float, float, float]) -> str:
+    """The load averages as ``1.2/3.4/5.6``."""
+    return "/".join(f"{value:.1f}" for value in averages)
+
+
 def _same(local: Path, spark: Path) -> dict[str, bool]:
     """Which artifacts agree: segments and assignments by rows, the rest normalised."""
     left, right = normalized(local), normalized(spark)
@@ -113,6 +122,8 @@ def _same(local: Path, spark: Path) -> dict[str, bool]:
     assigned = [read_assignments(out).drop(columns="assigned_at") for out in (local, spark)]
     same["assignments"] = assigned[0].equals(assigned[1])
     same["send list"] = _send_list_digest(local) == _send_list_digest(spark)
+    engaged = [read_engagement(out).astype(str) for out in (local, spark)]  # CSV or dataset
+    same["engagement"] = engaged[0].equals(engaged[1])
     return same
 
 

@@ -145,6 +145,11 @@ def read_table(path: Path) -> tuple[pd.DataFrame, int, str]:
     Raises:
         DataValidationError: missing, empty, unreadable or of another type.
     """
+    if path.is_dir():  # a Parquet dataset: a run's engagement.parquet/ (part files in order)
+        try:
+            return _strip_columns(run_folder.read_dataset(path)), 1, "row"
+        except (OSError, pa.ArrowException) as exc:
+            raise DataValidationError(f"{path}: cannot be read as parquet: {exc}") from None
     if not path.is_file():
         raise DataValidationError(f"{path}: engagement file not found")
     if path.stat().st_size == 0:
