@@ -24,6 +24,7 @@ stopped before its report) makes the worker stop its kernel and exit.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -237,6 +238,9 @@ def main(argv: list[str]) -> int:
     try:
         with contextlib.suppress(Exception):  # rendering meets (and reports) the same problem
             _warm_up()
+        # What is loaded now lives until the worker exits: the garbage collector
+        # need not scan it again each time rendering the reports triggers it.
+        gc.freeze()
         line = sys.stdin.readline()
         if line.strip():
             reply = _serve(run_dir, line, kernel)
