@@ -203,6 +203,22 @@ def test_engagement_reads_the_same_from_the_csv_and_the_dataset(tmp_path: Path):
             run_folder.read_engagement(run, ["clicked"])
 
 
+def test_customer_copy_source_is_read_without_the_rows(tmp_path: Path):
+    source = {"sha256": "ab" * 32, "settings": {"encoding": None}, "on_invalid": "error"}
+    assert run_folder.customer_copy_source(tmp_path) is None
+    frame = pd.DataFrame({"customer_id": ["C-1", "C-2"], "age": [30, 41]})
+    run_folder.write_customer_copy(tmp_path, frame, source)
+    assert run_folder.customer_copy_source(tmp_path) == source
+    folder = tmp_path / "spark"
+    copy = run_folder.CUSTOMERS_COPY.path(folder)
+    copy.mkdir(parents=True)  # the form Spark writes: part files and _cpo_source.json
+    frame.to_parquet(copy / "part-00000.parquet")
+    (copy / "_cpo_source.json").write_text(json.dumps(source), encoding="utf-8")
+    assert run_folder.customer_copy_source(folder) == source
+    (copy / "_cpo_source.json").write_text("not json", encoding="utf-8")
+    assert run_folder.customer_copy_source(folder) is None
+
+
 def test_manifest_and_recorded_audit_head(tmp_path: Path):
     with pytest.raises(RunDirError, match="no manifest.json here"):
         read_manifest(tmp_path)

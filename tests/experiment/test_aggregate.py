@@ -252,6 +252,22 @@ def test_files_streamed_in_small_batches_match_in_memory(tmp_path, suffix):
     assert streamed.records == 2500 and streamed.engagement_sources == ("simulated",)
 
 
+def test_a_parquet_dataset_folder_streams_its_part_files(tmp_path):
+    frame = _random_records(2500)
+    folder = tmp_path / "engagement.parquet"
+    folder.mkdir()
+    for part, start in enumerate(range(0, 2500, 1000)):  # three part files, as Spark writes
+        frame.iloc[start : start + 1000].to_parquet(folder / f"part-{part:05d}.zstd.parquet")
+    (folder / "_SUCCESS").write_text("", encoding="utf-8")
+    streamed = aggregate_file(folder, batch_rows=700)
+    pd.testing.assert_frame_equal(streamed.table, aggregate_records(frame).table)
+    assert streamed.records == 2500
+    frame.loc[2400, "customer_id"] = frame.loc[3, "customer_id"]  # across part files
+    frame.iloc[2000:].to_parquet(folder / "part-00002.zstd.parquet")
+    with pytest.raises(DataValidationError, match="'C000003'"):
+        aggregate_file(folder)
+
+
 def test_parquet_booleans_and_dictionary_labels(tmp_path):
     table = pa.table(
         {
