@@ -206,3 +206,16 @@ def test_the_next_tests_size_is_presented_from_metrics_json(art: RunArtifacts) -
     assert summary.next_sample_size(recorded, "open_rate", best) is None  # another metric
     older = replace(art, metrics={k: v for k, v in art.metrics.items() if k != "next_test"})
     assert summary.next_sample_size(older, "click_rate", best) is None  # not recorded
+
+
+def test_config_snapshot_reads_back_as_the_manifest_config(art: RunArtifacts) -> None:
+    # Dumped by libyaml when PyYAML has it: the same text as PyYAML's own emitter.
+    import yaml
+
+    from cpo.reporting.sections import appendix
+
+    text = appendix.appendix_section(art)["config_yaml"]
+    config = {k: v for k, v in art.manifest["config"].items() if k != appendix.PROMPTS_KEY}
+    assert config and yaml.safe_load(text) == config
+    options = {"sort_keys": False, "allow_unicode": True, "default_flow_style": None}
+    assert text == yaml.safe_dump(config, width=120, **options)
