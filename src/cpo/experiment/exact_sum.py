@@ -1,0 +1,222 @@
+"""Exactly rounded sums that merge: the same float however the values are grouped.
+
+A float sum depends on the order of the additions; NumPy adds one array
+pairwise, an engine that sums per partition adds the partial sums in
+another order, and the last bits differ. :class:`ExactSums` keeps each sum
+exactly, as the integer ``Σ value × 2**1074`` (every finite float64 is an
+integer multiple of ``2**-1074``), so partial sums merge by integer addition
+and :meth:`ExactSums.values` rounds the total once, correctly (CPython's
+``int / int`` is correctly rounded): the result equals :func:`math.fsum` of
+all the values, whatever the grouping.
+
+The vectorized reduction splits each value into its sign and biased exponent
+(a bin) and two halves of its significand (the value with the low 26
+significand bits cleared, and the rest); every half in a bin is a multiple of
+one power of two and below ``2**27`` of it, so ``np.bincount``'s float sums of
+the halves per bin are exact for up to ``2**26`` values per call. Python
+integers then add the few non-empty bins. Integer-valued rows whose sum
+cannot exceed ``2**53`` (0/1 outcomes, indicators) skip this: any order of
+NumPy's sum is exact there.
+
+Non-finite values give the sum of the non-finite values (NaN, or ±inf), as
+NumPy's sum would; an empty sum is 0.0 and a sum of negative zeros is -0.0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: ``Σ value × 2**SCALE_BITS`` is an integer for every finite float64.
+SCALE_BITS = 1074
+_SCALE = 1 << SCALE_BITS
+#: Bins per row: the 12 high bits of a float64 (sign and biased exponent).
+_BINS = 4096
+_EXPONENT_BITS = np.uint64(52)
+_HIGH_HALF = np.uint64(((1 << 64) - 1) ^ ((1 << 26) - 1))
+#: Values per bincount call: a bin's sum of halves stays below 2**53 units.
+_CHUNK = 1 << 26
+#: Biased exponents from here on are summed value by value (a bin's float sum
+#: of halves could overflow); also the non-finite values' exponent (2047).
+_HUGE = 1990
+_NON_FINITE = 2047
+_NEGATIVE_ZERO = np.uint64(1 << 63)
+#: Rows whose integer values reach this (times the count) are not summed by NumPy.
+_EXACT_INTEGERS = float(1 << 53)
+
+
+@dataclass(frozen=True)
+class ExactSums:
+    """Exact sums of the rows of a matrix (sums over its last axis); ``+`` merges.
+
+    Attributes:
+        count: Values summed per row.
+        scaled: Per row, the sum of the finite values times ``2**1074`` (exact).
+        special: Per row, the sum of the non-finite values (0.0 when none).
+        negative_zero: Per row, whether every value is -0.0 (True when none).
+    """
+
+    count: int
+    scaled: tuple[int, ...]
+    special: tuple[float, ...]
+    negative_zero: tuple[bool, ...]
+
+    def __add__(self, other: ExactSums) -> ExactSums:
+        """The sums of both sets of values (the same rows, other values)."""
+        if len(self.scaled) != len(other.scaled):
+            raise ValueError(
+                f"cannot merge sums of {len(self.scaled)} and {len(other.scaled)} rows"
+            )
+        return ExactSums(
+            self.count + other.count,
+            tuple(a + b for a, b in zip(self.scaled, other.scaled, strict=True)),
+            tuple(a + b for a, b in zip(self.special, other.special, strict=True)),
+            tuple(a and b for a, b in zip(self.negative_zero, other.negative_zero, strict=True)),
+        )
+
+    def values(self) -> np.ndarray:
+        """The correctly rounded sum of each row, as float64."""
+        return np.array([self._rounded(row) for row in range(len(self.scaled))], dtype=float)
+
+    def value(self) -> float:
+        """The correctly rounded sum of the only row."""
+        if len(self.scaled) != 1:
+            raise ValueError(f"value() of {len(self.scaled)} rows; use values()")
+        return self._rounded(0)
+
+    def _rounded(self, row: int) -> float:
+        """One row's sum, rounded once."""
+        special, scaled = self.special[row], self.scaled[row]
+        if special != 0.0:  # also NaN
+            return special
+        if scaled == 0:
+            return -0.0 if self.count and self.negative_zero[row] else 0.0
+        try:
+            return scaled / _SCALE
+        except OverflowError:
+            return float("inf") if scaled > 0 else float("-inf")
+
+
+def exact_sums(values: np.ndarray) -> ExactSums:
+    """The exact sums over the last axis of a float array: one row (1-D) or k rows (k × n).
+
+    Each row is best contiguous (a row of a C-ordered matrix): the rows are
+    reduced together, one bincount per half.
+    """
+    rows = np.asarray(values, dtype=float)
+    rows = rows[None, :] if rows.ndim == 1 else rows
+    if rows.ndim != 2:
+        raise ValueError(f"exact_sums takes a 1-D or 2-D array, not {rows.ndim}-D")
+    count = rows.shape[1]
+    scaled = [0] * len(rows)
+    special = [0.0] * len(rows)
+    integer = [_integer_sum(row) for row in rows]
+    binned = [i for i, total in enumerate(integer) if total is None]
+    for i, total in enumerate(integer):
+        if total is not None:
+            scaled[i] = int(total) << SCALE_BITS
+    if binned:
+        others = rows if len(binned) == len(rows) else rows[binned]
+        for i, (total, non_finite) in zip(binned, _binned_sums(others), strict=True):
+            scaled[i], special[i] = total, non_finite
+    zeros = tuple(
+        scaled[i] == 0 and special[i] == 0.0 and _all_negative_zero(rows[i])
+        for i in range(len(rows))
+    )
+    return ExactSums(count, tuple(scaled), tuple(special), zeros)
+
+
+def exact_sum(values: np.ndarray) -> ExactSums:
+    """The exact sum of a 1-D array (one row)."""
+    return exact_sums(np.ravel(np.asarray(values, dtype=float)))
+
+
+def fsum(values: np.ndarray) -> float:
+    """The correctly rounded sum of an array's values (:func:`math.fsum`, vectorized)."""
+    return exact_sum(values).value()
+
+
+def _integer_sum(row: np.ndarray) -> float | None:
+    """NumPy's sum of an integer-valued row when every order of summing it is exact, else None."""
+    if not len(row):
+        return 0.0
+    head = row[:64]
+    if not np.array_equal(np.trunc(head), head):
+        return None
+    if not np.array_equal(np.trunc(row), row):
+        return None
+    largest = float(np.abs(row).max())
+    if not largest * len(row) < _EXACT_INTEGERS:  # also false for inf
+        return None
+    return float(row.sum())
+
+
+def _all_negative_zero(row: np.ndarray) -> bool:
+    """Whether every value of a row (whose sum is 0) is -0.0; True for no values."""
+    return bool(np.all(row.view(np.uint64) == _NEGATIVE_ZERO))
+
+
+def _binned_sums(rows: np.ndarray) -> list[tuple[int, float]]:
+    """Per row: the exact scaled sum of the finite values and the sum of the non-finite ones."""
+    rows = np.ascontiguousarray(rows)
+    totals = [0] * len(rows)
+    specials = [0.0] * len(rows)
+    for start in range(0, rows.shape[1], _CHUNK):
+        chunk = rows[:, start : start + _CHUNK]
+        halves = _bin_halves(chunk)
+        for i, row in enumerate(chunk):
+            total, special = _row_total(row, halves[:, i * _BINS : (i + 1) * _BINS])
+            totals[i] += total
+            specials[i] += special
+    return list(zip(totals, specials, strict=True))
+
+
+def _bin_halves(rows: np.ndarray) -> np.ndarray:
+    """Per (row, sign and exponent) bin, the float sums of both halves (exact), shape (2, bins)."""
+    bits = rows.view(np.uint64)
+    index = (bits >> _EXPONENT_BITS).view(np.int64)
+    index += (np.arange(len(rows), dtype=np.int64) * _BINS)[:, None]
+    high = (bits & _HIGH_HALF).view(float)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: the bin is not used
+        low = rows - high
+    size = len(rows) * _BINS
+    flat_index = index.ravel()
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.stack(
+            [
+                np.bincount(flat_index, high.ravel(), size),
+                np.bincount(flat_index, low.ravel(), size),
+            ]
+        )
+
+
+def _row_total(row: np.ndarray, bins: np.ndarray) -> tuple[int, float]:
+    """One row's exact scaled sum from its bins (huge values one by one), and non-finite sum."""
+    total = 0
+    huge = False
+    for b in np.flatnonzero((bins[0] != 0) | (bins[1] != 0)).tolist():
+        exponent = b % (_BINS // 2)
+        if exponent >= _HUGE:
+            huge = True
+            continue
+        total += _scaled(float(bins[0, b])) + _scaled(float(bins[1, b]))
+    special = 0.0
+    if huge:
+        magnitude = np.abs(row)
+        total += sum(_scaled(float(v)) for v in row[(magnitude >= _HUGE_VALUE) & np.isfinite(row)])
+        non_finite = ~np.isfinite(row)
+        if non_finite.any():
+            with np.errstate(invalid="ignore"):  # inf - inf is NaN, as in NumPy's sum
+                special = float(row[non_finite].sum())
+    return total, special
+
+
+#: The smallest magnitude whose biased exponent is ``_HUGE``.
+_HUGE_VALUE = float(2.0 ** (_HUGE - 1023))
+
+
+def _scaled(value: float) -> int:
+    """A finite float times ``2**1074``, exactly (an integer)."""
+    numerator, denominator = value.as_integer_ratio()
+    return numerator << (SCALE_BITS + 1 - denominator.bit_length())
