@@ -32,6 +32,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy import special
 
+from cpo.experiment.brentq import brentq
+
 __all__ = [
     "SRM_EMPTY_ARM_MIN_EXPECTED",
     "SRM_EXACT_ENUMERATION_LIMIT",
@@ -521,9 +523,7 @@ def _bracket_and_solve(
         return transform(lo)
     if g_hi == 0:
         return transform(hi)
-    from scipy import optimize  # imported on first use: ~0.4 s a command may not need
-
-    return transform(optimize.brentq(g, lo, hi, xtol=1e-12, rtol=1e-12))
+    return transform(brentq(g, lo, hi, xtol=1e-12, rtol=1e-12))
 
 
 # --------------------------------------------------------------------------
@@ -1123,9 +1123,7 @@ def mde_for_n(
     if shortfall(1.0) < 0:
         reason = f"unreachable: no rate up to 1 gives power {power} with {n_per_arm} units per arm"
         return MDEResult(None, None, None, n_per_arm, baseline, a, power, reason)
-    from scipy import optimize
-
-    p2 = float(optimize.brentq(shortfall, baseline, 1.0, xtol=1e-12, rtol=1e-12))
+    p2 = brentq(shortfall, baseline, 1.0, xtol=1e-12, rtol=1e-12)
     mde = p2 - baseline
     return MDEResult(mde, mde / baseline, p2, n_per_arm, baseline, a, power)
 
