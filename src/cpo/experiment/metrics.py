@@ -117,6 +117,10 @@ def analyze_file(
 
     design_data = _read_design(Path(design)) if design is not None else None
     plan, config_warnings = _plan_and_warnings(config, design_data)
+    if assignments is not None and customers is None:
+        fast = _analyze_clean_export(Path(path), Path(assignments), plan, config_warnings)
+        if fast is not None:
+            return fast
     assignment_rows = _read_assignments(Path(assignments)) if assignments is not None else None
     if is_counts_file(path):
         counted = _analyze_counts(Path(path), plan, config_warnings, assignment_rows, design_data)
@@ -143,6 +147,31 @@ def analyze_file(
     if table is None:
         return _with_adjustment(metrics, plan.settings, None, reason=_NO_CUSTOMERS_REASON)
     return _with_adjustment(metrics, plan.settings, imported.frame, table)
+
+
+def _analyze_clean_export(
+    path: Path, assignments: Path, plan: AnalysisPlan, config_warnings: list[dict[str, str]]
+) -> dict[str, Any] | None:
+    """The metrics of a clean per-recipient CSV export joined to assignments.csv, or None.
+
+    :mod:`cpo.experiment.export_join` counts without pandas frames; None (the
+    general path decides) when it cannot vouch for the input, or when the run's
+    customer copy is beside the export (the regression adjustment needs the rows).
+    """
+    from cpo.experiment.export_join import import_clean_export
+
+    if run_folder.CUSTOMERS_COPY.path(path.parent).exists():
+        return None
+    imported = import_clean_export(path, assignments)
+    if imported is None:
+        return None
+    metrics = analyze(
+        imported.statistics,
+        plan,
+        engagement_source=imported.source,
+        extra_warnings=[*imported.warnings, *config_warnings],
+    )
+    return _with_adjustment(metrics, plan.settings, None, reason=_NO_CUSTOMERS_REASON)
 
 
 _COUNTS_REASON = (
