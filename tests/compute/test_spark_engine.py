@@ -32,10 +32,6 @@ COMPARED = (
     "segment_profiles.json",
     "experiment_design.json",
 )
-#: metrics.json's regression adjustment (CUPED) comes from sums that Spark adds per
-#: partition, in another order than NumPy adds one array (docs/spark.md, "Differences
-#: and limits"): its numbers agree to this relative tolerance, everything else exactly.
-SUMMED_IN_ANOTHER_ORDER = 1e-9
 
 
 def _config(tmp_path: Path, name: str, engine: str, **experiment: Any) -> Path:
@@ -65,21 +61,18 @@ def _same_artifacts(local: Path, spark: Path) -> None:
         assert left[name] == right[name], f"{name} differs between the engines"
     differences = _differences(json.loads(left["metrics.json"]), json.loads(right["metrics.json"]))
     assert not differences, f"metrics.json differs between the engines: {differences[:10]}"
+    assert left["metrics.json"] == right["metrics.json"]
     _same_datasets(local, spark)
 
 
 def _differences(local: Any, spark: Any, path: str = "") -> list[str]:
-    """Where two metrics documents differ: exact, but CUPED's sums to a relative tolerance."""
+    """Where two metrics documents differ (exactly: CUPED's sums are exact on both engines)."""
     if isinstance(local, dict) and isinstance(spark, dict):
         keys = sorted(set(local) | set(spark))
         return [d for k in keys for d in _differences(local.get(k), spark.get(k), f"{path}.{k}")]
     if isinstance(local, list) and isinstance(spark, list) and len(local) == len(spark):
         pairs = zip(local, spark, strict=True)
         return [d for i, (a, b) in enumerate(pairs) for d in _differences(a, b, f"{path}[{i}]")]
-    summed = path.startswith(".regression_adjustment.")
-    if summed and isinstance(local, float) and isinstance(spark, float):
-        close = local == pytest.approx(spark, rel=SUMMED_IN_ANOTHER_ORDER, abs=1e-15)
-        return [] if close else [f"{path}: {local!r} != {spark!r}"]
     return [] if local == spark else [f"{path}: {local!r} != {spark!r}"]
 
 

@@ -107,6 +107,34 @@ def test_moments_and_meat_add_across_partitions() -> None:
     np.testing.assert_allclose(split, meat, rtol=1e-12)
 
 
+@pytest.mark.parametrize("cuts", [[1], [150], [7, 8, 200, 399], [0, 0, 400]])
+def test_exact_sums_merge_to_the_whole_arrays_floats(cuts: list[int]) -> None:
+    """Moment and meat sums of any split, merged, round to the whole array's floats bit for bit."""
+    frame = _frame(seed=6, arms=2, covariates=2)
+    y, x = frame["y"].to_numpy(dtype=float), frame[["x1", "x2"]].to_numpy()
+    whole = cuped.arm_moments(y, x)
+    fit = cuped.fit_arm(whole, cuped.pooled_mean([whole]))
+    parts = list(zip(np.split(y, cuts), np.split(x, cuts), strict=True))
+    moments = [cuped.moment_sums(y_part, x_part) for y_part, x_part in parts]
+    meats = [cuped.meat_sums(y_part, x_part, fit) for y_part, x_part in parts]
+    merged = sum(moments[1:], moments[0]).moments()
+    for name in ("n", "sum_y", "sum_yy", "sum_x", "sum_xx", "sum_xy"):
+        assert np.array_equal(getattr(merged, name), getattr(whole, name)), name
+    merged_meat = sum(meats[1:], meats[0]).meat()  # type: ignore[arg-type, union-attr]
+    assert np.array_equal(merged_meat, cuped.hc2_meat(y, x, fit))  # type: ignore[arg-type]
+    assert np.array_equal(merged_meat, merged_meat.T)
+
+
+def test_moments_and_meat_equal_the_exact_rational_sums() -> None:
+    """Each sum is the exact sum of the rows' terms rounded once (math.fsum)."""
+    frame = _frame(seed=7, arms=2, covariates=2, n=300)
+    y, x = frame["y"].to_numpy(dtype=float), frame[["x1", "x2"]].to_numpy()
+    moments = cuped.arm_moments(y, x)
+    assert moments.sum_xx[0, 1] == math.fsum((x[:, 0] * x[:, 1]).tolist())
+    assert moments.sum_xy[1] == math.fsum((x[:, 1] * y).tolist())
+    assert moments.sum_x.tolist() == [math.fsum(x[:, j].tolist()) for j in range(2)]
+
+
 # --------------------------------------------------------------------------
 # Simulation: width and coverage
 # --------------------------------------------------------------------------

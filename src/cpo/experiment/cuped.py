@@ -54,6 +54,7 @@ from scipy import special
 
 from cpo.experiment import catalog
 from cpo.experiment import stats as cpo_stats
+from cpo.experiment.exact_sum import ExactSums, exact_sum, exact_sums
 
 VarianceReduction = Literal["none", "cuped"]
 NONE: VarianceReduction = "none"
@@ -107,8 +108,45 @@ class ArmMoments:
         )
 
 
-def arm_moments(y: np.ndarray, x: np.ndarray) -> ArmMoments:
-    """Pass 1 over one arm's rows.
+@dataclass(frozen=True)
+class MomentSums:
+    """An arm's pass-1 sums kept exactly (:mod:`cpo.experiment.exact_sum`); ``+`` merges.
+
+    Partial sums of any split of the rows merge to the same exact sums, so
+    :meth:`moments` gives the same floats on every engine.
+
+    Attributes:
+        covariates: Covariates ``k``.
+        sums: Rows of :func:`_moment_terms`: y, y², x_j, x_i x_j (i <= j), x_j y.
+    """
+
+    covariates: int
+    sums: ExactSums
+
+    def __add__(self, other: MomentSums) -> MomentSums:
+        """The sums of the union of two disjoint sets of recipients."""
+        return MomentSums(self.covariates, self.sums + other.sums)
+
+    def moments(self) -> ArmMoments:
+        """The sums, each rounded once, as :class:`ArmMoments`."""
+        k = self.covariates
+        values = self.sums.values()
+        sum_xx = np.zeros((k, k))
+        rows, cols = np.triu_indices(k)
+        sum_xx[rows, cols] = values[2 + k : 2 + k + len(rows)]
+        sum_xx[cols, rows] = sum_xx[rows, cols]
+        return ArmMoments(
+            n=self.sums.count,
+            sum_y=float(values[0]),
+            sum_yy=float(values[1]),
+            sum_x=values[2 : 2 + k],
+            sum_xx=sum_xx,
+            sum_xy=values[2 + k + len(rows) :],
+        )
+
+
+def moment_sums(y: np.ndarray, x: np.ndarray) -> MomentSums:
+    """Pass 1 over one arm's rows, exactly (see :class:`MomentSums`).
 
     Args:
         y: Outcomes, shape (n,).
@@ -116,14 +154,32 @@ def arm_moments(y: np.ndarray, x: np.ndarray) -> ArmMoments:
     """
     y = np.asarray(y, dtype=float)
     x = _as_matrix(x)
-    return ArmMoments(
-        n=len(y),
-        sum_y=float(y.sum()),
-        sum_yy=float(y @ y),
-        sum_x=x.sum(axis=0),
-        sum_xx=x.T @ x,
-        sum_xy=x.T @ y,
-    )
+    return MomentSums(x.shape[1], exact_sums(_moment_terms(y, x)))
+
+
+def _moment_terms(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The per-row terms of pass 1, one row each, by elementwise products (same on any engine)."""
+    k = x.shape[1]
+    pairs = [(int(i), int(j)) for i, j in zip(*np.triu_indices(k), strict=True)]
+    terms = np.empty((2 + 2 * k + len(pairs), len(y)))
+    terms[0] = y
+    np.multiply(y, y, out=terms[1])
+    terms[2 : 2 + k] = x.T
+    for row, (left, right) in enumerate(pairs, start=2 + k):
+        np.multiply(x[:, left], x[:, right], out=terms[row])
+    for column in range(k):
+        np.multiply(x[:, column], y, out=terms[2 + k + len(pairs) + column])
+    return terms
+
+
+def arm_moments(y: np.ndarray, x: np.ndarray) -> ArmMoments:
+    """Pass 1 over one arm's rows: :func:`moment_sums`, rounded.
+
+    Args:
+        y: Outcomes, shape (n,).
+        x: Covariates, shape (n, k), no missing values.
+    """
+    return moment_sums(y, x).moments()
 
 
 def _as_matrix(x: np.ndarray) -> np.ndarray:
@@ -221,21 +277,75 @@ def _singular(m: ArmMoments) -> str | None:
 # --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class MeatSums:
+    """An arm's HC2 meat ``Σ w_i z_i z_i'`` kept exactly; ``+`` merges.
+
+    Attributes:
+        terms: Regression terms ``k + 1`` (intercept first).
+        sums: Rows of ``w z_a z_b`` for ``a <= b`` (:func:`numpy.triu_indices` order).
+    """
+
+    terms: int
+    sums: ExactSums
+
+    def __add__(self, other: MeatSums) -> MeatSums:
+        """The meat of the union of two disjoint sets of recipients."""
+        return MeatSums(self.terms, self.sums + other.sums)
+
+    def meat(self) -> np.ndarray:
+        """The sums, each rounded once, as the symmetric ``(k + 1) × (k + 1)`` matrix."""
+        meat = np.zeros((self.terms, self.terms))
+        rows, cols = np.triu_indices(self.terms)
+        meat[rows, cols] = self.sums.values()
+        meat[cols, rows] = meat[rows, cols]
+        return meat
+
+
 def hc2_meat(y: np.ndarray, x: np.ndarray, fit: ArmFit) -> np.ndarray | None:
     """Pass 2 over one arm's rows: ``Σ e_i² / (1 - h_ii) z_i z_i'`` (reducible: sums).
 
     Returns None when a recipient has leverage 1 (HC2 is undefined).
     """
+    sums = meat_sums(y, x, fit)
+    return None if sums is None else sums.meat()
+
+
+def meat_sums(y: np.ndarray, x: np.ndarray, fit: ArmFit) -> MeatSums | None:
+    """:func:`hc2_meat` kept exactly (see :class:`MeatSums`); None when HC2 is undefined.
+
+    Every per-row quantity is an elementwise operation in a fixed order (no
+    matrix product, whose kernels may round rows differently by position), so
+    a row gives the same terms in any partition.
+    """
     if fit.coefficients is None or fit.inverse_gram is None:
         return None
     y = np.asarray(y, dtype=float)
-    z = np.column_stack([np.ones(len(y)), _as_matrix(x) - fit.center])
-    residuals = y - z @ fit.coefficients
-    complement = 1.0 - ((z @ fit.inverse_gram) * z).sum(axis=1)
+    z = [np.ones(len(y)), *(_as_matrix(x) - fit.center).T]
+    residuals = y - fit.coefficients[0]
+    for j in range(1, len(z)):
+        residuals -= fit.coefficients[j] * z[j]
+    complement = 1.0 - _leverages(z, fit.inverse_gram)
     if np.any(complement < _FULL_LEVERAGE):
         return None
-    weights = residuals**2 / complement
-    return (z * weights[:, None]).T @ z
+    weights = residuals * residuals / complement
+    weighted = [weights * z_a for z_a in z]
+    rows, cols = np.triu_indices(len(z))
+    terms = np.empty((len(rows), len(y)))
+    for row, (a, b) in enumerate(zip(rows, cols, strict=True)):
+        np.multiply(weighted[a], z[b], out=terms[row])
+    return MeatSums(len(z), exact_sums(terms))
+
+
+def _leverages(z: Sequence[np.ndarray], inverse_gram: np.ndarray) -> np.ndarray:
+    """``h_ii = z_i' (Z'Z)⁻¹ z_i`` per row, summed term by term in a fixed order."""
+    leverage = np.zeros(len(z[0]))
+    for a, z_a in enumerate(z):
+        projected = np.full(len(z_a), inverse_gram[a, 0])
+        for b in range(1, len(z)):
+            projected += inverse_gram[a, b] * z[b]
+        leverage += projected * z_a
+    return leverage
 
 
 @dataclass(frozen=True)
@@ -839,7 +949,7 @@ def covariate_matrix(
         missing = ~np.isfinite(values)
         if missing.all():
             continue
-        columns.append(np.where(missing, values[~missing].mean(), values))
+        columns.append(np.where(missing, known_mean(values[~missing]), values))
         used.append(name)
         if missing.any():
             columns.append(missing.astype(float))
@@ -847,6 +957,15 @@ def covariate_matrix(
     if not columns:
         return np.zeros((len(rows), 0)), used
     return np.column_stack(columns), used
+
+
+def known_mean(values: np.ndarray) -> float:
+    """The mean of known covariate values: their exactly rounded sum / their count.
+
+    The Spark engine merges :func:`exact_sum` of its partitions and divides the
+    same way, so both engines impute the same value.
+    """
+    return exact_sum(values).value() / len(values)
 
 
 def _adjust_p_values(comparisons: list[AdjustedComparison], primary: str, alpha: float) -> None:

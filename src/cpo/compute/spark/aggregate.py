@@ -14,18 +14,17 @@ covariate columns of the run's customer copy, and
 passes, each one ``mapInPandas`` whose partitions return small sums for every
 metric at once:
 
-1. per metric and covariate, the count and sum of the known values (the
+1. per metric and covariate, the count and exact sum of the known values (the
    pooled mean that replaces a missing value, as
    :func:`cpo.experiment.cuped.covariate_matrix` does);
-2. per metric and arm, :func:`cpo.experiment.cuped.arm_moments` (they add);
-3. per metric and arm, :func:`cpo.experiment.cuped.hc2_meat` with the arm's
-   fit from the summed moments (they add).
+2. per metric and arm, :func:`cpo.experiment.cuped.moment_sums` (they merge);
+3. per metric and arm, :func:`cpo.experiment.cuped.meat_sums` with the arm's
+   fit from the merged moments (they merge).
 
-The partitions run the local code on their rows; the sums are added on the
-driver in another order than NumPy adds the rows in one process, so the
-adjusted estimates can differ from the local engine's in the last bits
-(relative 1e-12 at most in the tests); counts, rates and every unadjusted
-result are the same.
+The partitions run the local code on their rows and return exact sums
+(:mod:`cpo.experiment.exact_sum`), merged on the driver and rounded once, so
+the estimates are the local engine's to the bit, however Spark splits the
+rows into partitions and batches.
 """
 
 from __future__ import annotations
@@ -48,6 +47,7 @@ from cpo.experiment.aggregate import (
     SOURCE_COLUMN,
     SufficientStatistics,
 )
+from cpo.experiment.exact_sum import exact_sum
 from cpo.run_folder import CUSTOMERS_COPY, find_engagement
 
 _TRUE = ("1", "1.0", "true", "t", "yes", "y")
@@ -255,27 +255,42 @@ class _Passes:
         wanted = {metric: names for metric, names in wanted.items() if names}
         known = _reduce(self.joined, _known_sums(self.request, wanted), _add)
         plans = {m: _imputation(known, m, names) for m, names in wanted.items()}
-        moments = _reduce(self.joined, _moment_sums(self.request, plans, self.arms), _add)
+        summed = _reduce(self.joined, _moment_sums(self.request, plans, self.arms), _add)
+        moments = {
+            m: _arm_moments(summed, m, len(_names(plan)), self.arms) for m, plan in plans.items()
+        }
         results: dict[str, tuple[list[cuped.ArmEstimate], list[str]]] = {}
         fits: dict[str, list[cuped.ArmFit]] = {}
-        for metric, plan in plans.items():
-            names = _names(plan)
-            sums = [moments.get((metric, code)) or _empty(len(names)) for code in range(self.arms)]
+        for metric, sums in moments.items():
             if sum(m.n for m in sums) == 0:
                 nobody = cuped.ArmEstimate(0, None, None, None, None, "no recipients")
-                results[metric] = ([nobody] * self.arms, names)
+                results[metric] = ([nobody] * self.arms, _names(plans[metric]))
             else:
                 center = cuped.pooled_mean(sums)
                 fits[metric] = [cuped.fit_arm(m, center) for m in sums]
         meats = _reduce(self.joined, _meat_sums(self.request, plans, fits), _add_meat)
         for metric, arm_fits in fits.items():
-            names = _names(plans[metric])
-            estimates = []
-            for code, fit in enumerate(arm_fits):
-                m = moments.get((metric, code)) or _empty(len(names))
-                estimates.append(cuped.estimate_arm(m, fit, meats.get((metric, code))))
-            results[metric] = (estimates, names)
+            estimates = [
+                cuped.estimate_arm(moments[metric][code], fit, _rounded_meat(meats, metric, code))
+                for code, fit in enumerate(arm_fits)
+            ]
+            results[metric] = (estimates, _names(plans[metric]))
         return results
+
+
+def _arm_moments(
+    summed: Mapping[Any, cuped.MomentSums], metric: str, covariates: int, arms: int
+) -> list[cuped.ArmMoments]:
+    """The metric's merged moment sums per arm code, rounded (an arm without rows: zeros)."""
+    return [(summed.get((metric, code)) or _empty(covariates)).moments() for code in range(arms)]
+
+
+def _rounded_meat(
+    meats: Mapping[Any, cuped.MeatSums | None], metric: str, code: int
+) -> np.ndarray | None:
+    """The arm's merged HC2 meat as a matrix; None when undefined or the arm had no rows."""
+    sums = meats.get((metric, code))
+    return None if sums is None else sums.meat()
 
 
 def _reduce(
@@ -303,15 +318,15 @@ def _add(left: Any, right: Any) -> Any:
     return left + right
 
 
-def _add_meat(left: np.ndarray | None, right: np.ndarray | None) -> np.ndarray | None:
-    """Two partial HC2 meats added; None (a leverage of 1 somewhere) wins."""
+def _add_meat(left: cuped.MeatSums | None, right: cuped.MeatSums | None) -> cuped.MeatSums | None:
+    """Two partial HC2 meats merged; None (a leverage of 1 somewhere) wins."""
     return None if left is None or right is None else left + right
 
 
 def _known_sums(
     request: cuped.AdjustmentRequest, wanted: Mapping[str, Sequence[str]]
 ) -> Callable[[pd.DataFrame], dict[Any, Any]]:
-    """Pass 1: per (metric, covariate), the known values' count and sum, and the rows."""
+    """Pass 1: per (metric, covariate), the known values' count and exact sum, and the rows."""
 
     def partial(batch: pd.DataFrame) -> dict[Any, Any]:
         columns = cuped.RecipientColumns.of(batch, request)
@@ -321,19 +336,22 @@ def _known_sums(
             for name in names:
                 values = columns.covariates[name][rows]
                 finite = np.isfinite(values)
-                out[(metric, name)] = (int(finite.sum()), float(values[finite].sum()), len(rows))
+                out[(metric, name)] = (int(finite.sum()), exact_sum(values[finite]), len(rows))
         return out
 
     return partial
 
 
 def _imputation(known: Mapping[Any, Any], metric: str, names: Sequence[str]) -> Imputation:
-    """The metric's covariates with their pooled means (one never known is left out)."""
+    """The metric's covariates with their pooled means (one never known is left out).
+
+    The mean is :func:`cpo.experiment.cuped.known_mean`'s: exact sum / count.
+    """
     plan = []
     for name in names:
-        count, total, rows = known.get((metric, name), (0, 0.0, 0))
+        count, total, rows = known.get((metric, name), (0, None, 0))
         if count:
-            plan.append((name, total / count, count < rows))
+            plan.append((name, total.value() / count, count < rows))
     return plan
 
 
@@ -385,8 +403,8 @@ def _per_arm(
 def _moment_sums(
     request: cuped.AdjustmentRequest, plans: Mapping[str, Imputation], arms: int
 ) -> Callable[[pd.DataFrame], dict[Any, Any]]:
-    """Pass 2: :func:`cpo.experiment.cuped.arm_moments` per (metric, arm)."""
-    return _per_arm(request, plans, arms, lambda _m, _c, y, x: cuped.arm_moments(y, x))
+    """Pass 2: :func:`cpo.experiment.cuped.moment_sums` per (metric, arm)."""
+    return _per_arm(request, plans, arms, lambda _m, _c, y, x: cuped.moment_sums(y, x))
 
 
 def _meat_sums(
@@ -394,14 +412,14 @@ def _meat_sums(
     plans: Mapping[str, Imputation],
     fits: Mapping[str, list[cuped.ArmFit]],
 ) -> Callable[[pd.DataFrame], dict[Any, Any]]:
-    """Pass 3: :func:`cpo.experiment.cuped.hc2_meat` per (metric, arm) with the arm's fit."""
+    """Pass 3: :func:`cpo.experiment.cuped.meat_sums` per (metric, arm) with the arm's fit."""
     fitted = {metric: plan for metric, plan in plans.items() if metric in fits}
     arms = 1 + len(request.treatment_arms)
     return _per_arm(
-        request, fitted, arms, lambda m, code, y, x: cuped.hc2_meat(y, x, fits[m][code])
+        request, fitted, arms, lambda m, code, y, x: cuped.meat_sums(y, x, fits[m][code])
     )
 
 
-def _empty(covariates: int) -> cuped.ArmMoments:
-    """The moments of no rows."""
-    return cuped.arm_moments(np.zeros(0), np.zeros((0, covariates)))
+def _empty(covariates: int) -> cuped.MomentSums:
+    """The moment sums of no rows."""
+    return cuped.moment_sums(np.zeros(0), np.zeros((0, covariates)))
