@@ -154,9 +154,12 @@ def test_integer_rows_too_large_for_numpy_are_binned() -> None:
     assert exact_sum._integer_sum(np.array([0.0, 1.0, 1.0])) == 2.0
 
 
-def test_rows_longer_than_a_chunk_are_summed_per_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The bincount chunks (2**26 values in production) add exactly."""
-    monkeypatch.setattr(exact_sum, "_CHUNK", 7)
+def test_rows_longer_than_a_chunk_or_block_are_summed_in_parts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The chunks (2**26 values in production) and blocks (2**15) add exactly."""
+    monkeypatch.setattr(exact_sum, "_CHUNK", 23)
+    monkeypatch.setattr(exact_sum, "_BLOCK", 5)
     values = _adversarial(5)["cancelling pairs"][:300]
     matrix = np.stack([values, values[::-1] * 3])
     expected = [math.fsum(row) for row in matrix.tolist()]
