@@ -184,6 +184,20 @@ def test_steps_aside_and_the_general_path_answers(
     )
 
 
+def test_invalid_utf8_in_an_assignments_column_it_does_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The general path reads every column as text (and fails on the file): so must this one.
+    export, assignments = write_pair(tmp_path)
+    data = assignments.read_bytes().replace(b",stratified_block", b",\xff", 1)
+    assignments.write_bytes(data)
+    assert import_clean_export(export, assignments) is None
+    with pytest.raises(UnicodeDecodeError):
+        general_path(monkeypatch, export, assignments)
+    with pytest.raises(UnicodeDecodeError):
+        metrics.analyze_file(export, assignments=assignments)
+
+
 def test_no_clean_path_beside_a_customer_copy(tmp_path: Path) -> None:
     # The regression adjustment joins the run's customer copy by id: the general path does.
     from cpo import run_folder

@@ -231,10 +231,21 @@ def _header(path: Path) -> list[str] | None:
 
 
 def _read_csv(path: Path, names: list[str], include: tuple[str, ...] | None) -> pa.Table | None:
-    """Text columns, with :func:`cpo.textcsv.read_text_csv`'s options (``include``: a subset)."""
+    """Text columns, with :func:`cpo.textcsv.read_text_csv`'s options (``include``: a subset).
+
+    Arrow checks the UTF-8 of the columns it converts only; read_text_csv converts them
+    all (invalid UTF-8 anywhere sends it to pandas, which fails), so with ``include`` the
+    whole file's UTF-8 is checked here first.
+    """
     try:
+        source: Path | pa.BufferReader = path
+        if include is not None:
+            data = path.read_bytes()
+            if not data.isascii():
+                data.decode("utf-8")  # strict: raises on invalid UTF-8
+            source = pa.BufferReader(pa.py_buffer(data))
         return pacsv.read_csv(
-            path,
+            source,  # type: ignore[arg-type]  # a NativeFile is accepted
             read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, encoding="utf-8"),
             parse_options=pacsv.ParseOptions(delimiter=","),
             convert_options=pacsv.ConvertOptions(
@@ -245,7 +256,7 @@ def _read_csv(path: Path, names: list[str], include: tuple[str, ...] | None) -> 
                 include_columns=list(include) if include else None,
             ),
         )
-    except (pa.ArrowInvalid, OSError):
+    except (pa.ArrowException, OSError, UnicodeDecodeError):
         return None
 
 
