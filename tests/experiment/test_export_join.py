@@ -198,6 +198,29 @@ def test_invalid_utf8_in_an_assignments_column_it_does_not_read(
         metrics.analyze_file(export, assignments=assignments)
 
 
+@pytest.mark.parametrize(
+    ("data", "valid"),
+    [
+        (b"plain ascii", True),
+        ("é€😀".encode() * 3, True),
+        (b"abc\xff", False),
+        (b"ab\xe2\x82", False),  # cut at the end
+        (b"a\xe2\x82b", False),  # cut, then ASCII
+        (b"\xed\xa0\x80", False),  # a surrogate
+        (b"\xc0\xaf", False),  # overlong
+    ],
+)
+@pytest.mark.parametrize("block_size", [1, 2, 3, 1 << 24])
+def test_valid_utf8_across_blocks(
+    tmp_path: Path, data: bytes, valid: bool, block_size: int
+) -> None:
+    from cpo.experiment.export_join import _valid_utf8
+
+    path = tmp_path / "file.csv"
+    path.write_bytes(data)
+    assert _valid_utf8(path, block_size) is valid
+
+
 def test_no_clean_path_beside_a_customer_copy(tmp_path: Path) -> None:
     # The regression adjustment joins the run's customer copy by id: the general path does.
     from cpo import run_folder

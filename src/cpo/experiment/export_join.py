@@ -22,6 +22,7 @@ stays as it is. Tested: both paths give the same metrics document.
 
 from __future__ import annotations
 
+import codecs
 import csv
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,14 +239,10 @@ def _read_csv(path: Path, names: list[str], include: tuple[str, ...] | None) -> 
     whole file's UTF-8 is checked here first.
     """
     try:
-        source: Path | pa.BufferReader = path
-        if include is not None:
-            data = path.read_bytes()
-            if not data.isascii():
-                data.decode("utf-8")  # strict: raises on invalid UTF-8
-            source = pa.BufferReader(pa.py_buffer(data))
+        if include is not None and not _valid_utf8(path):
+            return None
         return pacsv.read_csv(
-            source,  # type: ignore[arg-type]  # a NativeFile is accepted
+            path,
             read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, encoding="utf-8"),
             parse_options=pacsv.ParseOptions(delimiter=","),
             convert_options=pacsv.ConvertOptions(
@@ -256,8 +253,23 @@ def _read_csv(path: Path, names: list[str], include: tuple[str, ...] | None) -> 
                 include_columns=list(include) if include else None,
             ),
         )
-    except (pa.ArrowException, OSError, UnicodeDecodeError):
+    except (pa.ArrowException, OSError):
         return None
+
+
+def _valid_utf8(path: Path, block_size: int = 1 << 24) -> bool:
+    """Whether the whole file is valid UTF-8, read in blocks (ASCII blocks are skipped)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with path.open("rb") as handle:
+            while block := handle.read(block_size):
+                pending = decoder.getstate()[0]  # a character cut at the last block's end
+                if pending or not block.isascii():
+                    decoder.decode(block)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _starts_with_space(column: pa.ChunkedArray) -> bool:
