@@ -160,26 +160,36 @@ def _all_negative_zero(row: np.ndarray) -> bool:
 def _binned_sums(rows: np.ndarray, which: list[int]) -> list[tuple[int, float]]:
     """Per row of ``which``: the exact scaled sum of its finite values and the non-finite sum."""
     totals = [0] * len(which)
-    specials = [0.0] * len(which)
+    huge = [False] * len(which)
     for start in range(0, rows.shape[1], _CHUNK):
-        stop = min(start + _CHUNK, rows.shape[1])
-        halves = _bin_halves(rows, which, start, stop)
-        for i, row in enumerate(which):
-            bins = halves[:, i * _BINS : (i + 1) * _BINS]
-            total, special = _row_total(rows[row, start:stop], bins)
-            totals[i] += total
-            specials[i] += special
+        halves = _bin_halves(rows, which, start, min(start + _CHUNK, rows.shape[1]))
+        used = np.flatnonzero((halves[0] != 0) | (halves[1] != 0))
+        for entry, high, low in zip(
+            used.tolist(), halves[0, used].tolist(), halves[1, used].tolist(), strict=True
+        ):
+            row = entry % len(which)
+            if entry // len(which) % (_BINS // 2) >= _HUGE:
+                huge[row] = True
+            else:
+                totals[row] += _scaled(high) + _scaled(low)
+    specials = [0.0] * len(which)
+    for row, found in enumerate(huge):
+        if found:
+            extra, specials[row] = _huge_sums(rows[which[row]])
+            totals[row] += extra
     return list(zip(totals, specials, strict=True))
 
 
 def _bin_halves(rows: np.ndarray, which: list[int], start: int, stop: int) -> np.ndarray:
-    """Per (row, sign and exponent) bin, the float sums of both halves (exact), shape (2, bins).
+    """The float sums of both halves per bin (exact), shape (2, bins × rows).
 
-    Taken in blocks of about ``_BLOCK`` values, whose temporaries stay in the
-    CPU cache; the blocks' bin sums add exactly (a chunk's do).
+    Entry ``bin × len(which) + row``, so the bins a block uses are close
+    together and its bincounts are short. Taken in blocks of about
+    ``_BLOCK`` values, whose temporaries stay in the CPU cache; the blocks'
+    bin sums add exactly (a chunk's do).
     """
     size = len(which) * _BINS
-    offsets = (np.arange(len(which), dtype=np.int64) * _BINS)[:, None]
+    rows_of = np.arange(len(which), dtype=np.int64)[:, None]
     halves = np.zeros((2, size))
     step = max(1, _BLOCK // len(which))
     with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: the bin is not used
@@ -187,32 +197,25 @@ def _bin_halves(rows: np.ndarray, which: list[int], start: int, stop: int) -> np
             block = rows[which, first : min(first + step, stop)]
             bits = block.view(np.uint64)
             index = (bits >> _EXPONENT_BITS).view(np.int64)
-            index += offsets
+            index *= len(which)
+            index += rows_of
+            low_entry = int(index.min())
+            index -= low_entry
             high = (bits & _HIGH_HALF).view(float)
             low = block - high
-            halves[0] += np.bincount(index.ravel(), high.ravel(), size)
-            halves[1] += np.bincount(index.ravel(), low.ravel(), size)
+            sums = [np.bincount(index.ravel(), part.ravel()) for part in (high, low)]
+            halves[:, low_entry : low_entry + len(sums[0])] += sums
     return halves
 
 
-def _row_total(row: np.ndarray, bins: np.ndarray) -> tuple[int, float]:
-    """One row's exact scaled sum from its bins (huge values one by one), and non-finite sum."""
-    total = 0
-    huge = False
-    for b in np.flatnonzero((bins[0] != 0) | (bins[1] != 0)).tolist():
-        exponent = b % (_BINS // 2)
-        if exponent >= _HUGE:
-            huge = True
-            continue
-        total += _scaled(float(bins[0, b])) + _scaled(float(bins[1, b]))
+def _huge_sums(row: np.ndarray) -> tuple[int, float]:
+    """A row's huge finite values summed one by one (scaled), and its non-finite sum."""
+    finite = np.isfinite(row)
+    total = sum(_scaled(float(v)) for v in row[(np.abs(row) >= _HUGE_VALUE) & finite])
     special = 0.0
-    if huge:
-        magnitude = np.abs(row)
-        total += sum(_scaled(float(v)) for v in row[(magnitude >= _HUGE_VALUE) & np.isfinite(row)])
-        non_finite = ~np.isfinite(row)
-        if non_finite.any():
-            with np.errstate(invalid="ignore"):  # inf - inf is NaN, as in NumPy's sum
-                special = float(row[non_finite].sum())
+    if not finite.all():
+        with np.errstate(invalid="ignore"):  # inf - inf is NaN, as in NumPy's sum
+            special = float(row[~finite].sum())
     return total, special
 
 
