@@ -7,6 +7,8 @@ clean path does not vouch for, it must step aside so the general path's messages
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -234,3 +236,31 @@ def test_no_clean_path_beside_a_customer_copy(tmp_path: Path) -> None:
 def test_python_whitespace_is_what_str_strip_removes() -> None:
     expected = "".join(c for c in map(chr, range(0x110000)) if c.isspace())
     assert expected == PYTHON_WHITESPACE
+
+
+def test_analyze_neither_builds_the_general_frames_nor_imports_scipy_optimize(
+    tmp_path: Path,
+) -> None:
+    # In a fresh interpreter (this one has imported everything): the clean path's command
+    # imports neither scipy.optimize (brentq is cpo's own) nor the general path's reader.
+    # Large enough that no table needs Fisher's exact test (scipy.stats imports optimize).
+    export, assignments = write_pair(tmp_path, rows=100_000)
+    child = (
+        "import sys\n"
+        "import cpo.experiment.engagement as engagement\n"
+        "engagement.import_engagement = None  # the general path would fail\n"
+        "from cpo.cli import main\n"
+        f"sys.argv = ['cpo', 'analyze', {str(export)!r}, '--assignments', {str(assignments)!r}]\n"
+        "sys.argv.append('--json')\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exit:\n"
+        "    assert not exit.code, exit.code\n"
+        "print(sorted(m for m in sys.modules if m.startswith('scipy.optimize')), file=sys.stderr)\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", child], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout)["total_customers"] > 0
+    assert completed.stderr.strip().splitlines()[-1] == "[]"
