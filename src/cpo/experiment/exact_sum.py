@@ -34,7 +34,8 @@ _SCALE = 1 << SCALE_BITS
 #: Bins per row: the 12 high bits of a float64 (sign and biased exponent).
 _BINS = 4096
 _EXPONENT_BITS = np.uint64(52)
-_HIGH_HALF = np.uint64(((1 << 64) - 1) ^ ((1 << 26) - 1))
+_LOW_BITS = 26
+_HIGH_HALF = np.uint64(((1 << 64) - 1) ^ ((1 << _LOW_BITS) - 1))
 #: Values per row whose bin sums are added as floats: they stay below 2**53 units.
 _CHUNK = 1 << 26
 #: Values per bincount call (all rows together): the temporaries fit in the CPU cache.
@@ -160,24 +161,40 @@ def _all_negative_zero(row: np.ndarray) -> bool:
 def _binned_sums(rows: np.ndarray, which: list[int]) -> list[tuple[int, float]]:
     """Per row of ``which``: the exact scaled sum of its finite values and the non-finite sum."""
     totals = [0] * len(which)
-    huge = [False] * len(which)
+    huge: set[int] = set()
     for start in range(0, rows.shape[1], _CHUNK):
         halves = _bin_halves(rows, which, start, min(start + _CHUNK, rows.shape[1]))
         used = np.flatnonzero((halves[0] != 0) | (halves[1] != 0))
-        for entry, high, low in zip(
-            used.tolist(), halves[0, used].tolist(), halves[1, used].tolist(), strict=True
+        row_of, exponent = used % len(which), used // len(which) % (_BINS // 2)
+        huge.update(row_of[exponent >= _HUGE].tolist())
+        kept = exponent < _HUGE
+        for row, high, low, shift in _bin_integers(
+            halves, used[kept], row_of[kept], exponent[kept]
         ):
-            row = entry % len(which)
-            if entry // len(which) % (_BINS // 2) >= _HUGE:
-                huge[row] = True
-            else:
-                totals[row] += _scaled(high) + _scaled(low)
+            totals[row] += ((high << _LOW_BITS) + low) << shift
     specials = [0.0] * len(which)
-    for row, found in enumerate(huge):
-        if found:
-            extra, specials[row] = _huge_sums(rows[which[row]])
-            totals[row] += extra
+    for row in huge:
+        extra, specials[row] = _huge_sums(rows[which[row]])
+        totals[row] += extra
     return list(zip(totals, specials, strict=True))
+
+
+def _bin_integers(
+    halves: np.ndarray, used: np.ndarray, row_of: np.ndarray, exponent: np.ndarray
+) -> zip[tuple[int, int, int, int]]:
+    """Per used bin: its row, both halves' sums as integers and the shift that scales them.
+
+    A bin of biased exponent ``E`` holds multiples of ``2**(max(E, 1) - 1075)``
+    (low halves) and of ``2**26`` times that (high halves), so both sums are
+    integers below ``2**53`` in those units; ``2**1074`` times the bin's sum is
+    ``(high << 26) + low`` shifted left by ``max(E, 1) - 1``.
+    """
+    unit = np.maximum(exponent, 1) - 1075
+    high = np.ldexp(halves[0, used], -(unit + _LOW_BITS)).astype(np.int64)
+    low = np.ldexp(halves[1, used], -unit).astype(np.int64)
+    return zip(
+        row_of.tolist(), high.tolist(), low.tolist(), (unit + SCALE_BITS).tolist(), strict=True
+    )
 
 
 def _bin_halves(rows: np.ndarray, which: list[int], start: int, stop: int) -> np.ndarray:
