@@ -5,9 +5,11 @@ historical open and click rate, draws opens and clicks from those histories
 (each treatment lifts clicks by 5%), then times
 :func:`cpo.experiment.cuped.adjust_metrics` on every catalog metric (the
 default covariates: one for open, click and click-to-open rate, two for
-conversion) and the covariate join (:func:`cpo.experiment.cuped.join_covariates`).
-It prints the machine, the timings (best of ``--repeat``) and, per metric,
-the median variance reduction over the treatment arms::
+conversion) and the covariate join (:func:`cpo.experiment.cuped.join_covariates`),
+and the exactly rounded sum its passes use (:mod:`cpo.experiment.exact_sum`)
+against NumPy's sum. It prints the machine, the load average before and after,
+the timings (best of ``--repeat``) and, per metric, the median variance
+reduction over the treatment arms::
 
     python benchmarks/cuped.py                 # 100,000 recipients
     python benchmarks/cuped.py --rows 1000000
@@ -19,6 +21,7 @@ script's output.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -26,7 +29,7 @@ import numpy as np
 import pandas as pd
 from _machine import print_machine
 
-from cpo.experiment import cuped
+from cpo.experiment import cuped, exact_sum
 from cpo.experiment.analysis_settings import AnalysisSettings
 
 ARMS = ("control", "treatment_1", "treatment_2", "treatment_3")
@@ -70,6 +73,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     options = parser.parse_args()
     print_machine()
+    print(f"load average before: {os.getloadavg()}")
     settings = AnalysisSettings()
     engagement, customers = synthetic(options.rows)
     columns = cuped.covariate_columns(settings.covariates)
@@ -86,11 +90,18 @@ def main() -> None:
     print(f"rows: {options.rows:,}; arms: {len(ARMS)}; metrics: {len(request.metrics)}")
     print(f"join covariates: {join_s:.3f} s")
     print(f"adjust every metric and arm (both passes): {adjust_s:.3f} s")
+    rates = np.ascontiguousarray(customers["historical_click_rate"].to_numpy(dtype=float))
+    exact_s, _ = best_of(options.repeat, exact_sum.exact_sums, rates)
+    numpy_s, _ = best_of(options.repeat, np.sum, rates)
+    print(
+        f"sum of {len(rates):,} rates: exact {exact_s * 1e3:.1f} ms, NumPy {numpy_s * 1e3:.2f} ms"
+    )
     for metric in request.metrics:
         reductions = [c.variance_reduction for c in section.comparisons_of(metric)]
         shown = [r for r in reductions if r is not None]
         median = statistics.median(shown) if shown else float("nan")
         print(f"  {metric}: median variance reduction {median:.1%}")
+    print(f"load average after: {os.getloadavg()}")
 
 
 if __name__ == "__main__":
