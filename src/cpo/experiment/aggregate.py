@@ -631,21 +631,22 @@ def id_hashes(ids: pa.Array) -> np.ndarray:
         if offsets_buffer is not None  # may be absent for an empty array
         else np.zeros(1, offset_type)
     )
-    offsets = all_offsets[ids.offset : ids.offset + len(ids) + 1].astype(np.int64)
+    offsets = all_offsets[ids.offset : ids.offset + len(ids) + 1].astype(np.int64, copy=False)
     data = (
         np.frombuffer(memoryview(data_buffer), dtype=np.uint8)
         if data_buffer is not None
         else np.zeros(0, np.uint8)
     )
     lengths = offsets[1:] - offsets[:-1]
-    hashed = lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    hashed = lengths.view(np.uint64) * np.uint64(0x9E3779B97F4A7C15)  # lengths >= 0
     if len(ids) == 0 or lengths.max() == 0:
         return _splitmix64(hashed)
     if lengths.min() == lengths.max():
         # Every word belongs to every string: fold them all.
-        words = _fixed_width_words(data[offsets[0] : offsets[-1]], len(ids), int(lengths[0]))
-        for column in range(words.shape[1]):
-            hashed = hashed * _HASH_MULTIPLIER + words[:, column]
+        rows = data[offsets[0] : offsets[-1]].reshape(len(ids), int(lengths[0]))
+        for word in _fixed_width_words(rows):
+            np.multiply(hashed, _HASH_MULTIPLIER, out=hashed)
+            np.add(hashed, word, out=hashed)
         return _splitmix64(hashed)
     words = _padded_words(data, offsets[:-1], lengths)
     for column in range(words.shape[1]):
@@ -655,12 +656,20 @@ def id_hashes(ids: pa.Array) -> np.ndarray:
     return _splitmix64(hashed)
 
 
-def _fixed_width_words(data: np.ndarray, rows: int, width: int) -> np.ndarray:
-    """Rows of ``width`` bytes as rows of 64-bit words (zero padded)."""
-    padded_width = -(-width // 8) * 8
-    matrix = np.zeros((rows, padded_width), dtype=np.uint8)
-    matrix[:, :width] = data.reshape(rows, width)
-    return matrix.view(np.uint64)
+def _fixed_width_words(rows: np.ndarray) -> Iterator[np.ndarray]:
+    """Each 64-bit word column of rows of equal byte width, the last one zero padded.
+
+    Full words are read in place (a strided, possibly unaligned view of the bytes);
+    only the last partial word is copied, into an 8-byte-wide matrix.
+    """
+    width = rows.shape[1]
+    full, tail = divmod(width, 8)
+    for column in range(full):
+        yield rows[:, 8 * column : 8 * column + 8].view(np.uint64)[:, 0]
+    if tail:
+        padded = np.zeros((rows.shape[0], 8), dtype=np.uint8)
+        padded[:, :tail] = rows[:, 8 * full :]
+        yield padded.view(np.uint64)[:, 0]
 
 
 def _padded_words(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -674,10 +683,14 @@ def _padded_words(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> 
 
 
 def _splitmix64(values: np.ndarray) -> np.ndarray:
-    """The splitmix64 finalizer: spreads every input bit over the output."""
-    values = (values ^ (values >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    values = (values ^ (values >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return values ^ (values >> np.uint64(31))
+    """The splitmix64 finalizer, in place: spreads every input bit over the output."""
+    shifted = np.empty_like(values)
+    for shift, multiplier in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
+        np.right_shift(values, np.uint64(shift), out=shifted)
+        np.bitwise_xor(values, shifted, out=values)
+        np.multiply(values, np.uint64(multiplier), out=values)
+    np.right_shift(values, np.uint64(31), out=shifted)
+    return np.bitwise_xor(values, shifted, out=values)
 
 
 def _check_unique_hashed_ids(ids: list[pa.Array], hashes: list[np.ndarray], source: str) -> None:
@@ -736,20 +749,52 @@ def locate_ids(ids: pa.Array, known: pa.Array) -> np.ndarray:
     if len(ordered) > 1 and bool((ordered[1:] == ordered[:-1]).any()):
         found = pc.index_in(ids, value_set=known)
         return np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
-    # Searching in (nearly) sorted order walks the table once instead of missing the cache.
-    query_order = _packed_sort(id_hash)[1]
-    slot = np.empty(len(ids), dtype=np.int64)
-    slot[query_order] = np.searchsorted(ordered, id_hash[query_order])
-    slot = np.minimum(slot, max(len(ordered) - 1, 0))
     position = np.full(len(ids), -1, dtype=np.int64)
     if len(ordered) == 0:
         return position
-    candidate = order[slot]
-    hit = np.flatnonzero(ordered[slot] == id_hash)
-    same = pc.equal(ids.take(hit), known.take(candidate[hit]))
-    verified = hit[np.asarray(same.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)]
-    position[verified] = candidate[verified]
+    rows, candidate = _hash_matches(ordered, order, id_hash)
+    same = pc.equal(ids.take(rows), known.take(candidate))
+    verified = np.asarray(same.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+    position[rows[verified]] = candidate[verified]
     return position
+
+
+def _hash_matches(
+    ordered: np.ndarray, order: np.ndarray, hashes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(row in ``hashes``, row in the known ids) of every hash found in ``ordered``.
+
+    ``ordered`` holds the known hashes sorted (distinct), ``order`` their rows. The
+    queries are searched in (nearly) sorted order, so the search and the reads of
+    ``ordered`` and ``order`` walk the arrays once instead of missing the cache; the
+    pairs are returned sorted by query row.
+    """
+    query_order = _packed_sort(hashes)[1]
+    queries = hashes[query_order]
+    slot = np.searchsorted(ordered, queries)
+    np.minimum(slot, len(ordered) - 1, out=slot)
+    hit = ordered[slot] == queries
+    return _sorted_pairs(query_order[hit], order[slot[hit]], len(ordered))
+
+
+def _sorted_pairs(
+    rows: np.ndarray, partners: np.ndarray, partner_count: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of distinct ``rows`` and their ``partners`` (< ``partner_count``), by row.
+
+    One ``np.sort`` of both packed into uint64 keys when they fit, else an argsort.
+    """
+    bits = max(1, int(partner_count - 1).bit_length())
+    if len(rows) == 0 or int(rows.max()).bit_length() + bits > 64:
+        by_row = np.argsort(rows, kind="stable")
+        return rows[by_row], partners[by_row]
+    # Rows and partners are >= 0, so their int64 bits read as uint64 are the same numbers;
+    # every step works in place where it can (at 10M each new array costs page faults).
+    keys = np.left_shift(rows.view(np.uint64), np.uint64(bits))
+    np.bitwise_or(keys, partners.view(np.uint64), out=keys)
+    keys.sort()
+    sorted_rows = np.right_shift(keys, np.uint64(bits)).view(np.int64)
+    return sorted_rows, np.bitwise_and(keys, np.uint64((1 << bits) - 1), out=keys).view(np.int64)
 
 
 def _packed_sort(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -766,8 +811,11 @@ def _packed_sort(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     count = len(hashes)
     bits = max(1, int(count - 1).bit_length())
     low = np.uint64((1 << bits) - 1)
-    keys = np.sort((hashes & ~low) | np.arange(count, dtype=np.uint64))
-    return keys & ~low, (keys & low).astype(np.int64)
+    keys = np.arange(count, dtype=np.uint64)
+    np.bitwise_or(keys, hashes & ~low, out=keys)
+    keys.sort()
+    positions = np.bitwise_and(keys, low).view(np.int64)  # < 2**63: the same numbers
+    return np.bitwise_and(keys, ~low, out=keys), positions
 
 
 def _stable_hash_order(hashes: np.ndarray) -> np.ndarray:
